@@ -1,0 +1,97 @@
+"""The Python API: what the CLI does, callable from notebooks and scripts.
+
+    from sandloop import api
+    summary = api.run_network(api.load_run_spec("examples/networks/echo.yaml", genesis="hi", seed=7))
+    api.list_runs()                      # a pandas DataFrame, newest first
+    api.run_steps(summary["thread"][:8]) # one run's steps as a DataFrame
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import ValidationError
+
+from sandloop.config import Settings
+from sandloop.specs import RunSpec, SpecError, describe_validation_error, load_network
+from sandloop.storage.store import AkashicStore
+
+
+def settings_for(home: Path | str | None = None) -> Settings:
+    return Settings(home=Path(home).expanduser()) if home else Settings()
+
+
+def open_store(home: Path | str | None = None) -> AkashicStore:
+    settings = settings_for(home)
+    return AkashicStore.open(settings.home, compact_every=settings.compact_every)
+
+
+def load_run_spec(network_path: Path | str, **fields: Any) -> RunSpec:
+    """A RunSpec from a network file plus run fields (genesis, seed, stop, pace)."""
+    network = load_network(Path(network_path))
+    try:
+        return RunSpec.model_validate({"network": network, **fields})
+    except ValidationError as exc:
+        raise SpecError(describe_validation_error(exc, "run")) from None
+
+
+def register_run(store: AkashicStore, spec: RunSpec) -> str:
+    """Record the run (or refresh its stop conditions and pace) and return its thread id.
+
+    An image genesis is stored as a blob first, and the thread counts it by content hash, so
+    renaming the file does not make a new thread.
+    """
+    genesis_value = spec.genesis
+    if spec.network.input_type == "image":
+        genesis_value = store.blobs.put(Path(spec.genesis).read_bytes())
+    thread = spec.thread(genesis_value if spec.network.input_type == "image" else None)
+    existing = store.get_run(thread)
+    now = datetime.now(UTC)
+    row: dict[str, Any] = {
+        "thread": thread,
+        "realm": spec.network.realm,
+        "kind": "network",
+        "name": spec.network.name,
+        "spec": spec.model_dump_json(),
+        "genesis": genesis_value,
+        "seed": spec.seed,
+        "status": "registered",
+        "stop_reason": None,
+        "loop_length": None,
+        "steps": 0,
+        "error": None,
+        "created_at": now,
+        "flow_run_id": None,
+    }
+    if existing is not None:
+        keep = ("status", "stop_reason", "loop_length", "steps", "error", "created_at", "flow_run_id")
+        row.update({k: existing[k] for k in keep})
+    store.put_run(row)
+    return thread
+
+
+def run_network(spec: RunSpec, home: Path | str | None = None) -> dict[str, Any]:
+    """Run (or resume) a network run as one Prefect flow run; returns its summary."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    from sandloop.flows.network import network_run
+
+    settings = settings_for(home)
+    store = AkashicStore.open(settings.home, compact_every=settings.compact_every)
+    thread = register_run(store, spec)
+    # The heartbeat thread makes every flow run wait ~1 s at its end and has no env switch.
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        summary: dict[str, Any] = network_run(thread=thread, home=str(settings.home))
+    return summary
+
+
+def list_runs(home: Path | str | None = None) -> pd.DataFrame:
+    return open_store(home).runs()
+
+
+def run_steps(thread_prefix: str, home: Path | str | None = None) -> pd.DataFrame:
+    store = open_store(home)
+    return store.steps(str(store.find_run(thread_prefix)["thread"]))

@@ -1,0 +1,288 @@
+"""The sandloop command line.
+
+Exit codes: 0 done, 1 the run failed (a model failure retries could not fix), 2 bad input
+(spec, model, genesis, home) with nothing written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="Run loops of AI models as Prefect flows and keep an exact record of every step.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        envvar="SANDLOOP_HOME",
+        help="Store folder (default ~/.sandloop).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _input_errors() -> tuple[type[BaseException], ...]:
+    from sandloop.models.errors import ModelError
+    from sandloop.models.registry import UnknownModel
+    from sandloop.specs import SpecError
+    from sandloop.storage.store import StoreError
+    from sandloop.storage.wal import ThreadLocked
+
+    return (SpecError, StoreError, ThreadLocked, UnknownModel, ModelError)
+
+
+def parse_pace(text: str) -> dict[str, Any]:
+    """'none', 'constant:S', 'exponential:BASE,FACTOR,CAP' or 'panic' (PANIC's age buckets)."""
+    kind, _, args = text.partition(":")
+    try:
+        numbers = [float(a) for a in args.split(",")] if args else []
+    except ValueError:
+        fail(f"--pace {text!r}: arguments must be numbers")
+    if kind == "none" and not numbers:
+        return {"kind": "none"}
+    if kind == "constant" and len(numbers) == 1:
+        return {"kind": "constant", "seconds": numbers[0]}
+    if kind == "exponential" and len(numbers) == 3:
+        return dict(zip(("base", "factor", "cap"), numbers, strict=True)) | {"kind": "exponential"}
+    if kind == "panic" and not numbers:
+        return {"kind": "age_buckets"}
+    fail(
+        f"--pace {text!r} not understood; use none, constant:SECONDS, "
+        "exponential:BASE,FACTOR,CAP or panic"
+    )
+
+
+def _excerpt(value: Any, output_type: Any, width: int = 60) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if output_type != "text":
+        return f"<{output_type} {str(value)[:10]}>"
+    flat = " ".join(str(value).split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _steps_table(steps: Any, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column, justify in (("step", "right"), ("model", "left"), ("output", "left"),
+                            ("latency", "right"), ("status", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in steps.itertuples(index=False):
+        status = row.status if row.status == "ok" else f"[red]{row.status}[/]: {row.error}"
+        table.add_row(str(row.step), row.facet, _excerpt(row.output, row.output_type),
+                      f"{row.latency_ms:.0f} ms", status)
+    return table
+
+
+def _step_dicts(steps: Any) -> list[dict[str, Any]]:
+    keep = ["step", "key", "parent_key", "facet", "model", "input", "output", "output_type",
+            "status", "error", "latency_ms", "started_at", "finished_at"]
+    frame = steps[keep].copy()
+    for column in ("started_at", "finished_at"):
+        frame[column] = frame[column].map(lambda t: t.isoformat() if t is not None else None)
+    records: list[dict[str, Any]] = json.loads(frame.to_json(orient="records"))
+    return records
+
+
+@app.command()
+def run(
+    network: Annotated[Path, typer.Argument(help="Network spec (YAML or JSON).")],
+    genesis: Annotated[str, typer.Option(help="The first input: text, or an image file path.")],
+    seed: Annotated[int | None, typer.Option(help="Seed; the same seed repeats the run.")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
+    max_duration: Annotated[
+        float | None, typer.Option(help="Stop this session after this many seconds.")
+    ] = None,
+    stop_on_repeat: Annotated[
+        bool, typer.Option(help="Stop when an output repeats exactly (seeded runs).")
+    ] = True,
+    pace: Annotated[
+        str, typer.Option(help="none | constant:S | exponential:BASE,FACTOR,CAP | panic")
+    ] = "none",
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show Prefect's logs.")] = False,
+) -> None:
+    """Run a network: each model's output is the next one's input, from GENESIS.
+
+    Running the same network, genesis and seed again resumes the run where it stopped.
+    """
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # No network but the package registries: Prefect's telemetry would only log errors.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from sandloop import api
+    from sandloop.models.factory import prepare_models
+
+    stop: dict[str, Any] = {"stop_on_repeat": stop_on_repeat}
+    if max_steps is not None:
+        stop["max_steps"] = max_steps
+    if max_duration is not None:
+        stop["max_duration_s"] = max_duration
+    try:
+        spec = api.load_run_spec(network, genesis=genesis, seed=seed, stop=stop, pace=parse_pace(pace))
+        settings = api.settings_for(home)
+        api.open_store(settings.home)  # an unwritable home fails here, before any model loads
+        status = err.status("preparing models…")
+        with status:
+            prepare_models([e.model for e in spec.network.models], settings,
+                           lambda m: status.update(m))
+        summary = _run_with_progress(spec, settings.home, quiet=as_json)
+    except _input_errors() as exc:
+        fail(str(exc))
+    steps = api.run_steps(summary["thread"], settings.home)
+    if as_json:
+        out.print_json(data={**summary, "steps": _step_dicts(steps)})
+    else:
+        _print_summary(summary, steps)
+    if summary["status"] == "failed":
+        raise typer.Exit(1)
+
+
+def _run_with_progress(spec: Any, home: Path, quiet: bool) -> dict[str, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from sandloop import api
+    from sandloop.progress import StepEvent, observing
+
+    total = spec.stop.max_steps
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=err, disable=quiet, transient=False,
+    )
+    bar = progress.add_task(spec.network.name, total=total)
+
+    def on_step(event: StepEvent) -> None:
+        if event.status == "waiting":
+            progress.update(bar, description=f"{spec.network.name} · waiting {event.waiting_s:.0f}s")
+            return
+        progress.update(
+            bar, completed=event.step + 1,
+            description=f"{spec.network.name} · step {event.step} · {event.model}",
+        )
+
+    with progress, observing(on_step):
+        return api.run_network(spec, home)
+
+
+def _print_summary(summary: dict[str, Any], steps: Any) -> None:
+    if summary["already_finished"]:
+        out.print(f"run already finished ({summary['stop_reason']}); showing its record")
+    out.print(_steps_table(steps, f"{summary['name']} · {summary['steps_total']} steps"))
+    reason = summary["stop_reason"]
+    if summary.get("loop_length"):
+        reason += f" (loop length {summary['loop_length']})"
+    colour = "red" if summary["status"] == "failed" else "green"
+    out.print(f"[{colour}]{summary['status']}[/]: {reason}", highlight=False)
+    if summary["error"]:
+        out.print(f"[red]{summary['error']}[/]", highlight=False)
+    out.print(f"thread [bold]{summary['thread']}[/]", highlight=False)
+
+
+@app.command()
+def runs(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """List recorded runs, newest first."""
+    from sandloop import api
+
+    try:
+        frame = api.list_runs(home)
+    except _input_errors() as exc:
+        fail(str(exc))
+    columns = ["thread", "name", "kind", "status", "stop_reason", "steps", "seed", "created_at"]
+    if as_json:
+        frame = frame.reindex(columns=columns)
+        frame["created_at"] = frame["created_at"].map(lambda t: t.isoformat() if t is not None else None)
+        out.print_json(frame.to_json(orient="records"))
+        return
+    if frame.empty:
+        out.print("no runs yet; start one with `sandloop run`")
+        return
+    table = Table()
+    for column in ("thread", "name", "status", "stop", "steps", "seed", "genesis", "created"):
+        table.add_column(column)
+    for row in frame.itertuples(index=False):
+        seed = "" if row.seed is None or row.seed != row.seed else str(int(row.seed))
+        table.add_row(row.thread[:12], row.name, row.status, row.stop_reason or "", str(row.steps),
+                      seed, _excerpt(row.genesis, "text", 30), f"{row.created_at:%Y-%m-%d %H:%M}")
+    out.print(table)
+
+
+@app.command()
+def show(
+    thread: Annotated[str, typer.Argument(help="A thread id or a unique prefix of one.")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+    full: Annotated[bool, typer.Option("--full", help="Print whole outputs.")] = False,
+) -> None:
+    """Print one run's steps."""
+    from sandloop import api
+
+    try:
+        store = api.open_store(home)
+        run_row = store.find_run(thread)
+        steps = store.steps(str(run_row["thread"]))
+    except _input_errors() as exc:
+        fail(str(exc))
+    if as_json:
+        meta = {k: run_row[k] for k in ("thread", "realm", "name", "status", "stop_reason", "genesis")}
+        out.print_json(data={**meta, "steps": _step_dicts(steps)})
+        return
+    out.print(f"[bold]{run_row['name']}[/] · thread {run_row['thread']} · {run_row['status']}",
+              highlight=False)
+    out.print(f"genesis: {run_row['genesis']}", highlight=False)
+    if full:
+        for row in steps.itertuples(index=False):
+            out.rule(f"step {row.step} · {row.facet} · {row.status}")
+            out.print(row.output if row.output_type == "text" else
+                      store.blobs.path(str(row.output)), highlight=False)
+        return
+    out.print(_steps_table(steps, f"{len(steps)} steps"))
+
+
+@app.command()
+def models(as_json: JsonOption = False) -> None:
+    """List the model registry: references, I/O types, descriptions, costs."""
+    from sandloop.models.registry import list_models
+
+    infos = list_models()
+    if as_json:
+        out.print_json(data=[{"ref": i.ref, "input": i.input_type, "output": i.output_type,
+                              "description": i.description, "cost": i.cost_hint,
+                              "params": list(i.params_model.model_fields)} for i in infos])
+        return
+    table = Table()
+    for column in ("model", "in → out", "description", "params", "cost"):
+        table.add_column(column)
+    for i in infos:
+        table.add_row(i.ref, f"{i.input_type} → {i.output_type}", i.description,
+                      ", ".join(i.params_model.model_fields), i.cost_hint)
+    out.print(table)
+    out.print("Any transformers causal LM also works as local:<hub-id> or local:<folder>.")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,35 @@
+"""Settings: environment variables ``SANDLOOP_*`` and a ``.env`` file, overridden by CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SANDLOOP_", env_file=".env", extra="ignore")
+
+    home: Path = Field(
+        default_factory=lambda: Path.home() / ".sandloop",
+        description="where the Akashic store, blobs and converted models live",
+    )
+    device: str = Field("cpu", description="torch device for local models")
+    flush_every: int = Field(
+        64, ge=1, description="steps buffered in the write-ahead log before a LanceDB write"
+    )
+    compact_every: int = Field(
+        100, ge=1, description="LanceDB commits between compactions of a table"
+    )
+    gemma_folder: Path | None = Field(
+        None, description="a converted Gemma 3 270M folder; default: <home>/models/gemma-3-270m"
+    )
+
+    @property
+    def store_path(self) -> Path:
+        return self.home / "akashic"
+
+    @property
+    def models_path(self) -> Path:
+        return self.home / "models"

@@ -1,0 +1,206 @@
+"""A network run as one Prefect flow run.
+
+The flow takes only the thread id (and where the store is): the run's spec, genesis and progress
+are read from the store, so a first run, a resume after a crash and a scheduled continuation are
+the same call. Each step is a task run; its row goes to the write-ahead log as soon as it exists.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, runtime
+from prefect.states import State
+
+from sandloop import engine
+from sandloop.config import Settings
+from sandloop.models.base import CallContext, ModelInput, ModelOutput
+from sandloop.models.errors import ModelError
+from sandloop.progress import StepEvent, publish
+from sandloop.specs import RunSpec
+from sandloop.stopping import FINAL_REASONS, StopReason
+from sandloop.storage.store import AkashicStore, NotFound
+from sandloop.storage.wal import ThreadLog
+from sandloop.tasks.invoke import invoke_model
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    thread: str
+    name: str
+    status: str  # completed | failed | stopped
+    stop_reason: str
+    steps_total: int
+    steps_this_session: int
+    loop_length: int | None = None
+    error: str | None = None
+    already_finished: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _flow_run_name() -> str:
+    thread = str(runtime.flow_run.parameters.get("thread", ""))
+    return f"network · thread {thread[:8]}"
+
+
+def _excerpt(value: str | None, output_type: str, width: int = 60) -> str:
+    if value is None:
+        return ""
+    if output_type != "text":
+        return f"<{output_type} {value[:10]}>"
+    flat = " ".join(value.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _wait_until(due: datetime, thread: str, step: int) -> None:
+    delay = (due - engine.now_utc()).total_seconds()
+    if delay > 0:
+        publish(StepEvent(thread, step, "", "waiting", 0.0, "", waiting_s=delay))
+        time.sleep(delay)
+
+
+def _model_input(store: AkashicStore, plan: engine.StepPlan) -> ModelInput:
+    if plan.input_type == "text":
+        return ModelInput("text", text=plan.input_value)
+    return ModelInput(plan.input_type, data=store.blobs.get(plan.input_value))
+
+
+def _output_value(store: AkashicStore, output: ModelOutput) -> str:
+    """Text is stored inline; images go to the blob store and the record keeps the hash."""
+    if output.type == "text":
+        return output.text or ""
+    return store.blobs.put(output.data or b"")
+
+
+@flow(
+    name="network-run",
+    flow_run_name=_flow_run_name,
+    log_prints=False,
+    persist_result=False,
+    validate_parameters=False,
+)
+def network_run(thread: str, home: str | None = None) -> dict[str, Any]:
+    settings = Settings(home=Path(home)) if home else Settings()
+    store = AkashicStore.open(settings.home, compact_every=settings.compact_every)
+    run = store.get_run(thread)
+    if run is None:
+        raise NotFound(f"no run with thread {thread}; register it with `sandloop run` first")
+    spec = RunSpec.model_validate_json(run["spec"])
+    log = store.open_thread(thread)
+    try:
+        return _run_steps(store, log, settings, spec, run).as_dict()
+    finally:
+        log.close()
+
+
+def _run_steps(
+    store: AkashicStore,
+    log: ThreadLog,
+    settings: Settings,
+    spec: RunSpec,
+    run: dict[str, Any],
+) -> RunSummary:
+    thread = str(run["thread"])
+    state = engine.resume(spec, thread, str(run["genesis"]), run["created_at"], store.steps(thread))
+    session_started = engine.now_utc()
+    first_step = state.next_step
+    flow_run_id = str(runtime.flow_run.id or "") or None
+
+    reason = state.stop_reason(session_started, session_started)
+    if reason in FINAL_REASONS and run["status"] == "completed":
+        return _summary(spec, state, reason, first_step, already_finished=True)
+
+    store.put_run({**run, "status": "running", "flow_run_id": flow_run_id, "error": None})
+    error: str | None = None
+    since_flush = 0
+    while (reason := state.stop_reason(session_started, engine.now_utc())) is None:
+        _wait_until(state.due_at(), thread, state.next_step)
+        plan = state.plan()
+        started = engine.now_utc()
+        task_state: State[ModelOutput] = invoke_model(
+            plan.step,
+            plan.entry.facet,
+            plan.entry.model,
+            _model_input(store, plan),
+            plan.params,
+            CallContext(seed=plan.seed, step_key=plan.step_key),
+            settings,
+            return_state=True,
+        )
+        finished = engine.now_utc()
+        task_run_id = str(task_state.state_details.task_run_id or "") or None
+        if task_state.is_completed():
+            output_value = _output_value(store, task_state.result())
+            state.advance(plan, output_value, finished)
+            row = engine.invocation_row(
+                state, plan, status="ok", output_value=output_value, started_at=started,
+                finished_at=finished, flow_run_id=flow_run_id, task_run_id=task_run_id,
+                metadata={"next_due_at": state.due_at().isoformat(), "role": plan.entry.role},
+            )
+        else:
+            failure = task_state.result(raise_on_failure=False)
+            error = failure.one_line() if isinstance(failure, ModelError) else repr(failure)
+            row = engine.invocation_row(
+                state, plan, status="failed", output_value=None, started_at=started,
+                finished_at=finished, error=error, flow_run_id=flow_run_id, task_run_id=task_run_id,
+                error_type=getattr(failure, "kind", type(failure).__name__),
+                metadata={"role": plan.entry.role},
+            )
+        log.append(row)
+        since_flush += 1
+        publish(
+            StepEvent(thread, plan.step, plan.entry.facet, row["status"], row["latency_ms"],
+                      _excerpt(row["output"], row["output_type"]))
+        )
+        if error is not None:
+            reason = StopReason.FAILED
+            break
+        if since_flush >= settings.flush_every:
+            store.flush(log)
+            since_flush = 0
+
+    store.flush(log)
+    summary = _summary(spec, state, reason, first_step, error=error)
+    store.put_run(
+        {
+            **run,
+            "status": summary.status,
+            "stop_reason": summary.stop_reason,
+            "loop_length": summary.loop_length,
+            "steps": summary.steps_total,
+            "error": error,
+            "flow_run_id": flow_run_id,
+        }
+    )
+    return summary
+
+
+def _summary(
+    spec: RunSpec,
+    state: engine.ThreadState,
+    reason: StopReason,
+    first_step: int,
+    *,
+    error: str | None = None,
+    already_finished: bool = False,
+) -> RunSummary:
+    status = {StopReason.FAILED: "failed", StopReason.MAX_DURATION: "stopped"}.get(
+        reason, "completed"
+    )
+    return RunSummary(
+        thread=state.thread,
+        name=spec.network.name,
+        status=status,
+        stop_reason=reason.value,
+        steps_total=state.next_step,
+        steps_this_session=state.next_step - first_step,
+        loop_length=state.loop_length,
+        error=error,
+        already_finished=already_finished,
+    )

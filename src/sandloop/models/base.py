@@ -1,0 +1,42 @@
+"""The one protocol every platform adapter speaks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sandloop.models.registry import IOType
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """What a step feeds a model: text, or image bytes (read from the blob store)."""
+
+    type: IOType
+    text: str | None = None
+    data: bytes | None = None
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    type: IOType
+    text: str | None = None
+    data: bytes | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """Per-call facts an adapter may need: a seed that is stable across resumes, and the step key
+    (the dummy platform counts its injected failures per step)."""
+
+    seed: int | None
+    step_key: str
+
+
+class ModelAdapter(Protocol):
+    ref: str
+
+    def generate(
+        self, model_input: ModelInput, params: dict[str, Any], ctx: CallContext
+    ) -> ModelOutput: ...

@@ -1,0 +1,105 @@
+"""The dummy platform: deterministic, seeded stand-ins for every I/O pair.
+
+Outputs depend only on (input, seed, vocab), never on wall time, so seeded loops are exactly
+reproducible and small vocabularies fall into attractors the repeat detector can find. It can be
+told to fail N times per step with a chosen failure type, to exercise retries and failure stops.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from sandloop.keys import hash_value
+from sandloop.models.base import CallContext, ModelInput, ModelOutput
+from sandloop.models.errors import BY_KIND, InvalidInput, ModelError, RateLimited
+from sandloop.models.params import DummyParams
+
+WORDS = (
+    "amber balloon cedar drift ember fable glass harbor iris juniper kettle lantern meadow "
+    "nectar orbit pebble quartz river saffron thistle umber velvet willow xenon yarrow zephyr "
+    "anchor beacon cobalt dune echo fern granite hollow indigo jasper kelp lichen marble nimbus "
+    "opal prism quill reed slate tide ultramarine vapor wren yonder zinc aurora birch canyon delta "
+    "estuary falcon grove heron island jade kite lotus mesa"
+).split()
+
+
+def _choice(vocab: int, *salt: object) -> int:
+    return int(hash_value([str(s) for s in salt])[:12], 16) % vocab
+
+
+def phrase(index: int, n_words: int = 4) -> str:
+    """The index-th phrase of the dummy language: distinct indexes give distinct phrases."""
+    space = len(WORDS) ** n_words
+    # An odd multiplier permutes 0..space-1 (space is a power of two: 64 words), so small indexes do not
+    # all end in the same padding word.
+    index = (index * 2654435761) % space
+    words = []
+    for _ in range(n_words):
+        index, digit = divmod(index, len(WORDS))
+        words.append(WORDS[digit])
+    return " ".join(words)
+
+
+class DummyAdapter:
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+        self._failures: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def _salt(self, ctx: CallContext) -> object:
+        # Unseeded runs are meant to differ each time; seeded ones to repeat exactly.
+        return ctx.seed if ctx.seed is not None else random.random()
+
+    def _maybe_fail(self, params: DummyParams, ctx: CallContext) -> None:
+        with self._lock:
+            if self._failures[ctx.step_key] >= params.fail_times:
+                return
+            self._failures[ctx.step_key] += 1
+            attempt = self._failures[ctx.step_key]
+        error_type = BY_KIND[params.fail_with]
+        message = f"injected failure {attempt} of {params.fail_times}"
+        if error_type is RateLimited:
+            raise RateLimited(message, retry_after=0.01, model=self.ref)
+        raise error_type(message, model=self.ref)
+
+    def generate(
+        self, model_input: ModelInput, params: dict[str, Any], ctx: CallContext
+    ) -> ModelOutput:
+        p = DummyParams.model_validate(params)
+        if p.delay_ms:
+            time.sleep(p.delay_ms / 1000)
+        self._maybe_fail(p, ctx)
+        if self.ref == "dummy:text":
+            index = _choice(p.vocab, model_input.text, self._salt(ctx))
+            return ModelOutput("text", text=phrase(index))
+        if self.ref == "dummy:text-to-image":
+            return ModelOutput("image", data=self._image(model_input.text or "", p, ctx))
+        if self.ref == "dummy:image-to-text":
+            return ModelOutput("text", text=self._describe(model_input.data or b""))
+        raise ModelError(f"the dummy platform has no model {self.ref!r}", model=self.ref)
+
+    def _image(self, text: str, p: DummyParams, ctx: CallContext) -> bytes:
+        from PIL import Image
+
+        index = _choice(p.vocab, text, self._salt(ctx))
+        colour = ((index * 97) % 256, (index * 57) % 256, (index * 31) % 256)
+        buffer = io.BytesIO()
+        Image.new("RGB", (p.image_size, p.image_size), colour).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    def _describe(self, data: bytes) -> str:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                rgb = image.convert("RGB")
+                red, green, blue = rgb.resize((1, 1)).getpixel((0, 0))  # type: ignore[misc]
+                width, height = rgb.size
+        except (UnidentifiedImageError, OSError) as exc:
+            raise InvalidInput(f"not a readable image: {exc}", model=self.ref) from None
+        return f"a {width}x{height} picture, mostly #{red:02x}{green:02x}{blue:02x}"

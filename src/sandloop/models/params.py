@@ -1,0 +1,42 @@
+"""Parameters each platform accepts in a network entry.
+
+They are pydantic models with ``extra="forbid"`` so that a typo in a spec (``temprature``) is an
+error naming the field, not a silently ignored key. The validated, defaults-filled dict is what
+gets hashed into the invocation key, so two specs that mean the same call share keys.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FailureKind = Literal["unavailable", "timeout", "rate_limited", "auth", "invalid_input"]
+
+
+class PlatformParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DummyParams(PlatformParams):
+    vocab: int = Field(
+        1000, ge=1, le=1_000_000, description="distinct outputs; small values make loops repeat"
+    )
+    fail_times: int = Field(
+        0, ge=0, description="fail this many calls per step before succeeding (for tests)"
+    )
+    fail_with: FailureKind = Field("unavailable", description="the failure type to raise")
+    image_size: int = Field(32, ge=1, le=1024, description="side of generated images in pixels")
+    delay_ms: float = Field(0.0, ge=0, le=60_000, description="simulated model latency")
+
+
+class LocalTextParams(PlatformParams):
+    prefix: str = Field("", description="text put before the input")
+    suffix: str = Field("", description="text put after the input")
+    temperature: float = Field(0.7, ge=0, le=5, description="0 means greedy decoding")
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_new_tokens: int = Field(40, ge=1, le=4096)
+    repetition_penalty: float = Field(1.15, ge=1, le=3)
+    max_input_chars: int = Field(
+        2000, ge=16, description="keep only the input's last N characters (loops grow)"
+    )

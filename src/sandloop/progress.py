@@ -1,0 +1,40 @@
+"""Step events for whoever is watching a run in this process (the CLI's progress bar).
+
+Flow parameters must be serialisable, so a callback cannot be passed in; observers subscribe
+here instead. With nobody subscribed, publishing costs a list check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    thread: str
+    step: int
+    model: str
+    status: str
+    latency_ms: float
+    output_excerpt: str
+    waiting_s: float = 0.0
+
+
+Observer = Callable[[StepEvent], None]
+_observers: list[Observer] = []
+
+
+def publish(event: StepEvent) -> None:
+    for observer in list(_observers):
+        observer(event)
+
+
+@contextmanager
+def observing(observer: Observer) -> Iterator[None]:
+    _observers.append(observer)
+    try:
+        yield
+    finally:
+        _observers.remove(observer)

@@ -1,0 +1,224 @@
+"""The specs users write, as pydantic models loadable from YAML or JSON.
+
+Validation happens here, before anything runs or is written: every model must exist, its
+parameters must be ones it accepts, and a network must close as a type-consistent cycle (the
+output type of model i is the input type of model i+1 mod n). Errors name the field and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sandloop.keys import realm_key, thread_key
+from sandloop.models.registry import IOType, ModelInfo, lookup
+
+
+class SpecError(ValueError):
+    """A spec file that cannot be read or does not validate; the message is one line for the CLI."""
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NetworkEntry(_Spec):
+    """One node of a network: a model, an optional role name, and its parameters."""
+
+    model: str = Field(description="model reference 'platform:name', e.g. 'dummy:text'")
+    role: str | None = Field(None, description="a name for this node, when a model plays several")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"model": value} if isinstance(value, str) else value
+
+    @field_validator("model")
+    @classmethod
+    def _model_exists(cls, ref: str) -> str:
+        lookup(ref)  # raises UnknownModel (a ValueError) with suggestions
+        return ref
+
+    @model_validator(mode="after")
+    def _params_fit_model(self) -> NetworkEntry:
+        info = lookup(self.model)
+        try:
+            info.params_model.model_validate(self.params)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors()
+            )
+            accepted = ", ".join(info.params_model.model_fields)
+            raise ValueError(
+                f"bad params for {self.model}: {problems} (accepted: {accepted})"
+            ) from None
+        return self
+
+    @property
+    def info(self) -> ModelInfo:
+        return lookup(self.model)
+
+    @property
+    def facet(self) -> str:
+        """The 'who' of the address: the model, qualified by role when one is given."""
+        return f"{self.model}#{self.role}" if self.role else self.model
+
+    def resolved_params(self) -> dict[str, Any]:
+        """Defaults filled in: what the adapter receives and what the key hashes."""
+        merged = {**self.info.default_params, **self.params}
+        return self.info.params_model.model_validate(merged).model_dump()
+
+
+class NetworkSpec(_Spec):
+    name: str = Field(min_length=1, max_length=120, pattern=r"^[\w][\w .\-]*$")
+    description: str = ""
+    models: list[NetworkEntry] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _closes_as_cycle(self) -> NetworkSpec:
+        n = len(self.models)
+        for i, entry in enumerate(self.models):
+            nxt = self.models[(i + 1) % n]
+            out_type, in_type = entry.info.output_type, nxt.info.input_type
+            if out_type != in_type:
+                raise ValueError(
+                    f"network {self.name!r} does not close: model {i} ({entry.model}) outputs "
+                    f"{out_type}, but model {(i + 1) % n} ({nxt.model}) takes {in_type}; "
+                    f"insert a {out_type}→{in_type} model between them or reorder the list"
+                )
+        return self
+
+    @property
+    def realm(self) -> str:
+        """The description is documentation, not behaviour: editing it keeps the realm."""
+        return realm_key("network", self.model_dump(exclude={"description"}))
+
+    @property
+    def input_type(self) -> IOType:
+        return self.models[0].info.input_type
+
+
+class NoPace(_Spec):
+    kind: Literal["none"] = "none"
+
+
+class ConstantPace(_Spec):
+    kind: Literal["constant"] = "constant"
+    seconds: float = Field(ge=0)
+
+
+class ExponentialPace(_Spec):
+    """delay(step) = min(cap, base * factor**step)."""
+
+    kind: Literal["exponential"] = "exponential"
+    base: float = Field(1.0, ge=0)
+    factor: float = Field(1.5, ge=1)
+    cap: float = Field(600.0, ge=0)
+
+
+class AgeBucket(_Spec):
+    younger_than_s: float = Field(gt=0)
+    delay_s: float = Field(ge=0)
+
+
+class AgeBucketPace(_Spec):
+    """PANIC's 'slow down over time': the delay depends on how old the run is."""
+
+    kind: Literal["age_buckets"] = "age_buckets"
+    buckets: list[AgeBucket] = Field(
+        default_factory=lambda: [
+            AgeBucket(younger_than_s=600, delay_s=1),
+            AgeBucket(younger_than_s=3600, delay_s=15),
+        ]
+    )
+    older_delay_s: float = Field(600.0, ge=0)
+
+    @field_validator("buckets")
+    @classmethod
+    def _ascending(cls, buckets: list[AgeBucket]) -> list[AgeBucket]:
+        ages = [b.younger_than_s for b in buckets]
+        if ages != sorted(ages):
+            raise ValueError("buckets must be sorted by younger_than_s, youngest first")
+        return buckets
+
+
+PacePolicy = Annotated[
+    NoPace | ConstantPace | ExponentialPace | AgeBucketPace, Field(discriminator="kind")
+]
+
+
+class StopConditions(_Spec):
+    """Composable: the run stops at the first that holds."""
+
+    max_steps: int | None = Field(10, ge=1, description="total steps in the thread")
+    max_duration_s: float | None = Field(None, gt=0, description="wall time of one session")
+    stop_on_repeat: bool = Field(
+        True, description="stop when an output repeats exactly (only for seeded runs)"
+    )
+
+
+class RunSpec(_Spec):
+    network: NetworkSpec
+    genesis: str = Field(min_length=1, description="the first input: text, or an image file path")
+    seed: int | None = Field(None, ge=0, lt=2**63)
+    stop: StopConditions = Field(default_factory=StopConditions)
+    pace: PacePolicy = Field(default_factory=NoPace)
+
+    @model_validator(mode="after")
+    def _genesis_fits_first_model(self) -> RunSpec:
+        first = self.network.models[0]
+        if first.info.input_type == "image" and not Path(self.genesis).is_file():
+            raise ValueError(
+                f"genesis: network {self.network.name!r} starts with {first.model}, which takes an "
+                f"image; pass the path of an image file, not {self.genesis[:40]!r}"
+            )
+        return self
+
+    def thread_inputs(self, genesis_hash: str | None = None) -> dict[str, Any]:
+        """What makes this occurrence unique; an image genesis counts by its content hash."""
+        return {"genesis": genesis_hash or self.genesis, "seed": self.seed}
+
+    def thread(self, genesis_hash: str | None = None) -> str:
+        return thread_key(self.network.realm, self.thread_inputs(genesis_hash))
+
+
+def read_mapping(path: Path) -> dict[str, Any]:
+    """Read a YAML or JSON file into a dict, with one-line errors."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SpecError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {first_line}")
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def describe_validation_error(exc: ValidationError, source: str) -> str:
+    """One line per problem: 'source: field.path: message'."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        lines.append(f"{source}: {loc + ': ' if loc else ''}{msg}")
+    return "\n".join(lines)
+
+
+def load_network(path: Path) -> NetworkSpec:
+    data = read_mapping(path)
+    data.setdefault("name", path.stem)
+    try:
+        return NetworkSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(describe_validation_error(exc, str(path))) from None

@@ -1,0 +1,36 @@
+"""Content-addressed blobs (images, audio) through fsspec: a local folder or any fsspec URL.
+
+A blob's name is the BLAKE2b hash of its bytes, stored at ``<root>/<h[:2]>/<h>``, so writing the
+same image twice is a no-op and records hold the hash, never a URL that can expire.
+"""
+
+from __future__ import annotations
+
+import fsspec
+
+from sandloop.keys import hash_bytes
+
+
+class BlobStore:
+    def __init__(self, root: str) -> None:
+        self.root = root.rstrip("/")
+        self.fs, self._base = fsspec.core.url_to_fs(self.root)
+
+    def path(self, blob_hash: str) -> str:
+        return f"{self._base}/{blob_hash[:2]}/{blob_hash}"
+
+    def put(self, data: bytes) -> str:
+        blob_hash = hash_bytes(data)
+        target = self.path(blob_hash)
+        if not self.fs.exists(target):
+            self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+            partial = f"{target}.partial"
+            with self.fs.open(partial, "wb") as handle:
+                handle.write(data)
+            self.fs.mv(partial, target)
+        return blob_hash
+
+    def get(self, blob_hash: str) -> bytes:
+        with self.fs.open(self.path(blob_hash), "rb") as handle:
+            data: bytes = handle.read()
+        return data

@@ -1,0 +1,68 @@
+"""Arrow schemas of the Akashic tables: the contract notebooks and users read directly.
+
+Documented column by column in the README; change them only with a migration.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+_TS = pa.timestamp("us", tz="UTC")
+
+INVOCATIONS = pa.schema(
+    [
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("parent_key", pa.string()),
+        pa.field("realm", pa.string(), nullable=False),
+        pa.field("thread", pa.string(), nullable=False),
+        pa.field("step", pa.int64(), nullable=False),
+        pa.field("step_key", pa.string(), nullable=False),
+        pa.field("facet", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("input", pa.string()),
+        pa.field("input_type", pa.string()),
+        pa.field("output", pa.string()),
+        pa.field("output_type", pa.string()),
+        pa.field("params", pa.string()),
+        pa.field("seed", pa.int64()),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("error", pa.string()),
+        pa.field("error_type", pa.string()),
+        pa.field("started_at", _TS),
+        pa.field("finished_at", _TS),
+        pa.field("latency_ms", pa.float64()),
+        pa.field("flow_run_id", pa.string()),
+        pa.field("task_run_id", pa.string()),
+        pa.field("metadata", pa.string()),
+    ]
+)
+
+RUNS = pa.schema(
+    [
+        pa.field("thread", pa.string(), nullable=False),
+        pa.field("realm", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("spec", pa.string(), nullable=False),
+        pa.field("genesis", pa.string()),
+        pa.field("seed", pa.int64()),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("stop_reason", pa.string()),
+        pa.field("loop_length", pa.int64()),
+        pa.field("steps", pa.int64(), nullable=False),
+        pa.field("error", pa.string()),
+        pa.field("created_at", _TS),
+        pa.field("updated_at", _TS),
+        pa.field("flow_run_id", pa.string()),
+    ]
+)
+
+TABLES: dict[str, tuple[pa.Schema, str]] = {
+    "invocations": (INVOCATIONS, "key"),
+    "runs": (RUNS, "thread"),
+}
+
+TIMESTAMP_COLUMNS = frozenset(f.name for f in INVOCATIONS if f.type == _TS) | frozenset(
+    f.name for f in RUNS if f.type == _TS
+)

@@ -1,0 +1,47 @@
+"""The model call as a Prefect task: one task run per step, named for the UI, retried only when a
+retry can help."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import Task, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
+from prefect.tasks import exponential_backoff
+
+from sandloop.config import Settings
+from sandloop.models.base import CallContext, ModelInput, ModelOutput
+from sandloop.models.errors import is_retryable
+from sandloop.models.factory import get_adapter
+from sandloop.models.registry import lookup
+
+
+def retry_only_retryable(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Auth errors, bad input and content filters fail the same way every time: stop at once."""
+    return is_retryable(state.result(raise_on_failure=False))
+
+
+# NO_CACHE: a model call must run every time it is asked for; idempotency comes from the
+# store's keys, and hashing large inputs for a cache key would cost on every step.
+@task(
+    task_run_name="step {step} · {facet}",
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=0.5),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_only_retryable,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+def invoke_model(
+    step: int,
+    facet: str,
+    model: str,
+    model_input: ModelInput,
+    params: dict[str, Any],
+    ctx: CallContext,
+    settings: Settings,
+) -> ModelOutput:
+    adapter = get_adapter(lookup(model), settings)
+    return adapter.generate(model_input, params, ctx)

@@ -1,9 +1,9 @@
 """The Python API: what the CLI does, callable from notebooks and scripts.
 
-    from sandloop import api
-    summary = api.run_network(api.load_run_spec("examples/networks/echo.yaml", genesis="hi", seed=7))
-    api.list_runs()                      # a pandas DataFrame, newest first
-    api.run_steps(summary["thread"][:8]) # one run's steps as a DataFrame
+from sandloop import api
+summary = api.run_network(api.load_run_spec("examples/networks/echo.yaml", genesis="hi", seed=7))
+api.list_runs()                      # a pandas DataFrame, newest first
+api.run_steps(summary["thread"][:8]) # one run's steps as a DataFrame
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from sandloop.storage.store import AkashicStore
 
 
 def settings_for(home: Path | str | None = None) -> Settings:
-    return Settings(home=Path(home).expanduser()) if home else Settings()
+    return Settings.for_home(home)
 
 
 def open_store(home: Path | str | None = None) -> AkashicStore:
@@ -67,7 +67,15 @@ def register_run(store: AkashicStore, spec: RunSpec) -> str:
         "flow_run_id": None,
     }
     if existing is not None:
-        keep = ("status", "stop_reason", "loop_length", "steps", "error", "created_at", "flow_run_id")
+        keep = (
+            "status",
+            "stop_reason",
+            "loop_length",
+            "steps",
+            "error",
+            "created_at",
+            "flow_run_id",
+        )
         row.update({k: existing[k] for k in keep})
     store.put_run(row)
     return thread

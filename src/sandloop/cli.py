@@ -84,19 +84,42 @@ def _excerpt(value: Any, output_type: Any, width: int = 60) -> str:
 
 def _steps_table(steps: Any, title: str) -> Table:
     table = Table(title=title, title_justify="left")
-    for column, justify in (("step", "right"), ("model", "left"), ("output", "left"),
-                            ("latency", "right"), ("status", "left")):
+    for column, justify in (
+        ("step", "right"),
+        ("model", "left"),
+        ("output", "left"),
+        ("latency", "right"),
+        ("status", "left"),
+    ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for row in steps.itertuples(index=False):
         status = row.status if row.status == "ok" else f"[red]{row.status}[/]: {row.error}"
-        table.add_row(str(row.step), row.facet, _excerpt(row.output, row.output_type),
-                      f"{row.latency_ms:.0f} ms", status)
+        table.add_row(
+            str(row.step),
+            row.facet,
+            _excerpt(row.output, row.output_type),
+            f"{row.latency_ms:.0f} ms",
+            status,
+        )
     return table
 
 
 def _step_dicts(steps: Any) -> list[dict[str, Any]]:
-    keep = ["step", "key", "parent_key", "facet", "model", "input", "output", "output_type",
-            "status", "error", "latency_ms", "started_at", "finished_at"]
+    keep = [
+        "step",
+        "key",
+        "parent_key",
+        "facet",
+        "model",
+        "input",
+        "output",
+        "output_type",
+        "status",
+        "error",
+        "latency_ms",
+        "started_at",
+        "finished_at",
+    ]
     frame = steps[keep].copy()
     for column in ("started_at", "finished_at"):
         frame[column] = frame[column].map(lambda t: t.isoformat() if t is not None else None)
@@ -140,13 +163,16 @@ def run(
     if max_duration is not None:
         stop["max_duration_s"] = max_duration
     try:
-        spec = api.load_run_spec(network, genesis=genesis, seed=seed, stop=stop, pace=parse_pace(pace))
+        spec = api.load_run_spec(
+            network, genesis=genesis, seed=seed, stop=stop, pace=parse_pace(pace)
+        )
         settings = api.settings_for(home)
         api.open_store(settings.home)  # an unwritable home fails here, before any model loads
         status = err.status("preparing models…")
         with status:
-            prepare_models([e.model for e in spec.network.models], settings,
-                           lambda m: status.update(m))
+            prepare_models(
+                [e.model for e in spec.network.models], settings, lambda m: status.update(m)
+            )
         summary = _run_with_progress(spec, settings.home, quiet=as_json)
     except _input_errors() as exc:
         fail(str(exc))
@@ -167,17 +193,25 @@ def _run_with_progress(spec: Any, home: Path, quiet: bool) -> dict[str, Any]:
 
     total = spec.stop.max_steps
     progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=err, disable=quiet, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=quiet,
+        transient=False,
     )
     bar = progress.add_task(spec.network.name, total=total)
 
     def on_step(event: StepEvent) -> None:
         if event.status == "waiting":
-            progress.update(bar, description=f"{spec.network.name} · waiting {event.waiting_s:.0f}s")
+            progress.update(
+                bar, description=f"{spec.network.name} · waiting {event.waiting_s:.0f}s"
+            )
             return
         progress.update(
-            bar, completed=event.step + 1,
+            bar,
+            completed=event.step + 1,
             description=f"{spec.network.name} · step {event.step} · {event.model}",
         )
 
@@ -211,7 +245,9 @@ def runs(home: HomeOption = None, as_json: JsonOption = False) -> None:
     columns = ["thread", "name", "kind", "status", "stop_reason", "steps", "seed", "created_at"]
     if as_json:
         frame = frame.reindex(columns=columns)
-        frame["created_at"] = frame["created_at"].map(lambda t: t.isoformat() if t is not None else None)
+        frame["created_at"] = frame["created_at"].map(
+            lambda t: t.isoformat() if t is not None else None
+        )
         out.print_json(frame.to_json(orient="records"))
         return
     if frame.empty:
@@ -222,8 +258,16 @@ def runs(home: HomeOption = None, as_json: JsonOption = False) -> None:
         table.add_column(column)
     for row in frame.itertuples(index=False):
         seed = "" if row.seed is None or row.seed != row.seed else str(int(row.seed))
-        table.add_row(row.thread[:12], row.name, row.status, row.stop_reason or "", str(row.steps),
-                      seed, _excerpt(row.genesis, "text", 30), f"{row.created_at:%Y-%m-%d %H:%M}")
+        table.add_row(
+            row.thread[:12],
+            row.name,
+            row.status,
+            row.stop_reason or "",
+            str(row.steps),
+            seed,
+            _excerpt(row.genesis, "text", 30),
+            f"{row.created_at:%Y-%m-%d %H:%M}",
+        )
     out.print(table)
 
 
@@ -244,17 +288,23 @@ def show(
     except _input_errors() as exc:
         fail(str(exc))
     if as_json:
-        meta = {k: run_row[k] for k in ("thread", "realm", "name", "status", "stop_reason", "genesis")}
+        meta = {
+            k: run_row[k] for k in ("thread", "realm", "name", "status", "stop_reason", "genesis")
+        }
         out.print_json(data={**meta, "steps": _step_dicts(steps)})
         return
-    out.print(f"[bold]{run_row['name']}[/] · thread {run_row['thread']} · {run_row['status']}",
-              highlight=False)
+    out.print(
+        f"[bold]{run_row['name']}[/] · thread {run_row['thread']} · {run_row['status']}",
+        highlight=False,
+    )
     out.print(f"genesis: {run_row['genesis']}", highlight=False)
     if full:
         for row in steps.itertuples(index=False):
             out.rule(f"step {row.step} · {row.facet} · {row.status}")
-            out.print(row.output if row.output_type == "text" else
-                      store.blobs.path(str(row.output)), highlight=False)
+            out.print(
+                row.output if row.output_type == "text" else store.blobs.path(str(row.output)),
+                highlight=False,
+            )
         return
     out.print(_steps_table(steps, f"{len(steps)} steps"))
 
@@ -266,16 +316,31 @@ def models(as_json: JsonOption = False) -> None:
 
     infos = list_models()
     if as_json:
-        out.print_json(data=[{"ref": i.ref, "input": i.input_type, "output": i.output_type,
-                              "description": i.description, "cost": i.cost_hint,
-                              "params": list(i.params_model.model_fields)} for i in infos])
+        out.print_json(
+            data=[
+                {
+                    "ref": i.ref,
+                    "input": i.input_type,
+                    "output": i.output_type,
+                    "description": i.description,
+                    "cost": i.cost_hint,
+                    "params": list(i.params_model.model_fields),
+                }
+                for i in infos
+            ]
+        )
         return
     table = Table()
     for column in ("model", "in → out", "description", "params", "cost"):
         table.add_column(column)
     for i in infos:
-        table.add_row(i.ref, f"{i.input_type} → {i.output_type}", i.description,
-                      ", ".join(i.params_model.model_fields), i.cost_hint)
+        table.add_row(
+            i.ref,
+            f"{i.input_type} → {i.output_type}",
+            i.description,
+            ", ".join(i.params_model.model_fields),
+            i.cost_hint,
+        )
     out.print(table)
     out.print("Any transformers causal LM also works as local:<hub-id> or local:<folder>.")
 

@@ -22,9 +22,18 @@ class Settings(BaseSettings):
     compact_every: int = Field(
         100, ge=1, description="LanceDB commits between compactions of a table"
     )
+    retries: int = Field(3, ge=0, le=20, description="retries of a retryable model failure")
+    retry_backoff_s: float = Field(
+        0.5, ge=0, description="first retry delay; doubles each retry (with jitter)"
+    )
     gemma_folder: Path | None = Field(
         None, description="a converted Gemma 3 270M folder; default: <home>/models/gemma-3-270m"
     )
+
+    @classmethod
+    def for_home(cls, home: Path | str | None = None) -> Settings:
+        """Settings from the environment, with the home folder overridden when one is given."""
+        return cls(home=Path(home).expanduser()) if home else cls()
 
     @property
     def store_path(self) -> Path:

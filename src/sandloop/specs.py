@@ -199,7 +199,9 @@ def read_mapping(path: Path) -> dict[str, Any]:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SpecError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {first_line}")
+        raise SpecError(
+            f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {first_line}"
+        ) from None
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data

@@ -10,11 +10,10 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from prefect import flow, runtime
-from prefect.states import State
+from prefect import State, flow, runtime
+from prefect.tasks import exponential_backoff
 
 from sandloop import engine
 from sandloop.config import Settings
@@ -86,7 +85,7 @@ def _output_value(store: AkashicStore, output: ModelOutput) -> str:
     validate_parameters=False,
 )
 def network_run(thread: str, home: str | None = None) -> dict[str, Any]:
-    settings = Settings(home=Path(home)) if home else Settings()
+    settings = Settings.for_home(home)
     store = AkashicStore.open(settings.home, compact_every=settings.compact_every)
     run = store.get_run(thread)
     if run is None:
@@ -111,6 +110,10 @@ def _run_steps(
     session_started = engine.now_utc()
     first_step = state.next_step
     flow_run_id = str(runtime.flow_run.id or "") or None
+    invoke = invoke_model.with_options(
+        retries=settings.retries,
+        retry_delay_seconds=exponential_backoff(backoff_factor=settings.retry_backoff_s),
+    )
 
     reason = state.stop_reason(session_started, session_started)
     if reason in FINAL_REASONS and run["status"] == "completed":
@@ -123,7 +126,7 @@ def _run_steps(
         _wait_until(state.due_at(), thread, state.next_step)
         plan = state.plan()
         started = engine.now_utc()
-        task_state: State[ModelOutput] = invoke_model(
+        task_state: State[ModelOutput] = invoke(
             plan.step,
             plan.entry.facet,
             plan.entry.model,
@@ -139,24 +142,43 @@ def _run_steps(
             output_value = _output_value(store, task_state.result())
             state.advance(plan, output_value, finished)
             row = engine.invocation_row(
-                state, plan, status="ok", output_value=output_value, started_at=started,
-                finished_at=finished, flow_run_id=flow_run_id, task_run_id=task_run_id,
+                state,
+                plan,
+                status="ok",
+                output_value=output_value,
+                started_at=started,
+                finished_at=finished,
+                flow_run_id=flow_run_id,
+                task_run_id=task_run_id,
                 metadata={"next_due_at": state.due_at().isoformat(), "role": plan.entry.role},
             )
         else:
             failure = task_state.result(raise_on_failure=False)
             error = failure.one_line() if isinstance(failure, ModelError) else repr(failure)
             row = engine.invocation_row(
-                state, plan, status="failed", output_value=None, started_at=started,
-                finished_at=finished, error=error, flow_run_id=flow_run_id, task_run_id=task_run_id,
+                state,
+                plan,
+                status="failed",
+                output_value=None,
+                started_at=started,
+                finished_at=finished,
+                error=error,
+                flow_run_id=flow_run_id,
+                task_run_id=task_run_id,
                 error_type=getattr(failure, "kind", type(failure).__name__),
                 metadata={"role": plan.entry.role},
             )
         log.append(row)
         since_flush += 1
         publish(
-            StepEvent(thread, plan.step, plan.entry.facet, row["status"], row["latency_ms"],
-                      _excerpt(row["output"], row["output_type"]))
+            StepEvent(
+                thread,
+                plan.step,
+                plan.entry.facet,
+                row["status"],
+                row["latency_ms"],
+                _excerpt(row["output"], row["output_type"]),
+            )
         )
         if error is not None:
             reason = StopReason.FAILED

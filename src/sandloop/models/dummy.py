@@ -20,12 +20,71 @@ from sandloop.models.errors import BY_KIND, InvalidInput, ModelError, RateLimite
 from sandloop.models.params import DummyParams
 
 WORDS = (
-    "amber balloon cedar drift ember fable glass harbor iris juniper kettle lantern meadow "
-    "nectar orbit pebble quartz river saffron thistle umber velvet willow xenon yarrow zephyr "
-    "anchor beacon cobalt dune echo fern granite hollow indigo jasper kelp lichen marble nimbus "
-    "opal prism quill reed slate tide ultramarine vapor wren yonder zinc aurora birch canyon delta "
-    "estuary falcon grove heron island jade kite lotus mesa"
-).split()
+    "amber",
+    "balloon",
+    "cedar",
+    "drift",
+    "ember",
+    "fable",
+    "glass",
+    "harbor",
+    "iris",
+    "juniper",
+    "kettle",
+    "lantern",
+    "meadow",
+    "nectar",
+    "orbit",
+    "pebble",
+    "quartz",
+    "river",
+    "saffron",
+    "thistle",
+    "umber",
+    "velvet",
+    "willow",
+    "xenon",
+    "yarrow",
+    "zephyr",
+    "anchor",
+    "beacon",
+    "cobalt",
+    "dune",
+    "echo",
+    "fern",
+    "granite",
+    "hollow",
+    "indigo",
+    "jasper",
+    "kelp",
+    "lichen",
+    "marble",
+    "nimbus",
+    "opal",
+    "prism",
+    "quill",
+    "reed",
+    "slate",
+    "tide",
+    "ultramarine",
+    "vapor",
+    "wren",
+    "yonder",
+    "zinc",
+    "aurora",
+    "birch",
+    "canyon",
+    "delta",
+    "estuary",
+    "falcon",
+    "grove",
+    "heron",
+    "island",
+    "jade",
+    "kite",
+    "lotus",
+    "mesa",
+)
 
 
 def _choice(vocab: int, *salt: object) -> int:
@@ -35,8 +94,8 @@ def _choice(vocab: int, *salt: object) -> int:
 def phrase(index: int, n_words: int = 4) -> str:
     """The index-th phrase of the dummy language: distinct indexes give distinct phrases."""
     space = len(WORDS) ** n_words
-    # An odd multiplier permutes 0..space-1 (space is a power of two: 64 words), so small indexes do not
-    # all end in the same padding word.
+    # An odd multiplier permutes 0..space-1 (a power of two: 64 words), so small indexes do
+    # not all end in the same padding word.
     index = (index * 2654435761) % space
     words = []
     for _ in range(n_words):

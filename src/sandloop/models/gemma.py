@@ -58,8 +58,15 @@ def _convert(folder: Path) -> None:
         config = quantised.config
         if hasattr(config, "quantization_config"):
             del config.quantization_config
-        plain = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
-        plain.load_state_dict(quantised.state_dict(), strict=False)
+        plain = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)  # type: ignore[no-untyped-call]
+        loaded = plain.load_state_dict(quantised.state_dict(), strict=False)
+        # lm_head is tied to the embeddings; anything else missing means a broken conversion.
+        missing = [k for k in loaded.missing_keys if not k.startswith("lm_head")]
+        if missing or loaded.unexpected_keys:
+            raise RuntimeError(
+                f"Gemma conversion lost weights: missing {missing[:5]}, "
+                f"unexpected {loaded.unexpected_keys[:5]}"
+            )
         plain.tie_weights()
         out = work_path / "model"
         plain.save_pretrained(str(out))

@@ -36,7 +36,8 @@ def load_causal_lm(source: str, device: str) -> _Loaded:
 
         try:
             tokenizer = AutoTokenizer.from_pretrained(source)
-            model = AutoModelForCausalLM.from_pretrained(source).to(device).eval()
+            model: Any = AutoModelForCausalLM.from_pretrained(source)
+            model = model.to(device).eval()
         except OSError as exc:
             raise Unavailable(f"cannot load local model {source!r}: {exc}") from None
         loaded = _Loaded(model=model, tokenizer=tokenizer)
@@ -82,5 +83,8 @@ class LocalTextAdapter:
         text = loaded.tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
         if not text:
             raise InvalidOutput("the model produced only whitespace", model=self.ref)
-        usage = {"input_tokens": int(encoded["input_ids"].shape[1]), "output_tokens": len(new_tokens)}
+        usage = {
+            "input_tokens": int(encoded["input_ids"].shape[1]),
+            "output_tokens": len(new_tokens),
+        }
         return ModelOutput("text", text=text, usage=usage)

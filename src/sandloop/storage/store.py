@@ -91,7 +91,7 @@ class AkashicStore:
             else:
                 table = self._db.create_table(name, schema=schema, exist_ok=True)
                 # Declared key: concurrent merge_inserts of the same keys stay unique.
-                table.set_unenforced_primary_key(key)
+                table.set_unenforced_primary_key(key)  # type: ignore[attr-defined]
             self._tables[name] = table
         return table
 
@@ -201,9 +201,9 @@ class AkashicStore:
             return frame
         live = [is_locked(self.wal_dir, t) for t in frame["thread"]]
         # A 'running' run whose lock nobody holds was killed: call it what it is.
-        frame.loc[(frame["status"] == "running") & ~pd.Series(live, index=frame.index), "status"] = (
-            "interrupted"
-        )
+        frame.loc[
+            (frame["status"] == "running") & ~pd.Series(live, index=frame.index), "status"
+        ] = "interrupted"
         return frame.sort_values("created_at", ascending=False).reset_index(drop=True)
 
     def find_run(self, thread_prefix: str) -> dict[str, Any]:
@@ -211,10 +211,13 @@ class AkashicStore:
             raise NotFound("give a thread id or a prefix of one")
         rows = self._select_rows("runs", f"thread LIKE {_sql_str(thread_prefix.lower() + '%')}")
         if not rows:
-            raise NotFound(f"no run has a thread starting with {thread_prefix!r}; see `sandloop runs`")
+            raise NotFound(
+                f"no run has a thread starting with {thread_prefix!r}; see `sandloop runs`"
+            )
         if len(rows) > 1:
             raise AmbiguousPrefix(
-                f"{len(rows)} runs have threads starting with {thread_prefix!r}; give more characters"
+                f"{len(rows)} runs have threads starting with {thread_prefix!r}; "
+                "give more characters"
             )
         return rows[0]
 

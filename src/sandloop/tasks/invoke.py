@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import Task, task
+from prefect import State, Task, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
-from prefect.states import State
 from prefect.tasks import exponential_backoff
 
 from sandloop.config import Settings

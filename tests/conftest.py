@@ -1,0 +1,60 @@
+"""Shared fixtures: one real Prefect backend per test session, real stores in temp folders, and
+tiny real models built on the spot."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+# Before anything imports prefect: a private Prefect home, no telemetry (no network here),
+# no ~1 s heartbeat wait per flow run, and nothing may download model files.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="sandloop-prefect-")
+os.environ.update(
+    {
+        "PREFECT_HOME": _PREFECT_HOME,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_TO_API_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "SANDLOOP_RETRY_BACKOFF_S": "0.01",
+    }
+)
+os.environ.pop("PREFECT_API_URL", None)
+os.environ.pop("SANDLOOP_HOME", None)
+
+import pytest  # noqa: E402
+
+from tests.tiny_models import build_tiny_gpt2  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def prefect_api_url() -> Iterator[str]:
+    """A real Prefect API server for the whole session (started once, ~10 s)."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield str(PREFECT_API_URL.value())
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def cli_env(prefect_api_url: str, home: Path) -> dict[str, str]:
+    """Environment for `sandloop` subprocesses: the session's Prefect server and a fresh home."""
+    env = dict(os.environ)
+    env["PREFECT_API_URL"] = prefect_api_url
+    env["SANDLOOP_HOME"] = str(home)
+    env["COLUMNS"] = "200"
+    return env
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2"))

@@ -1,0 +1,202 @@
+"""The CLI as a user runs it: real subprocesses, a real Prefect server, a real store."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ECHO = ROOT / "examples" / "networks" / "echo.yaml"
+
+
+def sandloop(
+    *args: str, env: dict[str, str], timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sandloop.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_run_then_runs_then_show(cli_env: dict[str, str]) -> None:
+    done = sandloop(
+        "run",
+        str(ECHO),
+        "--genesis",
+        "a red balloon",
+        "--seed",
+        "7",
+        "--max-steps",
+        "12",
+        env=cli_env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "thread " in done.stdout and "completed: max_steps" in done.stdout
+    thread = done.stdout.split("thread ")[-1].split()[0]
+    assert len(thread) == 32
+
+    listed = json.loads(sandloop("runs", "--json", env=cli_env).stdout)
+    assert [(r["thread"], r["steps"], r["status"]) for r in listed] == [(thread, 12, "completed")]
+
+    shown = json.loads(sandloop("show", thread[:6], "--json", env=cli_env).stdout)
+    assert [s["step"] for s in shown["steps"]] == list(range(12))
+    assert shown["genesis"] == "a red balloon"
+    table = sandloop("show", thread[:6], env=cli_env).stdout
+    assert "dummy:text#answer" in table and "12 steps" in table
+
+
+def test_run_json_summary(cli_env: dict[str, str]) -> None:
+    done = sandloop(
+        "run",
+        str(ECHO),
+        "--genesis",
+        "hi",
+        "--seed",
+        "1",
+        "--max-steps",
+        "3",
+        "--json",
+        env=cli_env,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["status"] == "completed" and len(summary["steps"]) == 3
+    assert {"step", "model", "output", "latency_ms", "key"} <= summary["steps"][0].keys()
+
+
+def test_models_lists_io_types(cli_env: dict[str, str]) -> None:
+    models = json.loads(sandloop("models", "--json", env=cli_env).stdout)
+    by_ref = {m["ref"]: m for m in models}
+    assert by_ref["dummy:text-to-image"]["output"] == "image"
+    assert by_ref["local:gemma-3-270m"]["input"] == "text"
+    assert "prefix" in by_ref["local:gemma-3-270m"]["params"]
+
+
+@pytest.mark.parametrize("command", ["run", "runs", "show", "models"])
+def test_every_command_has_help(command: str, cli_env: dict[str, str]) -> None:
+    helped = sandloop(command, "--help", env=cli_env)
+    assert helped.returncode == 0 and "Usage" in helped.stdout and "--json" in helped.stdout
+    assert ("--home" in helped.stdout) is (command != "models")
+
+
+def _bad_inputs(tmp_path: Path) -> list[tuple[list[str], str]]:
+    unknown = write(tmp_path / "unknown.yaml", "name: u\nmodels: [dummy:text, dummy:txet]\n")
+    open_net = write(tmp_path / "open.yaml", "name: o\nmodels: [dummy:text, dummy:text-to-image]\n")
+    image_first = write(
+        tmp_path / "img.yaml", "name: i\nmodels: [dummy:image-to-text, dummy:text-to-image]\n"
+    )
+    broken = write(tmp_path / "broken.yaml", "name: [\n")
+    params = write(tmp_path / "params.yaml", "models: [{model: dummy:text, params: {vocab: 0}}]\n")
+    return [
+        ([str(tmp_path / "missing.yaml")], "no such file"),
+        ([str(broken)], "not valid yaml"),
+        ([str(unknown)], "models.1.model: unknown model 'dummy:txet'; did you mean 'dummy:text'?"),
+        ([str(open_net)], "does not close: model 1 (dummy:text-to-image) outputs image"),
+        (
+            [str(image_first)],
+            "genesis: network 'i' starts with dummy:image-to-text, which takes an image",
+        ),
+        (
+            [str(params)],
+            "bad params for dummy:text: vocab: Input should be greater than or equal to 1",
+        ),
+        ([str(ECHO), "--pace", "sometimes"], "--pace 'sometimes' not understood"),
+    ]
+
+
+def test_bad_input_is_one_clear_line_exit_2_and_writes_nothing(
+    cli_env: dict[str, str], home: Path, tmp_path: Path
+) -> None:
+    for args, message in _bad_inputs(tmp_path):
+        done = sandloop("run", *args, "--genesis", "a red balloon", env=cli_env)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+        assert message in lines[0], lines[0]
+        assert not home.exists(), f"{args} wrote to the store"
+
+
+def test_unwritable_home(cli_env: dict[str, str], tmp_path: Path) -> None:
+    blocker = write(tmp_path / "file", "")
+    done = sandloop(
+        "run", str(ECHO), "--genesis", "x", "--home", str(blocker / "home"), env=cli_env
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("error: cannot write to home")
+
+
+def test_show_unknown_thread(cli_env: dict[str, str]) -> None:
+    done = sandloop("show", "ffff", env=cli_env)
+    assert done.returncode == 2 and "no run has a thread starting with 'ffff'" in done.stderr
+
+
+def test_a_failed_run_exits_1_with_one_readable_line(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    net = write(
+        tmp_path / "auth.yaml",
+        "models: [{model: dummy:text, params: {fail_times: 1, fail_with: auth}}]\n",
+    )
+    done = sandloop("run", str(net), "--genesis", "x", "--seed", "1", env=cli_env)
+    assert done.returncode == 1
+    assert "AuthError: dummy:text: injected failure 1 of 1" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_killed_mid_run_the_store_stays_readable_and_the_rerun_resumes(
+    cli_env: dict[str, str], home: Path, tmp_path: Path
+) -> None:
+    slow = write(
+        tmp_path / "slow.yaml",
+        "name: slow\nmodels: [{model: dummy:text, params: {delay_ms: 150}}]\n",
+    )
+    args = ["run", str(slow), "--genesis", "kill me", "--seed", "3", "--max-steps", "30"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandloop.cli", *args],
+        env=cli_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wal_dir = home / "akashic" / "_wal"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        logs = list(wal_dir.glob("*.jsonl")) if wal_dir.exists() else []
+        if logs and len(logs[0].read_bytes().splitlines()) >= 5:
+            break
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("the run never recorded five steps")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+    runs = json.loads(sandloop("runs", "--json", env=cli_env).stdout)
+    assert runs[0]["status"] == "interrupted"
+    recorded = json.loads(sandloop("show", runs[0]["thread"], "--json", env=cli_env).stdout)[
+        "steps"
+    ]
+    assert len(recorded) >= 5 and [s["step"] for s in recorded] == list(range(len(recorded)))
+
+    resumed = sandloop(*args, "--json", env=cli_env)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert summary["steps_total"] == 30
+    assert summary["steps_this_session"] == 30 - len(recorded)
+    keys = [s["key"] for s in summary["steps"]]
+    assert [s["step"] for s in summary["steps"]] == list(range(30)) and len(set(keys)) == 30
+    assert keys[: len(recorded)] == [s["key"] for s in recorded]

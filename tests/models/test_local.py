@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sandloop.models.base import CallContext, ModelInput
+from sandloop.models.errors import Unavailable
+from sandloop.models.local import LocalTextAdapter
+
+
+def test_tiny_gpt2_generates_deterministically_under_a_seed(tiny_gpt2: Path) -> None:
+    model = LocalTextAdapter(f"local:{tiny_gpt2}", tiny_gpt2)
+    params = {"prefix": "def ", "suffix": "(", "max_new_tokens": 8, "temperature": 1.0}
+    first = model.generate(ModelInput("text", text="parse"), params, CallContext(3, "s"))
+    again = model.generate(ModelInput("text", text="parse"), params, CallContext(3, "s"))
+    other = model.generate(ModelInput("text", text="parse"), params, CallContext(4, "s"))
+    assert first.text and first.text == again.text
+    assert first.text != other.text
+    assert first.usage["output_tokens"] <= 8 and first.usage["input_tokens"] > 0
+
+
+def test_greedy_ignores_the_seed(tiny_gpt2: Path) -> None:
+    model = LocalTextAdapter(f"local:{tiny_gpt2}", tiny_gpt2)
+    params = {"temperature": 0, "max_new_tokens": 6}
+    a = model.generate(ModelInput("text", text="import json"), params, CallContext(1, "s")).text
+    b = model.generate(ModelInput("text", text="import json"), params, CallContext(2, "s")).text
+    assert a == b
+
+
+def test_a_missing_model_folder_is_unavailable(tmp_path: Path) -> None:
+    model = LocalTextAdapter("local:x", tmp_path / "nothing-here")
+    with pytest.raises(Unavailable, match="cannot load local model"):
+        model.generate(ModelInput("text", text="x"), {}, CallContext(1, "s"))

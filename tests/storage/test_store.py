@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandloop.storage.store import (
+    AkashicStore,
+    AmbiguousPrefix,
+    NotFound,
+    StoreError,
+    check_writable,
+)
+from sandloop.storage.wal import ThreadLocked, ThreadLog
+
+
+def row(key: str, thread: str = "t" * 32, step: int = 0, output: str = "out") -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {
+        "key": key,
+        "parent_key": None,
+        "realm": "r",
+        "thread": thread,
+        "step": step,
+        "step_key": f"s{step}",
+        "facet": "dummy:text",
+        "kind": "network",
+        "model": "dummy:text",
+        "input": "in",
+        "input_type": "text",
+        "output": output,
+        "output_type": "text",
+        "params": "{}",
+        "seed": 1,
+        "status": "ok",
+        "error": None,
+        "error_type": None,
+        "started_at": now,
+        "finished_at": now,
+        "latency_ms": 1.0,
+        "flow_run_id": None,
+        "task_run_id": None,
+        "metadata": "{}",
+    }
+
+
+def test_upserts_are_idempotent_and_dedupe_within_a_batch(home: Path) -> None:
+    store = AkashicStore.open(home)
+    assert store.upsert("invocations", [row("a"), row("b"), row("a", output="later")]) == 2
+    store.upsert("invocations", [row("a", output="again"), row("c")])
+    frame = store.invocations()
+    assert sorted(frame["key"]) == ["a", "b", "c"]
+    assert frame.set_index("key").loc["a", "output"] == "again"
+
+
+def test_pending_log_rows_are_visible_and_replayed_after_a_crash(home: Path) -> None:
+    store = AkashicStore.open(home)
+    thread = "f" * 32
+    log = store.open_thread(thread)
+    log.append(row("k0", thread, 0))
+    log.append(row("k1", thread, 1))
+    # A crash: the process dies without flushing. Simulate by dropping the writer.
+    log.close()
+    assert list(store.steps(thread)["key"]) == ["k0", "k1"]  # readers see the log
+    assert store.invocations().empty  # not yet in LanceDB
+    reopened = AkashicStore.open(home)
+    log = reopened.open_thread(thread)  # the next writer replays the log
+    log.close()
+    assert sorted(reopened.invocations()["key"]) == ["k0", "k1"]
+    assert not (reopened.wal_dir / f"{thread}.jsonl").exists()
+
+
+def test_a_torn_last_line_is_skipped(home: Path) -> None:
+    store = AkashicStore.open(home)
+    thread = "e" * 32
+    log = store.open_thread(thread)
+    log.append(row("k0", thread, 0))
+    log.close()
+    with open(store.wal_dir / f"{thread}.jsonl", "ab") as handle:
+        handle.write(b'{"key": "k1", "thre')
+    assert store.recover() == 1
+    assert list(store.invocations()["key"]) == ["k0"]
+
+
+def test_one_writer_per_thread(home: Path) -> None:
+    store = AkashicStore.open(home)
+    log = store.open_thread("d" * 32)
+    with pytest.raises(ThreadLocked, match="another process"):
+        ThreadLog(store.wal_dir, "d" * 32)
+    log.close()
+    ThreadLog(store.wal_dir, "d" * 32).close()
+
+
+def test_runs_by_prefix(home: Path) -> None:
+    store = AkashicStore.open(home)
+    base = {
+        "realm": "r",
+        "kind": "network",
+        "name": "n",
+        "spec": "{}",
+        "genesis": "g",
+        "seed": 1,
+        "status": "completed",
+        "stop_reason": "max_steps",
+        "loop_length": None,
+        "steps": 3,
+        "error": None,
+        "created_at": datetime.now(UTC),
+        "flow_run_id": None,
+    }
+    store.put_run({**base, "thread": "abc1" + "0" * 28})
+    store.put_run({**base, "thread": "abc2" + "0" * 28})
+    assert store.find_run("abc1")["thread"].startswith("abc1")
+    with pytest.raises(AmbiguousPrefix, match="2 runs"):
+        store.find_run("abc")
+    with pytest.raises(NotFound, match="sandloop runs"):
+        store.find_run("ffff")
+    assert len(store.runs()) == 2
+
+
+def test_a_running_run_without_a_live_writer_is_interrupted(home: Path) -> None:
+    store = AkashicStore.open(home)
+    thread = "c" * 32
+    store.put_run(
+        {
+            "thread": thread,
+            "realm": "r",
+            "kind": "network",
+            "name": "n",
+            "spec": "{}",
+            "genesis": "g",
+            "seed": None,
+            "status": "running",
+            "stop_reason": None,
+            "loop_length": None,
+            "steps": 0,
+            "error": None,
+            "created_at": datetime.now(UTC),
+            "flow_run_id": None,
+        }
+    )
+    log = store.open_thread(thread)
+    assert store.runs()["status"].tolist() == ["running"]
+    log.close()
+    assert store.runs()["status"].tolist() == ["interrupted"]
+
+
+def test_compaction_folds_small_commits(home: Path) -> None:
+    store = AkashicStore.open(home, compact_every=5)
+    for i in range(6):
+        store.upsert("invocations", [row(f"k{i}", step=i)])
+    stats = store.table("invocations").stats()["fragment_stats"]
+    assert stats["num_fragments"] < 5
+    assert len(store.invocations()) == 6
+
+
+def test_unwritable_home_is_one_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(StoreError, match=r"cannot write to home .*--home or SANDLOOP_HOME"):
+        check_writable(blocker / "home")
+
+
+def test_blobs_are_content_addressed(home: Path) -> None:
+    store = AkashicStore.open(home)
+    first = store.blobs.put(b"picture")
+    assert store.blobs.put(b"picture") == first
+    assert store.blobs.get(first) == b"picture"
+    assert store.blobs.path(first).endswith(f"blobs/{first[:2]}/{first}")

@@ -8,7 +8,7 @@ the same call. Each step is a task run; its row goes to the write-ahead log as s
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +38,8 @@ class RunSummary:
     loop_length: int | None = None
     error: str | None = None
     already_finished: bool = False
+    duration_s: float = 0.0
+    flow_run_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -189,6 +191,11 @@ def _run_steps(
 
     store.flush(log)
     summary = _summary(spec, state, reason, first_step, error=error)
+    summary = replace(
+        summary,
+        duration_s=(engine.now_utc() - session_started).total_seconds(),
+        flow_run_id=flow_run_id,
+    )
     store.put_run(
         {
             **run,

@@ -21,8 +21,10 @@ from sandloop.storage.blobs import BlobStore
 from sandloop.storage.schema import INVOCATIONS, TABLES
 from sandloop.storage.wal import ThreadLog, is_locked, pending_logs, read_log
 
-#: LanceDB ingest stops getting faster past about 10k rows per call (see NOTES).
-WRITE_BATCH_ROWS = 10_000
+#: Rows per keyed upsert. Each merge_insert joins its batch against the whole table, so fewer,
+#: larger calls win: 10k-row batches ran at 0.67x a bare `add`, one call per 50k rows at 0.81x
+#: (benchmarks/bench_record_throughput.py). The cap bounds memory for huge back-fills.
+WRITE_BATCH_ROWS = 100_000
 
 
 class StoreError(RuntimeError):
@@ -96,7 +98,7 @@ class AkashicStore:
         return table
 
     def upsert(self, name: str, rows: Sequence[dict[str, Any]]) -> int:
-        """Keyed upsert in batches of up to 10k rows; returns the number of rows written."""
+        """Keyed upsert in batches of ``WRITE_BATCH_ROWS``; returns the number of rows written."""
         if not rows:
             return 0
         schema, key = TABLES[name]

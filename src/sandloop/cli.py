@@ -17,6 +17,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from sandloop.display import excerpt
+
 app = typer.Typer(
     help="Run loops of AI models as Prefect flows and keep an exact record of every step.",
     no_args_is_help=True,
@@ -74,15 +76,6 @@ def parse_pace(text: str) -> dict[str, Any]:
     )
 
 
-def _excerpt(value: Any, output_type: Any, width: int = 60) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
-    if output_type != "text":
-        return f"<{output_type} {str(value)[:10]}>"
-    flat = " ".join(str(value).split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
 def _steps_table(steps: Any, title: str) -> Table:
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for column, justify in (
@@ -98,7 +91,7 @@ def _steps_table(steps: Any, title: str) -> Table:
         table.add_row(
             str(row.step),
             row.facet,
-            _excerpt(row.output, row.output_type),
+            excerpt(row.output, row.output_type),
             f"{row.latency_ms:.0f} ms",
             status,
         )
@@ -272,7 +265,7 @@ def runs(home: HomeOption = None, as_json: JsonOption = False) -> None:
             row.stop_reason or "",
             str(row.steps),
             seed,
-            _excerpt(row.genesis, "text", 30),
+            excerpt(row.genesis, "text", 30),
             f"{row.created_at:%m-%d %H:%M}",
         )
     out.print(table)

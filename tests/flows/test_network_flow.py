@@ -174,6 +174,16 @@ def test_max_duration_stops_the_session(home: Path) -> None:
     assert 1 <= summary["steps_total"] < 100
 
 
+def test_a_pace_wait_longer_than_max_duration_ends_the_session(home: Path) -> None:
+    run = spec(
+        ["dummy:text"],
+        stop={"max_steps": 5, "max_duration_s": 1},
+        pace={"kind": "constant", "seconds": 30},
+    )
+    summary = api.run_network(run, home)
+    assert summary["stop_reason"] == "max_duration" and summary["steps_total"] == 1
+
+
 def test_local_model_network(home: Path, tiny_gpt2: Path) -> None:
     local = {"model": f"local:{tiny_gpt2}", "params": {"max_new_tokens": 5, "prefix": "# "}}
     summary = api.run_network(spec([local, {**local, "role": "b"}], stop={"max_steps": 3}), home)

@@ -17,6 +17,7 @@ from prefect.tasks import exponential_backoff
 
 from sandloop import engine
 from sandloop.config import Settings
+from sandloop.display import excerpt
 from sandloop.models.base import CallContext, ModelInput, ModelOutput
 from sandloop.models.errors import ModelError
 from sandloop.progress import StepEvent, publish
@@ -48,15 +49,6 @@ class RunSummary:
 def _flow_run_name() -> str:
     thread = str(runtime.flow_run.parameters.get("thread", ""))
     return f"network · thread {thread[:8]}"
-
-
-def _excerpt(value: str | None, output_type: str, width: int = 60) -> str:
-    if value is None:
-        return ""
-    if output_type != "text":
-        return f"<{output_type} {value[:10]}>"
-    flat = " ".join(value.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 def _wait_until(due: datetime, thread: str, step: int) -> None:
@@ -125,7 +117,11 @@ def _run_steps(
     error: str | None = None
     since_flush = 0
     while (reason := state.stop_reason(session_started, engine.now_utc())) is None:
-        _wait_until(state.due_at(), thread, state.next_step)
+        due = state.due_at()
+        # A pace wait that would outlast --max-duration ends the session now instead.
+        if (reason := state.stop_reason(session_started, due)) is not None:
+            break
+        _wait_until(due, thread, state.next_step)
         plan = state.plan()
         started = engine.now_utc()
         task_state: State[ModelOutput] = invoke(
@@ -140,36 +136,30 @@ def _run_steps(
         )
         finished = engine.now_utc()
         task_run_id = str(task_state.state_details.task_run_id or "") or None
+        metadata: dict[str, Any] = {"role": plan.entry.role}
+        output_value: str | None = None
+        error_type: str | None = None
         if task_state.is_completed():
             output_value = _output_value(store, task_state.result())
             state.advance(plan, output_value, finished)
-            row = engine.invocation_row(
-                state,
-                plan,
-                status="ok",
-                output_value=output_value,
-                started_at=started,
-                finished_at=finished,
-                flow_run_id=flow_run_id,
-                task_run_id=task_run_id,
-                metadata={"next_due_at": state.due_at().isoformat(), "role": plan.entry.role},
-            )
+            metadata["next_due_at"] = state.due_at().isoformat()
         else:
             failure = task_state.result(raise_on_failure=False)
             error = failure.one_line() if isinstance(failure, ModelError) else repr(failure)
-            row = engine.invocation_row(
-                state,
-                plan,
-                status="failed",
-                output_value=None,
-                started_at=started,
-                finished_at=finished,
-                error=error,
-                flow_run_id=flow_run_id,
-                task_run_id=task_run_id,
-                error_type=getattr(failure, "kind", type(failure).__name__),
-                metadata={"role": plan.entry.role},
-            )
+            error_type = getattr(failure, "kind", type(failure).__name__)
+        row = engine.invocation_row(
+            state,
+            plan,
+            status="ok" if error is None else "failed",
+            output_value=output_value,
+            started_at=started,
+            finished_at=finished,
+            error=error,
+            error_type=error_type,
+            flow_run_id=flow_run_id,
+            task_run_id=task_run_id,
+            metadata=metadata,
+        )
         log.append(row)
         since_flush += 1
         publish(
@@ -179,7 +169,7 @@ def _run_steps(
                 plan.entry.facet,
                 row["status"],
                 row["latency_ms"],
-                _excerpt(row["output"], row["output_type"]),
+                excerpt(row["output"], row["output_type"]),
             )
         )
         if error is not None:

@@ -208,3 +208,11 @@ def test_random_run_specs_validate_or_raise_validation_error(
 ) -> None:
     with contextlib.suppress(ValidationError):
         RunSpec.model_validate({"network": net, **run})
+
+
+def test_networks_load_from_json_too(tmp_path: Path) -> None:
+    path = _write(tmp_path / "net.json", '{"name": "j", "models": ["dummy:text"]}')
+    assert load_network(path).models[0].model == "dummy:text"
+    broken = _write(tmp_path / "broken.json", '{"name": ')
+    with pytest.raises(SpecError, match="not valid json"):
+        load_network(broken)

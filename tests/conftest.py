@@ -20,6 +20,9 @@ os.environ.update(
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "SANDLOOP_RETRY_BACKOFF_S": "0.01",
+        # Runs embed in the background; the hashing embedder keeps that instant in tests that
+        # are not about embeddings (those pick the real all-MiniLM-L6-v2 explicitly).
+        "SANDLOOP_EMBED_MODEL": "hashing",
     }
 )
 os.environ.pop("PREFECT_API_URL", None)

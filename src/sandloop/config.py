@@ -26,6 +26,17 @@ class Settings(BaseSettings):
     retry_backoff_s: float = Field(
         0.5, ge=0, description="first retry delay; doubles each retry (with jitter)"
     )
+    embed_model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="embedding model: all-MiniLM-L6-v2 (offline), hashing, or any "
+        "sentence-transformers name or folder",
+    )
+    embed_during_runs: bool = Field(
+        True, description="embed outputs in the background while a run goes on"
+    )
+    ivf_threshold: int = Field(
+        200_000, ge=1, description="vectors above which FAISS switches from exact to IVF"
+    )
     gemma_folder: Path | None = Field(
         None, description="a converted Gemma 3 270M folder; default: <home>/models/gemma-3-270m"
     )

@@ -19,7 +19,7 @@ from sandloop.keys import derive_seed, hash_value, invocation_key, step_key
 from sandloop.models.registry import IOType
 from sandloop.pacing import next_due_at
 from sandloop.specs import NetworkEntry, RunSpec
-from sandloop.stopping import RepeatDetector, StopReason
+from sandloop.stopping import ConvergenceDetector, RepeatDetector, StopReason
 
 KIND_NETWORK = "network"
 
@@ -53,9 +53,25 @@ class ThreadState:
     finished: StopReason | None = None
     loop_length: int | None = None
     repeats: RepeatDetector = field(init=False)
+    convergence: ConvergenceDetector | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.repeats = RepeatDetector(len(self.spec.network.models))
+        stop = self.spec.stop
+        self.convergence = (
+            ConvergenceDetector(stop.converge_above, stop.converge_window)
+            if stop.converge_above is not None
+            else None
+        )
+
+    def observe_vector(self, step: int, vector: Any) -> tuple[int, float] | None:
+        """Feed an output's embedding to the convergence stop; may mark the run finished."""
+        if self.convergence is None:
+            return None
+        match = self.convergence.observe(step, vector)
+        if match is not None and self.finished is None:
+            self.finished, self.loop_length = StopReason.CONVERGED, step - match[0]
+        return match
 
     @property
     def detects_repeats(self) -> bool:

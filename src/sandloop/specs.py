@@ -160,6 +160,14 @@ class StopConditions(_Spec):
     stop_on_repeat: bool = Field(
         True, description="stop when an output repeats exactly (only for seeded runs)"
     )
+    converge_above: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="stop when an output's embedding has at least this cosine similarity "
+        "to one of the last converge_window outputs",
+    )
+    converge_window: int = Field(10, ge=1, le=1000)
 
 
 class RunSpec(_Spec):

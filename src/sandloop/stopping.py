@@ -5,19 +5,24 @@ Plain Python so the runner, tests and later schedulers share one definition of "
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+import numpy as np
+import numpy.typing as npt
 
 
 class StopReason(StrEnum):
     MAX_STEPS = "max_steps"
     MAX_DURATION = "max_duration"
     REPEAT = "repeat"
+    CONVERGED = "converged"
     FAILED = "failed"
 
 
 #: Reasons after which running the same thread again has nothing to do.
-FINAL_REASONS = frozenset({StopReason.MAX_STEPS, StopReason.REPEAT})
+FINAL_REASONS = frozenset({StopReason.MAX_STEPS, StopReason.REPEAT, StopReason.CONVERGED})
 
 
 @dataclass
@@ -40,3 +45,28 @@ class RepeatDetector:
             return step - earlier
         self._first_seen[slot] = step
         return None
+
+
+@dataclass
+class ConvergenceDetector:
+    """Finds semantic convergence: an output whose embedding is within ``threshold`` cosine of
+    one of the last ``window`` outputs. Vectors must be L2-normalised."""
+
+    threshold: float
+    window: int
+    _recent: deque[tuple[int, npt.NDArray[np.float32]]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._recent = deque(maxlen=self.window)
+
+    def observe(self, step: int, vector: npt.NDArray[np.float32]) -> tuple[int, float] | None:
+        """Record a step's vector; return (matched step, cosine) if it converged."""
+        match: tuple[int, float] | None = None
+        if self._recent:
+            steps = [s for s, _ in self._recent]
+            cosines = np.stack([v for _, v in self._recent]) @ vector
+            best = int(np.argmax(cosines))
+            if float(cosines[best]) >= self.threshold:
+                match = (steps[best], float(cosines[best]))
+        self._recent.append((step, vector))
+        return match

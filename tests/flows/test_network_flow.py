@@ -207,4 +207,41 @@ def test_task_runs_are_named_for_the_step_and_model(home: Path) -> None:
         )
     assert flow_run.name == f"network · thread {summary['thread'][:8]}"
     assert flow_run.state is not None and flow_run.state.is_completed()
-    assert sorted(t.name for t in task_runs) == ["step 0 · dummy:text", "step 1 · dummy:text#b"]
+    assert sorted(t.name for t in task_runs) == [
+        f"embed · thread {summary['thread'][:8]}",  # the background embedding, once at the end
+        "step 0 · dummy:text",
+        "step 1 · dummy:text#b",
+    ]
+
+
+def test_runs_embed_their_outputs_in_the_background(home: Path) -> None:
+    summary = api.run_network(spec(["dummy:text"], stop={"max_steps": 5}), home)
+    embeddings = api.open_store(home).select("embeddings")
+    assert summary["embedded"] == 5
+    assert sorted(embeddings["step"]) == list(range(5))
+    assert embeddings["embedding_model"].eq("hashing-256").all()
+
+
+def test_convergence_stops_with_the_matched_step(home: Path) -> None:
+    import json
+
+    # vocab 40 rarely repeats exactly within 30 steps, but hashing vectors of 4-word phrases
+    # sharing three words are close: a low threshold converges early.
+    run = spec(
+        [{"model": "dummy:text", "params": {"vocab": 40}}],
+        stop={
+            "max_steps": 60,
+            "stop_on_repeat": False,
+            "converge_above": 0.4,
+            "converge_window": 5,
+        },
+    )
+    summary = api.run_network(run, home)
+    assert summary["stop_reason"] == "converged"
+    steps = api.run_steps(summary["thread"], home)
+    last = json.loads(steps["metadata"].iloc[-1])
+    assert last["cosine"] >= 0.4
+    assert summary["loop_length"] == steps["step"].iloc[-1] - last["converged_with_step"]
+    assert 1 <= summary["loop_length"] <= 5
+    again = api.run_network(run, home)
+    assert again["already_finished"] and again["stop_reason"] == "converged"

@@ -12,12 +12,15 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from prefect import State, flow, runtime
+import pandas as pd
+from prefect import State, flow, get_run_logger, runtime
+from prefect.futures import PrefectFuture
 from prefect.tasks import exponential_backoff
 
 from sandloop import engine
 from sandloop.config import Settings
 from sandloop.display import excerpt
+from sandloop.embedding.embedders import Embedder, get_embedder
 from sandloop.models.base import CallContext, ModelInput, ModelOutput
 from sandloop.models.errors import ModelError
 from sandloop.progress import StepEvent, publish
@@ -25,6 +28,7 @@ from sandloop.specs import RunSpec
 from sandloop.stopping import FINAL_REASONS, StopReason
 from sandloop.storage.store import AkashicStore, NotFound
 from sandloop.storage.wal import ThreadLog
+from sandloop.tasks.embed import embed_thread_outputs
 from sandloop.tasks.invoke import invoke_model
 
 
@@ -41,6 +45,7 @@ class RunSummary:
     already_finished: bool = False
     duration_s: float = 0.0
     flow_run_id: str | None = None
+    embedded: int | None = None  # outputs embedded in the background (None: off or failed)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,6 +74,54 @@ def _output_value(store: AkashicStore, output: ModelOutput) -> str:
     if output.type == "text":
         return output.text or ""
     return store.blobs.put(output.data or b"")
+
+
+def _convergence_embedder(
+    state: engine.ThreadState, recorded: pd.DataFrame, settings: Settings
+) -> Embedder | None:
+    """The embedder for the convergence stop, primed with the last outputs of a resumed run
+    (one more than the window, so a run that converged on its last step is seen as finished)."""
+    if state.convergence is None:
+        return None
+    embedder = get_embedder(settings.embed_model, settings.device)
+    done = recorded[(recorded["status"] == "ok") & (recorded["output_type"] == "text")]
+    tail = done.sort_values("step").tail(state.convergence.window + 1)
+    if not tail.empty:
+        vectors = embedder.embed(tail["output"].astype(str).tolist())
+        for step, vector in zip(tail["step"], vectors, strict=True):
+            state.observe_vector(int(step), vector)
+    return embedder
+
+
+class _BackgroundEmbedding:
+    """Embeds flushed steps in a task-runner thread while the loop goes on, so a slow embedder
+    never delays a model call. A failed embedding is a warning, not a failed run: the record is
+    complete and `sandloop embed` back-fills it."""
+
+    def __init__(self, settings: Settings, thread: str) -> None:
+        self.settings, self.thread = settings, thread
+        self.futures: list[PrefectFuture[dict[str, Any]]] = []
+
+    def submit(self) -> None:
+        if self.settings.embed_during_runs:
+            self.futures.append(
+                embed_thread_outputs.submit(str(self.settings.home), self.thread, self.settings)
+            )
+
+    def wait(self) -> int | None:
+        if not self.futures:
+            return None
+        embedded = 0
+        for future in self.futures:
+            future.wait()
+            if not future.state.is_completed():
+                get_run_logger().warning(
+                    "embedding outputs failed (%s); run `sandloop embed` to back-fill",
+                    future.state.message,
+                )
+                return None
+            embedded += int(future.result()["embedded"])
+        return embedded
 
 
 @flow(
@@ -100,7 +153,10 @@ def _run_steps(
     run: dict[str, Any],
 ) -> RunSummary:
     thread = str(run["thread"])
-    state = engine.resume(spec, thread, str(run["genesis"]), run["created_at"], store.steps(thread))
+    recorded = store.steps(thread)
+    state = engine.resume(spec, thread, str(run["genesis"]), run["created_at"], recorded)
+    embedder = _convergence_embedder(state, recorded, settings)
+    background = _BackgroundEmbedding(settings, thread)
     session_started = engine.now_utc()
     first_step = state.next_step
     flow_run_id = str(runtime.flow_run.id or "") or None
@@ -142,6 +198,10 @@ def _run_steps(
         if task_state.is_completed():
             output_value = _output_value(store, task_state.result())
             state.advance(plan, output_value, finished)
+            if embedder is not None and plan.entry.info.output_type == "text":
+                match = state.observe_vector(plan.step, embedder.embed([output_value])[0])
+                if match is not None:
+                    metadata["converged_with_step"], metadata["cosine"] = match[0], match[1]
             metadata["next_due_at"] = state.due_at().isoformat()
         else:
             failure = task_state.result(raise_on_failure=False)
@@ -177,14 +237,17 @@ def _run_steps(
             break
         if since_flush >= settings.flush_every:
             store.flush(log)
+            background.submit()
             since_flush = 0
 
     store.flush(log)
+    background.submit()
     summary = _summary(spec, state, reason, first_step, error=error)
     summary = replace(
         summary,
         duration_s=(engine.now_utc() - session_started).total_seconds(),
         flow_run_id=flow_run_id,
+        embedded=background.wait(),
     )
     store.put_run(
         {

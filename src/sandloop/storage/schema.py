@@ -58,11 +58,31 @@ RUNS = pa.schema(
     ]
 )
 
+EMBEDDINGS = pa.schema(
+    [
+        # id = H(embedding_model, key): one vector per invocation and embedding model.
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("embedding_model", pa.string(), nullable=False),
+        pa.field("dim", pa.int32(), nullable=False),
+        # A variable-length list: one table holds vectors of every embedding model's size.
+        pa.field("vector", pa.list_(pa.float32()), nullable=False),
+        pa.field("content_hash", pa.string(), nullable=False),
+        # Copies of the invocation's address, so indexes filter without a join.
+        pa.field("realm", pa.string()),
+        pa.field("thread", pa.string()),
+        pa.field("model", pa.string()),
+        pa.field("step", pa.int64()),
+        pa.field("created_at", _TS),
+    ]
+)
+
 TABLES: dict[str, tuple[pa.Schema, str]] = {
     "invocations": (INVOCATIONS, "key"),
     "runs": (RUNS, "thread"),
+    "embeddings": (EMBEDDINGS, "id"),
 }
 
-TIMESTAMP_COLUMNS = frozenset(f.name for f in INVOCATIONS if f.type == _TS) | frozenset(
-    f.name for f in RUNS if f.type == _TS
+TIMESTAMP_COLUMNS = frozenset(
+    f.name for schema in (INVOCATIONS, RUNS, EMBEDDINGS) for f in schema if f.type == _TS
 )

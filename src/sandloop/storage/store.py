@@ -39,7 +39,7 @@ class NotFound(StoreError):
     pass
 
 
-def _sql_str(value: str) -> str:
+def sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
@@ -159,12 +159,18 @@ class AkashicStore:
                 log.close()
         return recovered
 
-    def _select(self, name: str, where: str | None = None) -> pd.DataFrame:
+    def select(
+        self, name: str, where: str | None = None, columns: list[str] | None = None
+    ) -> pd.DataFrame:
+        """A filtered (SQL ``where``) and projected read of a table as a DataFrame."""
         if not self.has_table(name):
-            return pd.DataFrame({f.name: pd.Series(dtype=object) for f in TABLES[name][0]})
+            names = columns or [f.name for f in TABLES[name][0]]
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in names})
         query = self.table(name).search()
         if where:
             query = query.where(where)
+        if columns:
+            query = query.select(columns)
         frame: pd.DataFrame = query.limit(None).to_pandas()
         return frame
 
@@ -179,7 +185,7 @@ class AkashicStore:
 
     def steps(self, thread: str) -> pd.DataFrame:
         """Every recorded step of a thread, including ones still in the write-ahead log."""
-        stored = self._select("invocations", f"thread = {_sql_str(thread)}")
+        stored = self.select("invocations", f"thread = {sql_str(thread)}")
         pending = read_log(self.wal_dir / f"{thread}.jsonl")
         if pending:
             fresh = pa.Table.from_pylist(dedupe_last(pending, "key"), schema=INVOCATIONS)
@@ -189,7 +195,7 @@ class AkashicStore:
         return stored.sort_values("step", kind="stable").reset_index(drop=True)
 
     def invocations(self, where: str | None = None) -> pd.DataFrame:
-        return self._select("invocations", where)
+        return self.select("invocations", where)
 
     # -- runs -----------------------------------------------------------------------------
 
@@ -198,7 +204,7 @@ class AkashicStore:
         self.upsert("runs", [row])
 
     def runs(self) -> pd.DataFrame:
-        frame = self._select("runs")
+        frame = self.select("runs")
         if frame.empty:
             return frame
         live = [is_locked(self.wal_dir, t) for t in frame["thread"]]
@@ -211,7 +217,7 @@ class AkashicStore:
     def find_run(self, thread_prefix: str) -> dict[str, Any]:
         if not thread_prefix:
             raise NotFound("give a thread id or a prefix of one")
-        rows = self._select_rows("runs", f"thread LIKE {_sql_str(thread_prefix.lower() + '%')}")
+        rows = self._select_rows("runs", f"thread LIKE {sql_str(thread_prefix.lower() + '%')}")
         if not rows:
             raise NotFound(
                 f"no run has a thread starting with {thread_prefix!r}; see `sandloop runs`"
@@ -224,7 +230,7 @@ class AkashicStore:
         return rows[0]
 
     def get_run(self, thread: str) -> dict[str, Any] | None:
-        rows = self._select_rows("runs", f"thread = {_sql_str(thread)}")
+        rows = self._select_rows("runs", f"thread = {sql_str(thread)}")
         return rows[0] if rows else None
 
     def table_versions(self) -> dict[str, int]:

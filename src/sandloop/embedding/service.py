@@ -1,0 +1,246 @@
+"""Embedding the record: find what lacks a vector, embed it once, keep the index in step.
+
+The same text is never embedded twice for a model: vectors are cached by (content hash,
+embedding model) in the ``embeddings`` table, which is the system of record for vectors; the
+FAISS index is rebuilt from it whenever it is missing, unreadable or of the wrong dimension.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sandloop.embedding.embedders import Embedder, Vectors
+from sandloop.keys import hash_bytes, hash_value
+from sandloop.storage.faiss_index import (
+    DimensionMismatch,
+    EmptyIndex,
+    FaissIndex,
+    IndexCorrupt,
+    SearchFilter,
+    folder_for,
+)
+from sandloop.storage.store import AkashicStore, sql_str
+
+_IN_CHUNK = 500  # keys per SQL IN list
+
+
+@dataclass
+class EmbedReport:
+    embedded: int = 0  # texts sent to the model
+    reused: int = 0  # rows whose text was already embedded (cache hits)
+    indexed: int = 0
+
+
+def content_hash(text: str) -> str:
+    return hash_bytes(text.encode("utf-8"))
+
+
+def embedding_id(embedding_model: str, key: str) -> str:
+    return hash_value({"embedding_model": embedding_model, "key": key})
+
+
+def _where(embedding_model: str | None = None, **prefixes: str | None) -> str:
+    clauses = [f"{col} LIKE {sql_str(val + '%')}" for col, val in prefixes.items() if val]
+    if embedding_model is not None:
+        clauses.append(f"embedding_model = {sql_str(embedding_model)}")
+    return " AND ".join(clauses)
+
+
+def missing_rows(
+    store: AkashicStore,
+    embedding_model: str,
+    realm: str | None = None,
+    thread: str | None = None,
+) -> pd.DataFrame:
+    """Successful text outputs that have no vector yet for ``embedding_model``."""
+    where = " AND ".join(
+        filter(None, ["status = 'ok'", "output_type = 'text'", _where(realm=realm, thread=thread)])
+    )
+    rows = store.invocations(where)
+    if rows.empty:
+        return rows
+    done = store.select("embeddings", _where(embedding_model, realm=realm, thread=thread), ["key"])
+    return rows[~rows["key"].isin(set(done["key"]))].reset_index(drop=True)
+
+
+def _cached_vectors(
+    store: AkashicStore, embedding_model: str, hashes: list[str]
+) -> dict[str, list[float]]:
+    found: dict[str, list[float]] = {}
+    for start in range(0, len(hashes), _IN_CHUNK):
+        chunk = ", ".join(sql_str(h) for h in hashes[start : start + _IN_CHUNK])
+        frame = store.select(
+            "embeddings",
+            f"{_where(embedding_model)} AND content_hash IN ({chunk})",
+            ["content_hash", "vector"],
+        )
+        found.update(zip(frame["content_hash"], frame["vector"], strict=True))
+    return found
+
+
+def embed_rows(
+    store: AkashicStore,
+    embedder: Embedder,
+    rows: pd.DataFrame,
+    *,
+    batch_size: int = 256,
+    on_batch: Callable[[int], None] = lambda _n: None,
+) -> tuple[EmbedReport, pd.DataFrame, Vectors]:
+    """Embed invocation rows (text outputs) and record their vectors; returns what was written."""
+    report = EmbedReport()
+    metas: list[pd.DataFrame] = []
+    vectors: list[Vectors] = []
+    for start in range(0, len(rows), batch_size):
+        batch = rows.iloc[start : start + batch_size]
+        texts = batch["output"].astype(str).tolist()
+        hashes = [content_hash(t) for t in texts]
+        cached = _cached_vectors(store, embedder.name, sorted(set(hashes)))
+        todo = list(dict.fromkeys(h for h in hashes if h not in cached))
+        if todo:
+            text_of = dict(zip(hashes, texts, strict=True))
+            fresh = embedder.embed([text_of[h] for h in todo])
+            cached.update(zip(todo, fresh.tolist(), strict=True))
+        report.embedded += len(todo)
+        report.reused += len(hashes) - len(todo)
+        matrix = np.asarray([cached[h] for h in hashes], dtype=np.float32)
+        now = datetime.now(UTC)
+        store.upsert(
+            "embeddings",
+            [
+                {
+                    "id": embedding_id(embedder.name, str(row.key)),
+                    "key": row.key,
+                    "embedding_model": embedder.name,
+                    "dim": embedder.dim,
+                    "vector": matrix[i].tolist(),
+                    "content_hash": hashes[i],
+                    "realm": row.realm,
+                    "thread": row.thread,
+                    "model": row.model,
+                    "step": int(row.step),
+                    "created_at": now,
+                }
+                for i, row in enumerate(batch.itertuples(index=False))
+            ],
+        )
+        metas.append(batch[["key", "realm", "thread", "model", "step"]])
+        vectors.append(matrix)
+        on_batch(len(batch))
+    meta = pd.concat(metas, ignore_index=True) if metas else rows.iloc[0:0]
+    stacked = np.vstack(vectors) if vectors else np.zeros((0, embedder.dim), dtype=np.float32)
+    return report, meta, stacked
+
+
+def stored_vectors(store: AkashicStore, embedding_model: str) -> tuple[pd.DataFrame, Vectors]:
+    frame = store.select("embeddings", _where(embedding_model))
+    if frame.empty:
+        return frame, np.zeros((0, 0), dtype=np.float32)
+    return frame, np.asarray(frame["vector"].tolist(), dtype=np.float32)
+
+
+def index_root(home: Path) -> Path:
+    return home / "indexes" / "faiss"
+
+
+def open_index(
+    store: AkashicStore,
+    embedder: Embedder,
+    announce: Callable[[str], None] = lambda _m: None,
+    *,
+    ivf_threshold: int = 200_000,
+) -> FaissIndex:
+    """The model's FAISS index, rebuilt from the store if unreadable, and caught up with
+    vectors other processes recorded since it was saved."""
+    folder = folder_for(index_root(store.home), embedder.name)
+    try:
+        index = FaissIndex.load(folder, embedder.name, embedder.dim, ivf_threshold=ivf_threshold)
+    except (IndexCorrupt, DimensionMismatch) as exc:
+        announce(f"{exc}; rebuilding it from the store")
+        return rebuild_index(store, embedder, ivf_threshold=ivf_threshold)
+    known = store.select("embeddings", _where(embedder.name), ["key"])
+    if len(known) > len(index):
+        meta, vectors = stored_vectors(store, embedder.name)
+        if index.add(meta, vectors):
+            index.save()
+    return index
+
+
+def rebuild_index(
+    store: AkashicStore, embedder: Embedder, *, ivf_threshold: int = 200_000
+) -> FaissIndex:
+    folder = folder_for(index_root(store.home), embedder.name)
+    index = FaissIndex(folder, embedder.name, embedder.dim, ivf_threshold=ivf_threshold)
+    meta, vectors = stored_vectors(store, embedder.name)
+    if len(meta):
+        index.rebuild(meta, vectors)
+    index.save()
+    return index
+
+
+def embed_and_index(
+    store: AkashicStore,
+    embedder: Embedder,
+    *,
+    realm: str | None = None,
+    thread: str | None = None,
+    batch_size: int = 256,
+    ivf_threshold: int = 200_000,
+    on_total: Callable[[int], None] = lambda _n: None,
+    on_batch: Callable[[int], None] = lambda _n: None,
+    announce: Callable[[str], None] = lambda _m: None,
+) -> EmbedReport:
+    """Back-fill: embed every text output lacking a vector for this model, and index it.
+
+    One writer per embedding model at a time (a file lock, across threads and processes), so
+    concurrent back-fills never embed the same rows twice or lose each other's index updates.
+    """
+    root = index_root(store.home)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(folder_for(root, embedder.name).with_suffix(".lock"), "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        todo = missing_rows(store, embedder.name, realm=realm, thread=thread)
+        on_total(len(todo))
+        index = open_index(store, embedder, announce, ivf_threshold=ivf_threshold)
+        if todo.empty:
+            return EmbedReport()
+        report, meta, vectors = embed_rows(
+            store, embedder, todo, batch_size=batch_size, on_batch=on_batch
+        )
+        report.indexed = index.add(meta, vectors)
+        index.save()
+        return report
+
+
+def search(
+    store: AkashicStore,
+    embedder: Embedder,
+    query: str,
+    k: int = 10,
+    where: SearchFilter | None = None,
+    announce: Callable[[str], None] = lambda _m: None,
+) -> pd.DataFrame:
+    """Nearest recorded outputs to ``query``: score, key, thread, step, model, output."""
+    index = open_index(store, embedder, announce)
+    if len(index) == 0:
+        raise EmptyIndex(
+            f"nothing is embedded with {embedder.name!r} yet; run "
+            f"`sandloop embed --model {embedder.name}` first"
+        )
+    hits = index.search(embedder.embed([query])[0], k, where)
+    columns = ["score", "key", "thread", "step", "model", "output_type", "output"]
+    if not hits:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    keys = ", ".join(sql_str(h.key) for h in hits)
+    found = store.invocations(f"key IN ({keys})").set_index("key")
+    scores: dict[str, Any] = {h.key: h.score for h in hits}
+    result = found.loc[[h.key for h in hits if h.key in found.index]].reset_index()
+    result["score"] = result["key"].map(scores)
+    return result[columns]

@@ -1,0 +1,30 @@
+"""Embedding as a Prefect task, submitted in the background while a run goes on."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from sandloop.config import Settings
+from sandloop.embedding.embedders import get_embedder
+from sandloop.embedding.service import embed_and_index
+from sandloop.storage.store import AkashicStore
+
+
+@task(
+    name="embed-outputs",
+    task_run_name="embed · thread {thread:.8}",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+def embed_thread_outputs(home: str, thread: str, settings: Settings) -> dict[str, Any]:
+    """Idempotent: embeds whatever of the thread has no vector yet, so overlapping or repeated
+    submissions cost a query, not model time."""
+    store = AkashicStore.open(Path(home), compact_every=settings.compact_every)
+    embedder = get_embedder(settings.embed_model, settings.device)
+    report = embed_and_index(store, embedder, thread=thread, ivf_threshold=settings.ivf_threshold)
+    return asdict(report)

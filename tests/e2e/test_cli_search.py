@@ -1,0 +1,69 @@
+"""`sandloop embed`, `search` and `index rebuild` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.e2e.test_cli import ECHO, sandloop
+
+
+def test_embed_search_rebuild(cli_env: dict[str, str], home: Path) -> None:
+    env = {**cli_env, "SANDLOOP_EMBED_DURING_RUNS": "false"}
+    ran = sandloop(
+        "run",
+        str(ECHO),
+        "--genesis",
+        "a red balloon",
+        "--seed",
+        "7",
+        "--max-steps",
+        "12",
+        "--json",
+        env=env,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["embedded"] is None  # turned off for this run
+
+    empty = sandloop("search", "balloon", "--model", "all-MiniLM-L6-v2", env=env)
+    assert empty.returncode == 2
+    assert "nothing is embedded with 'all-MiniLM-L6-v2' yet" in empty.stderr
+
+    first = json.loads(sandloop("embed", "--model", "all-MiniLM-L6-v2", "--json", env=env).stdout)
+    assert first["indexed"] == 12 and first["embedded"] + first["reused"] == 12
+    again = json.loads(sandloop("embed", "--model", "all-MiniLM-L6-v2", "--json", env=env).stdout)
+    assert (again["embedded"], again["indexed"]) == (0, 0)
+
+    steps = json.loads(ran.stdout)["steps"]
+    target = steps[4]["output"]
+    found = json.loads(
+        sandloop(
+            "search", target, "-k", "3", "--model", "all-MiniLM-L6-v2", "--json", env=env
+        ).stdout
+    )
+    assert found[0]["output"] == target and found[0]["step"] == 4
+    assert found[0]["score"] > 0.99 and len(found) == 3
+    only = json.loads(
+        sandloop(
+            "search", target, "--thread", "ffff", "--model", "all-MiniLM-L6-v2", "--json", env=env
+        ).stdout
+    )
+    assert only == []
+
+    folder = home / "indexes" / "faiss" / "all-MiniLM-L6-v2"
+    (folder / "index.faiss").write_bytes(b"corrupt")
+    healed = sandloop("search", target, "-k", "1", "--model", "all-MiniLM-L6-v2", env=env)
+    assert healed.returncode == 0 and "rebuilding it from the store" in healed.stderr
+    rebuilt = sandloop("index", "rebuild", "--model", "all-MiniLM-L6-v2", env=env)
+    assert "rebuilt a flat index of 12 vectors" in rebuilt.stdout
+
+
+def test_unknown_embedding_model_is_one_line(cli_env: dict[str, str]) -> None:
+    done = sandloop("embed", "--model", "hashing-2", env=cli_env)
+    assert done.returncode == 2 and done.stderr.strip().startswith("error: 'hashing-2'")
+
+
+def test_new_commands_have_help(cli_env: dict[str, str]) -> None:
+    for command in (["embed"], ["search"], ["index", "rebuild"]):
+        helped = sandloop(*command, "--help", env=cli_env)
+        assert helped.returncode == 0 and "--model" in helped.stdout and "--home" in helped.stdout

@@ -143,6 +143,13 @@ def run(
     stop_on_repeat: Annotated[
         bool, typer.Option(help="Stop when an output repeats exactly (seeded runs).")
     ] = True,
+    converge_above: Annotated[
+        float | None,
+        typer.Option(help="Stop when an output's embedding has this cosine to a recent one."),
+    ] = None,
+    converge_window: Annotated[
+        int | None, typer.Option(help="How many recent outputs --converge-above compares.")
+    ] = None,
     pace: Annotated[
         str, typer.Option(help="none | constant:S | exponential:BASE,FACTOR,CAP | panic")
     ] = "none",
@@ -166,6 +173,10 @@ def run(
         stop["max_steps"] = max_steps
     if max_duration is not None:
         stop["max_duration_s"] = max_duration
+    if converge_above is not None:
+        stop["converge_above"] = converge_above
+    if converge_window is not None:
+        stop["converge_window"] = converge_window
     try:
         spec = api.load_run_spec(
             network, genesis=genesis, seed=seed, stop=stop, pace=parse_pace(pace)

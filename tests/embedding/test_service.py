@@ -13,7 +13,7 @@ from sandloop.storage.faiss_index import EmptyIndex, SearchFilter, folder_for
 from sandloop.storage.store import AkashicStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from _common import invocation_rows  # noqa: E402
+from _common import invocation_rows
 
 TEXTS = ["a red balloon over the sea", "quarterly tax law reform", "a lighthouse in the fog"]
 

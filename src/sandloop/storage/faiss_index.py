@@ -52,16 +52,65 @@ class SearchFilter:
     thread: str | None = None
     model: str | None = None  # the model that produced the output, exact
 
+    @property
+    def is_empty(self) -> bool:
+        return self.realm is None and self.thread is None and self.model is None
+
     def mask(self, meta: pd.DataFrame) -> np.ndarray[Any, np.dtype[np.bool_]] | None:
-        if self.realm is None and self.thread is None and self.model is None:
+        """The rows this filter allows (a plain, uncached evaluation)."""
+        if self.is_empty:
             return None
-        keep = np.ones(len(meta), dtype=bool)
-        if self.realm:
-            keep &= meta["realm"].str.startswith(self.realm).to_numpy(dtype=bool)
-        if self.thread:
-            keep &= meta["thread"].str.startswith(self.thread).to_numpy(dtype=bool)
-        if self.model:
-            keep &= (meta["model"] == self.model).to_numpy(dtype=bool)
+        return _ColumnCodes.build(meta).allowed(self)
+
+
+@dataclass
+class _ColumnCodes:
+    """Metadata columns as sorted categories plus per-row codes.
+
+    A prefix selects a contiguous run of sorted categories (two binary searches), and the rows
+    follow from comparing small integer codes: about a millisecond for 100k rows, where a
+    string comparison per row per query cost ~20 ms.
+    """
+
+    categories: dict[str, np.ndarray[Any, Any]]
+    codes: dict[str, np.ndarray[Any, Any]]
+    keys: np.ndarray[Any, Any]
+
+    @classmethod
+    def build(cls, meta: pd.DataFrame) -> _ColumnCodes:
+        categories, codes = {}, {}
+        for column in ("realm", "thread", "model"):
+            as_category = pd.Categorical(meta[column].astype(str))
+            categories[column] = np.asarray(as_category.categories, dtype=object)
+            codes[column] = np.asarray(as_category.codes)
+        return cls(categories, codes, meta["key"].to_numpy())
+
+    def _prefix(self, column: str, prefix: str) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        sorted_values = self.categories[column]
+        low = int(np.searchsorted(sorted_values, prefix, side="left"))
+        high = int(np.searchsorted(sorted_values, prefix + "\U0010ffff", side="left"))
+        code = self.codes[column]
+        result: np.ndarray[Any, np.dtype[np.bool_]] = (code >= low) & (code < high)
+        return result
+
+    def _exact(self, column: str, value: str) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        sorted_values = self.categories[column]
+        at = int(np.searchsorted(sorted_values, value))
+        found = at < len(sorted_values) and sorted_values[at] == value
+        code = self.codes[column]
+        result: np.ndarray[Any, np.dtype[np.bool_]] = (
+            code == at if found else np.zeros(len(code), dtype=bool)
+        )
+        return result
+
+    def allowed(self, where: SearchFilter) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        keep = np.ones(len(self.codes["thread"]), dtype=bool)
+        if where.realm:
+            keep &= self._prefix("realm", where.realm)
+        if where.thread:
+            keep &= self._prefix("thread", where.thread)
+        if where.model:
+            keep &= self._exact("model", where.model)
         return keep
 
 
@@ -89,6 +138,7 @@ class FaissIndex:
         self._index: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         self._meta = pd.DataFrame({c: pd.Series(dtype=object) for c in META_COLUMNS})
         self._ids: dict[str, int] = {}
+        self._codes: _ColumnCodes | None = None  # built on the first filtered search
 
     # -- persistence ------------------------------------------------------------------------
 
@@ -169,6 +219,7 @@ class FaissIndex:
         ids = np.arange(start, start + len(new_meta), dtype=np.int64)
         self._index.add_with_ids(np.ascontiguousarray(vectors[fresh], dtype=np.float32), ids)
         self._meta = pd.concat([self._meta, new_meta], ignore_index=True)
+        self._codes = None
         self._ids.update({key: int(i) for key, i in zip(new_meta["key"], ids, strict=True)})
         return len(new_meta)
 
@@ -187,19 +238,23 @@ class FaissIndex:
             self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
         self._meta = pd.DataFrame({c: pd.Series(dtype=object) for c in META_COLUMNS})
         self._ids = {}
+        self._codes = None
         self.add(meta, vectors)
 
     def search(self, query: Vectors, k: int, where: SearchFilter | None = None) -> list[Hit]:
         if len(self) == 0:
             return []
         faiss = self._faiss
-        mask = where.mask(self._meta) if where else None
         params: Any = None
-        if mask is not None:
-            allowed = np.flatnonzero(mask).astype(np.int64)
-            if allowed.size == 0:
+        if where is not None and not where.is_empty:
+            if self._codes is None:
+                self._codes = _ColumnCodes.build(self._meta)
+            mask = self._codes.allowed(where)
+            if not mask.any():
                 return []
-            selector = faiss.IDSelectorBatch(allowed)
+            # A bitmap costs N/8 bytes whatever the selectivity; ids are row numbers.
+            bitmap = np.packbits(mask, bitorder="little")
+            selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
             if self.kind == "ivf":
                 params = faiss.SearchParametersIVF(sel=selector, nprobe=16)
             else:
@@ -208,7 +263,7 @@ class FaissIndex:
         if vector.shape[1] != self.dim:
             raise DimensionMismatch(f"the query is {vector.shape[1]}-d, the index {self.dim}-d")
         scores, ids = self._index.search(vector, min(k, len(self)), params=params)
-        keys = self._meta["key"].to_numpy()
+        keys = self._codes.keys if self._codes is not None else self._meta["key"].to_numpy()
         return [
             Hit(str(keys[i]), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0
         ]

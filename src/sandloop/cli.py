@@ -378,6 +378,28 @@ EmbedModelOption = Annotated[
 ]
 
 
+BackendOption = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        envvar="SANDLOOP_INDEX_BACKEND",
+        help="Vector index: faiss (embedded, default) or elasticsearch (SANDLOOP_ES_URL).",
+        show_default=False,
+    ),
+]
+
+
+def _settings(home: Path | None, backend: str | None) -> Any:
+    from sandloop import api
+
+    settings = api.settings_for(home)
+    if backend is None:
+        return settings
+    if backend not in ("faiss", "elasticsearch"):
+        fail(f"--backend {backend!r}: use faiss or elasticsearch")
+    return settings.model_copy(update={"index_backend": backend})
+
+
 def _embedder(model: str | None, home: Path | None) -> Any:
     from sandloop import api
     from sandloop.embedding.embedders import get_embedder
@@ -393,6 +415,7 @@ def embed(
     realm: Annotated[str | None, typer.Option(help="Only this realm (a prefix).")] = None,
     thread: Annotated[str | None, typer.Option(help="Only this thread (a prefix).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per model call.")] = 256,
+    backend: BackendOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -407,8 +430,8 @@ def embed(
     from sandloop import api
     from sandloop.embedding.service import embed_and_index
 
+    settings = _settings(home, backend)
     try:
-        settings = api.settings_for(home)
         store = api.open_store(home)
         embedder = _embedder(model, home)
         progress = Progress(
@@ -422,7 +445,7 @@ def embed(
                 realm=realm,
                 thread=thread,
                 batch_size=batch_size,
-                ivf_threshold=settings.ivf_threshold,
+                settings=settings,
                 on_total=lambda n: progress.update(bar, total=n),
                 on_batch=lambda n: progress.advance(bar, n),
                 announce=lambda m: err.print(m, highlight=False),
@@ -449,6 +472,7 @@ def search(
         str | None, typer.Option("--from-model", help="Only outputs of this model.")
     ] = None,
     model: EmbedModelOption = None,
+    backend: BackendOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -467,6 +491,7 @@ def search(
             k,
             SearchFilter(realm=realm, thread=thread, model=from_model),
             announce=lambda m: err.print(m, highlight=False),
+            settings=_settings(home, backend),
         )
     except _input_errors() as exc:
         fail(str(exc))
@@ -499,21 +524,22 @@ app.add_typer(index_app, name="index")
 @index_app.command("rebuild")
 def index_rebuild(
     model: EmbedModelOption = None,
+    backend: BackendOption = None,
     home: HomeOption = None,
 ) -> None:
-    """Rebuild the FAISS index of an embedding model from the vectors in the store."""
+    """Rebuild an embedding model's index (FAISS or Elasticsearch) from the store's vectors."""
     from sandloop import api
     from sandloop.embedding.service import rebuild_index
 
+    settings = _settings(home, backend)
     try:
-        settings = api.settings_for(home)
         store = api.open_store(home)
         embedder = _embedder(model, home)
-        index = rebuild_index(store, embedder, ivf_threshold=settings.ivf_threshold)
+        index = rebuild_index(store, embedder, settings)
     except _input_errors() as exc:
         fail(str(exc))
     out.print(
-        f"{embedder.name}: rebuilt a {index.kind} index of {len(index)} vectors", highlight=False
+        f"{embedder.name}: rebuilt the {index.kind} index, {len(index)} vectors", highlight=False
     )
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,6 +38,15 @@ class Settings(BaseSettings):
     ivf_threshold: int = Field(
         200_000, ge=1, description="vectors above which FAISS switches from exact to IVF"
     )
+    index_backend: Literal["faiss", "elasticsearch"] = Field(
+        "faiss",
+        description="where vectors are searched: embedded FAISS or an Elasticsearch cluster",
+    )
+    es_url: str | None = Field(None, description="Elasticsearch URL, e.g. http://127.0.0.1:9200")
+    es_index_prefix: str = Field("sandloop", description="Elasticsearch index name prefix")
+    es_api_key: SecretStr | None = Field(None, description="Elasticsearch API key (a secret)")
+    es_username: str | None = None
+    es_password: SecretStr | None = Field(None, description="Elasticsearch password (a secret)")
     gemma_folder: Path | None = Field(
         None, description="a converted Gemma 3 270M folder; default: <home>/models/gemma-3-270m"
     )

@@ -55,7 +55,7 @@ def test_embed_search_rebuild(cli_env: dict[str, str], home: Path) -> None:
     healed = sandloop("search", target, "-k", "1", "--model", "all-MiniLM-L6-v2", env=env)
     assert healed.returncode == 0 and "rebuilding it from the store" in healed.stderr
     rebuilt = sandloop("index", "rebuild", "--model", "all-MiniLM-L6-v2", env=env)
-    assert "rebuilt a flat index of 12 vectors" in rebuilt.stdout
+    assert "rebuilt the flat index, 12 vectors" in rebuilt.stdout
 
 
 def test_unknown_embedding_model_is_one_line(cli_env: dict[str, str]) -> None:
@@ -67,3 +67,39 @@ def test_new_commands_have_help(cli_env: dict[str, str]) -> None:
     for command in (["embed"], ["search"], ["index", "rebuild"]):
         helped = sandloop(*command, "--help", env=cli_env)
         assert helped.returncode == 0 and "--model" in helped.stdout and "--home" in helped.stdout
+
+
+def test_search_through_elasticsearch(cli_env: dict[str, str]) -> None:
+    from tests import es_server
+
+    server, state, url = es_server.start()
+    try:
+        env = {**cli_env, "SANDLOOP_ES_URL": url, "SANDLOOP_EMBED_DURING_RUNS": "false"}
+        ran = sandloop(
+            "run",
+            str(ECHO),
+            "--genesis",
+            "sea",
+            "--seed",
+            "2",
+            "--max-steps",
+            "6",
+            "--json",
+            env=env,
+        )
+        target = json.loads(ran.stdout)["steps"][2]["output"]
+        embedded = sandloop("embed", "--backend", "elasticsearch", "--json", env=env)
+        assert json.loads(embedded.stdout)["indexed"] == 6, embedded.stderr
+        found = json.loads(
+            sandloop(
+                "search", target, "-k", "2", "--backend", "elasticsearch", "--json", env=env
+            ).stdout
+        )
+        assert found[0]["output"] == target
+        rebuilt = sandloop("index", "rebuild", "--backend", "elasticsearch", env=env)
+        assert "rebuilt the elasticsearch index, 6 vectors" in rebuilt.stdout
+        assert any(r.path.endswith("/_search") for r in state.requests)
+        wrong = sandloop("search", "x", "--backend", "solr", env=env)
+        assert wrong.returncode == 2 and "use faiss or elasticsearch" in wrong.stderr
+    finally:
+        server.shutdown()

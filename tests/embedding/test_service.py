@@ -78,7 +78,7 @@ def test_an_index_of_another_dimension_is_rebuilt(store: AkashicStore) -> None:
     folder = folder_for(service.index_root(store.home), "hashing-32")
     (folder / "manifest.json").write_text('{"dim": 64}')
     said: list[str] = []
-    assert len(service.open_index(store, get_embedder("hashing-32"), said.append)) == 28
+    assert len(service.open_index(store, get_embedder("hashing-32"), announce=said.append)) == 28
     assert said and "rebuilding" in said[0]
 
 

@@ -17,17 +17,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sandloop.config import Settings
 from sandloop.embedding.embedders import Embedder, Vectors
 from sandloop.keys import hash_bytes, hash_value
+from sandloop.storage import es_index
 from sandloop.storage.faiss_index import (
     DimensionMismatch,
     EmptyIndex,
     FaissIndex,
     IndexCorrupt,
     SearchFilter,
+    VectorIndexError,
     folder_for,
 )
 from sandloop.storage.store import AkashicStore, sql_str
+from sandloop.storage.vector_index import VectorIndex
 
 _IN_CHUNK = 500  # keys per SQL IN list
 
@@ -131,7 +135,7 @@ def embed_rows(
                 for i, row in enumerate(batch.itertuples(index=False))
             ],
         )
-        metas.append(batch[["key", "realm", "thread", "model", "step"]])
+        metas.append(batch[["key", "realm", "thread", "model", "step", "output"]])
         vectors.append(matrix)
         on_batch(len(batch))
     meta = pd.concat(metas, ignore_index=True) if metas else rows.iloc[0:0]
@@ -140,9 +144,12 @@ def embed_rows(
 
 
 def stored_vectors(store: AkashicStore, embedding_model: str) -> tuple[pd.DataFrame, Vectors]:
+    """All vectors of a model with their address columns and output text (for BM25)."""
     frame = store.select("embeddings", _where(embedding_model))
     if frame.empty:
         return frame, np.zeros((0, 0), dtype=np.float32)
+    texts = store.select("invocations", "output_type = 'text'", ["key", "output"])
+    frame = frame.merge(texts, on="key", how="left")
     return frame, np.asarray(frame["vector"].tolist(), dtype=np.float32)
 
 
@@ -150,23 +157,46 @@ def index_root(home: Path) -> Path:
     return home / "indexes" / "faiss"
 
 
+def _new_index(store: AkashicStore, embedder: Embedder, settings: Settings) -> VectorIndex:
+    if settings.index_backend == "elasticsearch":
+        if not settings.es_url:
+            raise VectorIndexError(
+                "the Elasticsearch backend needs a URL: set SANDLOOP_ES_URL (and "
+                "SANDLOOP_ES_API_KEY or SANDLOOP_ES_USERNAME/SANDLOOP_ES_PASSWORD)"
+            )
+        client = es_index.connect(
+            settings.es_url,
+            settings.es_api_key.get_secret_value() if settings.es_api_key else None,
+            settings.es_username,
+            settings.es_password.get_secret_value() if settings.es_password else None,
+        )
+        name = es_index.index_name(settings.es_index_prefix, embedder.name)
+        return es_index.ElasticsearchIndex(client, name, embedder.name, embedder.dim)
+    folder = folder_for(index_root(store.home), embedder.name)
+    return FaissIndex(folder, embedder.name, embedder.dim, ivf_threshold=settings.ivf_threshold)
+
+
 def open_index(
     store: AkashicStore,
     embedder: Embedder,
+    settings: Settings | None = None,
     announce: Callable[[str], None] = lambda _m: None,
-    *,
-    ivf_threshold: int = 200_000,
-) -> FaissIndex:
-    """The model's FAISS index, rebuilt from the store if unreadable, and caught up with
-    vectors other processes recorded since it was saved."""
-    folder = folder_for(index_root(store.home), embedder.name)
+) -> VectorIndex:
+    """The model's index, rebuilt from the store if unreadable or of another dimension, and
+    caught up with vectors other processes recorded since it was last written."""
+    settings = settings or Settings.for_home(store.home)
+    index = _new_index(store, embedder, settings)
     try:
-        index = FaissIndex.load(folder, embedder.name, embedder.dim, ivf_threshold=ivf_threshold)
+        if isinstance(index, FaissIndex):
+            index = FaissIndex.load(
+                index.folder, embedder.name, embedder.dim, ivf_threshold=settings.ivf_threshold
+            )
+        known = len(store.select("embeddings", _where(embedder.name), ["key"]))
+        behind = len(index) < known
     except (IndexCorrupt, DimensionMismatch) as exc:
         announce(f"{exc}; rebuilding it from the store")
-        return rebuild_index(store, embedder, ivf_threshold=ivf_threshold)
-    known = store.select("embeddings", _where(embedder.name), ["key"])
-    if len(known) > len(index):
+        return rebuild_index(store, embedder, settings)
+    if behind:
         meta, vectors = stored_vectors(store, embedder.name)
         if index.add(meta, vectors):
             index.save()
@@ -174,13 +204,12 @@ def open_index(
 
 
 def rebuild_index(
-    store: AkashicStore, embedder: Embedder, *, ivf_threshold: int = 200_000
-) -> FaissIndex:
-    folder = folder_for(index_root(store.home), embedder.name)
-    index = FaissIndex(folder, embedder.name, embedder.dim, ivf_threshold=ivf_threshold)
+    store: AkashicStore, embedder: Embedder, settings: Settings | None = None
+) -> VectorIndex:
+    settings = settings or Settings.for_home(store.home)
+    index = _new_index(store, embedder, settings)
     meta, vectors = stored_vectors(store, embedder.name)
-    if len(meta):
-        index.rebuild(meta, vectors)
+    index.rebuild(meta, vectors if len(meta) else np.zeros((0, embedder.dim), np.float32))
     index.save()
     return index
 
@@ -192,7 +221,7 @@ def embed_and_index(
     realm: str | None = None,
     thread: str | None = None,
     batch_size: int = 256,
-    ivf_threshold: int = 200_000,
+    settings: Settings | None = None,
     on_total: Callable[[int], None] = lambda _n: None,
     on_batch: Callable[[int], None] = lambda _n: None,
     announce: Callable[[str], None] = lambda _m: None,
@@ -208,7 +237,7 @@ def embed_and_index(
         fcntl.flock(lock, fcntl.LOCK_EX)
         todo = missing_rows(store, embedder.name, realm=realm, thread=thread)
         on_total(len(todo))
-        index = open_index(store, embedder, announce, ivf_threshold=ivf_threshold)
+        index = open_index(store, embedder, settings, announce)
         if todo.empty:
             return EmbedReport()
         report, meta, vectors = embed_rows(
@@ -226,15 +255,22 @@ def search(
     k: int = 10,
     where: SearchFilter | None = None,
     announce: Callable[[str], None] = lambda _m: None,
+    settings: Settings | None = None,
 ) -> pd.DataFrame:
-    """Nearest recorded outputs to ``query``: score, key, thread, step, model, output."""
-    index = open_index(store, embedder, announce)
+    """Nearest recorded outputs to ``query``: score, key, thread, step, model, output.
+
+    With Elasticsearch the query text also scores by BM25 (hybrid); FAISS ranks by cosine."""
+    index = open_index(store, embedder, settings, announce)
     if len(index) == 0:
         raise EmptyIndex(
             f"nothing is embedded with {embedder.name!r} yet; run "
             f"`sandloop embed --model {embedder.name}` first"
         )
-    hits = index.search(embedder.embed([query])[0], k, where)
+    vector = embedder.embed([query])[0]
+    if isinstance(index, es_index.ElasticsearchIndex):
+        hits = index.search(vector, k, where, text=query)
+    else:
+        hits = index.search(vector, k, where)
     columns = ["score", "key", "thread", "step", "model", "output_type", "output"]
     if not hits:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})

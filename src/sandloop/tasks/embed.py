@@ -26,5 +26,5 @@ def embed_thread_outputs(home: str, thread: str, settings: Settings) -> dict[str
     submissions cost a query, not model time."""
     store = AkashicStore.open(Path(home), compact_every=settings.compact_every)
     embedder = get_embedder(settings.embed_model, settings.device)
-    report = embed_and_index(store, embedder, thread=thread, ivf_threshold=settings.ivf_threshold)
+    report = embed_and_index(store, embedder, thread=thread, settings=settings)
     return asdict(report)

@@ -103,3 +103,26 @@ def list_runs(home: Path | str | None = None) -> pd.DataFrame:
 def run_steps(thread_prefix: str, home: Path | str | None = None) -> pd.DataFrame:
     store = open_store(home)
     return store.steps(str(store.find_run(thread_prefix)["thread"]))
+
+
+def run_embeddings(
+    thread_prefix: str, embedding_model: str | None = None, home: Path | str | None = None
+) -> tuple[pd.DataFrame, Any]:
+    """One run's steps joined with their vectors (rows without a vector are dropped).
+
+    Returns (steps, vectors) with ``vectors[i]`` the L2-normalised embedding of ``steps.iloc[i]``;
+    the embedding model defaults to the one most of the run's vectors were made with.
+    """
+    import numpy as np
+
+    from sandloop.storage.store import sql_str
+
+    store = open_store(home)
+    thread = str(store.find_run(thread_prefix)["thread"])
+    vectors = store.select("embeddings", f"thread = {sql_str(thread)}")
+    if embedding_model is None and not vectors.empty:
+        embedding_model = str(vectors["embedding_model"].mode().iloc[0])
+    vectors = vectors[vectors["embedding_model"] == embedding_model]
+    steps = store.steps(thread).merge(vectors[["key", "vector"]], on="key", how="inner")
+    matrix = np.asarray(steps.pop("vector").tolist(), dtype=np.float32)
+    return steps.reset_index(drop=True), matrix

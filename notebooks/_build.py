@@ -1,0 +1,101 @@
+"""Writes notebooks/explore.ipynb from the cells below (kept as code so diffs stay readable).
+
+Run: .venv/bin/python notebooks/_build.py
+"""
+
+from pathlib import Path
+
+import nbformat
+
+CELLS = [
+    (
+        "markdown",
+        """# Exploring a sandloop store
+
+Load the Akashic store into pandas, plot a run's trajectory through embedding space, look at how
+similar its steps are to each other, and search it by meaning. Set `SANDLOOP_HOME` to point at a
+store (default `~/.sandloop`); run a loop and `sandloop embed` first.""",
+    ),
+    (
+        "code",
+        """import os
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from sandloop import api
+
+HOME = os.environ.get("SANDLOOP_HOME")
+runs = api.list_runs(HOME)
+runs[["thread", "name", "status", "stop_reason", "steps", "seed", "genesis"]].head()""",
+    ),
+    ("markdown", "## One run's steps"),
+    (
+        "code",
+        """thread = runs.iloc[0]["thread"]
+steps, vectors = api.run_embeddings(thread, home=HOME)
+print(f"{len(steps)} embedded steps, {vectors.shape[1]}-d vectors")
+steps[["step", "facet", "output", "latency_ms"]].head(10)""",
+    ),
+    (
+        "markdown",
+        """## The trajectory in 2-D
+
+PCA of the run's embeddings (via an SVD of the centred vectors); consecutive steps are
+connected, points are coloured by the model that produced them.""",
+    ),
+    (
+        "code",
+        """centred = vectors - vectors.mean(axis=0)
+_, _, components = np.linalg.svd(centred, full_matrices=False)
+xy = centred @ components[:2].T
+
+fig, ax = plt.subplots(figsize=(6, 5))
+ax.plot(xy[:, 0], xy[:, 1], color="lightgray", zorder=1)
+for facet, group in steps.groupby("facet"):
+    ax.scatter(xy[group.index, 0], xy[group.index, 1], label=facet, zorder=2)
+for i in (0, len(steps) - 1):
+    ax.annotate(f"step {steps.step[i]}", xy[i])
+ax.set(title=f"{runs.iloc[0]['name']} · thread {thread[:8]}", xlabel="PC 1", ylabel="PC 2")
+ax.legend(fontsize="small")
+plt.show()""",
+    ),
+    ("markdown", "## How similar are the steps to each other?"),
+    (
+        "code",
+        """similarity = vectors @ vectors.T  # cosine: the vectors are normalised
+fig, ax = plt.subplots(figsize=(5, 4))
+image = ax.imshow(similarity, vmin=-1, vmax=1, cmap="RdBu_r")
+ax.set(title="cosine similarity between steps", xlabel="step", ylabel="step")
+fig.colorbar(image)
+plt.show()
+print(f"mean similarity of consecutive steps: {np.mean(np.diag(similarity, 1)):.3f}")""",
+    ),
+    ("markdown", "## Search by meaning"),
+    (
+        "code",
+        """from sandloop.embedding.embedders import get_embedder
+from sandloop.embedding.service import search
+
+model = api.open_store(HOME).select("embeddings", None, ["embedding_model"]).embedding_model.mode()[0]
+hits = search(api.open_store(HOME), get_embedder(model), steps.output.iloc[-1], k=5)
+hits[["score", "thread", "step", "model", "output"]]""",
+    ),
+]
+
+
+def main() -> None:
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    for kind, source in CELLS:
+        make = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
+        notebook.cells.append(make(source))
+    nbformat.write(notebook, Path(__file__).with_name("explore.ipynb"))
+
+
+if __name__ == "__main__":
+    main()

@@ -77,8 +77,9 @@ print(f"mean similarity of consecutive steps: {np.mean(np.diag(similarity, 1)):.
         """from sandloop.embedding.embedders import get_embedder
 from sandloop.embedding.service import search
 
-model = api.open_store(HOME).select("embeddings", None, ["embedding_model"]).embedding_model.mode()[0]
-hits = search(api.open_store(HOME), get_embedder(model), steps.output.iloc[-1], k=5)
+store = api.open_store(HOME)
+model = store.select("embeddings", None, ["embedding_model"]).embedding_model.mode()[0]
+hits = search(store, get_embedder(model), steps.output.iloc[-1], k=5)
 hits[["score", "thread", "step", "model", "output"]]""",
     ),
 ]

@@ -74,7 +74,6 @@ class _ColumnCodes:
 
     categories: dict[str, np.ndarray[Any, Any]]
     codes: dict[str, np.ndarray[Any, Any]]
-    keys: np.ndarray[Any, Any]
 
     @classmethod
     def build(cls, meta: pd.DataFrame) -> _ColumnCodes:
@@ -83,7 +82,7 @@ class _ColumnCodes:
             as_category = pd.Categorical(meta[column].astype(str))
             categories[column] = np.asarray(as_category.categories, dtype=object)
             codes[column] = np.asarray(as_category.codes)
-        return cls(categories, codes, meta["key"].to_numpy())
+        return cls(categories, codes)
 
     def _prefix(self, column: str, prefix: str) -> np.ndarray[Any, np.dtype[np.bool_]]:
         sorted_values = self.categories[column]
@@ -139,6 +138,8 @@ class FaissIndex:
         self._meta = pd.DataFrame({c: pd.Series(dtype=object) for c in META_COLUMNS})
         self._ids: dict[str, int] = {}
         self._codes: _ColumnCodes | None = None  # built on the first filtered search
+        self._keys: np.ndarray[Any, Any] | None = None  # row number -> key, built on demand
+        self._kind = "flat"
 
     # -- persistence ------------------------------------------------------------------------
 
@@ -168,6 +169,7 @@ class FaissIndex:
             )
         index._index, index._meta = loaded, meta
         index._ids = {key: i for i, key in enumerate(meta["key"])}
+        index._kind = index._detect_kind()
         return index
 
     def save(self) -> None:
@@ -198,13 +200,14 @@ class FaissIndex:
 
     @property
     def kind(self) -> str:
-        return "ivf" if isinstance(self._unwrap(), self._faiss.IndexIVF) else "flat"
+        """'flat' (exact) or 'ivf'; decided when the index is built or loaded, not per query."""
+        return self._kind
 
-    def _unwrap(self) -> Any:
+    def _detect_kind(self) -> str:
         inner = self._index
         if isinstance(inner, self._faiss.IndexIDMap2 | self._faiss.IndexIDMap):
             inner = self._faiss.downcast_index(inner.index)
-        return inner
+        return "ivf" if isinstance(inner, self._faiss.IndexIVF) else "flat"
 
     def add(self, meta: pd.DataFrame, vectors: Vectors) -> int:
         """Add vectors whose keys are new; returns how many were added."""
@@ -219,7 +222,7 @@ class FaissIndex:
         ids = np.arange(start, start + len(new_meta), dtype=np.int64)
         self._index.add_with_ids(np.ascontiguousarray(vectors[fresh], dtype=np.float32), ids)
         self._meta = pd.concat([self._meta, new_meta], ignore_index=True)
-        self._codes = None
+        self._codes, self._keys = None, None
         self._ids.update({key: int(i) for key, i in zip(new_meta["key"], ids, strict=True)})
         return len(new_meta)
 
@@ -234,8 +237,10 @@ class FaissIndex:
             ivf.train(np.ascontiguousarray(vectors, dtype=np.float32))
             ivf.nprobe = 16
             self._index = faiss.IndexIDMap2(ivf)
+            self._kind = "ivf"
         else:
             self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+            self._kind = "flat"
         self._meta = pd.DataFrame({c: pd.Series(dtype=object) for c in META_COLUMNS})
         self._ids = {}
         self._codes = None
@@ -255,7 +260,7 @@ class FaissIndex:
             # A bitmap costs N/8 bytes whatever the selectivity; ids are row numbers.
             bitmap = np.packbits(mask, bitorder="little")
             selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
-            if self.kind == "ivf":
+            if self._kind == "ivf":
                 params = faiss.SearchParametersIVF(sel=selector, nprobe=16)
             else:
                 params = faiss.SearchParameters(sel=selector)
@@ -263,7 +268,9 @@ class FaissIndex:
         if vector.shape[1] != self.dim:
             raise DimensionMismatch(f"the query is {vector.shape[1]}-d, the index {self.dim}-d")
         scores, ids = self._index.search(vector, min(k, len(self)), params=params)
-        keys = self._codes.keys if self._codes is not None else self._meta["key"].to_numpy()
+        if self._keys is None:
+            self._keys = self._meta["key"].to_numpy()
+        keys = self._keys
         return [
             Hit(str(keys[i]), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0
         ]

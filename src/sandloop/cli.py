@@ -371,8 +371,8 @@ EmbedModelOption = Annotated[
     typer.Option(
         "--model",
         envvar="SANDLOOP_EMBED_MODEL",
-        help="Embedding model: all-MiniLM-L6-v2 (default, offline), hashing, or any "
-        "sentence-transformers name or folder.",
+        help="Embedding model: all-MiniLM-L6-v2 (default, offline), hashing, "
+        "openai:<model> (SANDLOOP_OPENAI_BASE_URL), or a sentence-transformers name or folder.",
         show_default=False,
     ),
 ]
@@ -402,11 +402,11 @@ def _settings(home: Path | None, backend: str | None) -> Any:
 
 def _embedder(model: str | None, home: Path | None) -> Any:
     from sandloop import api
-    from sandloop.embedding.embedders import get_embedder
+    from sandloop.embedding.embedders import embedder_from
 
     settings = api.settings_for(home)
     with err.status(f"loading embedding model {model or settings.embed_model}…"):
-        return get_embedder(model or settings.embed_model, settings.device)
+        return embedder_from(settings, model)
 
 
 @app.command()

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
         description="embedding model: all-MiniLM-L6-v2 (offline), hashing, or any "
         "sentence-transformers name or folder",
     )
+    openai_base_url: str | None = Field(
+        None,
+        description="base URL of an OpenAI-compatible API (Ollama: http://127.0.0.1:11434/v1); "
+        "default: OpenAI's",
+    )
     embed_during_runs: bool = Field(
         True, description="embed outputs in the background while a run goes on"
     )

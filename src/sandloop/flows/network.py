@@ -20,7 +20,7 @@ from prefect.tasks import exponential_backoff
 from sandloop import engine
 from sandloop.config import Settings
 from sandloop.display import excerpt
-from sandloop.embedding.embedders import Embedder, get_embedder
+from sandloop.embedding.embedders import Embedder, embedder_from
 from sandloop.models.base import CallContext, ModelInput, ModelOutput
 from sandloop.models.errors import ModelError
 from sandloop.progress import StepEvent, publish
@@ -83,7 +83,7 @@ def _convergence_embedder(
     (one more than the window, so a run that converged on its last step is seen as finished)."""
     if state.convergence is None:
         return None
-    embedder = get_embedder(settings.embed_model, settings.device)
+    embedder = embedder_from(settings)
     done = recorded[(recorded["status"] == "ok") & (recorded["output_type"] == "text")]
     tail = done.sort_values("step").tail(state.convergence.window + 1)
     if not tail.empty:

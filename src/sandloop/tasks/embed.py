@@ -10,7 +10,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from sandloop.config import Settings
-from sandloop.embedding.embedders import get_embedder
+from sandloop.embedding.embedders import embedder_from
 from sandloop.embedding.service import embed_and_index
 from sandloop.storage.store import AkashicStore
 
@@ -25,6 +25,6 @@ def embed_thread_outputs(home: str, thread: str, settings: Settings) -> dict[str
     """Idempotent: embeds whatever of the thread has no vector yet, so overlapping or repeated
     submissions cost a query, not model time."""
     store = AkashicStore.open(Path(home), compact_every=settings.compact_every)
-    embedder = get_embedder(settings.embed_model, settings.device)
+    embedder = embedder_from(settings)
     report = embed_and_index(store, embedder, thread=thread, settings=settings)
     return asdict(report)

@@ -26,23 +26,11 @@ def main() -> None:
 
     from sandloop.embedding.embedders import get_embedder
     from sandloop.embedding.service import embed_and_index
+    from sandloop.models.dummy import WORDS
     from sandloop.storage.store import AkashicStore
 
     rng = np.random.default_rng(0)
-    words = [
-        "amber",
-        "balloon",
-        "cedar",
-        "drift",
-        "ember",
-        "fable",
-        "glass",
-        "harbor",
-        "iris",
-        "lantern",
-        "meadow",
-        "orbit",
-    ]
+    words = list(WORDS[:12])
     texts = [" ".join(rng.choice(words, 30)) + f" {i}" for i in range(N)]
     embedder = get_embedder("all-MiniLM-L6-v2")
     model = embedder._model  # type: ignore[attr-defined]

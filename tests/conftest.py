@@ -4,6 +4,7 @@ tiny real models built on the spot."""
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,9 @@ os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("SANDLOOP_HOME", None)
 
 import pytest  # noqa: E402
+
+# Rows shaped like real network steps, shared with the benchmarks.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from tests.tiny_models import build_tiny_gpt2  # noqa: E402
 

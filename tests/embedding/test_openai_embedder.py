@@ -60,9 +60,6 @@ def test_endpoint_failures_are_typed(
 def test_backfill_and_search_with_an_endpoint(
     endpoint: tuple[openai_server.FakeOpenAI, str], home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from _common import invocation_rows
 
     _, url = endpoint

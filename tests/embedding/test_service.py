@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
+from _common import invocation_rows
 from sandloop.embedding import service
 from sandloop.embedding.embedders import get_embedder
 from sandloop.storage.faiss_index import EmptyIndex, SearchFilter, folder_for
 from sandloop.storage.store import AkashicStore
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from _common import invocation_rows
 
 TEXTS = ["a red balloon over the sea", "quarterly tax law reform", "a lighthouse in the fog"]
 

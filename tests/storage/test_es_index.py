@@ -158,9 +158,6 @@ def test_service_end_to_end_with_a_real_cluster(home: Path) -> None:
 
 
 def _end_to_end(home: Path, settings: Settings) -> None:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from _common import invocation_rows
 
     store = AkashicStore.open(home)

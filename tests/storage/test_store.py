@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from _common import invocation_rows
 from sandloop.storage.store import (
     AkashicStore,
     AmbiguousPrefix,
@@ -17,33 +18,7 @@ from sandloop.storage.wal import ThreadLocked, ThreadLog
 
 
 def row(key: str, thread: str = "t" * 32, step: int = 0, output: str = "out") -> dict[str, Any]:
-    now = datetime.now(UTC)
-    return {
-        "key": key,
-        "parent_key": None,
-        "realm": "r",
-        "thread": thread,
-        "step": step,
-        "step_key": f"s{step}",
-        "facet": "dummy:text",
-        "kind": "network",
-        "model": "dummy:text",
-        "input": "in",
-        "input_type": "text",
-        "output": output,
-        "output_type": "text",
-        "params": "{}",
-        "seed": 1,
-        "status": "ok",
-        "error": None,
-        "error_type": None,
-        "started_at": now,
-        "finished_at": now,
-        "latency_ms": 1.0,
-        "flow_run_id": None,
-        "task_run_id": None,
-        "metadata": "{}",
-    }
+    return {**invocation_rows(1, thread, step)[0], "key": key, "output": output}
 
 
 def test_upserts_are_idempotent_and_dedupe_within_a_batch(home: Path) -> None:

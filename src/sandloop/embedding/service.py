@@ -191,7 +191,7 @@ def open_index(
             index = FaissIndex.load(
                 index.folder, embedder.name, embedder.dim, ivf_threshold=settings.ivf_threshold
             )
-        known = len(store.select("embeddings", _where(embedder.name), ["key"]))
+        known = store.count("embeddings", _where(embedder.name))
         behind = len(index) < known
     except (IndexCorrupt, DimensionMismatch) as exc:
         announce(f"{exc}; rebuilding it from the store")

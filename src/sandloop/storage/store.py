@@ -174,6 +174,12 @@ class AkashicStore:
         frame: pd.DataFrame = query.limit(None).to_pandas()
         return frame
 
+    def count(self, name: str, where: str | None = None) -> int:
+        """Rows matching ``where``, counted by LanceDB without reading them."""
+        if not self.has_table(name):
+            return 0
+        return int(self.table(name).count_rows(where))
+
     def _select_rows(self, name: str, where: str) -> list[dict[str, Any]]:
         """Rows as plain Python values (None stays None, timestamps are datetimes)."""
         if not self.has_table(name):

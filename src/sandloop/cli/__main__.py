@@ -1,0 +1,3 @@
+from sandloop.cli import app
+
+app()

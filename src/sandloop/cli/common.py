@@ -1,0 +1,58 @@
+"""What every sandloop command shares: the app, consoles, common options and the error line.
+
+Exit codes: 0 done, 1 the run failed (a model failure retries could not fix), 2 bad input
+(spec, model, genesis, home, index) with nothing written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    help="Run loops of AI models as Prefect flows and keep an exact record of every step.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        envvar="SANDLOOP_HOME",
+        help="Store folder (default ~/.sandloop).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def input_errors() -> tuple[type[BaseException], ...]:
+    from sandloop.embedding.embedders import UnknownEmbedder
+    from sandloop.models.errors import ModelError
+    from sandloop.models.registry import UnknownModel
+    from sandloop.specs import SpecError
+    from sandloop.storage.faiss_index import VectorIndexError
+    from sandloop.storage.store import StoreError
+    from sandloop.storage.wal import ThreadLocked
+
+    return (
+        SpecError,
+        StoreError,
+        ThreadLocked,
+        UnknownModel,
+        ModelError,
+        UnknownEmbedder,
+        VectorIndexError,
+    )

@@ -1,0 +1,189 @@
+"""Commands over embeddings: embed, search, index rebuild."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.table import Table
+
+from sandloop.cli.common import HomeOption, JsonOption, app, err, fail, input_errors, out
+from sandloop.display import excerpt
+
+EmbedModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        envvar="SANDLOOP_EMBED_MODEL",
+        help="Embedding model: all-MiniLM-L6-v2 (default, offline), hashing, "
+        "openai:<model> (SANDLOOP_OPENAI_BASE_URL), or a sentence-transformers name or folder.",
+        show_default=False,
+    ),
+]
+
+
+BackendOption = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        envvar="SANDLOOP_INDEX_BACKEND",
+        help="Vector index: faiss (embedded, default) or elasticsearch (SANDLOOP_ES_URL).",
+        show_default=False,
+    ),
+]
+
+
+def _settings(home: Path | None, backend: str | None) -> Any:
+    from sandloop import api
+
+    settings = api.settings_for(home)
+    if backend is None:
+        return settings
+    if backend not in ("faiss", "elasticsearch"):
+        fail(f"--backend {backend!r}: use faiss or elasticsearch")
+    return settings.model_copy(update={"index_backend": backend})
+
+
+def _embedder(model: str | None, home: Path | None) -> Any:
+    from sandloop import api
+    from sandloop.embedding.embedders import embedder_from
+
+    settings = api.settings_for(home)
+    with err.status(f"loading embedding model {model or settings.embed_model}…"):
+        return embedder_from(settings, model)
+
+
+@app.command()
+def embed(
+    model: EmbedModelOption = None,
+    realm: Annotated[str | None, typer.Option(help="Only this realm (a prefix).")] = None,
+    thread: Annotated[str | None, typer.Option(help="Only this thread (a prefix).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Texts per model call.")] = 256,
+    backend: BackendOption = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Embed every recorded text output that has no vector yet for the model, and index it.
+
+    Running it again does nothing new; the same text is never embedded twice.
+    """
+    from dataclasses import asdict
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from sandloop import api
+    from sandloop.embedding.service import embed_and_index
+
+    settings = _settings(home, backend)
+    try:
+        store = api.open_store(home)
+        embedder = _embedder(model, home)
+        progress = Progress(
+            TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), console=err, disable=as_json
+        )
+        bar = progress.add_task("embed", total=None)
+        with progress:
+            report = embed_and_index(
+                store,
+                embedder,
+                realm=realm,
+                thread=thread,
+                batch_size=batch_size,
+                settings=settings,
+                on_total=lambda n: progress.update(bar, total=n),
+                on_batch=lambda n: progress.advance(bar, n),
+                announce=lambda m: err.print(m, highlight=False),
+            )
+    except input_errors() as exc:
+        fail(str(exc))
+    if as_json:
+        out.print_json(data={"embedding_model": embedder.name, **asdict(report)})
+        return
+    out.print(
+        f"{embedder.name}: {report.embedded} texts embedded, {report.reused} reused from the "
+        f"cache, {report.indexed} added to the index",
+        highlight=False,
+    )
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for, in words.")],
+    k: Annotated[int, typer.Option("-k", min=1, max=1000, help="How many results.")] = 10,
+    thread: Annotated[str | None, typer.Option(help="Only this thread (a prefix).")] = None,
+    realm: Annotated[str | None, typer.Option(help="Only this realm (a prefix).")] = None,
+    from_model: Annotated[
+        str | None, typer.Option("--from-model", help="Only outputs of this model.")
+    ] = None,
+    model: EmbedModelOption = None,
+    backend: BackendOption = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Find the recorded outputs nearest in meaning to QUERY."""
+    from sandloop import api
+    from sandloop.embedding.service import search as semantic_search
+    from sandloop.storage.faiss_index import SearchFilter
+
+    try:
+        store = api.open_store(home)
+        embedder = _embedder(model, home)
+        hits = semantic_search(
+            store,
+            embedder,
+            query,
+            k,
+            SearchFilter(realm=realm, thread=thread, model=from_model),
+            announce=lambda m: err.print(m, highlight=False),
+            settings=_settings(home, backend),
+        )
+    except input_errors() as exc:
+        fail(str(exc))
+    if as_json:
+        hits["output"] = [
+            o if t == "text" else store.blobs.path(str(o))
+            for o, t in zip(hits["output"], hits["output_type"], strict=True)
+        ]
+        out.print_json(hits.to_json(orient="records"))
+        return
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("score", "thread", "step", "model"):
+        table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=30)
+    table.add_column("output", ratio=1)
+    for row in hits.itertuples(index=False):
+        table.add_row(
+            f"{row.score:.3f}",
+            row.thread[:10],
+            str(row.step),
+            row.model,
+            excerpt(row.output, row.output_type, 120),
+        )
+    out.print(table if len(hits) else "no matches")
+
+
+index_app = typer.Typer(help="Vector indexes (rebuildable from the store).", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+
+@index_app.command("rebuild")
+def index_rebuild(
+    model: EmbedModelOption = None,
+    backend: BackendOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Rebuild an embedding model's index (FAISS or Elasticsearch) from the store's vectors."""
+    from sandloop import api
+    from sandloop.embedding.service import rebuild_index
+
+    settings = _settings(home, backend)
+    try:
+        store = api.open_store(home)
+        embedder = _embedder(model, home)
+        index = rebuild_index(store, embedder, settings)
+    except input_errors() as exc:
+        fail(str(exc))
+    out.print(
+        f"{embedder.name}: rebuilt the {index.kind} index, {len(index)} vectors", highlight=False
+    )

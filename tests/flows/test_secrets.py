@@ -48,6 +48,6 @@ def test_a_run_with_keys_set_leaves_no_trace(
     store = api.open_store(home)
     for table in ("invocations", "runs", "embeddings"):
         cells = store.select(table).astype(str).to_numpy().ravel()
-        assert len(cells) and not any(v in cell for v in SECRETS.values() for cell in cells)
+        assert len(cells) and not any(v in str(cell) for v in SECRETS.values() for cell in cells)
     captured = capfd.readouterr()
     assert all(v not in captured.out + captured.err for v in SECRETS.values())

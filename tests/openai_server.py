@@ -1,8 +1,10 @@
 """A local OpenAI-compatible endpoint on 127.0.0.1 for the official `openai` client.
 
-Speaks `POST /v1/embeddings` (float encoding) like OpenAI, Ollama or vLLM do, records each
-request (headers included, so tests can check where a key went), and can answer with errors.
-Its vectors are deterministic features of the words, so similar texts get similar vectors.
+Speaks `POST /v1/embeddings` (float encoding) and `POST /v1/chat/completions` like OpenAI,
+Ollama or vLLM do, records each request (headers included, so tests can check where a key went),
+and answers from a script of failures when given one (401, 429 with Retry-After, quota, 500, a
+slow answer, a malformed body, a content filter). Embeddings are deterministic features of the
+words; a chat answer is a deterministic function of the last user message.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -25,10 +28,55 @@ def vector(text: str) -> list[float]:
     return out
 
 
+def chat_answer(text: str) -> str:
+    words = text.lower().split()
+    return " ".join(reversed(words[-6:])) + f" ({len(words)} words)"
+
+
 @dataclass
 class FakeOpenAI:
     requests: list[dict[str, Any]] = field(default_factory=list)
-    fail_with: int | None = None  # an HTTP status to answer with instead
+    fail_with: int | None = None  # an HTTP status to answer every request with
+    script: list[str] = field(default_factory=list)  # failures for the next chat requests
+
+    def scripted(self) -> tuple[int, Any, dict[str, str]] | None:
+        if not self.script:
+            return None
+        mode = self.script.pop(0)
+        error = {"message": mode, "type": "x", "code": None}
+        if mode == "401":
+            return 401, {"error": {**error, "code": "invalid_api_key"}}, {}
+        if mode == "429":
+            return 429, {"error": {**error, "code": "rate_limit_exceeded"}}, {"Retry-After": "0.05"}
+        if mode == "quota":
+            return 429, {"error": {**error, "code": "insufficient_quota"}}, {}
+        if mode == "500":
+            return 500, {"error": error}, {}
+        if mode == "slow":
+            time.sleep(1.5)
+            return None
+        if mode == "malformed":
+            return 200, {"unexpected": "shape"}, {}
+        if mode == "filtered":
+            return 200, _completion("", finish_reason="content_filter"), {}
+        raise ValueError(mode)
+
+
+def _completion(text: str, finish_reason: str = "stop", model: str = "m") -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": finish_reason,
+                "message": {"role": "assistant", "content": text},
+            }
+        ],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12},
+    }
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -39,9 +87,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.state.requests.append(
             {"path": self.path, "body": body, "authorization": self.headers.get("Authorization")}
         )
-        if self.state.fail_with is not None:
+        headers: dict[str, str] = {}
+        scripted = self.state.scripted() if self.path == "/v1/chat/completions" else None
+        if scripted is not None:
+            status, payload, headers = scripted
+        elif self.state.fail_with is not None:
             status = self.state.fail_with
-            payload: dict[str, Any] = {"error": {"message": f"status {status}", "type": "x"}}
+            payload = {"error": {"message": f"status {status}", "type": "x"}}
+        elif self.path == "/v1/chat/completions":
+            last = [m for m in body["messages"] if m["role"] == "user"][-1]["content"]
+            status, payload = 200, _completion(chat_answer(last), model=body["model"])
         elif self.path != "/v1/embeddings":
             status, payload = 404, {"error": {"message": "not found", "type": "x"}}
         else:
@@ -62,6 +117,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in headers.items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 

@@ -313,4 +313,7 @@ def models(as_json: JsonOption = False) -> None:
             i.cost_hint,
         )
     out.print(table)
-    out.print("Any transformers causal LM also works as local:<hub-id> or local:<folder>.")
+    out.print(
+        "Any transformers causal LM also works as local:<hub-id> or local:<folder>, and any chat "
+        "model of an OpenAI-compatible endpoint as openai:<model> (SANDLOOP_OPENAI_BASE_URL)."
+    )

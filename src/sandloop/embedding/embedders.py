@@ -125,22 +125,16 @@ class OpenAIEmbedder:
     def _request(self, texts: list[str]) -> list[list[float]]:
         import openai
 
-        from sandloop.models import errors
+        from sandloop.models.errors import from_openai
 
         try:
             response = self._client.embeddings.create(
                 model=self.model, input=texts, encoding_format="float"
             )
-        except openai.AuthenticationError as exc:
-            raise errors.AuthError(f"embeddings: {exc.message}", model=self.name) from None
-        except openai.RateLimitError as exc:
-            raise errors.RateLimited(f"embeddings: {exc.message}", model=self.name) from None
         except openai.NotFoundError as exc:
             raise UnknownEmbedder(f"embedding model {self.name!r}: {exc.message}") from None
-        except openai.BadRequestError as exc:
-            raise errors.InvalidInput(f"embeddings: {exc.message}", model=self.name) from None
-        except (openai.APIConnectionError, openai.InternalServerError) as exc:
-            raise errors.Unavailable(f"embeddings: {exc}", model=self.name) from None
+        except openai.OpenAIError as exc:
+            raise from_openai(exc, self.name) from None
         return [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
 
     def embed(self, texts: list[str]) -> Vectors:

@@ -196,7 +196,10 @@ def _run_steps(
         output_value: str | None = None
         error_type: str | None = None
         if task_state.is_completed():
-            output_value = _output_value(store, task_state.result())
+            output = task_state.result()
+            output_value = _output_value(store, output)
+            if output.usage:
+                metadata["usage"] = output.usage
             state.advance(plan, output_value, finished)
             if embedder is not None and plan.entry.info.output_type == "text":
                 match = state.observe_vector(plan.step, embedder.embed([output_value])[0])

@@ -78,3 +78,37 @@ BY_KIND: dict[str, type[ModelError]] = {
 
 def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, ModelError) and exc.retryable
+
+
+def from_openai(exc: Exception, model: str) -> ModelError:
+    """Map the official `openai` client's errors (OpenAI, Ollama, vLLM, llama.cpp server) to
+    typed failures. The client's own retries are off: Prefect retries what can succeed."""
+    import openai
+
+    if isinstance(exc, openai.APITimeoutError):  # before APIConnectionError: it subclasses it
+        return Timeout(f"no answer in time: {exc}", model=model)
+    if isinstance(exc, openai.APIConnectionError):
+        return Unavailable(f"cannot reach the endpoint: {exc}", model=model)
+    if isinstance(exc, openai.APIResponseValidationError):
+        return InvalidOutput(f"malformed response: {exc.message}", model=model)
+    if not isinstance(exc, openai.APIStatusError):
+        return ModelError(str(exc), model=model)
+    body = exc.body if isinstance(exc.body, dict) else {}
+    code = str(body.get("code") or (body.get("error") or {}).get("code") or "")
+    message = f"{exc.status_code}: {exc.message}"
+    if exc.status_code in (401, 403):
+        return AuthError(message, model=model)
+    if exc.status_code == 429:
+        if code == "insufficient_quota":
+            return QuotaExceeded(message, model=model)
+        header = exc.response.headers.get("retry-after")
+        try:
+            retry_after = float(header) if header is not None else None
+        except ValueError:
+            retry_after = None
+        return RateLimited(message, retry_after=retry_after, model=model)
+    if code == "content_filter" or "content_policy" in code:
+        return ContentFiltered(message, model=model)
+    if exc.status_code >= 500:
+        return Unavailable(message, model=model)
+    return InvalidInput(message, model=model)

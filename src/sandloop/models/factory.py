@@ -36,6 +36,10 @@ def _create(info: ModelInfo, settings: Settings, announce: Callable[[str], None]
             folder = settings.gemma_folder or ensure_gemma_folder(settings.models_path, announce)
             return LocalTextAdapter(info.ref, folder, settings.device)
         return LocalTextAdapter(info.ref, info.name, settings.device)
+    if info.platform == "openai":
+        from sandloop.models.openai_chat import OpenAIChatAdapter
+
+        return OpenAIChatAdapter(info.ref, info.name, settings.openai_base_url)
     raise ValueError(f"no adapter for platform {info.platform!r}")
 
 

@@ -40,3 +40,13 @@ class LocalTextParams(PlatformParams):
     max_input_chars: int = Field(
         2000, ge=16, description="keep only the input's last N characters (loops grow)"
     )
+
+
+class OpenAIChatParams(PlatformParams):
+    system: str = Field("", description="system message; empty for none")
+    prefix: str = Field("", description="text put before the input in the user message")
+    suffix: str = Field("", description="text put after the input in the user message")
+    temperature: float = Field(0.7, ge=0, le=2)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_tokens: int = Field(256, ge=1, le=32_768)
+    timeout_s: float = Field(60.0, gt=0, le=3600, description="seconds to wait for an answer")

@@ -12,11 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sandloop.models.params import DummyParams, LocalTextParams, PlatformParams
+from sandloop.models.params import (
+    DummyParams,
+    LocalTextParams,
+    OpenAIChatParams,
+    PlatformParams,
+)
 
 IOType = Literal["text", "image"]
 IO_TYPES: tuple[IOType, ...] = ("text", "image")
-PLATFORMS = ("dummy", "local")
+PLATFORMS = ("dummy", "local", "openai")
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
@@ -114,6 +119,15 @@ def lookup(ref: str) -> ModelInfo:
         return _BY_REF[ref]
     if platform == "local" and (info := _local_model(name)) is not None:
         return info
+    if platform == "openai" and name:
+        return ModelInfo(
+            ref,
+            "text",
+            "text",
+            f"chat model {name!r} on an OpenAI-compatible endpoint (SANDLOOP_OPENAI_BASE_URL)",
+            OpenAIChatParams,
+            cost_hint="per token, by the endpoint",
+        )
     close = difflib.get_close_matches(ref, list(_BY_REF), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     extra = (

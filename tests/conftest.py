@@ -24,8 +24,13 @@ os.environ.update(
         # Runs embed in the background; the hashing embedder keeps that instant in tests that
         # are not about embeddings (those pick the real all-MiniLM-L6-v2 explicitly).
         "SANDLOOP_EMBED_MODEL": "hashing",
+        # A real keyring backend (a file) in a private folder, never the developer's own.
+        "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring",
+        "XDG_DATA_HOME": tempfile.mkdtemp(prefix="sandloop-keyring-"),
     }
 )
+for _name in ("OPENAI_API_KEY", "REPLICATE_API_TOKEN", "HF_TOKEN", "SANDLOOP_USER"):
+    os.environ.pop(_name, None)
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("SANDLOOP_HOME", None)
 

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
         description="base URL of an OpenAI-compatible API (Ollama: http://127.0.0.1:11434/v1); "
         "default: OpenAI's",
     )
+    user: str | None = Field(
+        None, description="whose API keys to use (see `sandloop keys`); default: 'default'"
+    )
     embed_during_runs: bool = Field(
         True, description="embed outputs in the background while a run goes on"
     )

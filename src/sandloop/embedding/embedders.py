@@ -106,19 +106,22 @@ class SentenceTransformerEmbedder:
 
 class OpenAIEmbedder:
     """Any OpenAI-compatible embeddings endpoint (OpenAI, Ollama, vLLM, llama.cpp server),
-    through the official client. The key comes from ``OPENAI_API_KEY`` and is never stored:
-    records carry only the name ``openai:<model>``."""
+    through the official client. The key is resolved per user (see ``credentials``) and never
+    stored: records carry only the name ``openai:<model>``."""
 
-    def __init__(self, model: str, base_url: str | None, batch_size: int = 256) -> None:
-        import os
-
+    def __init__(
+        self, model: str, base_url: str | None, batch_size: int = 256, user: str | None = None
+    ) -> None:
         from openai import OpenAI
+
+        from sandloop.credentials import resolve_key
 
         self.name = f"openai:{model}"
         self.model = model
         self.batch_size = batch_size
         # Local servers (Ollama, vLLM) take any key; the client insists on having one.
-        api_key = os.environ.get("OPENAI_API_KEY") or "unused"
+        key = resolve_key("openai", user=user)
+        api_key = key.value if key else "unused"
         self._client = OpenAI(base_url=base_url, api_key=api_key, max_retries=2, timeout=60)
         self.dim = len(self._request(["dimension probe"])[0])
 
@@ -154,7 +157,9 @@ _LOADED: dict[tuple[str, str], Embedder] = {}
 _LOADED_LOCK = threading.Lock()
 
 
-def get_embedder(name: str, device: str = "cpu", openai_base_url: str | None = None) -> Embedder:
+def get_embedder(
+    name: str, device: str = "cpu", openai_base_url: str | None = None, user: str | None = None
+) -> Embedder:
     """``hashing`` / ``hashing-<dim>``, ``openai:<model>`` (an OpenAI-compatible endpoint at
     ``openai_base_url``), or a sentence-transformers model; each loaded once per process."""
     with _LOADED_LOCK:
@@ -168,7 +173,7 @@ def get_embedder(name: str, device: str = "cpu", openai_base_url: str | None = N
                 raise UnknownEmbedder(f"{name!r}: write hashing-<dim> with 8 ≤ dim ≤ 4096")
             embedder = HashingEmbedder(int(dim_text))
         elif name.startswith("openai:"):
-            embedder = OpenAIEmbedder(name.removeprefix("openai:"), openai_base_url)
+            embedder = OpenAIEmbedder(name.removeprefix("openai:"), openai_base_url, user=user)
         else:
             embedder = SentenceTransformerEmbedder(name, device)
         _LOADED[(name, device)] = embedder
@@ -177,4 +182,6 @@ def get_embedder(name: str, device: str = "cpu", openai_base_url: str | None = N
 
 def embedder_from(settings: Settings, name: str | None = None) -> Embedder:
     """The embedder a command or flow should use: ``name``, else the configured one."""
-    return get_embedder(name or settings.embed_model, settings.device, settings.openai_base_url)
+    return get_embedder(
+        name or settings.embed_model, settings.device, settings.openai_base_url, settings.user
+    )

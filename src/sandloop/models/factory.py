@@ -39,7 +39,7 @@ def _create(info: ModelInfo, settings: Settings, announce: Callable[[str], None]
     if info.platform == "openai":
         from sandloop.models.openai_chat import OpenAIChatAdapter
 
-        return OpenAIChatAdapter(info.ref, info.name, settings.openai_base_url)
+        return OpenAIChatAdapter(info.ref, info.name, settings.openai_base_url, settings.user)
     raise ValueError(f"no adapter for platform {info.platform!r}")
 
 

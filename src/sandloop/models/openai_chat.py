@@ -1,12 +1,11 @@
 """The openai platform: chat completions (text→text) from any OpenAI-compatible endpoint.
 
 OpenAI itself, or Ollama, vLLM and llama.cpp servers through ``SANDLOOP_OPENAI_BASE_URL``. The
-key is read from ``OPENAI_API_KEY`` when the client is made and lives only in the client.
+key is resolved per user (see ``credentials``) when the client is made and lives only in it.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from sandloop.models.base import CallContext, ModelInput, ModelOutput
@@ -15,13 +14,17 @@ from sandloop.models.params import OpenAIChatParams
 
 
 class OpenAIChatAdapter:
-    def __init__(self, ref: str, model: str, base_url: str | None) -> None:
+    def __init__(self, ref: str, model: str, base_url: str | None, user: str | None = None) -> None:
         from openai import OpenAI
+
+        from sandloop.credentials import resolve_key
 
         self.ref = ref
         self.model = model
-        # Local servers take any key; the client insists on one. Retries are Prefect's job.
-        api_key = os.environ.get("OPENAI_API_KEY") or "unused"
+        # Local servers (Ollama, vLLM) take any key; the client insists on having one.
+        key = resolve_key("openai", user=user)
+        api_key = key.value if key else "unused"
+        # Retries are Prefect's job, typed by what can succeed.
         self._client = OpenAI(base_url=base_url, api_key=api_key, max_retries=0)
 
     def generate(

@@ -1,0 +1,94 @@
+"""`sandloop keys`: per-user API keys in the OS keyring or a Prefect Secret block."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.table import Table
+
+from sandloop.cli.common import app, fail, out
+
+keys_app = typer.Typer(
+    help="Per-user API keys (shown only by their last 4 characters).", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
+
+UserOption = Annotated[
+    str | None,
+    typer.Option(
+        "--user",
+        envvar="SANDLOOP_USER",
+        help="Whose keys (default: 'default').",
+        show_default=False,
+    ),
+]
+
+
+@keys_app.command("set")
+def keys_set(
+    platform: Annotated[str, typer.Argument(help="openai, replicate or hf.")],
+    key: Annotated[
+        str,
+        typer.Option(
+            prompt=True, hide_input=True, help="The key; asked for without echo when omitted."
+        ),
+    ],
+    user: UserOption = None,
+    store: Annotated[
+        str,
+        typer.Option(
+            help="keyring (the OS keyring) or prefect (a Secret block on the Prefect server)."
+        ),
+    ] = "keyring",
+) -> None:
+    """Store a key for PLATFORM. Prefer the prompt: a key typed as --key stays in shell history."""
+    from sandloop.credentials import CredentialError, set_key
+
+    try:
+        set_key(platform, key, user=user, store=store)
+    except CredentialError as exc:
+        fail(str(exc))
+    out.print(f"stored the {platform} key …{key.strip()[-4:]} in the {store}", highlight=False)
+
+
+@keys_app.command("list")
+def keys_list(user: UserOption = None) -> None:
+    """Which key each platform would use, and where it comes from."""
+    from sandloop.credentials import CredentialError, list_keys
+
+    try:
+        found = list_keys(user)
+    except CredentialError as exc:
+        fail(str(exc))
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("platform", "key", "from"):
+        table.add_column(column)
+    for platform, resolved in found.items():
+        table.add_row(
+            platform,
+            resolved.masked if resolved else "-",
+            resolved.source if resolved else "not set",
+        )
+    out.print(table)
+
+
+@keys_app.command("remove")
+def keys_remove(
+    platform: Annotated[str, typer.Argument(help="openai, replicate or hf.")],
+    user: UserOption = None,
+) -> None:
+    """Remove PLATFORM's key from the keyring and Prefect (environment variables stay)."""
+    from sandloop.credentials import CredentialError, remove_key
+
+    try:
+        removed = remove_key(platform, user=user)
+    except CredentialError as exc:
+        fail(str(exc))
+    out.print(
+        f"removed the {platform} key from {' and '.join(removed)}"
+        if removed
+        else f"no stored {platform} key",
+        highlight=False,
+    )

@@ -1,0 +1,111 @@
+"""Per-user keys: resolution order, storage in a real keyring and real Prefect Secret blocks,
+the CLI, and a run with a sentinel key that must appear nowhere but the request header."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from sandloop import api, credentials
+from sandloop.specs import RunSpec
+from tests import openai_server
+from tests.e2e.test_cli import sandloop
+
+
+@pytest.fixture
+def user() -> str:
+    return f"u{uuid.uuid4().hex[:8]}"  # keys of one test never meet another's
+
+
+def test_resolution_order(user: str, prefect_api_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert credentials.resolve_key("openai", user=user) is None
+    monkeypatch.setenv("OPENAI_API_KEY", "from-env-1111")
+    assert str(credentials.resolve_key("openai", user=user)) == "…1111 (env)"
+    credentials.set_key("openai", "from-keyring-2222", user=user)
+    assert str(credentials.resolve_key("openai", user=user)) == "…2222 (keyring)"
+    monkeypatch.setenv("PREFECT_API_URL", prefect_api_url)
+    credentials.set_key("openai", "from-prefect-3333", user=user, store="prefect")
+    assert str(credentials.resolve_key("openai", user=user)) == "…3333 (prefect-secret)"
+    resolved = credentials.resolve_key("openai", user=user, explicit="explicit-4444")
+    assert resolved is not None and resolved.source == "argument"
+    assert "explicit-4444" not in repr(resolved) + str(resolved)
+    assert credentials.remove_key("openai", user=user) == ["keyring", "prefect-secret"]
+    assert str(credentials.resolve_key("openai", user=user)) == "…1111 (env)"
+
+
+def test_users_have_their_own_keys(user: str) -> None:
+    credentials.set_key("hf", "hf-alice-aaaa", user=user)
+    assert credentials.resolve_key("hf", user=user + "x") is None
+    assert credentials.list_keys(user)["hf"] is not None
+    assert credentials.list_keys(user)["replicate"] is None
+
+
+def test_bad_platform_and_user_are_clear_errors() -> None:
+    with pytest.raises(credentials.CredentialError, match="unknown platform 'opnai'"):
+        credentials.resolve_key("opnai")
+    with pytest.raises(credentials.CredentialError, match="use lowercase letters"):
+        credentials.set_key("openai", "k", user="Bob Smith")
+
+
+def test_keys_cli(cli_env: dict[str, str], user: str) -> None:
+    env = {**cli_env, "SANDLOOP_USER": user}
+    import subprocess
+    import sys
+
+    stored = subprocess.run(
+        [sys.executable, "-m", "sandloop.cli", "keys", "set", "openai"],
+        input="sk-cli-secret-9999\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert stored.returncode == 0 and "…9999" in stored.stdout
+    assert "sk-cli-secret" not in stored.stdout + stored.stderr
+    listed = sandloop("keys", "list", env=env).stdout
+    assert "…9999" in listed and "keyring" in listed and "sk-cli-secret" not in listed
+    assert (
+        "removed the openai key from keyring"
+        in sandloop("keys", "remove", "openai", env=env).stdout
+    )
+    bad = sandloop("keys", "remove", "nope", env=env)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: unknown platform 'nope'")
+
+
+@pytest.mark.usefixtures("prefect_api_url")
+def test_a_sentinel_key_appears_only_in_the_request_header(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    sentinel = f"sk-sentinel-{uuid.uuid4().hex}"
+    user = f"s{uuid.uuid4().hex[:8]}"
+    credentials.set_key("openai", sentinel, user=user)
+    server, state, url = openai_server.start()
+    try:
+        monkeypatch.setenv("SANDLOOP_OPENAI_BASE_URL", url)
+        monkeypatch.setenv("SANDLOOP_USER", user)
+        monkeypatch.setenv("SANDLOOP_EMBED_MODEL", "openai:embedder")
+        run = RunSpec.model_validate(
+            {
+                "network": {"name": "keyed", "models": ["openai:m", "dummy:text"]},
+                "genesis": "hello",
+                "seed": 1,
+                "stop": {"max_steps": 4},
+            }
+        )
+        summary = api.run_network(run, home)
+    finally:
+        server.shutdown()
+    assert summary["status"] == "completed" and summary["embedded"] == 4
+    assert {r["authorization"] for r in state.requests} == {f"Bearer {sentinel}"}
+    assert all(sentinel not in str(r["body"]) for r in state.requests)
+    written = [home, Path(os.environ["PREFECT_HOME"])]  # the store and Prefect's database/logs
+    for root in written:
+        for path in root.rglob("*"):
+            if path.is_file():
+                assert sentinel.encode() not in path.read_bytes(), path
+    captured = capfd.readouterr()
+    assert sentinel not in captured.out + captured.err

@@ -39,6 +39,7 @@ import pytest  # noqa: E402
 # Rows shaped like real network steps, shared with the benchmarks.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+from tests.openai_server import FakeOpenAI  # noqa: E402
 from tests.tiny_models import build_tiny_gpt2  # noqa: E402
 
 
@@ -70,3 +71,13 @@ def cli_env(prefect_api_url: str, home: Path) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2"))
+
+
+@pytest.fixture
+def endpoint() -> Iterator[tuple[FakeOpenAI, str]]:
+    """A local OpenAI-compatible server: (its recorded state, its base URL)."""
+    from tests import openai_server
+
+    server, state, url = openai_server.start()
+    yield state, url
+    server.shutdown()

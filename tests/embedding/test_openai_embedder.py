@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +12,6 @@ from sandloop.embedding.embedders import OpenAIEmbedder
 from sandloop.models.errors import AuthError, Unavailable
 from sandloop.storage.store import AkashicStore
 from tests import openai_server
-
-
-@pytest.fixture
-def endpoint() -> Iterator[tuple[openai_server.FakeOpenAI, str]]:
-    server, state, url = openai_server.start()
-    yield state, url
-    server.shutdown()
 
 
 def test_embeds_in_batches_normalised_and_in_order(

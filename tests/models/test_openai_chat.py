@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,13 +13,6 @@ from sandloop.models.base import CallContext, ModelInput
 from sandloop.models.openai_chat import OpenAIChatAdapter
 from sandloop.specs import RunSpec
 from tests import openai_server
-
-
-@pytest.fixture
-def endpoint() -> Iterator[tuple[openai_server.FakeOpenAI, str]]:
-    server, state, url = openai_server.start()
-    yield state, url
-    server.shutdown()
 
 
 def test_chat_completion_sends_the_prompt_and_records_usage(

@@ -28,23 +28,31 @@ def sandloop(
     )
 
 
+def run_echo(
+    genesis: str, seed: int, max_steps: int, *extra: str, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """`sandloop run` of the instant echo network."""
+    return sandloop(
+        "run",
+        str(ECHO),
+        "--genesis",
+        genesis,
+        "--seed",
+        str(seed),
+        "--max-steps",
+        str(max_steps),
+        *extra,
+        env=env,
+    )
+
+
 def write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
 
 
 def test_run_then_runs_then_show(cli_env: dict[str, str]) -> None:
-    done = sandloop(
-        "run",
-        str(ECHO),
-        "--genesis",
-        "a red balloon",
-        "--seed",
-        "7",
-        "--max-steps",
-        "12",
-        env=cli_env,
-    )
+    done = run_echo("a red balloon", 7, 12, env=cli_env)
     assert done.returncode == 0, done.stderr
     assert "thread " in done.stdout and "completed: max_steps" in done.stdout
     thread = done.stdout.split("thread ")[-1].split()[0]
@@ -92,6 +100,12 @@ def test_every_command_has_help(command: str, cli_env: dict[str, str]) -> None:
     helped = sandloop(command, "--help", env=cli_env)
     assert helped.returncode == 0 and "Usage" in helped.stdout and "--json" in helped.stdout
     assert ("--home" in helped.stdout) is (command != "models")
+
+
+def test_keys_commands_have_help(cli_env: dict[str, str]) -> None:
+    for command in ("set", "list", "remove"):
+        helped = sandloop("keys", command, "--help", env=cli_env)
+        assert helped.returncode == 0 and "Usage" in helped.stdout and "--user" in helped.stdout
 
 
 def _bad_inputs(tmp_path: Path) -> list[tuple[list[str], str]]:

@@ -5,23 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.e2e.test_cli import ECHO, sandloop
+from tests.e2e.test_cli import ECHO, run_echo, sandloop
 
 
 def test_embed_search_rebuild(cli_env: dict[str, str], home: Path) -> None:
     env = {**cli_env, "SANDLOOP_EMBED_DURING_RUNS": "false"}
-    ran = sandloop(
-        "run",
-        str(ECHO),
-        "--genesis",
-        "a red balloon",
-        "--seed",
-        "7",
-        "--max-steps",
-        "12",
-        "--json",
-        env=env,
-    )
+    ran = run_echo("a red balloon", 7, 12, "--json", env=env)
     assert ran.returncode == 0, ran.stderr
     assert json.loads(ran.stdout)["embedded"] is None  # turned off for this run
 

@@ -157,7 +157,11 @@ def index_root(home: Path) -> Path:
     return home / "indexes" / "faiss"
 
 
-def _new_index(store: AkashicStore, embedder: Embedder, settings: Settings) -> VectorIndex:
+def _index(
+    store: AkashicStore, embedder: Embedder, settings: Settings, *, load: bool
+) -> VectorIndex:
+    """The configured backend's index for this model: FAISS loaded from disk when ``load``
+    (raising IndexCorrupt or DimensionMismatch), else empty; Elasticsearch is always live."""
     if settings.index_backend == "elasticsearch":
         if not settings.es_url:
             raise VectorIndexError(
@@ -173,7 +177,8 @@ def _new_index(store: AkashicStore, embedder: Embedder, settings: Settings) -> V
         name = es_index.index_name(settings.es_index_prefix, embedder.name)
         return es_index.ElasticsearchIndex(client, name, embedder.name, embedder.dim)
     folder = folder_for(index_root(store.home), embedder.name)
-    return FaissIndex(folder, embedder.name, embedder.dim, ivf_threshold=settings.ivf_threshold)
+    make = FaissIndex.load if load else FaissIndex
+    return make(folder, embedder.name, embedder.dim, ivf_threshold=settings.ivf_threshold)
 
 
 def open_index(
@@ -185,12 +190,8 @@ def open_index(
     """The model's index, rebuilt from the store if unreadable or of another dimension, and
     caught up with vectors other processes recorded since it was last written."""
     settings = settings or Settings.for_home(store.home)
-    index = _new_index(store, embedder, settings)
     try:
-        if isinstance(index, FaissIndex):
-            index = FaissIndex.load(
-                index.folder, embedder.name, embedder.dim, ivf_threshold=settings.ivf_threshold
-            )
+        index = _index(store, embedder, settings, load=True)
         known = store.count("embeddings", _where(embedder.name))
         behind = len(index) < known
     except (IndexCorrupt, DimensionMismatch) as exc:
@@ -207,7 +208,7 @@ def rebuild_index(
     store: AkashicStore, embedder: Embedder, settings: Settings | None = None
 ) -> VectorIndex:
     settings = settings or Settings.for_home(store.home)
-    index = _new_index(store, embedder, settings)
+    index = _index(store, embedder, settings, load=False)
     meta, vectors = stored_vectors(store, embedder.name)
     index.rebuild(meta, vectors if len(meta) else np.zeros((0, embedder.dim), np.float32))
     index.save()

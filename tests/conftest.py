@@ -39,7 +39,9 @@ import pytest  # noqa: E402
 # Rows shaped like real network steps, shared with the benchmarks.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+from tests.hf_server import FakeHF  # noqa: E402
 from tests.openai_server import FakeOpenAI  # noqa: E402
+from tests.replicate_server import FakeReplicate  # noqa: E402
 from tests.tiny_models import build_tiny_gpt2  # noqa: E402
 
 
@@ -74,6 +76,26 @@ def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def replicate_api() -> Iterator[FakeReplicate]:
+    """A local Replicate API (its recorded state; `.url` is the base URL)."""
+    from tests import replicate_server
+
+    server, state = replicate_server.start()
+    yield state
+    server.shutdown()
+
+
+@pytest.fixture
+def hf_api() -> Iterator[FakeHF]:
+    """A local Hugging Face Inference API (its recorded state; `.url` is the base URL)."""
+    from tests import hf_server
+
+    server, state = hf_server.start()
+    yield state
+    server.shutdown()
+
+
+@pytest.fixture
 def endpoint() -> Iterator[tuple[FakeOpenAI, str]]:
     """A local OpenAI-compatible server: (its recorded state, its base URL)."""
     from tests import openai_server
@@ -81,3 +103,19 @@ def endpoint() -> Iterator[tuple[FakeOpenAI, str]]:
     server, state, url = openai_server.start()
     yield state, url
     server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_local_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny seq2seq, masked-LM, NLI-classifier and captioning models, built locally (~2 s)."""
+    from tests import tiny_models
+
+    root = tmp_path_factory.mktemp("tiny-local")
+    return {
+        "seq2seq": tiny_models.build_tiny_bart(root / "bart"),
+        "mlm": tiny_models.build_tiny_roberta(root / "mlm", "mlm"),
+        "nli": tiny_models.build_tiny_roberta(
+            root / "nli", "classifier", ["contradiction", "neutral", "entailment"]
+        ),
+        "captioner": tiny_models.build_tiny_captioner(root / "captioner"),
+    }

@@ -1,6 +1,7 @@
 """A local OpenAI-compatible endpoint on 127.0.0.1 for the official `openai` client.
 
-Speaks `POST /v1/embeddings` (float encoding) and `POST /v1/chat/completions` like OpenAI,
+Speaks `POST /v1/embeddings` (float encoding), `POST /v1/chat/completions` (text, or an image
+as a data URL for vision models) and `POST /v1/images/generations` (base64) like OpenAI,
 Ollama or vLLM do, records each request (headers included, so tests can check where a key went),
 and answers from a script of failures when given one (401, 429 with Retry-After, quota, 500, a
 slow answer, a malformed body, a content filter). Embeddings are deterministic features of the
@@ -9,6 +10,7 @@ words; a chat answer is a deterministic function of the last user message.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import threading
@@ -17,7 +19,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.fake_images import caption_for, from_data_url, png_for
+
 DIM = 24
+_SCRIPTED = ("/v1/chat/completions", "/v1/images/generations")
 
 
 def vector(text: str) -> list[float]:
@@ -88,7 +93,7 @@ class _Handler(BaseHTTPRequestHandler):
             {"path": self.path, "body": body, "authorization": self.headers.get("Authorization")}
         )
         headers: dict[str, str] = {}
-        scripted = self.state.scripted() if self.path == "/v1/chat/completions" else None
+        scripted = self.state.scripted() if self.path in _SCRIPTED else None
         if scripted is not None:
             status, payload, headers = scripted
         elif self.state.fail_with is not None:
@@ -96,7 +101,15 @@ class _Handler(BaseHTTPRequestHandler):
             payload = {"error": {"message": f"status {status}", "type": "x"}}
         elif self.path == "/v1/chat/completions":
             last = [m for m in body["messages"] if m["role"] == "user"][-1]["content"]
-            status, payload = 200, _completion(chat_answer(last), model=body["model"])
+            if isinstance(last, list):  # vision: [{"type": "text"}, {"type": "image_url"}]
+                image = next(p for p in last if p["type"] == "image_url")["image_url"]["url"]
+                answer = caption_for(from_data_url(image))
+            else:
+                answer = chat_answer(last)
+            status, payload = 200, _completion(answer, model=body["model"])
+        elif self.path == "/v1/images/generations":
+            png = base64.b64encode(png_for(body["prompt"])).decode()
+            status, payload = 200, {"created": 0, "data": [{"b64_json": png}]}
         elif self.path != "/v1/embeddings":
             status, payload = 404, {"error": {"message": "not found", "type": "x"}}
         else:

@@ -11,6 +11,7 @@ import inspect
 import json
 import textwrap
 from pathlib import Path
+from typing import Any
 
 
 def _corpus() -> list[str]:
@@ -24,19 +25,48 @@ def _corpus() -> list[str]:
     return [line for source in sources for line in source.splitlines() if line.strip()]
 
 
-def build_tiny_gpt2(folder: Path) -> Path:
-    import torch
+def _gpt2_tokenizer() -> Any:
     from tokenizers import ByteLevelBPETokenizer
-    from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
+    from transformers import GPT2TokenizerFast
 
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(_corpus(), vocab_size=2048, special_tokens=["<|endoftext|>"])
-    tokenizer = GPT2TokenizerFast(
+    return GPT2TokenizerFast(
         tokenizer_object=bpe,
         bos_token="<|endoftext|>",
         eos_token="<|endoftext|>",
         unk_token="<|endoftext|>",
     )
+
+
+def _roberta_tokenizer() -> Any:
+    """A byte-level BPE with BERT-style specials: <s> </s> <pad> <mask>."""
+    from tokenizers import ByteLevelBPETokenizer, processors
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(_corpus(), vocab_size=2048, special_tokens=specials)
+    bpe.post_processor = processors.RobertaProcessing(  # type: ignore[assignment]
+        ("</s>", bpe.token_to_id("</s>")), ("<s>", bpe.token_to_id("<s>"))
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        mask_token="<mask>",
+    )
+
+
+def build_tiny_gpt2(folder: Path) -> Path:
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    tokenizer = _gpt2_tokenizer()
     torch.manual_seed(0)
     config = GPT2Config(
         vocab_size=len(tokenizer),
@@ -48,5 +78,102 @@ def build_tiny_gpt2(folder: Path) -> Path:
         eos_token_id=tokenizer.eos_token_id,
     )
     GPT2LMHeadModel(config).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+def build_tiny_bart(folder: Path) -> Path:
+    """A 2-layer BART: the seq2seq shape of summarisation, translation and text2text models."""
+    import torch
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    tokenizer = _roberta_tokenizer()
+    torch.manual_seed(0)
+    config = BartConfig(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=512,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id,
+        forced_eos_token_id=None,
+    )
+    BartForConditionalGeneration(config).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+def build_tiny_roberta(folder: Path, head: str, labels: list[str] | None = None) -> Path:
+    """A 1-layer RoBERTa with a masked-LM head ("mlm") or a classifier head ("classifier")
+    whose labels are given (zero-shot needs one called "entailment")."""
+    import torch
+    from transformers import RobertaConfig, RobertaForMaskedLM, RobertaForSequenceClassification
+
+    tokenizer = _roberta_tokenizer()
+    torch.manual_seed(0)
+    names = labels or ["negative", "positive"]
+    config = RobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=520,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        id2label=dict(enumerate(names)),
+        label2id={n: i for i, n in enumerate(names)},
+    )
+    model_cls = RobertaForMaskedLM if head == "mlm" else RobertaForSequenceClassification
+    model_cls(config).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+def build_tiny_captioner(folder: Path) -> Path:
+    """A ViT encoder + GPT-2 decoder (VisionEncoderDecoder): the shape of image captioners."""
+    import torch
+    from transformers import (
+        GPT2Config,
+        VisionEncoderDecoderConfig,
+        VisionEncoderDecoderModel,
+        ViTConfig,
+        ViTImageProcessor,
+    )
+
+    tokenizer = _gpt2_tokenizer()
+    torch.manual_seed(0)
+    encoder = ViTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    decoder = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_embd=32,
+        n_layer=1,
+        n_head=2,
+        add_cross_attention=True,
+        is_decoder=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
+    config.decoder_start_token_id = tokenizer.bos_token_id
+    config.pad_token_id = tokenizer.eos_token_id
+    config.eos_token_id = tokenizer.eos_token_id
+    VisionEncoderDecoderModel(config=config).save_pretrained(str(folder))
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
     return folder

@@ -21,7 +21,12 @@ from sandloop.storage.store import AkashicStore
 
 
 def settings_for(home: Path | str | None = None) -> Settings:
-    return Settings.for_home(home)
+    """Settings for a home folder; also loads that home's models file into the registry."""
+    from sandloop.models import registry
+
+    settings = Settings.for_home(home)
+    registry.configure(settings.models_file_path)
+    return settings
 
 
 def open_store(home: Path | str | None = None) -> AkashicStore:

@@ -55,6 +55,16 @@ class Settings(BaseSettings):
     es_api_key: SecretStr | None = Field(None, description="Elasticsearch API key (a secret)")
     es_username: str | None = None
     es_password: SecretStr | None = Field(None, description="Elasticsearch password (a secret)")
+    models_file: Path | None = Field(
+        None, description="your models and routes (YAML); default: <home>/models.yaml"
+    )
+    hf_base_url: str = Field(
+        "https://router.huggingface.co/hf-inference",
+        description="Hugging Face Inference base URL (models are posted to <base>/models/<id>)",
+    )
+    replicate_base_url: str | None = Field(
+        None, description="Replicate API base URL; default: Replicate's"
+    )
     gemma_folder: Path | None = Field(
         None, description="a converted Gemma 3 270M folder; default: <home>/models/gemma-3-270m"
     )
@@ -67,6 +77,10 @@ class Settings(BaseSettings):
     @property
     def store_path(self) -> Path:
         return self.home / "akashic"
+
+    @property
+    def models_file_path(self) -> Path:
+        return self.models_file or self.home / "models.yaml"
 
     @property
     def models_path(self) -> Path:

@@ -88,18 +88,37 @@ def test_run_json_summary(cli_env: dict[str, str]) -> None:
 
 
 def test_models_lists_io_types(cli_env: dict[str, str]) -> None:
-    models = json.loads(sandloop("models", "--json", env=cli_env).stdout)
-    by_ref = {m["ref"]: m for m in models}
+    listed = json.loads(sandloop("models", "--json", env=cli_env).stdout)
+    by_ref = {m["ref"]: m for m in listed["models"]}
     assert by_ref["dummy:text-to-image"]["output"] == "image"
     assert by_ref["local:gemma-3-270m"]["input"] == "text"
     assert "prefix" in by_ref["local:gemma-3-270m"]["params"]
+    assert by_ref["replicate:black-forest-labs/flux-schnell"]["cost_usd"]["per_call"] > 0
+
+
+def test_models_file_in_the_home_extends_the_catalog(cli_env: dict[str, str]) -> None:
+    models_file = Path(cli_env["SANDLOOP_HOME"]) / "models.yaml"
+    models_file.parent.mkdir(parents=True, exist_ok=True)
+    models_file.write_text(
+        "models:\n  - ref: hf:acme/painter\n    task: text-to-image\n    cost: 1 cent\n"
+        "routes:\n  words:\n    candidates: [dummy:text, hf:acme/writer]\n"
+    )
+    listed = json.loads(sandloop("models", "--json", env=cli_env).stdout)
+    painter = next(m for m in listed["models"] if m["ref"] == "hf:acme/painter")
+    assert (painter["output"], painter["cost"]) == ("image", "1 cent")
+    assert listed["routes"]["words"]["candidates"] == ["dummy:text", "hf:acme/writer"]
+    table = sandloop("models", env=cli_env).stdout
+    assert "hf:acme/painter" in table and "route:words" in table
+    models_file.write_text("models:\n  - ref: hf:acme/painter\n    task: painting\n")
+    broken = sandloop("models", env=cli_env)
+    assert broken.returncode == 2 and "models.yaml" in broken.stderr and "painting" in broken.stderr
 
 
 @pytest.mark.parametrize("command", ["run", "runs", "show", "models"])
 def test_every_command_has_help(command: str, cli_env: dict[str, str]) -> None:
     helped = sandloop(command, "--help", env=cli_env)
     assert helped.returncode == 0 and "Usage" in helped.stdout and "--json" in helped.stdout
-    assert ("--home" in helped.stdout) is (command != "models")
+    assert "--home" in helped.stdout
 
 
 def test_keys_commands_have_help(cli_env: dict[str, str]) -> None:

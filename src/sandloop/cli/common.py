@@ -41,7 +41,7 @@ def fail(message: str, code: int = 2) -> NoReturn:
 def input_errors() -> tuple[type[BaseException], ...]:
     from sandloop.embedding.embedders import UnknownEmbedder
     from sandloop.models.errors import ModelError
-    from sandloop.models.registry import UnknownModel
+    from sandloop.models.registry import RegistryError, UnknownModel
     from sandloop.specs import SpecError
     from sandloop.storage.faiss_index import VectorIndexError
     from sandloop.storage.store import StoreError
@@ -52,6 +52,7 @@ def input_errors() -> tuple[type[BaseException], ...]:
         StoreError,
         ThreadLocked,
         UnknownModel,
+        RegistryError,
         ModelError,
         UnknownEmbedder,
         VectorIndexError,

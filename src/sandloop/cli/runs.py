@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from sandloop.cli.common import HomeOption, JsonOption, app, err, fail, input_errors, out
@@ -128,10 +129,10 @@ def run(
     if converge_window is not None:
         stop["converge_window"] = converge_window
     try:
+        settings = api.settings_for(home)  # loads the home's models file before the spec
         spec = api.load_run_spec(
             network, genesis=genesis, seed=seed, stop=stop, pace=parse_pace(pace)
         )
-        settings = api.settings_for(home)
         api.open_store(settings.home)  # an unwritable home fails here, before any model loads
         status = err.status("preparing models…")
         with status:
@@ -281,39 +282,75 @@ def show(
 
 
 @app.command()
-def models(as_json: JsonOption = False) -> None:
-    """List the model registry: references, I/O types, descriptions, costs."""
-    from sandloop.models.registry import list_models
+def models(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """List the model catalog and routes: refs, tasks, I/O types, parameters, costs.
 
-    infos = list_models()
+    Add models and routes in <home>/models.yaml (or SANDLOOP_MODELS_FILE); see the README.
+    """
+    from sandloop import api
+    from sandloop.models.registry import catalog
+
+    try:
+        api.settings_for(home)
+        known = catalog()
+    except input_errors() as exc:
+        fail(str(exc))
+    infos = list(known.models.values())
     if as_json:
         out.print_json(
-            data=[
-                {
-                    "ref": i.ref,
-                    "input": i.input_type,
-                    "output": i.output_type,
-                    "description": i.description,
-                    "cost": i.cost_hint,
-                    "params": list(i.params_model.model_fields),
-                }
-                for i in infos
-            ]
+            data={
+                "models": [
+                    {
+                        "ref": i.ref,
+                        "task": i.task,
+                        "input": i.input_type,
+                        "output": i.output_type,
+                        "source": i.model_id,
+                        "description": i.description,
+                        "cost": i.cost_hint,
+                        "cost_usd": i.cost_usd.model_dump() if i.cost_usd else None,
+                        "default_params": i.default_params,
+                        "params": list(i.params_model.model_fields),
+                    }
+                    for i in infos
+                ],
+                "routes": {n: r.model_dump() for n, r in known.routes.items()},
+                "models_file": str(known.user_file) if known.user_file else None,
+            }
         )
         return
     table = Table()
-    for column in ("model", "in → out", "description", "params", "cost"):
+    table.add_column("model", no_wrap=True)
+    table.add_column("task", no_wrap=True)
+    for column in ("in → out", "description", "cost"):
         table.add_column(column)
     for i in infos:
         table.add_row(
-            i.ref,
+            escape(i.ref),
+            i.task,
             f"{i.input_type} → {i.output_type}",
-            i.description,
-            ", ".join(i.params_model.model_fields),
-            i.cost_hint,
+            escape(i.description),
+            escape(i.cost_hint),
         )
     out.print(table)
+    if known.routes:
+        routes = Table(title="routes")
+        for column in ("route", "candidates", "sovereign first", "cooldown"):
+            routes.add_column(column)
+        for name, r in known.routes.items():
+            routes.add_row(
+                f"route:{name}",
+                escape(" → ".join(r.candidates)),
+                str(r.sovereign_first),
+                f"{r.cooldown_s:g}s",
+            )
+        out.print(routes)
     out.print(
-        "Any transformers causal LM also works as local:<hub-id> or local:<folder>, and any chat "
-        "model of an OpenAI-compatible endpoint as openai:<model> (SANDLOOP_OPENAI_BASE_URL)."
+        "Models outside the catalog: local:<hub-id|folder>[@task], openai:<model>[@task] "
+        "(SANDLOOP_OPENAI_BASE_URL), hf:<hub-id>[@task], replicate:<owner/name[:version]>@task. "
+        f"Your models file: {known.user_file}"
+        + ("" if known.user_file and known.user_file.is_file() else " (none yet)"),
+        markup=False,
+        highlight=False,
     )
+    out.print("Parameters per model: `sandloop models --json`.", markup=False)

@@ -21,6 +21,7 @@ from sandloop import engine
 from sandloop.config import Settings
 from sandloop.display import excerpt
 from sandloop.embedding.embedders import Embedder, embedder_from
+from sandloop.models import registry
 from sandloop.models.base import CallContext, ModelInput, ModelOutput
 from sandloop.models.errors import ModelError
 from sandloop.progress import StepEvent, publish
@@ -133,6 +134,7 @@ class _BackgroundEmbedding:
 )
 def network_run(thread: str, home: str | None = None) -> dict[str, Any]:
     settings = Settings.for_home(home)
+    registry.configure(settings.models_file_path)
     store = AkashicStore.open(settings.home, compact_every=settings.compact_every)
     run = store.get_run(thread)
     if run is None:
@@ -200,6 +202,7 @@ def _run_steps(
             output_value = _output_value(store, output)
             if output.usage:
                 metadata["usage"] = output.usage
+            metadata.update(output.metadata)
             state.advance(plan, output_value, finished)
             if embedder is not None and plan.entry.info.output_type == "text":
                 match = state.observe_vector(plan.step, embedder.embed([output_value])[0])
@@ -210,6 +213,8 @@ def _run_steps(
             failure = task_state.result(raise_on_failure=False)
             error = failure.one_line() if isinstance(failure, ModelError) else repr(failure)
             error_type = getattr(failure, "kind", type(failure).__name__)
+            if decisions := getattr(failure, "decisions", None):
+                metadata["route"] = {"chosen": None, "decisions": decisions}
         row = engine.invocation_row(
             state,
             plan,

@@ -23,6 +23,7 @@ class ModelOutput:
     text: str | None = None
     data: bytes | None = None
     usage: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)  # merged into the step's metadata
 
 
 @dataclass(frozen=True)

@@ -105,8 +105,14 @@ def phrase(index: int, n_words: int = 4) -> str:
 
 
 class DummyAdapter:
-    def __init__(self, ref: str) -> None:
+    """Dispatches on the task, so a models file can add dummy aliases (a flaky one, say)."""
+
+    def __init__(self, ref: str, task: str | None = None) -> None:
         self.ref = ref
+        self.task = task or {
+            "dummy:text-to-image": "text-to-image",
+            "dummy:image-to-text": "image-to-text",
+        }.get(ref, "text-generation")
         self._failures: Counter[str] = Counter()
         self._lock = threading.Lock()
 
@@ -133,14 +139,14 @@ class DummyAdapter:
         if p.delay_ms:
             time.sleep(p.delay_ms / 1000)
         self._maybe_fail(p, ctx)
-        if self.ref == "dummy:text":
+        if self.task == "text-generation":
             index = _choice(p.vocab, model_input.text, self._salt(ctx))
             return ModelOutput("text", text=phrase(index))
-        if self.ref == "dummy:text-to-image":
+        if self.task == "text-to-image":
             return ModelOutput("image", data=self._image(model_input.text or "", p, ctx))
-        if self.ref == "dummy:image-to-text":
+        if self.task == "image-to-text":
             return ModelOutput("text", text=self._describe(model_input.data or b""))
-        raise ModelError(f"the dummy platform has no model {self.ref!r}", model=self.ref)
+        raise ModelError(f"the dummy platform does not do {self.task!r}", model=self.ref)
 
     def _image(self, text: str, p: DummyParams, ctx: CallContext) -> bytes:
         from PIL import Image

@@ -26,21 +26,57 @@ def _create(info: ModelInfo, settings: Settings, announce: Callable[[str], None]
     if info.platform == "dummy":
         from sandloop.models.dummy import DummyAdapter
 
-        return DummyAdapter(info.ref)
+        return DummyAdapter(info.ref, info.task)
     if info.platform == "local":
-        from sandloop.models.local import LocalTextAdapter
+        return _local(info, settings, announce)
+    if info.platform == "route":
+        from sandloop.models.registry import route
+        from sandloop.models.router import RouterAdapter
 
-        if info.name == GEMMA_NAME:
-            from sandloop.models.gemma import ensure_gemma_folder
-
-            folder = settings.gemma_folder or ensure_gemma_folder(settings.models_path, announce)
-            return LocalTextAdapter(info.ref, folder, settings.device)
-        return LocalTextAdapter(info.ref, info.name, settings.device)
+        return RouterAdapter(
+            info.ref, route(info.name), lambda candidate: get_adapter(candidate, settings, announce)
+        )
     if info.platform == "openai":
+        if info.task == "text-to-image":
+            from sandloop.models.openai_image import OpenAIImageAdapter
+
+            return OpenAIImageAdapter(
+                info.ref, info.model_id, settings.openai_base_url, settings.user
+            )
         from sandloop.models.openai_chat import OpenAIChatAdapter
 
-        return OpenAIChatAdapter(info.ref, info.name, settings.openai_base_url, settings.user)
+        return OpenAIChatAdapter(info.ref, info.model_id, settings.openai_base_url, settings.user)
+    if info.platform == "replicate":
+        from sandloop.models.replicate_adapter import ReplicateAdapter
+
+        return ReplicateAdapter(
+            info.ref, info.model_id, info.task, settings.replicate_base_url, settings.user
+        )
+    if info.platform == "hf":
+        from sandloop.models.hf_inference import HFInferenceAdapter
+
+        return HFInferenceAdapter(
+            info.ref, info.model_id, info.task, settings.hf_base_url, settings.user
+        )
     raise ValueError(f"no adapter for platform {info.platform!r}")
+
+
+def _local(info: ModelInfo, settings: Settings, announce: Callable[[str], None]) -> ModelAdapter:
+    from sandloop.models import local
+
+    source = info.model_id
+    if source == GEMMA_NAME:
+        from sandloop.models.gemma import ensure_gemma_folder
+
+        source = str(settings.gemma_folder or ensure_gemma_folder(settings.models_path, announce))
+    if info.task in local.LABEL_TASKS:
+        return local.LocalLabelAdapter(info.ref, source, info.task, settings.device)
+    if info.task == "image-to-text":
+        return local.LocalCaptionAdapter(info.ref, source, settings.device)
+    if info.task == "text-generation" or info.task in local.SEQ2SEQ_TASKS:
+        seq2seq = info.task in local.SEQ2SEQ_TASKS
+        return local.LocalTextAdapter(info.ref, source, settings.device, seq2seq=seq2seq)
+    raise ValueError(f"the local platform does not do {info.task!r}")
 
 
 def prepare_models(
@@ -51,10 +87,10 @@ def prepare_models(
     from sandloop.models.registry import lookup
 
     for ref in dict.fromkeys(refs):
+        if ref.startswith("route:"):
+            continue  # a route loads a candidate when it tries it: a broken one is a fallback
         adapter = get_adapter(lookup(ref), settings, announce)
-        source = getattr(adapter, "source", None)
-        if source is not None:
-            from sandloop.models.local import load_causal_lm
-
+        load = getattr(adapter, "load", None)
+        if load is not None:
             announce(f"loading {ref}…")
-            load_causal_lm(source, settings.device)
+            load()

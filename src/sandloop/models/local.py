@@ -1,57 +1,124 @@
-"""The local platform: transformers causal language models on this machine (sovereign default).
+"""The local platform: transformers models on this machine (the sovereign default).
 
-A model is loaded once per process and reused across steps and runs; loading dominates
-everything else for small models. Sampling is seeded per step from the run's seed, so a resumed
-run produces what an uninterrupted one would have.
+Causal LMs and seq2seq models (summarisation, translation, text2text) are driven through
+``generate`` directly — transformers 5 has no pipelines for the seq2seq tasks — and
+classifiers through their pipelines. A model is loaded once per process and reused across steps
+and runs; loading dominates everything else for small models. Sampling is seeded per step from
+the run's seed, so a resumed run produces what an uninterrupted one would have.
 """
 
 from __future__ import annotations
 
+import io
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sandloop.models.base import CallContext, ModelInput, ModelOutput
 from sandloop.models.errors import InvalidInput, InvalidOutput, Unavailable
-from sandloop.models.params import LocalTextParams
+from sandloop.models.params import LocalCaptionParams, LocalLabelParams, LocalTextParams
+
+SEQ2SEQ_TASKS = ("text2text-generation", "summarization", "translation")
+LABEL_TASKS = ("fill-mask", "text-classification", "zero-shot-classification")
 
 
 @dataclass
 class _Loaded:
     model: Any
     tokenizer: Any
+    processor: Any = None
 
 
-_CACHE: dict[tuple[str, str], _Loaded] = {}
+_CACHE: dict[tuple[str, str, str], Any] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def load_causal_lm(source: str, device: str) -> _Loaded:
+def _cached(kind: str, source: str, device: str, load: Callable[[], Any]) -> Any:
     with _CACHE_LOCK:
-        cached = _CACHE.get((source, device))
-        if cached is not None:
-            return cached
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        from transformers.utils import logging as hf_logging
+        key = (kind, source, device)
+        if key not in _CACHE:
+            from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # a per-load weights bar would break the CLI's display
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(source)
-            model: Any = AutoModelForCausalLM.from_pretrained(source)
-            model = model.to(device).eval()
-        except OSError as exc:
-            raise Unavailable(f"cannot load local model {source!r}: {exc}") from None
-        loaded = _Loaded(model=model, tokenizer=tokenizer)
-        _CACHE[(source, device)] = loaded
-        return loaded
+            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # a per-load weights bar would break the CLI's display
+            try:
+                _CACHE[key] = load()
+            except (OSError, ValueError) as exc:
+                raise Unavailable(f"cannot load local model {source!r}: {exc}") from None
+        return _CACHE[key]
+
+
+def load_causal_lm(source: str, device: str) -> _Loaded:
+    def load() -> _Loaded:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        model: Any = AutoModelForCausalLM.from_pretrained(source)
+        return _Loaded(model.to(device).eval(), AutoTokenizer.from_pretrained(source))
+
+    loaded: _Loaded = _cached("causal", source, device, load)
+    return loaded
+
+
+def load_seq2seq(source: str, device: str) -> _Loaded:
+    def load() -> _Loaded:
+        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+        model: Any = AutoModelForSeq2SeqLM.from_pretrained(source)
+        return _Loaded(model.to(device).eval(), AutoTokenizer.from_pretrained(source))
+
+    loaded: _Loaded = _cached("seq2seq", source, device, load)
+    return loaded
+
+
+def load_captioner(source: str, device: str) -> _Loaded:
+    def load() -> _Loaded:
+        from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
+
+        model: Any = AutoModelForImageTextToText.from_pretrained(source)
+        return _Loaded(
+            model.to(device).eval(),
+            AutoTokenizer.from_pretrained(source),
+            AutoImageProcessor.from_pretrained(source),  # type: ignore[no-untyped-call]
+        )
+
+    loaded: _Loaded = _cached("captioner", source, device, load)
+    return loaded
+
+
+def load_pipeline(task: str, source: str, device: str) -> Any:
+    def load() -> Any:
+        from transformers import pipeline
+
+        make: Any = pipeline  # typed per literal task name; ours is a runtime string
+        return make(task, model=source, device=device)
+
+    return _cached(task, source, device, load)
+
+
+def _sampling(temperature: float, top_p: float) -> dict[str, Any]:
+    sampling = temperature > 0
+    return {
+        "do_sample": sampling,
+        "temperature": temperature if sampling else None,
+        "top_p": top_p if sampling else None,
+        "top_k": None,
+    }
 
 
 class LocalTextAdapter:
-    def __init__(self, ref: str, source: str | Path, device: str = "cpu") -> None:
+    """Text generation by a causal LM (continues the prompt) or a seq2seq model (rewrites it)."""
+
+    def __init__(
+        self, ref: str, source: str | Path, device: str = "cpu", *, seq2seq: bool = False
+    ) -> None:
         self.ref = ref
         self.source = str(source)
         self.device = device
+        self.seq2seq = seq2seq
+
+    def load(self) -> None:
+        (load_seq2seq if self.seq2seq else load_causal_lm)(self.source, self.device)
 
     def generate(
         self, model_input: ModelInput, params: dict[str, Any], ctx: CallContext
@@ -62,31 +129,107 @@ class LocalTextAdapter:
         p = LocalTextParams.model_validate(params)
         if model_input.text is None:
             raise InvalidInput("local text models take text", model=self.ref)
-        loaded = load_causal_lm(self.source, self.device)
+        loaded = (load_seq2seq if self.seq2seq else load_causal_lm)(self.source, self.device)
         prompt = p.prefix + model_input.text[-p.max_input_chars :] + p.suffix
-        encoded = loaded.tokenizer(prompt, return_tensors="pt").to(self.device)
+        encoded = loaded.tokenizer(prompt, return_tensors="pt", truncation=self.seq2seq).to(
+            self.device
+        )
         if ctx.seed is not None:
             set_seed(ctx.seed)
-        sampling = p.temperature > 0
         pad_id = loaded.tokenizer.pad_token_id or loaded.tokenizer.eos_token_id
         with torch.inference_mode():
             generated = loaded.model.generate(
                 **encoded,
                 max_new_tokens=p.max_new_tokens,
                 min_new_tokens=min(4, p.max_new_tokens),
-                do_sample=sampling,
-                temperature=p.temperature if sampling else None,
-                top_p=p.top_p if sampling else None,
-                top_k=None,
                 repetition_penalty=p.repetition_penalty,
                 pad_token_id=pad_id,
+                **_sampling(p.temperature, p.top_p),
             )
-        new_tokens = generated[0, encoded["input_ids"].shape[1] :]
+        # A causal LM echoes the prompt before its continuation; a seq2seq decoder does not.
+        prompt_len = 0 if self.seq2seq else encoded["input_ids"].shape[1]
+        new_tokens = generated[0, prompt_len:]
         text = loaded.tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
         if not text:
             raise InvalidOutput("the model produced only whitespace", model=self.ref)
         usage = {
             "input_tokens": int(encoded["input_ids"].shape[1]),
-            "output_tokens": len(new_tokens),
+            "output_tokens": int((new_tokens != pad_id).sum()),
         }
         return ModelOutput("text", text=text, usage=usage)
+
+
+class LocalLabelAdapter:
+    """fill-mask, text-classification, zero-shot-classification: text in, one label (or the
+    input with its mask filled) out."""
+
+    def __init__(self, ref: str, source: str | Path, task: str, device: str = "cpu") -> None:
+        if task not in LABEL_TASKS:
+            raise ValueError(f"not a label task: {task}")
+        self.ref, self.source, self.task, self.device = ref, str(source), task, device
+
+    def load(self) -> None:
+        load_pipeline(self.task, self.source, self.device)
+
+    def generate(
+        self, model_input: ModelInput, params: dict[str, Any], ctx: CallContext
+    ) -> ModelOutput:
+        p = LocalLabelParams.model_validate(params)
+        if model_input.text is None:
+            raise InvalidInput(f"{self.task} takes text", model=self.ref)
+        pipe = load_pipeline(self.task, self.source, self.device)
+        text = p.prefix + model_input.text[-p.max_input_chars :] + p.suffix
+        if self.task == "zero-shot-classification":
+            if not p.candidate_labels:
+                raise InvalidInput("zero-shot needs candidate_labels", model=self.ref)
+            label = str(pipe(text, candidate_labels=p.candidate_labels)["labels"][0])
+        elif self.task == "fill-mask":
+            mask = pipe.tokenizer.mask_token
+            if mask not in text:
+                text = f"{text} {mask}"  # a loop's input has no mask: fill the next word
+            label = str(pipe(text)[0]["sequence"])
+        else:
+            label = str(pipe(text, truncation=True)[0]["label"])
+        if not label.strip():
+            raise InvalidOutput("the model produced an empty label", model=self.ref)
+        return ModelOutput("text", text=label.strip())
+
+
+class LocalCaptionAdapter:
+    """Image captioning (image→text) by a vision encoder-decoder such as BLIP or ViT-GPT2."""
+
+    def __init__(self, ref: str, source: str | Path, device: str = "cpu") -> None:
+        self.ref, self.source, self.device = ref, str(source), device
+
+    def load(self) -> None:
+        load_captioner(self.source, self.device)
+
+    def generate(
+        self, model_input: ModelInput, params: dict[str, Any], ctx: CallContext
+    ) -> ModelOutput:
+        import torch
+        from PIL import Image, UnidentifiedImageError
+        from transformers import set_seed
+
+        p = LocalCaptionParams.model_validate(params)
+        if model_input.data is None:
+            raise InvalidInput("captioning models take an image", model=self.ref)
+        try:
+            image = Image.open(io.BytesIO(model_input.data)).convert("RGB")
+        except UnidentifiedImageError:
+            raise InvalidInput("the input is not a readable image", model=self.ref) from None
+        loaded = load_captioner(self.source, self.device)
+        pixels = loaded.processor(images=image, return_tensors="pt").pixel_values.to(self.device)
+        if ctx.seed is not None:
+            set_seed(ctx.seed)
+        with torch.inference_mode():
+            generated = loaded.model.generate(
+                pixel_values=pixels,
+                max_new_tokens=p.max_new_tokens,
+                min_new_tokens=min(4, p.max_new_tokens),
+                **_sampling(p.temperature, p.top_p),
+            )
+        text = loaded.tokenizer.decode(generated[0], skip_special_tokens=True).strip()
+        if not text:
+            raise InvalidOutput("the model produced an empty caption", model=self.ref)
+        return ModelOutput("text", text=text, usage={"output_tokens": int(generated.shape[1])})

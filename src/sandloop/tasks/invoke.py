@@ -3,6 +3,8 @@ retry can help."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from typing import Any
 
 from prefect import State, Task, task
@@ -16,10 +18,26 @@ from sandloop.models.errors import is_retryable
 from sandloop.models.factory import get_adapter
 from sandloop.models.registry import lookup
 
+# A server asking for a longer pause than this is not going to be waited out inside a step.
+MAX_RETRY_AFTER_S = 300.0
+
 
 def retry_only_retryable(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Auth errors, bad input and content filters fail the same way every time: stop at once."""
-    return is_retryable(state.result(raise_on_failure=False))
+    """Auth errors, bad input and content filters fail the same way every time: stop at once.
+
+    A failure that says when to come back (``retry_after``: a 429's Retry-After, a route's
+    cooldown) is waited for here, before Prefect's own backoff delay, because Prefect's delay
+    is fixed per task and cannot follow the server.
+    """
+    failure = state.result(raise_on_failure=False)
+    if not is_retryable(failure):
+        return False
+    retry_after = getattr(failure, "retry_after", None)
+    if retry_after is not None:
+        if retry_after > MAX_RETRY_AFTER_S:
+            return False
+        time.sleep(retry_after)
+    return True
 
 
 # NO_CACHE: a model call must run every time it is asked for; idempotency comes from the
@@ -42,5 +60,11 @@ def invoke_model(
     ctx: CallContext,
     settings: Settings,
 ) -> ModelOutput:
-    adapter = get_adapter(lookup(model), settings)
-    return adapter.generate(model_input, params, ctx)
+    info = lookup(model)
+    output = get_adapter(info, settings).generate(model_input, params, ctx)
+    chosen = output.metadata.get("route", {}).get("chosen")
+    rates = (lookup(chosen) if chosen else info).cost_usd
+    if rates is not None:
+        cost = round(rates.estimate(output.usage), 8)
+        return replace(output, metadata={**output.metadata, "cost_usd": cost})
+    return output

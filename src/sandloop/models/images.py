@@ -1,0 +1,54 @@
+"""Image bytes crossing platform boundaries: as data URLs going out, checked coming back.
+
+Remote platforms return images as base64, URLs or raw bytes; whatever the route, what reaches the
+blob store must be an image a later step can open, or the step fails as ``InvalidOutput``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+from sandloop.models.errors import InvalidOutput
+
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+
+
+def mime_type(data: bytes) -> str:
+    for magic, mime in _MAGIC:
+        if data.startswith(magic):
+            return mime
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "application/octet-stream"
+
+
+def data_url(data: bytes) -> str:
+    return f"data:{mime_type(data)};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def decode_data_url(url: str) -> bytes:
+    _, _, payload = url.partition(",")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except ValueError:
+        raise InvalidOutput("an image data URL that is not valid base64") from None
+
+
+def checked_image(data: bytes, model: str) -> bytes:
+    """The bytes, if they decode as an image; otherwise the model's output is invalid."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise InvalidOutput("the model returned an empty image", model=model)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError):
+        raise InvalidOutput("the model returned bytes that are not an image", model=model) from None
+    return data

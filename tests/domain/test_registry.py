@@ -1,0 +1,121 @@
+"""The model catalog: built-ins, a user's models file, task-qualified refs, clear errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandloop.models import registry
+from sandloop.models.registry import RegistryError, UnknownModel, configure, lookup
+
+
+@pytest.fixture(autouse=True)
+def _fresh_catalog() -> Iterator[None]:
+    yield
+    configure(None)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_builtin_catalog_models_have_types_tasks_and_costs() -> None:
+    configure(None)
+    flux = lookup("replicate:black-forest-labs/flux-schnell")
+    assert (flux.input_type, flux.output_type, flux.task) == ("text", "image", "text-to-image")
+    assert flux.cost_usd is not None and flux.cost_usd.estimate({}) == pytest.approx(0.003)
+    assert lookup("hf:facebook/bart-large-cnn").task == "summarization"
+    assert lookup("local:gemma-3-270m").default_params["max_new_tokens"] == 40
+
+
+@pytest.mark.parametrize(
+    ("ref", "task", "io"),
+    [
+        ("openai:gpt-4o-mini@image-to-text", "image-to-text", ("image", "text")),
+        ("openai:dall-e-3@text-to-image", "text-to-image", ("text", "image")),
+        ("hf:org/model@fill-mask", "fill-mask", ("text", "text")),
+        ("hf:org/model", "text-generation", ("text", "text")),
+        (
+            "replicate:owner/model:" + "0" * 64 + "@image-to-text",
+            "image-to-text",
+            ("image", "text"),
+        ),
+        ("local:org/captioner@image-to-text", "image-to-text", ("image", "text")),
+    ],
+)
+def test_refs_outside_the_catalog_resolve_by_shape(
+    ref: str, task: str, io: tuple[str, str]
+) -> None:
+    info = lookup(ref)
+    assert info.task == task and (info.input_type, info.output_type) == io
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        ("replicate:owner/model", "say what the Replicate model does"),
+        ("local:org/model@text-to-image", "local does not do 'text-to-image'"),
+        ("hf:org/model@sumarization", "did you mean @summarization"),
+        ("hf:not-a-hub-id", "Hugging Face models are named by hub id"),
+        ("nowhere:x", "unknown platform"),
+    ],
+)
+def test_bad_refs_say_what_to_write(ref: str, message: str) -> None:
+    with pytest.raises(UnknownModel, match=message):
+        lookup(ref)
+
+
+def test_a_users_models_file_adds_models_aliases_and_routes(tmp_path: Path) -> None:
+    models_file = write(
+        tmp_path / "models.yaml",
+        """
+models:
+  - ref: local:summarizer
+    source: sshleifer/distilbart-cnn-6-6
+    task: summarization
+    params: {max_new_tokens: 60}
+    cost: free
+  - ref: replicate:acme/painter
+    task: text-to-image
+    cost_usd: {per_call: 0.01}
+routes:
+  describe:
+    candidates: [local:summarizer, openai:gpt-4o-mini]
+""",
+    )
+    configure(models_file)
+    alias = lookup("local:summarizer")
+    assert alias.model_id == "sshleifer/distilbart-cnn-6-6" and alias.task == "summarization"
+    assert alias.default_params == {"max_new_tokens": 60}
+    assert lookup("replicate:acme/painter").output_type == "image"
+    assert registry.route("describe").candidates == ["local:summarizer", "openai:gpt-4o-mini"]
+    assert {i.ref for i in registry.list_models()} >= {"local:summarizer", "dummy:text"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("models:\n  - ref: hf:org/m\n    task: painting\n", "hf does not do 'painting'"),
+        ("models:\n  - ref: local:x\n    params: {temprature: 1}\n", "bad params: temprature"),
+        ("models:\n  - ref: replicate:a/b\n", "say what it does with task:"),
+        ("models:\n  - model: local:x\n", "models.0.ref: Field required"),
+        ("routes:\n  r:\n    candidates: []\n", "routes.r.candidates"),
+        ("models: [unclosed\n", "cannot read models file"),
+    ],
+)
+def test_a_bad_models_file_names_the_file_and_field(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = write(tmp_path / "models.yaml", text)
+    with pytest.raises(RegistryError, match=message) as info:
+        configure(path)
+    assert "models.yaml" in str(info.value)
+
+
+def test_unknown_route_names_the_known_ones(tmp_path: Path) -> None:
+    configure(write(tmp_path / "m.yaml", "routes:\n  fast:\n    candidates: [dummy:text]\n"))
+    with pytest.raises(UnknownModel, match=r"unknown route 'slow' \(fast\)"):
+        registry.route("slow")

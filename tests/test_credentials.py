@@ -13,6 +13,8 @@ from sandloop import api, credentials
 from sandloop.specs import RunSpec
 from tests import openai_server
 from tests.e2e.test_cli import sandloop
+from tests.hf_server import FakeHF
+from tests.replicate_server import FakeReplicate
 
 
 @pytest.fixture
@@ -109,3 +111,48 @@ def test_a_sentinel_key_appears_only_in_the_request_header(
                 assert sentinel.encode() not in path.read_bytes(), path
     captured = capfd.readouterr()
     assert sentinel not in captured.out + captured.err
+
+
+@pytest.mark.usefixtures("prefect_api_url")
+def test_replicate_and_hf_keys_appear_only_in_their_request_headers(
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    replicate_api: FakeReplicate,
+    hf_api: FakeHF,
+) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # only 127.0.0.1 is reached
+    user = f"s{uuid.uuid4().hex[:8]}"
+    sentinels = {p: f"{p}-sentinel-{uuid.uuid4().hex}" for p in ("replicate", "hf")}
+    for platform, key in sentinels.items():
+        credentials.set_key(platform, key, user=user)
+    monkeypatch.setenv("SANDLOOP_USER", user)
+    monkeypatch.setenv("SANDLOOP_REPLICATE_BASE_URL", replicate_api.url)
+    monkeypatch.setenv("SANDLOOP_HF_BASE_URL", hf_api.url)
+    hf_api.tasks["org/see"] = "image-to-text"
+    run = RunSpec.model_validate(
+        {
+            "network": {
+                "name": "keyed-remote",
+                "models": ["replicate:black-forest-labs/flux-schnell", "hf:org/see@image-to-text"],
+            },
+            "genesis": "hello",
+            "seed": 1,
+            "stop": {"max_steps": 4},
+        }
+    )
+    summary = api.run_network(run, home)
+    assert summary["status"] == "completed"
+    assert {r["authorization"] for r in replicate_api.requests} == {
+        f"Bearer {sentinels['replicate']}"
+    }
+    assert {r["authorization"] for r in hf_api.requests} == {f"Bearer {sentinels['hf']}"}
+    for root in (home, Path(os.environ["PREFECT_HOME"])):
+        for path in root.rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                assert not any(s.encode() in data for s in sentinels.values()), path
+    captured = capfd.readouterr()
+    assert not any(s in captured.out + captured.err for s in sentinels.values())

@@ -119,3 +119,16 @@ def test_unknown_route_names_the_known_ones(tmp_path: Path) -> None:
     configure(write(tmp_path / "m.yaml", "routes:\n  fast:\n    candidates: [dummy:text]\n"))
     with pytest.raises(UnknownModel, match=r"unknown route 'slow' \(fast\)"):
         registry.route("slow")
+
+
+def test_the_example_models_file_and_networks_load() -> None:
+    from sandloop.specs import load_network
+
+    root = Path(__file__).resolve().parents[2] / "examples"
+    configure(root / "models.yaml")
+    assert lookup("openai:llama3.2").sovereign  # an Ollama model: tried with the local ones
+    assert not lookup("openai:gpt-4o-mini").sovereign
+    assert registry.route("describe").candidates[0] == "local:gemma-3-270m"
+    assert lookup("route:describe").output_type == "text"
+    for network in sorted((root / "networks").glob("*.yaml")):
+        assert load_network(network).name == network.stem

@@ -121,6 +121,7 @@ class ModelInfo:
     source: str | None = None  # the platform's model id, when the ref is an alias
     cost_usd: CostRates | None = None
     max_input_chars: int | None = None  # routes skip it for longer inputs
+    runs_here: bool | None = None  # overrides the platform's default (Ollama is openai, local)
 
     @property
     def platform(self) -> str:
@@ -138,6 +139,9 @@ class ModelInfo:
 
     @property
     def sovereign(self) -> bool:
+        """Runs on hardware the user controls: routes try these first."""
+        if self.runs_here is not None:
+            return self.runs_here
         return self.platform in SOVEREIGN_PLATFORMS
 
 
@@ -154,6 +158,9 @@ class CatalogModel(BaseModel):
     cost_usd: CostRates | None = None
     max_input_chars: int | None = Field(
         None, ge=1, description="the longest input it takes; routes skip it for longer ones"
+    )
+    sovereign: bool | None = Field(
+        None, description="runs on your own hardware (e.g. Ollama); default: local and dummy"
     )
 
 
@@ -220,6 +227,7 @@ def _build(entry: CatalogModel, origin: str) -> ModelInfo:
         source=entry.source,
         cost_usd=entry.cost_usd,
         max_input_chars=entry.max_input_chars,
+        runs_here=entry.sovereign,
     )
 
 

@@ -104,6 +104,10 @@ class RouterAdapter:
         health: RouterHealth = HEALTH,
     ) -> None:
         self.ref, self.route, self.adapter_for, self.health = ref, route, adapter_for, health
+        # Resolved once: the order and each candidate's validated parameters never change.
+        self.candidates = [
+            (info, candidate_params(route, info)) for info in ordered_candidates(route)
+        ]
 
     def generate(
         self, model_input: ModelInput, params: dict[str, Any], ctx: CallContext
@@ -111,15 +115,13 @@ class RouterAdapter:
         decisions: list[dict[str, Any]] = []
         retryable = False
         cooling: list[float] = []
-        for info in ordered_candidates(self.route):
+        for info, params in self.candidates:
             skip = self._why_skip(info, model_input, cooling)
             if skip is not None:
                 decisions.append({"model": info.ref, "decision": "skipped", "why": skip})
                 continue
             try:
-                output = self.adapter_for(info).generate(
-                    model_input, candidate_params(self.route, info), ctx
-                )
+                output = self.adapter_for(info).generate(model_input, params, ctx)
             except ModelError as error:
                 self.health.record_failure(info, error, self.route.cooldown_s)
                 retryable = retryable or error.retryable

@@ -43,7 +43,7 @@ def load_run_spec(network_path: Path | str, **fields: Any) -> RunSpec:
         raise SpecError(describe_validation_error(exc, "run")) from None
 
 
-def register_run(store: AkashicStore, spec: RunSpec) -> str:
+def register_run(store: AkashicStore, spec: RunSpec, session: str | None = None) -> str:
     """Record the run (or refresh its stop conditions and pace) and return its thread id.
 
     An image genesis is stored as a blob first, and the thread counts it by content hash, so
@@ -70,6 +70,8 @@ def register_run(store: AkashicStore, spec: RunSpec) -> str:
         "error": None,
         "created_at": now,
         "flow_run_id": None,
+        "session": session,
+        "phase": None,
     }
     if existing is not None:
         keep = (
@@ -80,13 +82,17 @@ def register_run(store: AkashicStore, spec: RunSpec) -> str:
             "error",
             "created_at",
             "flow_run_id",
+            "phase",
         )
         row.update({k: existing[k] for k in keep})
+        row["session"] = session or existing.get("session")
     store.put_run(row)
     return thread
 
 
-def run_network(spec: RunSpec, home: Path | str | None = None) -> dict[str, Any]:
+def run_network(
+    spec: RunSpec, home: Path | str | None = None, session: str | None = None
+) -> dict[str, Any]:
     """Run (or resume) a network run as one Prefect flow run; returns its summary."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
@@ -94,7 +100,7 @@ def run_network(spec: RunSpec, home: Path | str | None = None) -> dict[str, Any]
 
     settings = settings_for(home)
     store = AkashicStore.open(settings.home, compact_every=settings.compact_every)
-    thread = register_run(store, spec)
+    thread = register_run(store, spec, session)
     # The heartbeat thread makes every flow run wait ~1 s at its end and has no env switch.
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         summary: dict[str, Any] = network_run(thread=thread, home=str(settings.home))
@@ -131,3 +137,99 @@ def run_embeddings(
     steps = store.steps(thread).merge(vectors[["key", "vector"]], on="key", how="inner")
     matrix = np.asarray(steps.pop("vector").tolist(), dtype=np.float32)
     return steps.reset_index(drop=True), matrix
+
+
+def register_dialogue(
+    store: AkashicStore, spec: Any, seed: int | None, session: str | None = None
+) -> str:
+    """Record a dialogue (once) and return its thread id."""
+    thread: str = spec.thread(seed)
+    if store.get_run(thread) is None:
+        store.put_run(
+            {
+                "thread": thread,
+                "realm": spec.realm,
+                "kind": "dialogue",
+                "name": spec.name,
+                "spec": spec.model_dump_json(),
+                "genesis": spec.question,
+                "seed": seed,
+                "status": "registered",
+                "steps": 0,
+                "created_at": datetime.now(UTC),
+                "session": session,
+            }
+        )
+    return thread
+
+
+def run_dialogue(
+    spec: Any, seed: int | None = None, home: Path | str | None = None, session: str | None = None
+) -> dict[str, Any]:
+    """Run (or resume) a dialogue as one Prefect flow run; returns its summary."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    from sandloop.flows.dialogue import dialogue_flow
+
+    settings = settings_for(home)
+    store = AkashicStore.open(settings.home, compact_every=settings.compact_every)
+    thread = register_dialogue(store, spec, seed, session)
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        summary: dict[str, Any] = dialogue_flow(thread=thread, home=str(settings.home))
+    return summary
+
+
+def dialogue_messages(thread_prefix: str, home: Path | str | None = None) -> pd.DataFrame:
+    """A dialogue's turns in order: actor, content, temperature, the judge's verdict."""
+    from sandloop.storage.store import sql_str
+
+    store = open_store(home)
+    thread = str(store.find_run(thread_prefix)["thread"])
+    return (
+        store.select("messages", f"thread = {sql_str(thread)}")
+        .sort_values("turn")
+        .reset_index(drop=True)
+    )
+
+
+def run_recipe(
+    recipe: str,
+    input_text: str,
+    *,
+    context: dict[str, Any] | None = None,
+    seed: int | None = None,
+    model: str | None = None,
+    session: str | None = None,
+    home: Path | str | None = None,
+) -> dict[str, Any]:
+    """Run a recipe (a name, or a YAML path) as a Prefect flow run; returns its result."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    from sandloop.flows.recipe import recipe_flow
+
+    settings = settings_for(home)
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        result: dict[str, Any] = recipe_flow(
+            recipe, input_text, context, seed, model, session, str(settings.home)
+        )
+    return result
+
+
+def run_pipeline(
+    pipeline: Path | str,
+    input_text: str,
+    *,
+    seed: int | None = None,
+    session: str | None = None,
+    home: Path | str | None = None,
+) -> dict[str, Any]:
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    from sandloop.flows.recipe import pipeline_flow
+
+    settings = settings_for(home)
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        result: dict[str, Any] = pipeline_flow(
+            str(pipeline), input_text, seed, session, str(settings.home)
+        )
+    return result

@@ -144,3 +144,28 @@ def test_blobs_are_content_addressed(home: Path) -> None:
     assert store.blobs.put(b"picture") == first
     assert store.blobs.get(first) == b"picture"
     assert store.blobs.path(first).endswith(f"blobs/{first[:2]}/{first}")
+
+
+def test_a_store_from_before_sessions_gains_the_new_columns(tmp_path: Path) -> None:
+    import lancedb
+    import pyarrow as pa
+
+    from sandloop.storage.schema import RUNS
+
+    old_schema = pa.schema([f for f in RUNS if f.name not in ("session", "phase")])
+    old = lancedb.connect(str(tmp_path / "akashic"))
+    row = {f.name: None for f in old_schema} | {
+        "thread": "t1",
+        "realm": "r",
+        "kind": "network",
+        "name": "n",
+        "spec": "{}",
+        "status": "completed",
+        "steps": 3,
+    }
+    old.create_table("runs", data=pa.Table.from_pylist([row], schema=old_schema))
+    store = AkashicStore.open(tmp_path)
+    run = store.get_run("t1")
+    assert run is not None and run["steps"] == 3 and run["session"] is None
+    store.put_run({**run, "session": "s1", "phase": "debug"})
+    assert store.get_run("t1")["phase"] == "debug"  # type: ignore[index]

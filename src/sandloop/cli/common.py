@@ -57,3 +57,24 @@ def input_errors() -> tuple[type[BaseException], ...]:
         UnknownEmbedder,
         VectorIndexError,
     )
+
+
+SessionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--session",
+        envvar="SANDLOOP_SESSION",
+        help="Record this under a session (see `sandloop session start`).",
+        show_default=False,
+    ),
+]
+
+
+def quiet_prefect(verbose: bool = False) -> None:
+    """Prefect's INFO lines would bury the command's own output; --verbose brings them back."""
+    import os
+
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # No network but the package registries: Prefect's telemetry would only log errors.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

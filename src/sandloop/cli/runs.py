@@ -12,7 +12,17 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from sandloop.cli.common import HomeOption, JsonOption, app, err, fail, input_errors, out
+from sandloop.cli.common import (
+    HomeOption,
+    JsonOption,
+    SessionOption,
+    app,
+    err,
+    fail,
+    input_errors,
+    out,
+)
+from sandloop.cli.sessions import resolve_session
 from sandloop.display import excerpt
 
 
@@ -105,6 +115,7 @@ def run(
         str, typer.Option(help="none | constant:S | exponential:BASE,FACTOR,CAP | panic")
     ] = "none",
     home: HomeOption = None,
+    session: SessionOption = None,
     as_json: JsonOption = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="Show Prefect's logs.")] = False,
 ) -> None:
@@ -130,6 +141,7 @@ def run(
         stop["converge_window"] = converge_window
     try:
         settings = api.settings_for(home)  # loads the home's models file before the spec
+        session = resolve_session(settings.home, session)
         spec = api.load_run_spec(
             network, genesis=genesis, seed=seed, stop=stop, pace=parse_pace(pace)
         )
@@ -139,7 +151,7 @@ def run(
             prepare_models(
                 [e.model for e in spec.network.models], settings, lambda m: status.update(m)
             )
-        summary = _run_with_progress(spec, settings.home, quiet=as_json)
+        summary = _run_with_progress(spec, settings.home, quiet=as_json, session=session)
     except input_errors() as exc:
         fail(str(exc))
     steps = api.run_steps(summary["thread"], settings.home)
@@ -151,7 +163,9 @@ def run(
         raise typer.Exit(1)
 
 
-def _run_with_progress(spec: Any, home: Path, quiet: bool) -> dict[str, Any]:
+def _run_with_progress(
+    spec: Any, home: Path, quiet: bool, session: str | None = None
+) -> dict[str, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from sandloop import api
@@ -182,7 +196,7 @@ def _run_with_progress(spec: Any, home: Path, quiet: bool) -> dict[str, Any]:
         )
 
     with progress, observing(on_step):
-        return api.run_network(spec, home)
+        return api.run_network(spec, home, session)
 
 
 def _print_summary(summary: dict[str, Any], steps: Any) -> None:
@@ -208,7 +222,18 @@ def runs(home: HomeOption = None, as_json: JsonOption = False) -> None:
         frame = api.list_runs(home)
     except input_errors() as exc:
         fail(str(exc))
-    columns = ["thread", "name", "kind", "status", "stop_reason", "steps", "seed", "created_at"]
+    columns = [
+        "thread",
+        "name",
+        "kind",
+        "status",
+        "stop_reason",
+        "steps",
+        "seed",
+        "session",
+        "phase",
+        "created_at",
+    ]
     if as_json:
         frame = frame.reindex(columns=columns)
         frame["created_at"] = frame["created_at"].map(
@@ -222,6 +247,7 @@ def runs(home: HomeOption = None, as_json: JsonOption = False) -> None:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     table.add_column("thread", no_wrap=True, min_width=10)
     table.add_column("name", no_wrap=True, overflow="ellipsis", max_width=20)
+    table.add_column("kind", no_wrap=True)
     table.add_column("status", no_wrap=True, min_width=9)
     table.add_column("stop", no_wrap=True, min_width=9)
     table.add_column("steps", justify="right", no_wrap=True)
@@ -233,6 +259,7 @@ def runs(home: HomeOption = None, as_json: JsonOption = False) -> None:
         table.add_row(
             row.thread[:10],
             row.name,
+            row.kind,
             row.status,
             row.stop_reason or "",
             str(row.steps),

@@ -15,6 +15,9 @@ class ModelInput:
     type: IOType
     text: str | None = None
     data: bytes | None = None
+    # A dialogue turn: the conversation from the speaker's side. Chat models read this; the
+    # others read ``text``, the same conversation as a transcript.
+    messages: tuple[dict[str, str], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class CallContext:
 
     seed: int | None
     step_key: str
+    index: int = 0  # which call of this facet in its thread (a dialogue actor's turn count)
 
 
 class ModelAdapter(Protocol):

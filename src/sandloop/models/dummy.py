@@ -139,6 +139,8 @@ class DummyAdapter:
         if p.delay_ms:
             time.sleep(p.delay_ms / 1000)
         self._maybe_fail(p, ctx)
+        if p.script:
+            return ModelOutput("text", text=p.script[ctx.index % len(p.script)])
         if self.task == "text-generation":
             index = _choice(p.vocab, model_input.text, self._salt(ctx))
             return ModelOutput("text", text=phrase(index))

@@ -46,7 +46,10 @@ class OpenAIChatAdapter:
         messages: list[dict[str, Any]] = (
             [{"role": "system", "content": p.system}] if p.system else []
         )
-        messages.append({"role": "user", "content": self._user_content(model_input, p)})
+        if model_input.messages:
+            messages.extend(model_input.messages)
+        else:
+            messages.append({"role": "user", "content": self._user_content(model_input, p)})
         try:
             response = self._client.chat.completions.create(
                 model=self.model,

@@ -28,6 +28,11 @@ class DummyParams(PlatformParams):
     fail_with: FailureKind = Field("unavailable", description="the failure type to raise")
     image_size: int = Field(32, ge=1, le=1024, description="side of generated images in pixels")
     delay_ms: float = Field(0.0, ge=0, le=60_000, description="simulated model latency")
+    script: list[str] = Field(
+        default_factory=list,
+        description="answer these in turn (by the call's index) instead of generating",
+    )
+    temperature: float = Field(0.7, ge=0, le=5, description="recorded; the dummy ignores it")
 
 
 class LocalTextParams(PlatformParams):

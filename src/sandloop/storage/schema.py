@@ -55,6 +55,38 @@ RUNS = pa.schema(
         pa.field("created_at", _TS),
         pa.field("updated_at", _TS),
         pa.field("flow_run_id", pa.string()),
+        # Added after 0.1 stores existed: migrated in as all-null columns (see AkashicStore).
+        pa.field("session", pa.string()),
+        pa.field("phase", pa.string()),
+    ]
+)
+
+# One row per dialogue turn, as its actor said it. The model calls behind the turns (and the
+# judge's) are in `invocations` under the same thread.
+MESSAGES = pa.schema(
+    [
+        pa.field("key", pa.string(), nullable=False),  # the turn's invocation key
+        pa.field("thread", pa.string(), nullable=False),
+        pa.field("realm", pa.string(), nullable=False),
+        pa.field("turn", pa.int64(), nullable=False),
+        pa.field("actor", pa.string(), nullable=False),
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("content", pa.string()),
+        pa.field("temperature", pa.float64()),
+        pa.field("verdict", pa.string()),  # the judge's JSON verdict after this turn, if any
+        pa.field("created_at", _TS),
+    ]
+)
+
+SESSIONS = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("title", pa.string(), nullable=False),
+        pa.field("tags", pa.string()),  # JSON list
+        pa.field("metadata", pa.string()),  # JSON object
+        pa.field("status", pa.string(), nullable=False),  # open | ended
+        pa.field("started_at", _TS),
+        pa.field("ended_at", _TS),
     ]
 )
 
@@ -81,8 +113,10 @@ TABLES: dict[str, tuple[pa.Schema, str]] = {
     "invocations": (INVOCATIONS, "key"),
     "runs": (RUNS, "thread"),
     "embeddings": (EMBEDDINGS, "id"),
+    "messages": (MESSAGES, "key"),
+    "sessions": (SESSIONS, "id"),
 }
 
 TIMESTAMP_COLUMNS = frozenset(
-    f.name for schema in (INVOCATIONS, RUNS, EMBEDDINGS) for f in schema if f.type == _TS
+    f.name for schema, _ in TABLES.values() for f in schema if f.type == _TS
 )

@@ -66,6 +66,15 @@ def check_writable(home: Path) -> None:
         ) from None
 
 
+def _add_missing_columns(table: Any, schema: pa.Schema) -> None:
+    """A store written by an older sandloop lacks newer nullable columns: add them, all null,
+    without rewriting the data. Only additions are migrated this way."""
+    have = set(table.schema.names)
+    missing = [f for f in schema if f.name not in have]
+    if missing:
+        table.add_columns(pa.schema(missing))
+
+
 class AkashicStore:
     def __init__(self, home: Path, *, compact_every: int = 100) -> None:
         self.home = home
@@ -90,6 +99,7 @@ class AkashicStore:
             schema, key = TABLES[name]
             if name in self._db.list_tables().tables:
                 table = self._db.open_table(name)
+                _add_missing_columns(table, schema)
             else:
                 table = self._db.create_table(name, schema=schema, exist_ok=True)
                 # Declared key: concurrent merge_inserts of the same keys stay unique.

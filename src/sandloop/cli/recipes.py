@@ -1,0 +1,205 @@
+"""`sandloop recipe`: run, list and show versioned prompt recipes, and pipelines of them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from sandloop.cli.common import (
+    HomeOption,
+    JsonOption,
+    SessionOption,
+    app,
+    fail,
+    input_errors,
+    out,
+    quiet_prefect,
+)
+from sandloop.cli.sessions import _parse_pairs, resolve_session
+
+recipe_app = typer.Typer(help="Versioned prompt recipes.", no_args_is_help=True)
+app.add_typer(recipe_app, name="recipe")
+
+SeedOption = Annotated[int | None, typer.Option(help="Seed; the same seed and input repeat.")]
+
+
+def _recipe_errors() -> tuple[type[BaseException], ...]:
+    from sandloop.recipes.render import TemplateError
+
+    return (*input_errors(), TemplateError)
+
+
+def _print_result(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        out.print_json(data=result)
+        return
+    parsed = result["parsed"]
+    out.print(
+        json.dumps(parsed, indent=2, ensure_ascii=False)
+        if not isinstance(parsed, str)
+        else result["output"],
+        markup=False,
+        highlight=False,
+    )
+    cached = " (cached: no model was called)" if result.get("cached") else ""
+    out.print(
+        f"[green]{result['status']}[/] · {result['name']} v{result['version']} · "
+        f"{result['calls']} model calls · thread [bold]{result['thread']}[/]{cached}",
+        highlight=False,
+    )
+
+
+@recipe_app.command("run")
+def recipe_run(
+    recipe: Annotated[str, typer.Argument(help="A recipe name or a recipe YAML file.")],
+    input_text: Annotated[str, typer.Option("--input", help="The text the recipe works on.")],
+    context: Annotated[list[str], typer.Option("--context", help="slot=value; repeatable.")] = [],  # noqa: B006
+    seed: SeedOption = None,
+    model: Annotated[
+        str | None, typer.Option(help="Use this model (or route:NAME) instead of the recipe's.")
+    ] = None,
+    home: HomeOption = None,
+    session: SessionOption = None,
+    as_json: JsonOption = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show Prefect's logs.")] = False,
+) -> None:
+    """Run a recipe as a Prefect flow: render, call the model, check, refine until valid.
+
+    The same recipe version, input, context and seed is a cache hit: no model is called.
+    Exit 1 when the output never validated (the rounds are recorded).
+    """
+    quiet_prefect(verbose)
+    from sandloop import api
+    from sandloop.recipes.spec import load_recipe
+
+    try:
+        settings = api.settings_for(home)
+        session = resolve_session(settings.home, session)
+        load_recipe(recipe, settings.home, model)  # bad specs fail here, before Prefect starts
+        result = api.run_recipe(
+            recipe,
+            input_text,
+            context=_parse_pairs(context, "--context"),
+            seed=seed,
+            model=model,
+            session=session,
+            home=settings.home,
+        )
+    except _recipe_errors() as exc:
+        fail(str(exc))
+    if result["error"] is not None and not as_json:
+        fail(f"{result['error']} (thread {result['thread']})", code=1)
+    _print_result(result, as_json)
+    if result["error"] is not None:
+        raise typer.Exit(1)
+
+
+@recipe_app.command("pipeline")
+def recipe_pipeline(
+    pipeline: Annotated[Path, typer.Argument(help="A pipeline YAML: name and stages.")],
+    input_text: Annotated[str, typer.Option("--input", help="The first stage's input.")],
+    seed: SeedOption = None,
+    home: HomeOption = None,
+    session: SessionOption = None,
+    as_json: JsonOption = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show Prefect's logs.")] = False,
+) -> None:
+    """Run recipes in order as one flow: each stage's output is the next stage's input."""
+    quiet_prefect(verbose)
+    from sandloop import api
+    from sandloop.recipes.spec import load_pipeline, load_recipe
+
+    try:
+        settings = api.settings_for(home)
+        session = resolve_session(settings.home, session)
+        for stage in load_pipeline(pipeline).stages:
+            load_recipe(stage.recipe, settings.home, stage.model)
+        result = api.run_pipeline(
+            pipeline, input_text, seed=seed, session=session, home=settings.home
+        )
+    except _recipe_errors() as exc:
+        fail(str(exc))
+    if as_json:
+        out.print_json(data=result)
+        if result["error"] is not None:
+            raise typer.Exit(1)
+        return
+    for stage in result["stages"]:
+        cached = " (cached)" if stage.get("cached") else ""
+        out.print(f"[bold]{stage['name']} v{stage['version']}[/]{cached}", highlight=False)
+        out.print(stage["output"] or "", markup=False, highlight=False)
+    if result["error"] is not None:
+        fail(result["error"], code=1)
+
+
+@recipe_app.command("list")
+def recipe_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Built-in recipes and yours (<home>/recipes/*.yaml)."""
+    from sandloop import api
+    from sandloop.recipes.spec import builtin_names, load_recipe, user_recipe_names
+
+    try:
+        settings = api.settings_for(home)
+        names = sorted({*builtin_names(), *user_recipe_names(settings.home)})
+        specs = [load_recipe(n, settings.home) for n in names]
+    except _recipe_errors() as exc:
+        fail(str(exc))
+    if as_json:
+        out.print_json(
+            data=[
+                {
+                    "name": s.name,
+                    "version": s.version,
+                    "model": s.model_ref,
+                    "description": s.description,
+                }
+                for s in specs
+            ]
+        )
+        return
+    table = Table()
+    for column in ("recipe", "version", "model", "description"):
+        table.add_column(column)
+    for s in specs:
+        table.add_row(s.name, s.version, escape(s.model_ref), escape(s.description))
+    out.print(table)
+
+
+@recipe_app.command("show")
+def recipe_show(
+    recipe: Annotated[str, typer.Argument(help="A recipe name or file.")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A recipe's template, slots, output schema, model and refine settings."""
+    from sandloop import api
+    from sandloop.recipes.spec import find_recipe_file, load_recipe
+
+    try:
+        settings = api.settings_for(home)
+        spec = load_recipe(recipe, settings.home)
+        path = find_recipe_file(recipe, settings.home)
+    except _recipe_errors() as exc:
+        fail(str(exc))
+    if as_json:
+        out.print_json(data={**spec.model_dump(), "realm": spec.realm, "file": str(path)})
+        return
+    out.print(f"[bold]{spec.name}[/] v{spec.version} · {escape(spec.model_ref)}", highlight=False)
+    out.print(f"file: {path}\nrealm: {spec.realm}", markup=False, highlight=False)
+    if spec.description:
+        out.print(spec.description, markup=False)
+    out.print("\n[bold]template[/]")
+    out.print(spec.prefix + spec.template + spec.postfix, markup=False, highlight=False)
+    slots = {n: s.model_dump(exclude_defaults=True) for n, s in spec.context.items()}
+    out.print(f"\n[bold]slots[/]: input, {json.dumps(slots)}", highlight=False)
+    if spec.output is not None:
+        out.print(f"[bold]output schema[/]: {json.dumps(spec.output)}", highlight=False)
+    if spec.refine is not None:
+        out.print(
+            f"[bold]refine[/]: {spec.refine.model_dump(include={'max_rounds', 'judge_threshold'})}"
+        )

@@ -1,0 +1,200 @@
+"""`sandloop session`: group runs, dialogues and recipes under one task, with phase labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.table import Table
+
+from sandloop.cli.common import HomeOption, JsonOption, app, fail, input_errors, out, quiet_prefect
+
+session_app = typer.Typer(
+    help="Sessions: work on one task, grouped, with phase labels.", no_args_is_help=True
+)
+app.add_typer(session_app, name="session")
+
+
+def resolve_session(home: Path, prefix: str | None) -> str | None:
+    """The full id of the session a --session prefix names (it must exist and be open)."""
+    if prefix is None:
+        return None
+    from sandloop import sessions
+    from sandloop.storage.store import AkashicStore, StoreError
+
+    row = sessions.find(AkashicStore.open(home), prefix)
+    if row["status"] != "open":
+        raise StoreError(f"session {row['id']} has ended; start a new one")
+    return str(row["id"])
+
+
+def _parse_pairs(pairs: list[str], option: str) -> dict[str, str]:
+    parsed = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            fail(f"{option} takes key=value, got {pair!r}")
+        parsed[name] = value
+    return parsed
+
+
+@session_app.command("start")
+def session_start(
+    title: Annotated[str, typer.Argument(help="What the session works on.")],
+    tag: Annotated[list[str], typer.Option("--tag", help="A tag; repeatable.")] = [],  # noqa: B006
+    meta: Annotated[list[str], typer.Option("--meta", help="key=value metadata; repeatable.")] = [],  # noqa: B006
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Start a session; pass its id to run/dialogue/recipe with --session (or SANDLOOP_SESSION)."""
+    from sandloop import api, sessions
+
+    try:
+        row = sessions.start(api.open_store(home), title, tag, _parse_pairs(meta, "--meta"))
+    except input_errors() as exc:
+        fail(str(exc))
+    if as_json:
+        out.print_json(data={"id": row["id"], "title": title, "tags": sorted(set(tag))})
+        return
+    out.print(f"session [bold]{row['id']}[/] started: {title}", highlight=False)
+    out.print(f"export SANDLOOP_SESSION={row['id']}", highlight=False)
+
+
+@session_app.command("end")
+def session_end(
+    session_id: Annotated[str, typer.Argument(help="A session id or a unique prefix.")],
+    home: HomeOption = None,
+) -> None:
+    """End a session: no more runs can join it."""
+    from sandloop import api, sessions
+
+    try:
+        row = sessions.end(api.open_store(home), session_id)
+    except input_errors() as exc:
+        fail(str(exc))
+    out.print(f"session {row['id']} ended", highlight=False)
+
+
+@session_app.command("list")
+def session_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Sessions, newest first, with how many runs each holds."""
+    from sandloop import api, sessions
+
+    try:
+        frame = sessions.listing(api.open_store(home))
+    except input_errors() as exc:
+        fail(str(exc))
+    if as_json:
+        out.print_json(frame.to_json(orient="records", date_format="iso"))
+        return
+    if frame.empty:
+        out.print("no sessions yet; start one with `sandloop session start TITLE`")
+        return
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in ("id", "title", "status", "runs", "tags", "started"):
+        table.add_column(column)
+    for row in frame.itertuples():
+        table.add_row(
+            row.id, row.title, row.status, str(row.runs), row.tags, f"{row.started_at:%m-%d %H:%M}"
+        )
+    out.print(table)
+
+
+@session_app.command("show")
+def session_show(
+    session_id: Annotated[str, typer.Argument(help="A session id or a unique prefix.")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A session's runs, dialogues and recipes with their phases."""
+    from sandloop import api, sessions
+
+    try:
+        store = api.open_store(home)
+        row = sessions.find(store, session_id)
+        runs = sessions.runs_of(store, str(row["id"]))
+    except input_errors() as exc:
+        fail(str(exc))
+    columns = ["thread", "kind", "name", "status", "phase", "genesis"]
+    if as_json:
+        out.print_json(
+            data={
+                "id": row["id"],
+                "title": row["title"],
+                "status": row["status"],
+                "runs": runs.reindex(columns=columns).to_dict(orient="records"),
+            }
+        )
+        return
+    out.print(f"[bold]{row['title']}[/] ({row['id']}, {row['status']})", highlight=False)
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in columns:
+        table.add_column(column, overflow="ellipsis", no_wrap=column != "genesis")
+    for run in runs.itertuples():
+        table.add_row(
+            run.thread[:10],
+            run.kind,
+            run.name,
+            run.status,
+            run.phase if isinstance(run.phase, str) else "",
+            str(run.genesis),
+        )
+    out.print(table)
+
+
+@session_app.command("label")
+def session_label(
+    thread: Annotated[str, typer.Argument(help="A run's thread id or prefix.")],
+    phase: Annotated[str, typer.Argument(help="prepare, install, start, use, debug or export.")],
+    home: HomeOption = None,
+) -> None:
+    """Set a run's phase by hand."""
+    from sandloop import api, sessions
+
+    try:
+        run = sessions.label(api.open_store(home), thread, phase)
+    except input_errors() as exc:
+        fail(str(exc))
+    out.print(f"{run['thread'][:10]} → {phase}", highlight=False)
+
+
+@session_app.command("classify")
+def session_classify(
+    session_id: Annotated[str, typer.Argument(help="A session id or a unique prefix.")],
+    model: Annotated[
+        str | None, typer.Option(help="Model for the classify-phase recipe (default: its own).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Relabel runs that have a phase.")] = False,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Label each run of a session with its phase, using the classify-phase recipe."""
+    quiet_prefect()
+    from sandloop import api, sessions
+
+    labelled: list[dict[str, str | None]] = []
+    try:
+        settings = api.settings_for(home)
+        store = api.open_store(settings.home)
+        row = sessions.find(store, session_id)
+        for run in sessions.runs_of(store, str(row["id"])).to_dict(orient="records"):
+            if (isinstance(run["phase"], str) and not overwrite) or run["kind"] == "recipe":
+                continue
+            text = sessions.describe_run(store, run)
+            result = api.run_recipe("classify-phase", text, model=model, home=settings.home)
+            if result["error"] is not None:
+                labelled.append({"thread": run["thread"], "phase": None, "error": result["error"]})
+                continue
+            phase = str(result["parsed"]["phase"])
+            sessions.label(store, str(run["thread"]), phase)
+            labelled.append({"thread": run["thread"], "phase": phase, "error": None})
+    except input_errors() as exc:
+        fail(str(exc))
+    if as_json:
+        out.print_json(data=labelled)
+        return
+    for item in labelled:
+        shown = item["phase"] or f"[red]unlabelled[/]: {item['error']}"
+        out.print(f"{str(item['thread'])[:10]} → {shown}", highlight=False)

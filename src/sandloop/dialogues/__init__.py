@@ -1,0 +1,1 @@
+"""Socratic dialogues: actors taking turns on a question, ended by a judge or a sentinel."""

@@ -1,0 +1,124 @@
+"""Dialogue specs: who speaks, in what order, how hot, and when to stop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sandloop.keys import realm_key, thread_key
+from sandloop.models.registry import lookup
+from sandloop.recipes.render import TemplateError, slots_used
+from sandloop.specs import SpecError, describe_validation_error, read_mapping
+
+NAME = r"^[A-Za-z0-9][\w.\- ]*$"
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Actor(_Spec):
+    name: str = Field(pattern=NAME, max_length=60)
+    role: str = Field("", description="system prompt template; may use {{ question }}, {{ name }}")
+    model: str = Field(description="model ref or route:NAME")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _checks(self) -> Actor:
+        info = lookup(self.model)
+        if (info.input_type, info.output_type) != ("text", "text"):
+            raise ValueError(f"{self.model} is not text→text; an actor needs a text model")
+        try:
+            info.params_model.model_validate({**info.default_params, **self.params})
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            raise ValueError(
+                f"params.{'.'.join(map(str, problem['loc']))}: {problem['msg']}"
+            ) from None
+        try:
+            extra = slots_used(self.role) - {"question", "name", "others"}
+        except TemplateError as exc:
+            raise ValueError(f"role: does not parse: {exc}") from None
+        if extra:
+            raise ValueError(
+                f"role: uses {', '.join(sorted(extra))}; a role can use question, name, others"
+            )
+        return self
+
+
+class Judge(_Spec):
+    recipe: str = Field("judge-dialogue", description="a recipe returning {verdict, score, reason}")
+    model: str | None = Field(None, description="replaces the recipe's model")
+    every: int = Field(1, ge=1, description="judge after every N turns")
+    stop_at_score: float | None = Field(None, description="also stop when score ≥ this")
+
+
+class TemperatureSchedule(_Spec):
+    """Temperature rises by ``step`` each turn from ``start``, up to ``max``."""
+
+    start: float = Field(0.3, ge=0, le=5)
+    step: float = Field(0.1, ge=0, le=5)
+    max: float = Field(1.2, ge=0, le=5)
+
+    def at(self, turn: int) -> float:
+        return round(min(self.max, self.start + self.step * turn), 6)
+
+
+class DialogueStop(_Spec):
+    max_turns: int = Field(8, ge=1, le=10_000)
+    sentinel: str | None = Field(
+        "@final answer", description="a turn containing this (case-insensitive) ends the dialogue"
+    )
+    stop_on_repeat: bool = Field(True, description="stop when a turn repeats an earlier one")
+    max_output_tokens: int | None = Field(None, ge=1, description="budget over all turns")
+
+
+class DialogueSpec(_Spec):
+    name: str = Field(pattern=NAME, max_length=120)
+    description: str = ""
+    question: str = Field(min_length=1)
+    actors: list[Actor] = Field(min_length=1)
+    turn_order: list[str] | None = Field(None, description="actor names; default: as listed")
+    temperature: TemperatureSchedule = Field(default_factory=TemperatureSchedule)
+    judge: Judge | None = None
+    stop: DialogueStop = Field(default_factory=DialogueStop)
+
+    @model_validator(mode="after")
+    def _checks(self) -> DialogueSpec:
+        names = [a.name for a in self.actors]
+        if len(set(names)) != len(names):
+            raise ValueError(f"actors: names must differ, got {names}")
+        for name in self.turn_order or []:
+            if name not in names:
+                raise ValueError(
+                    f"turn_order: {name!r} is not an actor; actors are {', '.join(names)}"
+                )
+        return self
+
+    @property
+    def order(self) -> list[str]:
+        return list(self.turn_order or [a.name for a in self.actors])
+
+    def actor(self, name: str) -> Actor:
+        return next(a for a in self.actors if a.name == name)
+
+    @property
+    def realm(self) -> str:
+        """The dialogue without its question: asking another question is another thread."""
+        return realm_key("dialogue", self.model_dump(exclude={"description", "question"}))
+
+    def thread(self, seed: int | None) -> str:
+        return thread_key(self.realm, {"question": self.question, "seed": seed})
+
+
+def load_dialogue(path: Path, question: str | None = None) -> DialogueSpec:
+    data = read_mapping(path)
+    data.setdefault("name", path.stem)
+    if question is not None:
+        data["question"] = question
+    try:
+        return DialogueSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(describe_validation_error(exc, str(path))) from None

@@ -1,0 +1,427 @@
+"""Recipes and pipelines of recipes as Prefect flows; each recipe is a task, each model call a
+nested task run.
+
+A recipe run is addressed like everything else: realm = the recipe (name, version, template,
+model…), thread = its inputs and seed, step = the call's position, facet = model#role. The same
+inputs, version and seed are a cache hit twice over: Prefect's cache (keyed by the thread) skips
+the task, and if Prefect's result is gone the store's completed record is returned without a
+model call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import State, flow, runtime, task
+from prefect.context import TaskRunContext
+from prefect.tasks import exponential_backoff
+
+from sandloop.config import Settings
+from sandloop.keys import derive_seed
+from sandloop.models import registry
+from sandloop.models.base import CallContext, ModelInput, ModelOutput
+from sandloop.models.errors import ModelError
+from sandloop.recipes.context import prompt_for, resolve_context
+from sandloop.recipes.refine import Attempt, run_recipe
+from sandloop.recipes.spec import RecipeSpec, load_pipeline, load_recipe
+from sandloop.records import CallAddress, call_row, dumps
+from sandloop.storage.store import AkashicStore
+from sandloop.storage.wal import ThreadLog
+from sandloop.tasks.invoke import invoke_model, retry_only_retryable
+
+
+@dataclass(frozen=True)
+class RecipeResult:
+    thread: str
+    name: str
+    version: str
+    status: str  # valid | judged | gave_up
+    output: str
+    parsed: Any
+    errors: list[str]
+    score: float | None
+    calls: int
+    cached: bool = False
+
+    @property
+    def accepted(self) -> bool:
+        return self.status != "gave_up"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class RecipeFailed(RuntimeError):
+    """The output never validated, or a model failed in a way retries could not fix. Never
+    retryable: the calls that could be retried already were."""
+
+    retryable = False
+
+    def __init__(self, message: str, result: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def _cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    return f"recipe-{parameters['thread']}-{parameters['home']}"
+
+
+def _model_params(spec: RecipeSpec, model: str) -> dict[str, Any]:
+    info = registry.lookup(model)
+    own = spec.params if model == spec.model_ref else {}
+    return info.params_model.model_validate({**info.default_params, **own}).model_dump()
+
+
+class _Recorder:
+    """Calls models as nested task runs and writes each call to the thread's log as it ends."""
+
+    def __init__(
+        self,
+        store: AkashicStore,
+        log: ThreadLog,
+        spec: RecipeSpec,
+        thread: str,
+        seed: int | None,
+        settings: Settings,
+    ) -> None:
+        self.store, self.log, self.spec, self.thread = store, log, spec, thread
+        self.seed, self.settings = seed, settings
+        self.rows: dict[int, dict[str, Any]] = {}
+        self.outputs: dict[int, ModelOutput] = {}
+        self.flow_run_id = str(runtime.flow_run.id or "") or None
+        self.invoke = invoke_model.with_options(
+            retries=settings.retries,
+            retry_delay_seconds=exponential_backoff(backoff_factor=settings.retry_backoff_s),
+        )
+
+    def address(self, index: int, role: str, model: str) -> CallAddress:
+        return CallAddress("recipe", self.spec.realm, self.thread, index, f"{model}#{role}", model)
+
+    def call(self, role: str, model: str, prompt: str, index: int) -> str:
+        address = self.address(index, role, model)
+        params = _model_params(self.spec, model)
+        seed = derive_seed(self.seed, self.thread, index) if self.seed is not None else None
+        started = datetime.now(UTC)
+        state: State[ModelOutput] = self.invoke(
+            index,
+            address.facet,
+            model,
+            ModelInput("text", text=prompt),
+            params,
+            CallContext(seed=seed, step_key=address.step_key, index=index),
+            self.settings,
+            return_state=True,
+        )
+        finished = datetime.now(UTC)
+        base: dict[str, Any] = {
+            "input_text": prompt,
+            "params": params,
+            "seed": seed,
+            "started_at": started,
+            "finished_at": finished,
+            "flow_run_id": self.flow_run_id,
+            "task_run_id": str(state.state_details.task_run_id or "") or None,
+        }
+        if not state.is_completed():
+            failure = state.result(raise_on_failure=False)
+            message = failure.one_line() if isinstance(failure, ModelError) else repr(failure)
+            self.log.append(
+                call_row(
+                    address,
+                    **base,
+                    status="failed",
+                    output=None,
+                    error=message,
+                    error_type=getattr(failure, "kind", type(failure).__name__),
+                    metadata=self._meta(role, index),
+                )
+            )
+            raise RecipeFailed(f"{self.spec.name}: {message}")
+        output = state.result()
+        self.outputs[index] = output
+        self.rows[index] = call_row(address, **base, status="ok", output=output.text, metadata={})
+        return output.text or ""
+
+    def _meta(self, role: str, round_: int, **extra: Any) -> dict[str, Any]:
+        # Langfuse's names, so traces export without renaming.
+        return {
+            "promptName": self.spec.name,
+            "promptVersion": self.spec.version,
+            "role": role,
+            "round": round_,
+            **extra,
+        }
+
+    def record(self, attempt: Attempt, final: bool = False) -> None:
+        row = self.rows[attempt.index]
+        output = self.outputs[attempt.index]
+        meta = self._meta(
+            attempt.role,
+            attempt.round,
+            parsed=attempt.parsed if attempt.role != "critic" else None,
+            validation_errors=list(attempt.errors),
+            score=attempt.score,
+            final=final,
+            **({"usage": output.usage} if output.usage else {}),
+            **output.metadata,
+        )
+        self.log.append({**row, "metadata": dumps(meta)})
+
+
+def execute_recipe(
+    store: AkashicStore,
+    settings: Settings,
+    spec: RecipeSpec,
+    values: dict[str, Any],
+    seed: int | None,
+    session: str | None = None,
+) -> RecipeResult:
+    """Run (or return the recorded result of) one recipe on resolved slot values."""
+    thread = spec.thread(values, seed)
+    recorded = recorded_result(store, spec, thread)
+    if recorded is not None:
+        return recorded
+    prompt = prompt_for(spec, values)
+    now = datetime.now(UTC)
+    run_row: dict[str, Any] = {
+        "thread": thread,
+        "realm": spec.realm,
+        "kind": "recipe",
+        "name": spec.name,
+        "spec": spec.model_dump_json(),
+        "genesis": dumps(values),
+        "seed": seed,
+        "status": "running",
+        "stop_reason": None,
+        "loop_length": None,
+        "steps": 0,
+        "error": None,
+        "created_at": now,
+        "flow_run_id": str(runtime.flow_run.id or "") or None,
+        "session": session,
+    }
+    store.put_run(run_row)
+    log = store.open_thread(thread)
+    recorder = _Recorder(store, log, spec, thread, seed, settings)
+    try:
+        try:
+            outcome = run_recipe(spec, prompt, recorder.call, recorder.record)
+        except RecipeFailed as exc:
+            store.flush(log)
+            store.put_run(
+                {**run_row, "status": "failed", "error": str(exc), "steps": len(recorder.rows)}
+            )
+            raise
+        final = next(a for a in reversed(outcome.attempts) if a.role != "critic")
+        recorder.record(final, final=True)
+        store.flush(log)
+    finally:
+        log.close()
+    error = None
+    if not outcome.accepted:
+        rounds = spec.refine.max_rounds if spec.refine else 0
+        error = (
+            f"{spec.name} v{spec.version}: the output never validated in {rounds} refine "
+            f"rounds: {'; '.join(outcome.errors)}"
+        )
+    store.put_run(
+        {
+            **run_row,
+            "status": "completed" if outcome.accepted else "failed",
+            "stop_reason": outcome.status,
+            "steps": len(outcome.attempts),
+            "error": error,
+        }
+    )
+    return RecipeResult(
+        thread,
+        spec.name,
+        spec.version,
+        outcome.status,
+        outcome.output,
+        outcome.parsed,
+        outcome.errors,
+        outcome.score,
+        len(outcome.attempts),
+    )
+
+
+def recorded_result(store: AkashicStore, spec: RecipeSpec, thread: str) -> RecipeResult | None:
+    """A finished recipe run's result, read back from the store (None if it never finished)."""
+    import orjson
+
+    run = store.get_run(thread)
+    if run is None or run["status"] not in ("completed", "failed") or not run["stop_reason"]:
+        return None
+    calls = store.steps(thread)
+    finals = [
+        (row, meta)
+        for row in calls.itertuples()
+        if (meta := orjson.loads(row.metadata or "{}")).get("final")
+    ]
+    if not finals:
+        return None
+    row, meta = finals[-1]
+    return RecipeResult(
+        thread,
+        spec.name,
+        spec.version,
+        str(run["stop_reason"]),
+        str(row.output),
+        meta.get("parsed"),
+        list(meta.get("validation_errors") or []),
+        meta.get("score"),
+        len(calls),
+        cached=True,
+    )
+
+
+# A retry condition (even one that always declines) keeps Prefect from logging an expected
+# failure with a traceback; the model calls inside retry on their own.
+@task(
+    task_run_name="recipe {name} v{version}",
+    retries=1,
+    retry_condition_fn=retry_only_retryable,
+    cache_key_fn=_cache_key,
+    persist_result=True,
+    result_serializer="json",
+)
+def recipe_task(
+    name: str,
+    version: str,
+    thread: str,
+    home: str,
+    spec_json: str,
+    values: dict[str, Any],
+    seed: int | None,
+    session: str | None = None,
+) -> dict[str, Any]:
+    settings = Settings.for_home(home)
+    registry.configure(settings.models_file_path)
+    store = AkashicStore.open(settings.home, compact_every=settings.compact_every)
+    spec = RecipeSpec.model_validate_json(spec_json)
+    result = execute_recipe(store, settings, spec, values, seed, session)
+    if not result.accepted:
+        rounds = spec.refine.max_rounds if spec.refine else 0
+        raise RecipeFailed(
+            f"{spec.name} v{spec.version}: the output never validated ({rounds} refine rounds): "
+            f"{'; '.join(result.errors)}",
+            result.as_dict(),
+        )
+    return result.as_dict()
+
+
+def _search_for(store: AkashicStore, settings: Settings) -> Any:
+    def search(query: str, k: int) -> list[str]:
+        from sandloop.embedding.embedders import embedder_from
+        from sandloop.embedding.service import search as search_store
+
+        hits = search_store(store, embedder_from(settings), query, k=k, settings=settings)
+        return [str(text) for text in hits["output"]]
+
+    return search
+
+
+def run_stage(
+    store: AkashicStore,
+    settings: Settings,
+    spec: RecipeSpec,
+    input_text: str,
+    context: dict[str, Any],
+    seed: int | None,
+    session: str | None,
+    previous: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    values = resolve_context(
+        spec, input_text, context, seed, previous, search=_search_for(store, settings)
+    )
+    state = recipe_task(
+        spec.name,
+        spec.version,
+        spec.thread(values, seed),
+        str(settings.home),
+        spec.model_dump_json(),
+        values,
+        seed,
+        session,
+        return_state=True,
+    )
+    if not state.is_completed():
+        failure = state.result(raise_on_failure=False)
+        if not isinstance(failure, RecipeFailed):
+            raise failure if isinstance(failure, Exception) else RecipeFailed(str(failure))
+        failed: dict[str, Any] = failure.result or {
+            "thread": spec.thread(values, seed),
+            "name": spec.name,
+            "version": spec.version,
+            "status": "failed",
+            "output": None,
+            "parsed": None,
+            "errors": [],
+            "score": None,
+            "calls": 0,
+        }
+        return {**failed, "error": str(failure), "cached": False}
+    result: dict[str, Any] = state.result()
+    result["cached"] = result.get("cached", False) or state.name == "Cached"
+    return {**result, "error": None}
+
+
+def _recipe_run_name() -> str:
+    params = runtime.flow_run.parameters
+    return f"recipe {params.get('recipe', '')} · seed {params.get('seed')}"
+
+
+@flow(
+    name="recipe", flow_run_name=_recipe_run_name, persist_result=False, validate_parameters=False
+)
+def recipe_flow(
+    recipe: str,
+    input: str,
+    context: dict[str, Any] | None = None,
+    seed: int | None = None,
+    model: str | None = None,
+    session: str | None = None,
+    home: str | None = None,
+) -> dict[str, Any]:
+    settings = Settings.for_home(home)
+    registry.configure(settings.models_file_path)
+    store = AkashicStore.open(settings.home, compact_every=settings.compact_every)
+    spec = load_recipe(recipe, settings.home, model)
+    return run_stage(store, settings, spec, input, dict(context or {}), seed, session)
+
+
+@flow(name="recipe-pipeline", persist_result=False, validate_parameters=False)
+def pipeline_flow(
+    pipeline: str,
+    input: str,
+    seed: int | None = None,
+    session: str | None = None,
+    home: str | None = None,
+) -> dict[str, Any]:
+    """Each stage's accepted output is the next stage's input (JSON if it was parsed)."""
+    settings = Settings.for_home(home)
+    registry.configure(settings.models_file_path)
+    store = AkashicStore.open(settings.home, compact_every=settings.compact_every)
+    spec = load_pipeline(Path(pipeline))
+    outputs: dict[str, str] = {}
+    stages: list[dict[str, Any]] = []
+    text = input
+    for stage in spec.stages:
+        recipe = load_recipe(stage.recipe, settings.home, stage.model)
+        result = run_stage(store, settings, recipe, text, stage.context, seed, session, outputs)
+        stages.append(result)
+        if result["error"] is not None:
+            return {
+                "pipeline": spec.name,
+                "output": None,
+                "stages": stages,
+                "error": result["error"],
+            }
+        parsed = result["parsed"]
+        text = parsed if isinstance(parsed, str) else dumps(parsed)
+        outputs[recipe.name] = text
+    return {"pipeline": spec.name, "output": text, "stages": stages, "error": None}

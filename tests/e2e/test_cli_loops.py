@@ -1,0 +1,107 @@
+"""The dialogue, recipe and session commands, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.e2e.test_cli import ROOT, sandloop
+
+SCRIPTED = ROOT / "examples" / "dialogues" / "scripted.yaml"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("dialogue", "run"),
+        ("dialogue", "show"),
+        ("recipe", "run"),
+        ("recipe", "pipeline"),
+        ("recipe", "list"),
+        ("recipe", "show"),
+        ("session", "start"),
+        ("session", "classify"),
+    ],
+)
+def test_loop_commands_have_help(command: tuple[str, str], cli_env: dict[str, str]) -> None:
+    helped = sandloop(*command, "--help", env=cli_env)
+    assert helped.returncode == 0 and "Usage" in helped.stdout and "--home" in helped.stdout
+
+
+def test_a_session_groups_a_dialogue_and_a_recipe(cli_env: dict[str, str]) -> None:
+    started = sandloop("session", "start", "try the loops", "--tag", "demo", "--json", env=cli_env)
+    session = json.loads(started.stdout)["id"]
+    talk = sandloop(
+        "dialogue", "run", str(SCRIPTED), "--seed", "1", "--session", session[:6], env=cli_env
+    )
+    assert talk.returncode == 0, talk.stderr
+    assert "completed: sentinel after 5 turns" in talk.stdout
+    assert "1 · Answerer" in talk.stderr  # the turns, as they come
+    thread = talk.stdout.split("thread ")[-1].strip()
+    shown = sandloop("dialogue", "show", thread[:8], env=cli_env)
+    assert "Each answer becomes the next question." in shown.stdout
+    recipe = sandloop(
+        "recipe",
+        "run",
+        "summarize",
+        "--input",
+        "one two three",
+        "--model",
+        "dummy:text",
+        "--context",
+        "sentences=1",
+        "--session",
+        session,
+        "--json",
+        env=cli_env,
+    )
+    assert recipe.returncode == 0, recipe.stderr
+    assert json.loads(recipe.stdout)["status"] == "valid"
+    labelled = sandloop("session", "label", thread[:8], "debug", env=cli_env)
+    assert labelled.returncode == 0
+    listed = json.loads(sandloop("session", "show", session, "--json", env=cli_env).stdout)
+    kinds = {r["kind"]: r for r in listed["runs"]}
+    assert set(kinds) == {"dialogue", "recipe"} and kinds["dialogue"]["phase"] == "debug"
+    assert sandloop("session", "end", session, env=cli_env).returncode == 0
+    late = sandloop("recipe", "run", "summarize", "--input", "x", "--session", session, env=cli_env)
+    assert late.returncode == 2 and "has ended" in late.stderr
+
+
+def test_recipe_failures_are_one_line(cli_env: dict[str, str]) -> None:
+    never = sandloop(
+        "recipe",
+        "run",
+        "classify-phase",
+        "--input",
+        "pip install x",
+        "--model",
+        "dummy:text",
+        env=cli_env,
+    )
+    assert never.returncode == 1
+    assert "never validated (2 refine rounds)" in never.stderr and "Traceback" not in never.stderr
+    unknown = sandloop("recipe", "run", "sumarize", "--input", "x", env=cli_env)
+    assert unknown.returncode == 2 and "did you mean 'summarize'" in unknown.stderr
+    bad_slot = sandloop(
+        "recipe",
+        "run",
+        "summarize",
+        "--input",
+        "x",
+        "--context",
+        "colour=red",
+        "--model",
+        "dummy:text",
+        env=cli_env,
+    )
+    assert bad_slot.returncode == 2 and "no slot colour" in bad_slot.stderr
+    bad_phase = sandloop("session", "label", "abc", "dance", env=cli_env)
+    assert bad_phase.returncode == 2
+
+
+def test_recipe_list_and_show(cli_env: dict[str, str]) -> None:
+    listed = json.loads(sandloop("recipe", "list", "--json", env=cli_env).stdout)
+    assert {"summarize", "classify-phase", "critique", "oblique"} <= {r["name"] for r in listed}
+    shown = sandloop("recipe", "show", "classify-phase", env=cli_env)
+    assert "output schema" in shown.stdout and "install" in shown.stdout

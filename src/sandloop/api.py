@@ -25,7 +25,7 @@ def settings_for(home: Path | str | None = None) -> Settings:
     from sandloop.models import registry
 
     settings = Settings.for_home(home)
-    registry.configure(settings.models_file_path)
+    registry.configure(settings.models_file_path, settings.home)
     return settings
 
 

@@ -147,3 +147,34 @@ def test_a_recipe_on_a_real_local_model(home: Path, tiny_gpt2: Path) -> None:
     assert result["status"] == "valid" and result["output"].strip()
     recorded = calls(home, result["thread"])
     assert recorded[0]["metadata"]["usage"]["output_tokens"] > 0
+
+
+def test_a_recipe_is_a_node_of_a_network(home: Path, tmp_path: Path) -> None:
+    from sandloop.specs import RunSpec
+
+    path = write_recipe(
+        tmp_path,
+        "tidy",
+        ["messy", "score: 1", '{"tidy": true}'],
+        output={"type": "object", "required": ["tidy"]},
+        refine={"max_rounds": 1},
+    )
+    run = RunSpec.model_validate(
+        {
+            "network": {"name": "with-recipe", "models": ["dummy:text", f"recipe:{path}"]},
+            "genesis": "start",
+            "seed": 1,
+            "stop": {"max_steps": 2},
+        }
+    )
+    summary = api.run_network(run, home)
+    steps = api.run_steps(summary["thread"], home).sort_values("step")
+    assert summary["status"] == "completed"
+    assert steps["output"].iloc[1] == '{"tidy":true}'
+    recipe_meta = json.loads(steps["metadata"].iloc[1])["recipe"]
+    assert recipe_meta == {
+        "promptName": "tidy",
+        "promptVersion": "2",
+        "status": "valid",
+        "calls": 3,
+    }

@@ -145,7 +145,7 @@ def _stops(spec: DialogueSpec, verdict: dict[str, Any] | None) -> bool:
 )
 def dialogue_flow(thread: str, home: str | None = None) -> dict[str, Any]:
     settings = Settings.for_home(home)
-    registry.configure(settings.models_file_path)
+    registry.configure(settings.models_file_path, settings.home)
     store = AkashicStore.open(settings.home, compact_every=settings.compact_every)
     run = store.get_run(thread)
     if run is None:

@@ -134,7 +134,7 @@ class _BackgroundEmbedding:
 )
 def network_run(thread: str, home: str | None = None) -> dict[str, Any]:
     settings = Settings.for_home(home)
-    registry.configure(settings.models_file_path)
+    registry.configure(settings.models_file_path, settings.home)
     store = AkashicStore.open(settings.home, compact_every=settings.compact_every)
     run = store.get_run(thread)
     if run is None:

@@ -300,7 +300,7 @@ def recipe_task(
     session: str | None = None,
 ) -> dict[str, Any]:
     settings = Settings.for_home(home)
-    registry.configure(settings.models_file_path)
+    registry.configure(settings.models_file_path, settings.home)
     store = AkashicStore.open(settings.home, compact_every=settings.compact_every)
     spec = RecipeSpec.model_validate_json(spec_json)
     result = execute_recipe(store, settings, spec, values, seed, session)
@@ -388,7 +388,7 @@ def recipe_flow(
     home: str | None = None,
 ) -> dict[str, Any]:
     settings = Settings.for_home(home)
-    registry.configure(settings.models_file_path)
+    registry.configure(settings.models_file_path, settings.home)
     store = AkashicStore.open(settings.home, compact_every=settings.compact_every)
     spec = load_recipe(recipe, settings.home, model)
     return run_stage(store, settings, spec, input, dict(context or {}), seed, session)
@@ -404,7 +404,7 @@ def pipeline_flow(
 ) -> dict[str, Any]:
     """Each stage's accepted output is the next stage's input (JSON if it was parsed)."""
     settings = Settings.for_home(home)
-    registry.configure(settings.models_file_path)
+    registry.configure(settings.models_file_path, settings.home)
     store = AkashicStore.open(settings.home, compact_every=settings.compact_every)
     spec = load_pipeline(Path(pipeline))
     outputs: dict[str, str] = {}

@@ -29,6 +29,10 @@ def _create(info: ModelInfo, settings: Settings, announce: Callable[[str], None]
         return DummyAdapter(info.ref, info.task)
     if info.platform == "local":
         return _local(info, settings, announce)
+    if info.platform == "recipe":
+        from sandloop.models.recipe_node import RecipeNodeAdapter
+
+        return RecipeNodeAdapter(info.ref, info.name, settings)
     if info.platform == "route":
         from sandloop.models.registry import route
         from sandloop.models.router import RouterAdapter
@@ -87,7 +91,7 @@ def prepare_models(
     from sandloop.models.registry import lookup
 
     for ref in dict.fromkeys(refs):
-        if ref.startswith("route:"):
+        if ref.startswith(("route:", "recipe:")):
             continue  # a route loads a candidate when it tries it: a broken one is a fallback
         adapter = get_adapter(lookup(ref), settings, announce)
         load = getattr(adapter, "load", None)

@@ -257,6 +257,7 @@ class Catalog:
     models: dict[str, ModelInfo]
     routes: dict[str, RouteSpec]
     user_file: Path | None = None
+    home: Path = field(default_factory=lambda: Path.home() / ".sandloop")  # user recipes
 
 
 def _builtin() -> ModelsFile:
@@ -264,7 +265,7 @@ def _builtin() -> ModelsFile:
     return ModelsFile.model_validate(yaml.safe_load(text))
 
 
-def load_catalog(user_file: Path | None) -> Catalog:
+def load_catalog(user_file: Path | None, home: Path | None = None) -> Catalog:
     files = [("built-in catalog", _builtin())]
     if user_file is not None and user_file.is_file():
         files.append((str(user_file), read_models_file(user_file)))
@@ -274,17 +275,21 @@ def load_catalog(user_file: Path | None) -> Catalog:
         for entry in parsed.models:
             models[entry.ref] = _build(entry, origin)
         routes.update(parsed.routes)
-    return Catalog(models, routes, user_file)
+    catalog = Catalog(models, routes, user_file)
+    if home is not None:
+        catalog.home = home
+    return catalog
 
 
 _catalog: Catalog | None = None
 
 
-def configure(user_file: Path | None) -> Catalog:
+def configure(user_file: Path | None, home: Path | None = None) -> Catalog:
     """Load the built-in catalog plus the user's models file (when it exists); later lookups use
-    it. Called wherever settings are known (the CLI, the API, a flow run)."""
+    it, and find user recipes under ``home``. Called wherever settings are known (the CLI, the
+    API, a flow run)."""
     global _catalog
-    _catalog = load_catalog(user_file)
+    _catalog = load_catalog(user_file, home)
     return _catalog
 
 
@@ -292,7 +297,8 @@ def catalog() -> Catalog:
     if _catalog is None:
         from sandloop.config import Settings
 
-        return configure(Settings().models_file_path)
+        settings = Settings()
+        return configure(settings.models_file_path, settings.home)
     return _catalog
 
 
@@ -331,9 +337,12 @@ def lookup(ref: str) -> ModelInfo:
     platform, name, task = _split_ref(ref)
     if platform == "route":
         return _route_info(ref, name)
+    if platform == "recipe":
+        return _recipe_info(ref, name)
     if platform not in PLATFORMS:
         raise UnknownModel(
-            f"unknown platform {platform!r} in {ref!r}: known platforms are {', '.join(PLATFORMS)}"
+            f"unknown platform {platform!r} in {ref!r}: known platforms are "
+            f"{', '.join(PLATFORMS)}; route:NAME and recipe:NAME also work"
         )
     if task is not None and task not in TASK_IO:
         close = difflib.get_close_matches(task, list(TASK_IO), n=1)
@@ -393,6 +402,31 @@ def _route_info(ref: str, name: str) -> ModelInfo:
         params_model=RouteParams,
         cost_hint="that of the candidate chosen",
         task=first.task,
+    )
+
+
+class RecipeNodeParams(PlatformParams):
+    context: dict[str, Any] = Field(default_factory=dict, description="slot values")
+
+
+def _recipe_info(ref: str, name: str) -> ModelInfo:
+    """A recipe (built-in, in <home>/recipes, or a file path) used as a text→text model."""
+    from sandloop.recipes.spec import load_recipe
+    from sandloop.specs import SpecError
+
+    home = catalog().home
+    try:
+        spec = load_recipe(name, home)
+    except SpecError as exc:
+        raise UnknownModel(str(exc)) from None
+    return ModelInfo(
+        ref=ref,
+        input_type="text",
+        output_type="text",
+        description=f"recipe {spec.name} v{spec.version} on {spec.model_ref}",
+        params_model=RecipeNodeParams,
+        cost_hint=f"that of {spec.model_ref}, per refine round",
+        task="text-generation",
     )
 
 

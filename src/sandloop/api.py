@@ -193,7 +193,7 @@ def dialogue_messages(thread_prefix: str, home: Path | str | None = None) -> pd.
 
 
 def run_recipe(
-    recipe: str,
+    recipe: Any,
     input_text: str,
     *,
     context: dict[str, Any] | None = None,
@@ -202,13 +202,16 @@ def run_recipe(
     session: str | None = None,
     home: Path | str | None = None,
 ) -> dict[str, Any]:
-    """Run a recipe (a name, or a YAML path) as a Prefect flow run; returns its result."""
+    """Run a recipe (a name, a YAML path, or a ``RecipeSpec`` built in Python) as a Prefect flow
+    run; returns its result."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     from sandloop.flows.recipe import recipe_flow
 
     settings = settings_for(home)
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        if not isinstance(recipe, str):
+            recipe = recipe.model_dump_json()
         result: dict[str, Any] = recipe_flow(
             recipe, input_text, context, seed, model, session, str(settings.home)
         )

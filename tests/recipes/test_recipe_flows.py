@@ -178,3 +178,53 @@ def test_a_recipe_is_a_node_of_a_network(home: Path, tmp_path: Path) -> None:
         "status": "valid",
         "calls": 3,
     }
+
+
+def test_a_recipe_written_in_python_with_a_pydantic_output(home: Path) -> None:
+    from pydantic import BaseModel
+
+    from sandloop.recipes.spec import RecipeSpec
+
+    class Verdict(BaseModel):
+        ok: bool
+
+    spec = RecipeSpec(
+        name="py-check",
+        version="1",
+        template="Check {{ input }}",
+        model="dummy:text",
+        params={"script": ['{"ok": "maybe"}', "score 1", '{"ok": true}']},
+        output=Verdict,  # type: ignore[arg-type]
+        refine={"max_rounds": 1},  # type: ignore[arg-type]
+    )
+    result = api.run_recipe(spec, "this", seed=1, home=home)
+    assert result["parsed"] == {"ok": True} and result["calls"] == 3
+    first = calls(home, result["thread"])[0]["metadata"]
+    assert first["validation_errors"] == ["ok: 'maybe' is not of type 'boolean'"]
+
+
+def test_a_search_slot_brings_in_recorded_outputs(home: Path, tmp_path: Path) -> None:
+    from sandloop.specs import RunSpec
+
+    network = RunSpec.model_validate(
+        {
+            "network": {"name": "words", "models": ["dummy:text"]},
+            "genesis": "g",
+            "seed": 1,
+            "stop": {"max_steps": 3},
+        }
+    )
+    summary = api.run_network(network, home)  # embedded in the background (hashing embedder)
+    outputs = set(api.run_steps(summary["thread"], home)["output"])
+    path = write_recipe(
+        tmp_path,
+        "recall",
+        ["done"],
+        template="{{ input }} | {{ related }}",
+        context={"related": {"search": "{{ input }}", "k": 2}},
+    )
+    some_output = sorted(outputs)[0]
+    result = api.run_recipe(str(path), some_output, seed=1, home=home)
+    prompt = calls(home, result["thread"])[0]["input"]
+    related = prompt.split(" | ", 1)[1].splitlines()
+    assert len(related) == 2 and set(related) <= outputs and some_output in related

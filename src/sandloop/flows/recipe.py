@@ -10,6 +10,7 @@ model call.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -372,7 +373,10 @@ def run_stage(
 
 def _recipe_run_name() -> str:
     params = runtime.flow_run.parameters
-    return f"recipe {params.get('recipe', '')} · seed {params.get('seed')}"
+    recipe = str(params.get("recipe", ""))
+    if recipe.lstrip().startswith("{"):
+        recipe = str(json.loads(recipe).get("name", "python"))
+    return f"recipe {Path(recipe).stem} · seed {params.get('seed')}"
 
 
 @flow(
@@ -390,7 +394,10 @@ def recipe_flow(
     settings = Settings.for_home(home)
     registry.configure(settings.models_file_path, settings.home)
     store = AkashicStore.open(settings.home, compact_every=settings.compact_every)
-    spec = load_recipe(recipe, settings.home, model)
+    if recipe.lstrip().startswith("{"):  # a recipe written in Python, passed as its JSON
+        spec = RecipeSpec.model_validate_json(recipe)
+    else:
+        spec = load_recipe(recipe, settings.home, model)
     return run_stage(store, settings, spec, input, dict(context or {}), seed, session)
 
 

@@ -90,6 +90,15 @@ class RecipeSpec(_Spec):
     params: dict[str, Any] = Field(default_factory=dict)
     refine: RefineSpec | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _pydantic_output(cls, data: Any) -> Any:
+        """In Python, ``output`` may be a pydantic model: its JSON schema is what is checked."""
+        output = data.get("output") if isinstance(data, dict) else None
+        if isinstance(output, type) and issubclass(output, BaseModel):
+            return {**data, "output": output.model_json_schema()}
+        return data
+
     @model_validator(mode="after")
     def _checks(self) -> RecipeSpec:
         if (self.model is None) == (self.route is None):

@@ -236,3 +236,30 @@ def run_pipeline(
             str(pipeline), input_text, seed, session, str(settings.home)
         )
     return result
+
+
+def create_snapshot(name: str, home: Path | str | None = None, **selection: Any) -> dict[str, Any]:
+    """Pin a selection of runs (realm, thread, session, kind, phase, since, until, status)."""
+    from sandloop.exports import snapshot as snapshots
+
+    return snapshots.create(open_store(home), name, snapshots.Selection(**selection))
+
+
+def export_snapshot(
+    name: str,
+    formats: list[str],
+    out: Path | str,
+    home: Path | str | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Write a snapshot as datasets through the export flow; returns the manifest."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    from sandloop.flows.export import export_flow
+
+    settings = settings_for(home)
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        manifest: dict[str, Any] = export_flow(
+            name, list(formats), str(Path(out).resolve()), home=str(settings.home), **options
+        )
+    return manifest

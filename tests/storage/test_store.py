@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +169,20 @@ def test_a_store_from_before_sessions_gains_the_new_columns(tmp_path: Path) -> N
     assert run is not None and run["steps"] == 3 and run["session"] is None
     store.put_run({**run, "session": "s1", "phase": "debug"})
     assert store.get_run("t1")["phase"] == "debug"  # type: ignore[index]
+
+
+def test_compaction_with_a_tagged_old_version_still_works(tmp_path: Path) -> None:
+    """LanceDB refuses a cleanup that would reach a tagged version; ours then cleans only what
+    is older than the tag, and the tagged version stays readable."""
+    store = AkashicStore.open(tmp_path)
+    store.upsert("invocations", invocation_rows(3))
+    table = store.table("invocations")
+    table.tags.create("pinned", table.version)
+    pinned_version = table.version
+    for offset in (3, 6):
+        store.upsert("invocations", invocation_rows(3, offset=offset))
+    store.compact(cleanup_older_than=timedelta(0))  # would fail on a tagged old version
+    assert pinned_version in [v["version"] for v in table.list_versions()]
+    reader = store._db.open_table("invocations")
+    reader.checkout("pinned")
+    assert reader.count_rows() == 3 and store.count("invocations") == 9

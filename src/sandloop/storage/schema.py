@@ -90,6 +90,18 @@ SESSIONS = pa.schema(
     ]
 )
 
+# A snapshot: a selection of runs and the table versions it was taken at (tagged, so compaction
+# keeps them readable).
+SNAPSHOTS = pa.schema(
+    [
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("created_at", _TS),
+        pa.field("selection", pa.string(), nullable=False),  # JSON
+        pa.field("versions", pa.string(), nullable=False),  # JSON {table: version}
+        pa.field("threads", pa.int64()),
+    ]
+)
+
 EMBEDDINGS = pa.schema(
     [
         # id = H(embedding_model, key): one vector per invocation and embedding model.
@@ -115,6 +127,7 @@ TABLES: dict[str, tuple[pa.Schema, str]] = {
     "embeddings": (EMBEDDINGS, "id"),
     "messages": (MESSAGES, "key"),
     "sessions": (SESSIONS, "id"),
+    "snapshots": (SNAPSHOTS, "name"),
 }
 
 TIMESTAMP_COLUMNS = frozenset(

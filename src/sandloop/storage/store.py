@@ -66,6 +66,23 @@ def check_writable(home: Path) -> None:
         ) from None
 
 
+def optimize(table: Any, cleanup_older_than: timedelta | None = None) -> None:
+    """Compact, and remove old versions except those a snapshot tagged.
+
+    LanceDB refuses to clean up when a tagged version is older than the cut-off; then the cut-off
+    moves back to just before the oldest tagged version, so untagged older ones still go."""
+    try:
+        table.optimize(cleanup_older_than=cleanup_older_than)
+    except RuntimeError as exc:
+        if "tagged version" not in str(exc):
+            raise
+        tagged = {int(t["version"]) for t in table.tags.list().values()}
+        made = {int(v["version"]): v["timestamp"] for v in table.list_versions()}
+        oldest = min(made[v] for v in tagged if v in made)
+        age = datetime.now(UTC) - oldest.astimezone(UTC) + timedelta(seconds=1)  # naive: local
+        table.optimize(cleanup_older_than=age)
+
+
 def _add_missing_columns(table: Any, schema: pa.Schema) -> None:
     """A store written by an older sandloop lacks newer nullable columns: add them, all null,
     without rewriting the data. Only additions are migrated this way."""
@@ -131,15 +148,15 @@ class AkashicStore:
         Versions younger than LanceDB's default retention are kept; snapshots tag theirs.
         """
         if table.stats()["fragment_stats"]["num_small_fragments"] >= self.compact_every:
-            table.optimize()
+            optimize(table)
 
     def has_table(self, name: str) -> bool:
         return name in self._tables or name in self._db.list_tables().tables
 
-    def compact(self) -> None:
+    def compact(self, cleanup_older_than: timedelta | None = None) -> None:
         for name in TABLES:
             if self.has_table(name):
-                self.table(name).optimize()
+                optimize(self.table(name), cleanup_older_than)
 
     # -- invocations ----------------------------------------------------------------------
 

@@ -1,0 +1,330 @@
+"""`sandloop snapshot` and `sandloop export`: pinned selections of the store, written as
+fine-tuning datasets (and traces) that validate and reproduce."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.table import Table
+from typer.core import TyperGroup
+
+from sandloop.cli.common import HomeOption, JsonOption, app, fail, input_errors, out, quiet_prefect
+
+snapshot_app = typer.Typer(
+    help="Pinned selections of the record, for exports.", no_args_is_help=True
+)
+app.add_typer(snapshot_app, name="snapshot")
+
+
+class _ExportGroup(TyperGroup):
+    """`sandloop export SNAPSHOT …` writes datasets; `validate` and `traces` are subcommands."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["dataset", *args]
+        return super().parse_args(ctx, args)
+
+
+export_app = typer.Typer(
+    cls=_ExportGroup,
+    help="Write a snapshot as datasets: `sandloop export SNAPSHOT --format F --out DIR`; "
+    "`export validate`, `export traces`.",
+    no_args_is_help=True,
+)
+app.add_typer(export_app, name="export")
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    return (*input_errors(), ValueError)
+
+
+@snapshot_app.command("create")
+def snapshot_create(
+    name: Annotated[str, typer.Option("--name", help="The snapshot's name.")],
+    realm: Annotated[str | None, typer.Option(help="Realm prefix.")] = None,
+    thread: Annotated[str | None, typer.Option(help="Thread prefix.")] = None,
+    session: Annotated[str | None, typer.Option(help="Session id prefix.")] = None,
+    kind: Annotated[list[str], typer.Option(help="network, dialogue or recipe; repeatable.")] = [],  # noqa: B006
+    phase: Annotated[list[str], typer.Option(help="A session phase; repeatable.")] = [],  # noqa: B006
+    since: Annotated[datetime | None, typer.Option(help="Runs created at or after.")] = None,
+    until: Annotated[datetime | None, typer.Option(help="Runs created before.")] = None,
+    status: Annotated[
+        list[str], typer.Option(help="Run status; repeatable (default completed).")
+    ] = ["completed"],  # noqa: B006
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Select runs and pin the table versions they are recorded in."""
+    from pydantic import ValidationError
+
+    from sandloop import api
+    from sandloop.exports import snapshot as snapshots
+    from sandloop.specs import describe_validation_error
+
+    try:
+        selection = snapshots.Selection(
+            realm=realm,
+            thread=thread,
+            session=session,
+            kind=kind,
+            phase=phase,
+            since=since,
+            until=until,
+            status=status,
+        )
+        row = snapshots.create(api.open_store(home), name, selection)
+    except ValidationError as exc:
+        fail(describe_validation_error(exc, "snapshot"))
+    except _errors() as exc:
+        fail(str(exc))
+    if as_json:
+        out.print_json(data={"name": name, "threads": row["threads"], "versions": row["versions"]})
+        return
+    out.print(
+        f"snapshot [bold]{name}[/]: {row['threads']} runs, versions {row['versions']}",
+        highlight=False,
+    )
+
+
+@snapshot_app.command("list")
+def snapshot_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Snapshots, newest first."""
+    from sandloop import api
+    from sandloop.exports import snapshot as snapshots
+
+    try:
+        frame = snapshots.listing(api.open_store(home))
+    except _errors() as exc:
+        fail(str(exc))
+    if as_json:
+        out.print_json(frame.to_json(orient="records", date_format="iso"))
+        return
+    if frame.empty:
+        out.print("no snapshots yet; take one with `sandloop snapshot create --name NAME`")
+        return
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in ("name", "runs", "selection", "created"):
+        table.add_column(column)
+    for row in frame.itertuples():
+        table.add_row(row.name, str(row.threads), row.selection, f"{row.created_at:%m-%d %H:%M}")
+    out.print(table)
+
+
+@snapshot_app.command("show")
+def snapshot_show(
+    name: Annotated[str, typer.Argument(help="A snapshot's name.")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A snapshot's selection, pinned versions and runs (read at those versions)."""
+    from sandloop import api
+    from sandloop.exports import snapshot as snapshots
+
+    try:
+        store = api.open_store(home)
+        row = snapshots.get(store, name)
+        assert row is not None
+        runs = snapshots.Pinned(store, row).runs()
+    except _errors() as exc:
+        fail(str(exc))
+    columns = ["thread", "kind", "name", "status", "steps", "session", "phase"]
+    if as_json:
+        out.print_json(
+            data={
+                "name": name,
+                "selection": row["selection"],
+                "versions": row["versions"],
+                "runs": runs.reindex(columns=columns).to_dict(orient="records"),
+            }
+        )
+        return
+    out.print(f"[bold]{name}[/] · selection {row['selection']} · versions {row['versions']}")
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in columns[:5]:
+        table.add_column(column)
+    for run in runs.itertuples():
+        table.add_row(run.thread[:10], run.kind, run.name, run.status, str(run.steps))
+    out.print(table)
+
+
+@snapshot_app.command("delete")
+def snapshot_delete(
+    name: Annotated[str, typer.Argument(help="A snapshot's name.")], home: HomeOption = None
+) -> None:
+    """Forget a snapshot and untag its versions (compaction may then clean them up)."""
+    from sandloop import api
+    from sandloop.exports import snapshot as snapshots
+
+    try:
+        snapshots.delete(api.open_store(home), name)
+    except _errors() as exc:
+        fail(str(exc))
+    out.print(f"snapshot {name} deleted")
+
+
+@export_app.command("dataset", hidden=True)
+def export_dataset(
+    snapshot: Annotated[str, typer.Argument(help="A snapshot's name.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="The folder to write (created).")],
+    formats: Annotated[
+        list[str],
+        typer.Option(
+            "--format", help="openai-chat, openai-dpo, trl, sharegpt, alpaca or hf; repeatable."
+        ),
+    ],
+    val_fraction: Annotated[float, typer.Option(help="Share of examples for validation.")] = 0.1,
+    dedupe: Annotated[str, typer.Option(help="none, exact or near (stored embeddings).")] = "exact",
+    compress: Annotated[str | None, typer.Option(help="zstd compresses the JSONL files.")] = None,
+    redact: Annotated[
+        list[str], typer.Option("--redact", help="An extra pattern to redact; repeatable.")
+    ] = [],  # noqa: B006
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
+    allow_invalid: Annotated[
+        bool, typer.Option(help="Write even if the format checks fail.")
+    ] = False,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show Prefect's logs.")] = False,
+) -> None:
+    """Write SNAPSHOT as datasets (an export flow run): files per format and split,
+    manifest.json and a dataset card. Nothing is written if a check fails."""
+    quiet_prefect(verbose)
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    from sandloop import api
+    from sandloop.exports import snapshot as snapshots
+    from sandloop.exports.writer import ExportOptions
+    from sandloop.flows.export import export_flow
+
+    try:
+        settings = api.settings_for(home)
+        store = api.open_store(settings.home)
+        snapshots.get(store, snapshot)
+        ExportOptions(
+            tuple(formats),
+            out_dir,
+            val_fraction,
+            dedupe,
+            compress=compress,
+            overwrite=overwrite,
+            allow_invalid=allow_invalid,
+            redact=tuple(redact),
+        ).check()
+        with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            state = export_flow(
+                snapshot,
+                formats,
+                str(out_dir.resolve()),
+                val_fraction,
+                dedupe,
+                compress,
+                overwrite,
+                allow_invalid,
+                redact,
+                str(settings.home),
+                return_state=True,
+            )
+        result = state.result(raise_on_failure=False)
+        if isinstance(result, BaseException):
+            raise result
+        manifest: dict[str, Any] = result
+    except _errors() as exc:
+        fail(str(exc))
+    if as_json:
+        out.print_json(data=manifest)
+        return
+    counts = manifest["counts"]
+    out.print(
+        f"wrote {out_dir}: train {counts['train']['examples']}, validation "
+        f"{counts['validation']['examples']} examples; de-duplicated {manifest['dedupe'] or 0}; "
+        f"redacted {manifest['redactions'] or 0}",
+        highlight=False,
+    )
+    for path in manifest["files"]:
+        out.print(f"  {path}", highlight=False)
+
+
+@export_app.command("validate")
+def export_validate(
+    path: Annotated[Path, typer.Argument(help="An export folder or one of its files.")],
+    fmt: Annotated[str | None, typer.Option("--format", help="Default: from the folder.")] = None,
+    max_tokens: Annotated[int, typer.Option(help="Token limit per example.")] = 65_536,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a format's checks on exported files; exit 1 when a check fails."""
+    from sandloop.exports.formats import FORMATS
+    from sandloop.exports.validate import validate_file
+
+    if not path.exists():
+        fail(f"{path}: no such file or folder")
+    if path.is_file():
+        chosen = fmt or path.parent.name
+        files = [(chosen, path)]
+    else:
+        folders = [path / fmt] if fmt else [p for p in path.iterdir() if p.name in FORMATS]
+        if path.name in FORMATS:
+            folders = [path]
+        files = [
+            (folder.name, f)
+            for folder in folders
+            for f in sorted(folder.rglob("*"))
+            if f.is_file() and (f.suffix in (".parquet", ".zst") or f.name.endswith(".jsonl"))
+        ]
+    unknown = {f for f, _ in files} - set(FORMATS)
+    if unknown or not files:
+        fail(f"say which format with --format ({', '.join(FORMATS)})")
+    results = {str(f): validate_file(f, chosen_fmt, max_tokens) for chosen_fmt, f in files}
+    if as_json:
+        out.print_json(data={k: {"ok": r.ok, "summary": r.summary()} for k, r in results.items()})
+    else:
+        for name, report in results.items():
+            colour = "green" if report.ok else "red"
+            out.print(f"[{colour}]{'ok' if report.ok else 'invalid'}[/] {name}: {report.summary()}")
+    if not all(r.ok for r in results.values()):
+        raise typer.Exit(1)
+
+
+@export_app.command("traces")
+def export_traces(
+    out_file: Annotated[Path, typer.Option("--out", help="A .json (one batch) or .jsonl file.")],
+    snapshot: Annotated[str | None, typer.Option(help="Only this snapshot's runs.")] = None,
+    thread: Annotated[str | None, typer.Option(help="Only runs with this thread prefix.")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Write runs as Langfuse ingestion events (trace, span, generation per model call)."""
+    import orjson
+
+    from sandloop import api
+    from sandloop.exports import snapshot as snapshots
+    from sandloop.exports.langfuse import run_events
+    from sandloop.storage.store import sql_str
+
+    events: list[dict[str, Any]] = []
+    try:
+        store = api.open_store(home)
+        if snapshot is not None:
+            row = snapshots.get(store, snapshot)
+            assert row is not None
+            pinned = snapshots.Pinned(store, row)
+            runs, read = pinned.runs(), pinned.read
+        else:
+            runs, read = store.runs(), store.select
+        if thread:
+            runs = runs[runs["thread"].str.startswith(thread)]
+        if runs.empty:
+            fail("no runs to export")
+        for run in runs.to_dict("records"):
+            calls = read("invocations", f"thread = {sql_str(run['thread'])}")
+            events.extend(run_events(run, calls))
+    except _errors() as exc:
+        fail(str(exc))
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    if out_file.suffix == ".jsonl":
+        out_file.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    else:
+        out_file.write_bytes(orjson.dumps({"batch": events}, option=orjson.OPT_INDENT_2))
+    out.print(f"wrote {len(events)} events for {len(runs)} runs to {out_file}", highlight=False)

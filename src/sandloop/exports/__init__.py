@@ -1,0 +1,1 @@
+"""Snapshots and exports: pinned, filtered views of the store written as training datasets."""

@@ -1,0 +1,130 @@
+"""What each kind of record teaches, as chat examples.
+
+- a network step (text→text) is one exchange: its input as the user, its output as the
+  assistant, with the model named;
+- a dialogue is, for each actor, the conversation from that actor's side up to its last turn;
+- a recipe is its rendered prompt and the accepted output; when an earlier round was rejected
+  (invalid, or scored lower), that answer is the non-preferred side of a preference pair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from sandloop.dialogues import engine as dialogue_engine
+from sandloop.dialogues.spec import DialogueSpec
+from sandloop.keys import hash_value
+
+Message = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Example:
+    key: str  # orders the dataset and decides the split
+    kind: str
+    thread: str
+    model: str
+    messages: tuple[Message, ...]
+    rejected: str | None = None  # a worse final answer, for preference formats
+    vector_key: str | None = None  # the invocation whose embedding stands for this example
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def completion(self) -> str:
+        return str(self.messages[-1]["content"])
+
+    def content_hash(self) -> str:
+        return hash_value([[m["role"], m["content"]] for m in self.messages])
+
+
+def network_examples(rows: pd.DataFrame) -> Iterator[Example]:
+    """One example per successful text→text step (image steps teach a text model nothing)."""
+    usable = rows[
+        (rows["status"] == "ok") & (rows["input_type"] == "text") & (rows["output_type"] == "text")
+    ]
+    for row in usable.itertuples(index=False):
+        if not row.input or not row.output:
+            continue
+        yield Example(
+            key=str(row.key),
+            kind="network",
+            thread=str(row.thread),
+            model=str(row.model),
+            messages=(
+                {"role": "user", "content": str(row.input)},
+                {"role": "assistant", "content": str(row.output)},
+            ),
+            vector_key=str(row.key),
+            meta={"step": int(row.step), "facet": str(row.facet)},
+        )
+
+
+def dialogue_examples(spec: DialogueSpec, thread: str, turns: pd.DataFrame) -> Iterator[Example]:
+    ordered = turns.sort_values("turn")
+    history = [
+        dialogue_engine.Turn(int(t.turn), str(t.actor), str(t.content), float(t.temperature))
+        for t in ordered.itertuples(index=False)
+    ]
+    keys = dict(zip(ordered["turn"].astype(int), ordered["key"], strict=True))
+    for actor in spec.order:
+        own = [t for t in history if t.actor == actor]
+        if not own:
+            continue
+        last = own[-1]
+        messages = dialogue_engine.view_for(spec, actor, [t for t in history if t.turn < last.turn])
+        messages.append({"role": "assistant", "content": last.content})
+        # Every turn of this actor is its own words: weight them all.
+        weighted = tuple({**m, "weight": 1} if m["role"] == "assistant" else m for m in messages)
+        yield Example(
+            key=hash_value({"thread": thread, "actor": actor}),
+            kind="dialogue",
+            thread=thread,
+            model=spec.actor(actor).model,
+            messages=weighted,
+            vector_key=str(keys[last.turn]),
+            meta={"actor": actor, "turns": len(own)},
+        )
+
+
+def recipe_examples(run: dict[str, Any], calls: pd.DataFrame) -> Iterator[Example]:
+    if calls.empty or run.get("stop_reason") not in ("valid", "judged"):
+        return
+    ok = calls[calls["status"] == "ok"].sort_values("step")
+    answers = []
+    for row in ok.itertuples(index=False):
+        meta = orjson.loads(row.metadata or "{}")
+        if meta.get("role") in ("generate", "revise"):
+            answers.append((row, meta))
+    if not answers:
+        return
+    first_row, _ = answers[0]
+    final_row, final_meta = next(((r, m) for r, m in answers if m.get("final")), answers[-1])
+    rejected = next(
+        (
+            str(r.output)
+            for r, m in answers
+            if not m.get("final") and str(r.output) != str(final_row.output)
+        ),
+        None,
+    )
+    yield Example(
+        key=str(run["thread"]),
+        kind="recipe",
+        thread=str(run["thread"]),
+        model=str(final_row.model),
+        messages=(
+            {"role": "user", "content": str(first_row.input)},
+            {"role": "assistant", "content": str(final_row.output)},
+        ),
+        rejected=rejected,
+        vector_key=str(final_row.key),
+        meta={
+            "promptName": final_meta.get("promptName"),
+            "promptVersion": final_meta.get("promptVersion"),
+        },
+    )

@@ -1,0 +1,100 @@
+"""Dataset formats: how one example becomes one record (or none) in each.
+
+A format is a set of files per split; most have one, TRL has three (prompt/completion,
+conversational messages, and preference pairs). Records are plain dicts written as JSONL, or
+rows of the Hugging Face parquet folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from sandloop.exports.examples import Example, Message
+
+FORMATS = ("openai-chat", "openai-dpo", "trl", "sharegpt", "alpaca", "hf")
+SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt", "tool": "tool"}
+
+Record = dict[str, Any]
+
+
+def _plain(messages: tuple[Message, ...] | list[Message]) -> list[Message]:
+    """Messages without OpenAI-only keys (weight), for the other formats."""
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+def _rejected(example: Example) -> list[Message]:
+    return [{"role": "assistant", "content": example.rejected}]
+
+
+def openai_chat(example: Example) -> Iterator[tuple[str, Record]]:
+    yield "", {"messages": list(example.messages)}
+
+
+def openai_dpo(example: Example) -> Iterator[tuple[str, Record]]:
+    if example.rejected is None:
+        return
+    yield (
+        "",
+        {
+            "input": {"messages": _plain(example.messages[:-1])},
+            "preferred_output": _plain(example.messages[-1:]),
+            "non_preferred_output": _rejected(example),
+        },
+    )
+
+
+def trl(example: Example) -> Iterator[tuple[str, Record]]:
+    prompt, completion = _plain(example.messages[:-1]), _plain(example.messages[-1:])
+    yield "prompt_completion", {"prompt": prompt, "completion": completion}
+    yield "messages", {"messages": _plain(example.messages)}
+    if example.rejected is not None:
+        yield "preference", {"prompt": prompt, "chosen": completion, "rejected": _rejected(example)}
+
+
+def sharegpt(example: Example) -> Iterator[tuple[str, Record]]:
+    yield (
+        "",
+        {
+            "conversations": [
+                {"from": SHAREGPT_ROLES[m["role"]], "value": m["content"]} for m in example.messages
+            ]
+        },
+    )
+
+
+def alpaca(example: Example) -> Iterator[tuple[str, Record]]:
+    *before, last_user, answer = _plain(example.messages)
+    system = [m["content"] for m in before if m["role"] == "system"]
+    context = "\n\n".join(f"{m['role']}: {m['content']}" for m in before if m["role"] != "system")
+    record: Record = {
+        "instruction": last_user["content"],
+        "input": context,
+        "output": answer["content"],
+    }
+    if system:
+        record["system"] = system[0]
+    yield "", record
+
+
+def hf(example: Example) -> Iterator[tuple[str, Record]]:
+    yield (
+        "",
+        {
+            "key": example.key,
+            "kind": example.kind,
+            "model": example.model,
+            "messages": _plain(example.messages),
+            "rejected": example.rejected,
+        },
+    )
+
+
+WRITERS: dict[str, Callable[[Example], Iterator[tuple[str, Record]]]] = {
+    "openai-chat": openai_chat,
+    "openai-dpo": openai_dpo,
+    "trl": trl,
+    "sharegpt": sharegpt,
+    "alpaca": alpaca,
+    "hf": hf,
+}

@@ -1,0 +1,137 @@
+"""Traces in Langfuse's ingestion format: one trace per run, dialogue or recipe; a span per flow
+run that worked on it; a generation per model call (model, parameters, usage, cost, prompt name
+and version, session). The file can be posted to `/api/public/ingestion` in batches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from sandloop.keys import hash_value
+
+
+def _iso(moment: Any) -> str | None:
+    if moment is None or (isinstance(moment, float) and moment != moment) or moment is pd.NaT:
+        return None
+    stamp = pd.Timestamp(moment)
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize("UTC")
+    return str(stamp.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+
+
+def _event(kind: str, body: dict[str, Any], timestamp: str | None) -> dict[str, Any]:
+    return {
+        "id": hash_value({"type": kind, "body": body["id"]}),
+        "timestamp": timestamp,
+        "type": kind,
+        "body": {k: v for k, v in body.items() if v is not None},
+    }
+
+
+def _parameters(params_json: str | None) -> dict[str, Any]:
+    """Langfuse takes flat string/number/boolean parameters: nest deeper as JSON text."""
+    params = orjson.loads(params_json or "{}")
+    return {
+        k: v if isinstance(v, str | int | float | bool) else orjson.dumps(v).decode()
+        for k, v in params.items()
+        if v is not None
+    }
+
+
+def run_events(run: dict[str, Any], calls: pd.DataFrame) -> Iterator[dict[str, Any]]:
+    thread = str(run["thread"])
+    calls = calls.sort_values(["step", "started_at"])
+    ok = calls[calls["status"] == "ok"]
+    last_output = str(ok["output"].iloc[-1]) if not ok.empty else None
+    session = run.get("session")
+    yield _event(
+        "trace-create",
+        {
+            "id": thread,
+            "timestamp": _iso(run["created_at"]),
+            "name": f"{run['kind']}:{run['name']}",
+            "sessionId": session if isinstance(session, str) else None,
+            "input": run.get("genesis"),
+            "output": last_output,
+            "metadata": {
+                "realm": run["realm"],
+                "kind": run["kind"],
+                "status": run["status"],
+                "stop_reason": run.get("stop_reason"),
+                "seed": None if pd.isna(run.get("seed")) else int(run["seed"]),
+                "steps": int(run["steps"]),
+            },
+            "tags": [str(run["kind"]), f"realm:{str(run['realm'])[:8]}"],
+        },
+        _iso(run["created_at"]),
+    )
+    spans: dict[str, str] = {}
+    for flow_run, chunk in calls.groupby(calls["flow_run_id"].fillna("local"), sort=False):
+        span_id = hash_value({"trace": thread, "flow_run": flow_run})
+        spans[str(flow_run)] = span_id
+        yield _event(
+            "span-create",
+            {
+                "id": span_id,
+                "traceId": thread,
+                "name": f"{run['kind']} flow run {str(flow_run)[:8]}",
+                "startTime": _iso(chunk["started_at"].min()),
+                "endTime": _iso(chunk["finished_at"].max()),
+                "metadata": {"flow_run_id": None if flow_run == "local" else flow_run},
+            },
+            _iso(chunk["started_at"].min()),
+        )
+    for call in calls.to_dict("records"):
+        meta = orjson.loads(call["metadata"] or "{}")
+        usage = meta.get("usage") or {}
+        failed = call["status"] != "ok"
+        yield _event(
+            "generation-create",
+            {
+                "id": str(call["key"]),
+                "traceId": thread,
+                "parentObservationId": spans[str(call["flow_run_id"] or "local")],
+                "name": f"{call['step']} · {call['facet']}",
+                "startTime": _iso(call["started_at"]),
+                "endTime": _iso(call["finished_at"]),
+                "model": call["model"],
+                "modelParameters": _parameters(call["params"]),
+                "input": call["input"],
+                "output": call["output"],
+                "usageDetails": {
+                    k: int(v)
+                    for k, v in (
+                        ("input", usage.get("input_tokens")),
+                        ("output", usage.get("output_tokens")),
+                    )
+                    if v is not None
+                }
+                or None,
+                "costDetails": {"total": meta["cost_usd"]} if "cost_usd" in meta else None,
+                "promptName": meta.get("promptName"),
+                "promptVersion": _version(meta.get("promptVersion")),
+                "level": "ERROR" if failed else "DEFAULT",
+                "statusMessage": call["error"] if failed else None,
+                "metadata": {
+                    k: meta[k]
+                    for k in ("role", "round", "actor", "temperature", "route")
+                    if k in meta
+                }
+                | {
+                    "step": int(call["step"]),
+                    "seed": None if pd.isna(call["seed"]) else int(call["seed"]),
+                },
+            },
+            _iso(call["started_at"]),
+        )
+
+
+def _version(value: Any) -> int | None:
+    """Langfuse prompt versions are integers; ours are strings such as "2" (or "1.3")."""
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,50 @@
+"""Redaction of secrets and personal data from every exported text.
+
+The store keeps exactly what models said; an export is for sharing, so key-shaped strings and
+email addresses are replaced (with the kind, so a reader knows something was there) and counted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+DEFAULT_PATTERNS: dict[str, str] = {
+    "openai_key": r"\bsk-(?:proj-)?[A-Za-z0-9_\-]{20,}",
+    "replicate_key": r"\br8_[A-Za-z0-9]{20,}",
+    "hf_token": r"\bhf_[A-Za-z0-9]{20,}",
+    "aws_key": r"\bAKIA[0-9A-Z]{16}\b",
+    "github_token": r"\bgh[pousr]_[A-Za-z0-9]{30,}",
+    "bearer": r"(?i)\bbearer\s+[A-Za-z0-9._\-]{20,}",
+    "email": r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b",
+}
+
+
+@dataclass
+class Redactor:
+    patterns: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_PATTERNS))
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self._compiled = [(kind, re.compile(p)) for kind, p in self.patterns.items()]
+
+    @classmethod
+    def with_extra(cls, extra: list[str]) -> Redactor:
+        patterns = dict(DEFAULT_PATTERNS)
+        for i, pattern in enumerate(extra):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"--redact {pattern!r} is not a regular expression: {exc}"
+                ) from None
+            patterns[f"custom_{i + 1}"] = pattern
+        return cls(patterns)
+
+    def __call__(self, text: str) -> str:
+        for kind, pattern in self._compiled:
+            text, n = pattern.subn(f"[REDACTED:{kind}]", text)
+            if n:
+                self.counts[kind] += n
+        return text

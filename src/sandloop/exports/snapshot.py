@@ -1,0 +1,161 @@
+"""Snapshots: a named selection of runs, pinned to the table versions it was taken at.
+
+Each pinned version is tagged in LanceDB (`sandloop-snapshot-<name>`), so compaction keeps it
+readable and an export of the snapshot reads exactly the rows it selected, however the store
+has changed since.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from sandloop.storage.store import AkashicStore, StoreError, sql_str
+
+PINNED_TABLES = ("runs", "invocations", "messages", "embeddings")
+Kind = Literal["network", "dialogue", "recipe"]
+
+
+class SnapshotError(StoreError):
+    """A snapshot that does not exist, already exists, selects nothing, or lost its versions."""
+
+
+class Selection(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    realm: str | None = Field(None, description="realm prefix")
+    thread: str | None = Field(None, description="thread prefix")
+    session: str | None = Field(None, description="session id prefix")
+    kind: list[Kind] = Field(default_factory=list, description="network, dialogue, recipe")
+    phase: list[str] = Field(default_factory=list)
+    since: datetime | None = None
+    until: datetime | None = None
+    status: list[str] = Field(default_factory=lambda: ["completed"])
+
+    def apply(self, runs: pd.DataFrame) -> pd.DataFrame:
+        keep = pd.Series(True, index=runs.index)
+        for column in ("realm", "thread", "session"):
+            prefix = getattr(self, column)
+            if prefix:
+                keep &= runs[column].fillna("").astype(str).str.startswith(prefix)
+        if self.kind:
+            keep &= runs["kind"].isin(self.kind)
+        if self.phase:
+            keep &= runs["phase"].isin(self.phase)
+        if self.status:
+            keep &= runs["status"].isin(self.status)
+        created = pd.to_datetime(runs["created_at"], utc=True)
+        if self.since is not None:
+            keep &= created >= _utc(self.since)
+        if self.until is not None:
+            keep &= created < _utc(self.until)
+        return runs[keep].sort_values("thread").reset_index(drop=True)
+
+
+def _utc(moment: datetime) -> pd.Timestamp:
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")
+
+
+def tag_for(name: str) -> str:
+    return f"sandloop-snapshot-{name}"
+
+
+def create(store: AkashicStore, name: str, selection: Selection) -> dict[str, Any]:
+    if get(store, name, missing_ok=True) is not None:
+        raise SnapshotError(f"a snapshot named {name!r} exists; pick another name")
+    store.recover()  # crashed runs' logs first: a snapshot sees everything that was recorded
+    runs = selection.apply(store.select("runs"))
+    if runs.empty:
+        raise SnapshotError(f"the selection {_describe(selection)} matches no runs")
+    versions: dict[str, int] = {}
+    for table_name in PINNED_TABLES:
+        table = store.table(table_name)
+        versions[table_name] = int(table.version)
+        table.tags.create(tag_for(name), table.version)
+    row = {
+        "name": name,
+        "created_at": datetime.now(UTC),
+        "selection": selection.model_dump_json(),
+        "versions": orjson.dumps(versions, option=orjson.OPT_SORT_KEYS).decode(),
+        "threads": len(runs),
+    }
+    store.upsert("snapshots", [row])
+    return row
+
+
+def get(store: AkashicStore, name: str, missing_ok: bool = False) -> dict[str, Any] | None:
+    rows = store.select("snapshots", f"name = {sql_str(name)}")
+    if rows.empty:
+        if missing_ok:
+            return None
+        known = ", ".join(sorted(store.select("snapshots")["name"])) or "none yet"
+        raise SnapshotError(f"no snapshot {name!r} (snapshots: {known})")
+    row: dict[str, Any] = rows.iloc[0].to_dict()
+    return row
+
+
+def listing(store: AkashicStore) -> pd.DataFrame:
+    return store.select("snapshots").sort_values("created_at", ascending=False)
+
+
+def delete(store: AkashicStore, name: str) -> None:
+    """Forget a snapshot and untag its versions, so compaction may clean them."""
+    get(store, name)
+    for table_name in PINNED_TABLES:
+        table = store.table(table_name)
+        if tag_for(name) in table.tags.list():
+            table.tags.delete(tag_for(name))
+    store.table("snapshots").delete(f"name = {sql_str(name)}")
+
+
+class Pinned:
+    """The store's tables as they were when the snapshot was taken."""
+
+    def __init__(self, store: AkashicStore, snapshot: dict[str, Any]) -> None:
+        self.store, self.snapshot = store, snapshot
+        self.name = str(snapshot["name"])
+        self.selection = Selection.model_validate_json(snapshot["selection"])
+        self.versions: dict[str, int] = orjson.loads(snapshot["versions"])
+        self._tables: dict[str, Any] = {}
+
+    def table(self, name: str) -> Any:
+        if name not in self._tables:
+            table = self.store._db.open_table(name)
+            try:
+                table.checkout(tag_for(self.name))
+            except Exception:
+                try:
+                    table.checkout(self.versions[name])
+                except Exception:
+                    raise SnapshotError(
+                        f"snapshot {self.name!r}: version {self.versions[name]} of {name} is gone "
+                        "(its tag was removed and the store compacted); take a new snapshot"
+                    ) from None
+            self._tables[name] = table
+        return self._tables[name]
+
+    def read(
+        self, name: str, where: str | None = None, columns: list[str] | None = None
+    ) -> pd.DataFrame:
+        query = self.table(name).search()
+        if where:
+            query = query.where(where)
+        if columns:
+            query = query.select(columns)
+        frame: pd.DataFrame = query.limit(None).to_pandas()
+        return frame
+
+    def count(self, name: str, where: str | None = None) -> int:
+        return int(self.table(name).count_rows(where))
+
+    def runs(self) -> pd.DataFrame:
+        return self.selection.apply(self.read("runs"))
+
+
+def _describe(selection: Selection) -> str:
+    given = selection.model_dump(exclude_defaults=True)
+    return orjson.dumps(given, default=str).decode() if given else "(everything completed)"

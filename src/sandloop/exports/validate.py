@@ -1,0 +1,223 @@
+"""Format checks run before anything is written (and by `sandloop export validate`).
+
+For openai-chat these are the checks of OpenAI's fine-tuning data-preparation cookbook, extended
+to `tool_calls` and the `tool` role: every example has messages, known keys and roles, content
+where content is required, an assistant message, and fits the token limit. The others check the
+shape their tools load.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from sandloop.exports import tokens
+
+MESSAGE_KEYS = {"role", "content", "name", "function_call", "tool_calls", "tool_call_id", "weight"}
+ROLES = {"system", "user", "assistant", "tool", "function"}
+DEFAULT_MAX_TOKENS = 65_536
+
+
+@dataclass
+class Report:
+    """Problems by kind with the first few lines they occur on, and the dataset's shape."""
+
+    examples: int = 0
+    problems: Counter[str] = field(default_factory=Counter)
+    where: dict[str, list[int]] = field(default_factory=dict)
+    token_counts: list[int] = field(default_factory=list)
+    message_counts: list[int] = field(default_factory=list)
+
+    def add(self, problem: str, line: int) -> None:
+        self.problems[problem] += 1
+        self.where.setdefault(problem, [])
+        if len(self.where[problem]) < 5:
+            self.where[problem].append(line)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"{self.examples} examples, no problems"
+        parts = [
+            f"{p}: {n} (lines {', '.join(map(str, self.where[p]))})"
+            for p, n in self.problems.items()
+        ]
+        return f"{self.examples} examples; " + "; ".join(parts)
+
+
+def _check_message(message: Any, report: Report, line: int) -> None:
+    if not isinstance(message, dict):
+        report.add("message_not_an_object", line)
+        return
+    if set(message) - MESSAGE_KEYS:
+        report.add("message_unrecognized_key", line)
+    role = message.get("role")
+    if role not in ROLES:
+        report.add("unrecognized_role", line)
+    content = message.get("content")
+    has_calls = bool(message.get("tool_calls") or message.get("function_call"))
+    if content is None and not has_calls:
+        report.add("missing_content", line)
+    elif (
+        content is not None
+        and (not isinstance(content, str) or not content.strip())
+        and not (has_calls and content == "")
+    ):
+        report.add("empty_or_non_text_content", line)
+    if role == "tool" and not message.get("tool_call_id"):
+        report.add("tool_message_without_tool_call_id", line)
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") if isinstance(call, dict) else None
+        if (
+            not isinstance(call, dict)
+            or call.get("type") != "function"
+            or not call.get("id")
+            or (
+                not isinstance(function, dict)
+                or not function.get("name")
+                or not isinstance(function.get("arguments"), str)
+            )
+        ):
+            report.add("malformed_tool_call", line)
+    if "weight" in message and (role != "assistant" or message["weight"] not in (0, 1)):
+        report.add("bad_weight", line)
+
+
+def check_openai_chat(
+    record: Any, report: Report, line: int, max_tokens: int, token_count: int | None = None
+) -> None:
+    messages = record.get("messages") if isinstance(record, dict) else None
+    if not isinstance(messages, list) or not messages:
+        report.add("missing_messages_list", line)
+        return
+    for message in messages:
+        _check_message(message, report, line)
+    if not any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages):
+        report.add("example_missing_assistant_message", line)
+    report.message_counts.append(len(messages))
+    if token_count is None:
+        # A BPE token is at least one byte: an example with fewer content bytes than the limit
+        # cannot be over it, and only the rare long one needs the tokenizer.
+        size = sum(
+            len(str(m.get("content") or "").encode()) + 4 for m in messages if isinstance(m, dict)
+        )
+        if size + 3 <= max_tokens:
+            return
+        token_count = tokens.count_messages([m for m in messages if isinstance(m, dict)])
+    report.token_counts.append(token_count)
+    if token_count > max_tokens:
+        report.add("over_token_limit", line)
+
+
+def _chat_list(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(
+            isinstance(m, dict)
+            and m.get("role") in ROLES
+            and isinstance(m.get("content"), str)
+            and m["content"].strip()
+            for m in value
+        )
+    )
+
+
+def check_shape(fmt: str, part: str, record: Any, report: Report, line: int) -> None:
+    if not isinstance(record, dict):
+        report.add("record_not_an_object", line)
+        return
+    if fmt == "openai-dpo":
+        inner = record.get("input")
+        if not isinstance(inner, dict) or not _chat_list(inner.get("messages")):
+            report.add("dpo_input_messages", line)
+        for side in ("preferred_output", "non_preferred_output"):
+            if not _chat_list(record.get(side)) or record[side][-1]["role"] != "assistant":
+                report.add(f"dpo_{side}", line)
+    elif fmt == "trl":
+        required = {
+            "prompt_completion": ("prompt", "completion"),
+            "messages": ("messages",),
+            "preference": ("prompt", "chosen", "rejected"),
+        }[part]
+        for column in required:
+            if not _chat_list(record.get(column)):
+                report.add(f"trl_{part}_{column}", line)
+    elif fmt == "sharegpt":
+        turns = record.get("conversations")
+        if (
+            not isinstance(turns, list)
+            or not turns
+            or any(
+                not isinstance(t, dict)
+                or t.get("from") not in {"system", "human", "gpt", "tool"}
+                or not str(t.get("value") or "").strip()
+                for t in turns
+            )
+        ):
+            report.add("sharegpt_conversations", line)
+        elif turns[-1]["from"] != "gpt":
+            report.add("sharegpt_last_turn_not_gpt", line)
+    elif fmt == "alpaca":
+        for column in ("instruction", "output"):
+            if not isinstance(record.get(column), str) or not record[column].strip():
+                report.add(f"alpaca_{column}", line)
+        if not isinstance(record.get("input"), str):
+            report.add("alpaca_input", line)
+    elif fmt == "hf" and not _chat_list(record.get("messages")):
+        report.add("hf_messages", line)
+
+
+def check(
+    fmt: str,
+    part: str,
+    record: Any,
+    report: Report,
+    line: int,
+    max_tokens: int,
+    token_count: int | None = None,
+) -> None:
+    report.examples += 1
+    if fmt == "openai-chat":
+        check_openai_chat(record, report, line, max_tokens, token_count)
+    else:
+        check_shape(fmt, part, record, report, line)
+
+
+def validate_file(path: Path, fmt: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> Report:
+    """Check a JSONL file (optionally .zst) or a parquet file of the hf format."""
+    report = Report()
+    part = path.name.split(".")[0] if fmt == "trl" else ""
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        for line, record in enumerate(pq.read_table(path).to_pylist(), start=1):
+            check(fmt, part, record, report, line, max_tokens)
+        return report
+    for line, raw in enumerate(_lines(path), start=1):
+        try:
+            record = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            report.examples += 1
+            report.add("not_json", line)
+            continue
+        check(fmt, part, record, report, line, max_tokens)
+    return report
+
+
+def _lines(path: Path) -> list[bytes]:
+    if path.suffix == ".zst":
+        import pyarrow as pa
+
+        with pa.CompressedInputStream(str(path), "zstd") as stream:
+            data = stream.read()
+    else:
+        data = path.read_bytes()
+    return [line for line in data.splitlines() if line.strip()]

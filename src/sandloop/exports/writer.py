@@ -1,0 +1,524 @@
+"""Writing a snapshot as datasets: select, map, redact, split, de-duplicate, check, write.
+
+Streaming: network steps (the bulk of any store) are read from the pinned `invocations` in key
+ranges, so memory holds one range at a time; dialogues and recipes are few and read whole.
+Deterministic: examples go out in key order and split by a hash of the key, so exporting the
+same snapshot twice writes the same bytes. Nothing is half-written: files go to a temporary
+folder next to the target and are moved into place only when every check passed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import statistics
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+import pandas as pd
+
+from sandloop import __version__
+from sandloop.dialogues.spec import DialogueSpec
+from sandloop.exports import tokens
+from sandloop.exports.examples import Example, dialogue_examples, network_examples, recipe_examples
+from sandloop.exports.formats import FORMATS, WRITERS
+from sandloop.exports.redact import Redactor
+from sandloop.exports.snapshot import Pinned, SnapshotError
+from sandloop.exports.validate import DEFAULT_MAX_TOKENS, Report, check
+from sandloop.storage.store import sql_str
+
+SPLITS = ("train", "validation")
+RANGE_ROWS = 200_000  # network rows read per key range, at most (roughly)
+TOKEN_SAMPLE = 20_000  # examples tokenised exactly for the manifest's statistics
+NETWORK_COLUMNS = [
+    "key",
+    "thread",
+    "step",
+    "facet",
+    "model",
+    "input",
+    "input_type",
+    "output",
+    "output_type",
+    "status",
+]
+
+
+class ExportError(SnapshotError):
+    """Bad export options, an empty selection, or a dataset that failed its checks."""
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    formats: tuple[str, ...]
+    out: Path
+    val_fraction: float = 0.1
+    dedupe: str = "exact"  # none | exact | near
+    near_threshold: float = 0.95
+    embedding_model: str | None = None  # for near dedupe; default: the most used one
+    compress: str | None = None  # None | zstd
+    overwrite: bool = False
+    allow_invalid: bool = False
+    redact: tuple[str, ...] = ()
+    max_tokens: int = DEFAULT_MAX_TOKENS
+
+    def check(self) -> None:
+        unknown = [f for f in self.formats if f not in FORMATS]
+        if unknown or not self.formats:
+            raise ExportError(
+                f"unknown format {', '.join(unknown) or '(none given)'}; "
+                f"formats: {', '.join(FORMATS)}"
+            )
+        if not 0 <= self.val_fraction < 1:
+            raise ExportError("--val-fraction must be at least 0 and below 1")
+        if self.dedupe not in ("none", "exact", "near"):
+            raise ExportError("--dedupe is none, exact or near")
+        if self.compress not in (None, "zstd"):
+            raise ExportError("--compress takes zstd")
+        if self.out.exists() and any(self.out.iterdir()) and not self.overwrite:
+            raise ExportError(f"{self.out} exists and is not empty; pass --overwrite to replace it")
+
+
+@dataclass
+class Stats:
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)  # (split, kind)
+    skipped: Counter[str] = field(default_factory=Counter)
+    dedupe: Counter[str] = field(default_factory=Counter)
+    token_sample: dict[str, array[int]] = field(
+        default_factory=lambda: {s: array("I") for s in SPLITS}
+    )
+
+
+def split_of(key: str, val_fraction: float) -> str:
+    bucket = int(hashlib.blake2b(key.encode(), digest_size=8).hexdigest(), 16) % 1_000_000
+    return "validation" if bucket < val_fraction * 1_000_000 else "train"
+
+
+def _in_token_sample(key: str, total: int) -> bool:
+    if total <= TOKEN_SAMPLE:
+        return True
+    return int(key[-6:], 16) % max(1, total // TOKEN_SAMPLE) == 0
+
+
+def _key_ranges(total: int) -> list[tuple[str, str]]:
+    """Half-open key ranges over the hex key space, about RANGE_ROWS rows each."""
+    width = 1
+    while total / 16**width > RANGE_ROWS and width < 4:
+        width += 1
+    if total <= RANGE_ROWS:
+        return [("", "~")]
+    prefixes = [format(i, f"0{width}x") for i in range(16**width)]
+    return [(p, prefixes[i + 1] if i + 1 < len(prefixes) else "~") for i, p in enumerate(prefixes)]
+
+
+class _Examples:
+    """Examples of the snapshot, in key order, one key range at a time."""
+
+    def __init__(self, pinned: Pinned, runs: pd.DataFrame, stats: Stats) -> None:
+        self.pinned, self.runs, self.stats = pinned, runs, stats
+        self.network_threads = set(runs.loc[runs["kind"] == "network", "thread"])
+        self.others = sorted(self._dialogues_and_recipes(), key=lambda e: e.key)
+
+    def _dialogues_and_recipes(self) -> Iterator[Example]:
+        dialogues = self.runs[self.runs["kind"] == "dialogue"]
+        if not dialogues.empty:
+            threads = ", ".join(sql_str(t) for t in dialogues["thread"])
+            turns = self.pinned.read("messages", f"thread IN ({threads})")
+            for run in dialogues.itertuples(index=False):
+                spec = DialogueSpec.model_validate_json(run.spec)
+                yield from dialogue_examples(spec, run.thread, turns[turns["thread"] == run.thread])
+        recipes = self.runs[self.runs["kind"] == "recipe"]
+        if not recipes.empty:
+            threads = ", ".join(sql_str(t) for t in recipes["thread"])
+            calls = self.pinned.read("invocations", f"thread IN ({threads})")
+            for run in recipes.to_dict("records"):
+                before = self.stats.skipped["recipe_not_accepted"]
+                found = list(recipe_examples(run, calls[calls["thread"] == run["thread"]]))
+                if not found:
+                    self.stats.skipped["recipe_not_accepted"] = before + 1
+                yield from found
+
+    def ranges(self) -> Iterator[list[Example]]:
+        total = self.pinned.count("invocations", "kind = 'network'") if self.network_threads else 0
+        others = iter(self.others)
+        pending = next(others, None)
+        for low, high in _key_ranges(total):
+            batch: list[Example] = []
+            if self.network_threads:
+                where = "kind = 'network'" + (
+                    f" AND key >= {sql_str(low)} AND key < {sql_str(high)}" if low else ""
+                )
+                rows = self.pinned.read("invocations", where, NETWORK_COLUMNS)
+                rows = rows[rows["thread"].isin(self.network_threads)]
+                usable = list(network_examples(rows))
+                self.stats.skipped["network_not_text_or_failed"] += len(rows) - len(usable)
+                batch.extend(usable)
+            while pending is not None and (high == "~" or pending.key < high):
+                batch.append(pending)
+                pending = next(others, None)
+            batch.sort(key=lambda e: e.key)
+            yield batch
+
+
+class _NearDuplicates:
+    """Near-duplicate removal over stored embeddings: validation examples are kept and indexed
+    first, then a train example near one of them (cosine ≥ threshold) is dropped, as is any
+    example near one already kept in its split."""
+
+    def __init__(self, pinned: Pinned, model: str | None, threshold: float) -> None:
+        import faiss
+
+        self.pinned, self.threshold = pinned, threshold
+        embeddings = pinned.read("embeddings", columns=["embedding_model"])
+        if embeddings.empty:
+            raise ExportError("--dedupe near needs embeddings; run `sandloop embed` first")
+        self.model = model or str(embeddings["embedding_model"].value_counts().idxmax())
+        self.faiss = faiss
+        self.index: dict[str, Any] = {}
+
+    def vectors(self, keys: list[str]) -> dict[str, Any]:
+        import numpy as np
+
+        if not keys:
+            return {}
+        quoted = ", ".join(sql_str(k) for k in keys)
+        rows = self.pinned.read(
+            "embeddings",
+            f"embedding_model = {sql_str(self.model)} AND key IN ({quoted})",
+            ["key", "vector"],
+        )
+        return {
+            str(k): np.asarray(v, dtype="float32")
+            for k, v in zip(rows["key"], rows["vector"], strict=True)
+        }
+
+    def near(self, split: str, vector: Any) -> bool:
+        index = self.index.get(split)
+        if index is None or index.ntotal == 0:
+            return False
+        scores, _ = index.search(vector.reshape(1, -1), 1)
+        return bool(scores[0][0] >= self.threshold)
+
+    def keep(self, split: str, vector: Any) -> None:
+        if split not in self.index:
+            self.index[split] = self.faiss.IndexFlatIP(vector.shape[0])
+        self.index[split].add(vector.reshape(1, -1))
+
+
+class _Sink:
+    """One output file per (format, part, split): JSONL (optionally zstd) or parquet."""
+
+    def __init__(self, root: Path, compress: str | None) -> None:
+        self.root, self.compress = root, compress
+        self.files: dict[tuple[str, str, str], Any] = {}
+        self.parquet_rows: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+        self.parquet_writers: dict[str, Any] = {}
+
+    def path(self, fmt: str, part: str, split: str) -> Path:
+        name = f"{part}.{split}" if part else split
+        return self.root / fmt / f"{name}.jsonl{'.zst' if self.compress else ''}"
+
+    def write(self, fmt: str, part: str, split: str, record: dict[str, Any]) -> None:
+        if fmt == "hf":
+            self.parquet_rows[split].append(record)
+            if len(self.parquet_rows[split]) >= 10_000:
+                self._flush_parquet(split)
+            return
+        handle = self.files.get((fmt, part, split))
+        if handle is None:
+            path = self.path(fmt, part, split)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = self._open(path)
+            self.files[(fmt, part, split)] = handle
+        handle.write(orjson.dumps(record) + b"\n")
+
+    def _open(self, path: Path) -> IO[bytes]:
+        if self.compress:
+            import pyarrow as pa
+
+            stream: IO[bytes] = pa.CompressedOutputStream(str(path), "zstd")
+            return stream
+        return path.open("wb", buffering=1 << 20)
+
+    def _flush_parquet(self, split: str) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows = self.parquet_rows[split]
+        if not rows:
+            return
+        table = pa.Table.from_pylist(rows, schema=_HF_SCHEMA)
+        writer = self.parquet_writers.get(split)
+        if writer is None:
+            path = self.root / "hf" / "data" / f"{split}-00000-of-00001.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            writer = pq.ParquetWriter(str(path), _HF_SCHEMA, compression="zstd")
+            self.parquet_writers[split] = writer
+        writer.write_table(table)
+        self.parquet_rows[split] = []
+
+    def close(self) -> None:
+        for handle in self.files.values():
+            handle.close()
+        for split in SPLITS:
+            self._flush_parquet(split)
+        for writer in self.parquet_writers.values():
+            writer.close()
+
+
+def _hf_schema() -> Any:
+    import pyarrow as pa
+
+    message = pa.struct([("role", pa.string()), ("content", pa.string())])
+    return pa.schema(
+        [
+            ("key", pa.string()),
+            ("kind", pa.string()),
+            ("model", pa.string()),
+            ("messages", pa.list_(message)),
+            ("rejected", pa.string()),
+        ]
+    )
+
+
+_HF_SCHEMA = _hf_schema()
+
+
+def _redacted(example: Example, redact: Redactor) -> Example:
+    messages = tuple({**m, "content": redact(str(m["content"]))} for m in example.messages)
+    rejected = redact(example.rejected) if example.rejected is not None else None
+    return replace(example, messages=messages, rejected=rejected)
+
+
+def export(
+    pinned: Pinned,
+    options: ExportOptions,
+    progress: Callable[[int], None] = lambda _n: None,
+) -> dict[str, Any]:
+    """Write the snapshot's datasets into ``options.out``; returns the manifest."""
+    options.check()
+    runs = pinned.runs()
+    if runs.empty:
+        raise ExportError(f"snapshot {pinned.name!r} selects no runs")
+    stats = Stats()
+    redact = Redactor.with_extra(list(options.redact))
+    near = (
+        _NearDuplicates(pinned, options.embedding_model, options.near_threshold)
+        if options.dedupe == "near"
+        else None
+    )
+    seen: set[bytes] = set()
+    reports: dict[tuple[str, str, str], Report] = {}
+    staging = options.out.parent / f".{options.out.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    sink = _Sink(staging, options.compress)
+    source = _Examples(pinned, runs, stats)
+    written = 0
+    try:
+        batches = list(source.ranges()) if near is not None else source.ranges()
+        if near is not None:
+            batches = _validation_first(batches, options.val_fraction, near)  # type: ignore[arg-type]
+        total_hint = pinned.count("invocations") + len(source.others)
+        for batch in batches:
+            vectors = near.vectors([e.vector_key for e in batch if e.vector_key]) if near else {}
+            for example in batch:
+                split = split_of(example.key, options.val_fraction)
+                example = _redacted(example, redact)
+                if options.dedupe in ("exact", "near"):
+                    digest = bytes.fromhex(example.content_hash())
+                    if digest in seen:
+                        stats.dedupe["exact"] += 1
+                        continue
+                    seen.add(digest)
+                if near is not None and split == "train" and example.vector_key in vectors:
+                    vector = vectors[example.vector_key]
+                    if near.near("validation", vector):
+                        stats.dedupe["near_validation"] += 1
+                        continue
+                    if near.near("train", vector):
+                        stats.dedupe["near_train"] += 1
+                        continue
+                    near.keep("train", vector)
+                stats.counts[(split, example.kind)] += 1
+                token_count = None
+                if _in_token_sample(example.key, total_hint):
+                    token_count = tokens.count_messages(list(example.messages))
+                    stats.token_sample[split].append(token_count)
+                for fmt in options.formats:
+                    for part, record in WRITERS[fmt](example):
+                        report = reports.setdefault((fmt, part, split), Report())
+                        check(
+                            fmt,
+                            part,
+                            record,
+                            report,
+                            report.examples + 1,
+                            options.max_tokens,
+                            token_count,
+                        )
+                        sink.write(fmt, part, split, record)
+                written += 1
+                if written % 10_000 == 0:
+                    progress(written)
+        sink.close()
+        if written == 0:
+            raise ExportError(
+                f"snapshot {pinned.name!r} has no usable examples "
+                f"(skipped: {dict(stats.skipped) or 'none'})"
+            )
+        invalid = {k: r for k, r in reports.items() if not r.ok}
+        if invalid and not options.allow_invalid:
+            details = "; ".join(f"{f}/{p or s}: {r.summary()}" for (f, p, s), r in invalid.items())
+            raise ExportError(f"the dataset failed its checks, nothing was written: {details}")
+        manifest = _manifest(pinned, options, stats, reports, redact, staging, near)
+        (staging / "manifest.json").write_bytes(
+            orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+        )
+        (staging / "README.md").write_text(_card(manifest), encoding="utf-8")
+        if options.out.exists():
+            shutil.rmtree(options.out)
+        staging.rename(options.out)
+    except BaseException:
+        sink.close()
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    progress(written)
+    return manifest
+
+
+def _validation_first(
+    batches: list[list[Example]], val_fraction: float, near: _NearDuplicates
+) -> list[list[Example]]:
+    """Index every validation example's vector before any train example is judged."""
+    for batch in batches:
+        val = [e for e in batch if split_of(e.key, val_fraction) == "validation" and e.vector_key]
+        vectors = near.vectors([e.vector_key for e in val if e.vector_key])
+        for example in val:
+            vector = vectors.get(example.vector_key or "")
+            if vector is not None:
+                near.keep("validation", vector)
+    return batches
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _token_stats(sample: array[int], examples: int) -> dict[str, Any]:
+    if not sample:
+        return {"examples": examples, "sampled": 0}
+    ordered = sorted(sample)
+    mean = statistics.fmean(ordered)
+    return {
+        "examples": examples,
+        "sampled": len(ordered),
+        "mean": round(mean, 2),
+        "p50": ordered[len(ordered) // 2],
+        "p95": ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))],
+        "max": ordered[-1],
+        "estimated_total": round(mean * examples),
+    }
+
+
+def _manifest(
+    pinned: Pinned,
+    options: ExportOptions,
+    stats: Stats,
+    reports: dict[tuple[str, str, str], Report],
+    redact: Redactor,
+    root: Path,
+    near: _NearDuplicates | None,
+) -> dict[str, Any]:
+    files = {
+        str(path.relative_to(root)): {"sha256": _sha256(path), "bytes": path.stat().st_size}
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+    per_split: dict[str, dict[str, Any]] = {
+        split: {
+            "examples": sum(n for (s, _), n in stats.counts.items() if s == split),
+            "by_kind": {k: n for (s, k), n in sorted(stats.counts.items()) if s == split},
+        }
+        for split in SPLITS
+    }
+    records = {
+        f"{fmt}{'/' + part if part else ''}/{split}": report.examples
+        for (fmt, part, split), report in sorted(reports.items())
+    }
+    return {
+        "sandloop_version": __version__,
+        "snapshot": {
+            "name": pinned.name,
+            "created_at": str(pinned.snapshot["created_at"]),
+            "selection": orjson.loads(pinned.selection.model_dump_json()),
+            "table_versions": pinned.versions,
+        },
+        "options": {
+            "formats": list(options.formats),
+            "val_fraction": options.val_fraction,
+            "dedupe": options.dedupe,
+            "near_threshold": options.near_threshold if near else None,
+            "embedding_model": near.model if near else None,
+            "compress": options.compress,
+            "max_tokens": options.max_tokens,
+            "split": "blake2b-64 of the example key, mod 1e6, below val_fraction·1e6 is validation",
+        },
+        "counts": per_split,
+        "records": records,
+        "skipped": dict(sorted(stats.skipped.items())),
+        "dedupe": dict(sorted(stats.dedupe.items())),
+        "redactions": dict(sorted(redact.counts.items())),
+        "tokens": {
+            "tokenizer": "cl100k_base",
+            **{
+                split: _token_stats(stats.token_sample[split], per_split[split]["examples"])
+                for split in SPLITS
+            },
+        },
+        "validation": {
+            f"{fmt}{'/' + part if part else ''}/{split}": report.summary()
+            for (fmt, part, split), report in sorted(reports.items())
+        },
+        "files": files,
+    }
+
+
+def _card(manifest: dict[str, Any]) -> str:
+    snapshot = manifest["snapshot"]
+    counts = manifest["counts"]
+    lines = [
+        f"# {snapshot['name']}",
+        "",
+        "A fine-tuning dataset exported by sandloop from a pinned snapshot of its record "
+        "(network runs, dialogues and recipes).",
+        "",
+        f"- selection: `{orjson.dumps(snapshot['selection']).decode()}`",
+        f"- table versions: `{orjson.dumps(snapshot['table_versions']).decode()}`",
+        f"- formats: {', '.join(manifest['options']['formats'])}",
+        f"- train: {counts['train']['examples']} examples {counts['train']['by_kind']}",
+        f"- validation: {counts['validation']['examples']} examples "
+        f"{counts['validation']['by_kind']}",
+        f"- de-duplicated: {manifest['dedupe'] or 'nothing'}; "
+        f"redacted: {manifest['redactions'] or 'nothing'}",
+        f"- tokens (cl100k_base): {manifest['tokens']['train']}",
+        "",
+        "Network steps are (input → output) pairs with the model named; a dialogue is each "
+        "actor's side of the conversation; a recipe is its rendered prompt and accepted output "
+        "(with a rejected round as the non-preferred side where there was one).",
+        "",
+        "`manifest.json` lists every file with its sha256; exporting the same snapshot again "
+        "gives the same bytes.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,345 @@
+"""Snapshots and exports end to end on a store with every kind of record."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sandloop import api
+from sandloop.dialogues.spec import DialogueSpec
+from sandloop.exports import snapshot as snapshots
+from sandloop.exports import writer
+from sandloop.exports.langfuse import run_events
+from sandloop.exports.writer import ExportError, ExportOptions, export
+from sandloop.specs import RunSpec
+from sandloop.storage.store import sql_str
+
+pytestmark = pytest.mark.usefixtures("prefect_api_url")
+ALL = ("openai-chat", "openai-dpo", "trl", "sharegpt", "alpaca", "hf")
+EMAIL = "ada@example.org"
+
+
+def network(name: str, genesis: str, steps: int = 6) -> RunSpec:
+    return RunSpec.model_validate(
+        {
+            "network": {"name": name, "models": ["dummy:text"]},
+            "genesis": genesis,
+            "seed": 1,
+            "stop": {"max_steps": steps, "stop_on_repeat": False},
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def store_home(tmp_path_factory: pytest.TempPathFactory, prefect_api_url: str) -> Path:
+    home = tmp_path_factory.mktemp("export-home")
+    folder = tmp_path_factory.mktemp("recipes")
+    api.run_network(network("words", f"write to {EMAIL} about kites"), home)
+    api.run_dialogue(
+        DialogueSpec.model_validate(
+            {
+                "name": "chat",
+                "question": "Why loops?",
+                "actors": [
+                    {
+                        "name": "A",
+                        "model": "dummy:text",
+                        "params": {"script": ["Because.", "Again?"]},
+                    },
+                    {
+                        "name": "B",
+                        "model": "dummy:text",
+                        "params": {"script": ["Why not.", "Yes."]},
+                    },
+                ],
+                "stop": {"max_turns": 4},
+            }
+        ),
+        seed=1,
+        home=home,
+    )
+    refined = folder / "refined.yaml"
+    refined.write_text(
+        yaml.safe_dump(
+            {
+                "name": "refined",
+                "version": "1",
+                "template": "Answer {{ input }}",
+                "model": "dummy:text",
+                "params": {"script": ["bad answer", "score: 2", '{"answer": 42}']},
+                "output": {"type": "object", "required": ["answer"]},
+                "refine": {"max_rounds": 1},
+            }
+        )
+    )
+    api.run_recipe(str(refined), "the question", seed=1, home=home)
+    return home
+
+
+@pytest.fixture(scope="module")
+def snapshot_all(store_home: Path) -> dict[str, Any]:
+    return api.create_snapshot("all", store_home)
+
+
+def pinned(home: Path, name: str = "all") -> snapshots.Pinned:
+    store = api.open_store(home)
+    row = snapshots.get(store, name)
+    assert row is not None
+    return snapshots.Pinned(store, row)
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def every_record(out: Path, fmt: str) -> list[dict[str, Any]]:
+    return [r for f in sorted((out / fmt).glob("*.jsonl")) for r in lines(f)]
+
+
+def test_every_format_maps_every_kind(store_home: Path, snapshot_all: dict, tmp_path: Path) -> None:
+    manifest = export(pinned(store_home), ExportOptions(ALL, tmp_path / "out", val_fraction=0.2))
+    out = tmp_path / "out"
+    total = sum(manifest["counts"][s]["examples"] for s in ("train", "validation"))
+    kinds = {k: 0 for k in ("network", "dialogue", "recipe")}
+    for split in manifest["counts"].values():
+        for kind, n in split["by_kind"].items():
+            kinds[kind] += n
+    assert kinds == {"network": 6, "dialogue": 2, "recipe": 1} and total == 9
+    chats = every_record(out, "openai-chat")
+    dialogue = next(r for r in chats if r["messages"][0]["content"] == "Why loops?")
+    assert dialogue["messages"][-1] == {"role": "assistant", "content": "Again?", "weight": 1}
+    assert [m["role"] for m in dialogue["messages"]] == ["user", "assistant", "user", "assistant"]
+    recipe = next(r for r in chats if r["messages"][0]["content"] == "Answer the question")
+    assert recipe["messages"][1]["content"] == '{"answer": 42}'
+    dpo = every_record(out, "openai-dpo")
+    assert dpo == [
+        {
+            "input": {"messages": [{"role": "user", "content": "Answer the question"}]},
+            "preferred_output": [{"role": "assistant", "content": '{"answer": 42}'}],
+            "non_preferred_output": [{"role": "assistant", "content": "bad answer"}],
+        }
+    ]
+    preference = [r for f in (out / "trl").glob("preference.*") for r in lines(f)]
+    assert preference[0]["chosen"] == dpo[0]["preferred_output"]
+    assert {r["conversations"][-1]["from"] for r in every_record(out, "sharegpt")} == {"gpt"}
+    assert all(r["instruction"] and r["output"] for r in every_record(out, "alpaca"))
+    import datasets
+
+    loaded = datasets.load_dataset(str(out / "hf"))  # a split with no examples has no file
+    assert sum(split.num_rows for split in loaded.values()) == 9
+    assert set(loaded["train"]["kind"]) <= {"network", "dialogue", "recipe"}
+    assert (out / "README.md").read_text().startswith("# all")
+
+
+def test_exports_are_byte_identical_however_they_are_chunked(
+    store_home: Path, snapshot_all: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = export(pinned(store_home), ExportOptions(ALL, tmp_path / "a", val_fraction=0.5))
+    monkeypatch.setattr(writer, "RANGE_ROWS", 1)  # 16 key ranges instead of one
+    second = export(pinned(store_home), ExportOptions(ALL, tmp_path / "b", val_fraction=0.5))
+    assert first["files"] == second["files"] and len(first["files"]) >= 14
+    for name, described in first["files"].items():
+        data = (tmp_path / "b" / name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == described["sha256"]
+    assert (tmp_path / "a" / "manifest.json").read_bytes() == (
+        tmp_path / "b" / "manifest.json"
+    ).read_bytes()
+
+
+def test_a_snapshot_reads_what_was_there_when_it_was_taken(
+    store_home: Path, snapshot_all: dict, tmp_path: Path
+) -> None:
+    before = export(pinned(store_home), ExportOptions(("openai-chat",), tmp_path / "before"))
+    api.run_network(network("later", "written after the snapshot", 3), store_home)
+    after = export(pinned(store_home), ExportOptions(("openai-chat",), tmp_path / "after"))
+    assert before["files"] == after["files"]
+    assert api.open_store(store_home).count("runs") > snapshot_all["threads"]
+
+
+def test_secrets_and_emails_are_redacted_everywhere(
+    store_home: Path, snapshot_all: dict, tmp_path: Path
+) -> None:
+    manifest = export(
+        pinned(store_home), ExportOptions(ALL, tmp_path / "out", redact=(r"about kites",))
+    )
+    written = b"".join(p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert EMAIL.encode() not in written and b"about kites" not in written
+    assert manifest["redactions"] == {"custom_1": 1, "email": 1}
+
+
+def test_token_statistics_and_validation_are_in_the_manifest(
+    store_home: Path, snapshot_all: dict, tmp_path: Path
+) -> None:
+    manifest = export(pinned(store_home), ExportOptions(("openai-chat",), tmp_path / "out"))
+    stats = manifest["tokens"]["train"]
+    assert manifest["tokens"]["tokenizer"] == "cl100k_base"
+    assert stats["sampled"] == stats["examples"] and 0 < stats["p50"] <= stats["max"]
+    assert all(s.endswith("no problems") for s in manifest["validation"].values())
+
+
+def test_an_invalid_dataset_is_refused_and_nothing_is_left(
+    store_home: Path, snapshot_all: dict, tmp_path: Path
+) -> None:
+    with pytest.raises(
+        ExportError, match=r"failed its checks, nothing was written.*over_token_limit"
+    ):
+        export(pinned(store_home), ExportOptions(("openai-chat",), tmp_path / "out", max_tokens=5))
+    assert list(tmp_path.iterdir()) == []
+    export(
+        pinned(store_home),
+        ExportOptions(("openai-chat",), tmp_path / "out", max_tokens=5, allow_invalid=True),
+    )
+    assert (tmp_path / "out" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"formats": ("csv",)}, "unknown format csv"),
+        ({"val_fraction": 1.5}, "val-fraction"),
+        ({"dedupe": "fuzzy"}, "none, exact or near"),
+    ],
+)
+def test_bad_options_are_one_line(tmp_path: Path, options: dict, message: str) -> None:
+    with pytest.raises(ExportError, match=message):
+        ExportOptions(**{"formats": ("openai-chat",), "out": tmp_path / "o", **options}).check()
+
+
+def test_a_non_empty_folder_needs_overwrite(tmp_path: Path) -> None:
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "keep.txt").write_text("mine")
+    with pytest.raises(ExportError, match="pass --overwrite"):
+        ExportOptions(("openai-chat",), tmp_path / "o").check()
+
+
+def test_snapshot_selection_errors(store_home: Path, snapshot_all: dict) -> None:
+    store = api.open_store(store_home)
+    with pytest.raises(snapshots.SnapshotError, match="matches no runs"):
+        snapshots.create(store, "none", snapshots.Selection(realm="ffff"))
+    with pytest.raises(snapshots.SnapshotError, match="exists"):
+        snapshots.create(store, "all", snapshots.Selection())
+    with pytest.raises(snapshots.SnapshotError, match="no snapshot 'nope'"):
+        snapshots.get(store, "nope")
+    only = snapshots.create(store, "dialogues", snapshots.Selection(kind=["dialogue"]))
+    assert only["threads"] == 1
+
+
+def test_a_snapshot_whose_versions_were_cleaned_up_says_so(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    home = tmp_path / "h"
+    api.run_network(network("gone", "x", 2), home)
+    store = api.open_store(home)
+    snapshots.create(store, "old", snapshots.Selection())
+    api.run_network(network("more", "y", 2), home)
+    for name in snapshots.PINNED_TABLES:
+        store.table(name).tags.delete(snapshots.tag_for("old"))
+    store.compact(cleanup_older_than=timedelta(0))
+    with pytest.raises(snapshots.SnapshotError, match="is gone"):
+        export(pinned(home, "old"), ExportOptions(("openai-chat",), tmp_path / "out"))
+
+
+def test_near_duplicates_go_and_validation_lookalikes_leave_train(tmp_path: Path) -> None:
+    from sandloop.embedding.embedders import get_embedder
+    from sandloop.embedding.service import embed_and_index
+
+    home = tmp_path / "h"
+    for i, genesis in enumerate(
+        ["red kite high", "high kite red", "blue boat low", "low boat blue"]
+    ):
+        api.run_network(network(f"n{i}", genesis, 1), home)
+    embed_and_index(api.open_store(home), get_embedder("hashing"))
+    store = api.open_store(home)
+    snapshots.create(store, "near", snapshots.Selection())
+    # An example stands for its output's vector. At threshold 0 every pair is "near"; just
+    # below 1 only identical bags of words would be.
+    manifest = export(
+        pinned(home, "near"),
+        ExportOptions(
+            ("openai-chat",), tmp_path / "out", dedupe="near", near_threshold=0.0, val_fraction=0.0
+        ),
+    )
+    assert manifest["counts"]["train"]["examples"] == 1  # threshold 0: everything is "near"
+    assert manifest["dedupe"]["near_train"] == 3 and manifest["options"]["embedding_model"]
+    strict = export(
+        pinned(home, "near"),
+        ExportOptions(
+            ("openai-chat",),
+            tmp_path / "out2",
+            dedupe="near",
+            near_threshold=0.9999,
+            val_fraction=0.5,
+        ),
+    )
+    kept = strict["counts"]["train"]["examples"] + strict["counts"]["validation"]["examples"]
+    assert kept + sum(strict["dedupe"].values()) == 4
+
+
+def test_langfuse_events_use_the_documented_fields(store_home: Path, snapshot_all: dict) -> None:
+    trace_fields = {
+        "id",
+        "timestamp",
+        "name",
+        "userId",
+        "input",
+        "output",
+        "sessionId",
+        "release",
+        "version",
+        "metadata",
+        "tags",
+        "public",
+        "environment",
+    }
+    observation_fields = {
+        "id",
+        "traceId",
+        "name",
+        "startTime",
+        "endTime",
+        "completionStartTime",
+        "model",
+        "modelParameters",
+        "input",
+        "output",
+        "usage",
+        "usageDetails",
+        "costDetails",
+        "metadata",
+        "level",
+        "statusMessage",
+        "parentObservationId",
+        "version",
+        "promptName",
+        "promptVersion",
+        "environment",
+    }
+    store = api.open_store(store_home)
+    runs = store.runs()
+    events = [
+        e
+        for run in runs.to_dict("records")
+        for e in run_events(run, store.select("invocations", f"thread = {sql_str(run['thread'])}"))
+    ]
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        assert set(event) == {"id", "timestamp", "type", "body"}
+        by_type.setdefault(event["type"], []).append(event["body"])
+    assert set(by_type) == {"trace-create", "span-create", "generation-create"}
+    assert len(by_type["trace-create"]) == len(runs)
+    assert all(set(b) <= trace_fields for b in by_type["trace-create"])
+    assert all(
+        set(b) <= observation_fields
+        for t in ("span-create", "generation-create")
+        for b in by_type[t]
+    )
+    calls = sum(store.count("invocations", f"thread = {sql_str(t)}") for t in runs["thread"])
+    assert len(by_type["generation-create"]) == calls
+    recipe = [b for b in by_type["generation-create"] if b.get("promptName") == "refined"]
+    assert recipe and all(b["promptVersion"] == 1 and b["model"] == "dummy:text" for b in recipe)
+    assert len({e["id"] for e in events}) == len(events)

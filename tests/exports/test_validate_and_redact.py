@@ -110,7 +110,8 @@ def test_redaction_replaces_secrets_and_emails_and_counts_them() -> None:
     redact = Redactor.with_extra([r"\bticket-\d+"])
     text = (
         "mail ada@example.org, key sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX, "
-        "token hf_abcdefghijklmnopqrstuvwxyz, replicate r8_ABCDEFGHIJKLMNOPQRSTUVWXYZ and ticket-1234"
+        "token hf_abcdefghijklmnopqrstuvwxyz, "
+        "replicate r8_ABCDEFGHIJKLMNOPQRSTUVWXYZ and ticket-1234"
     )
     assert redact(text) == (
         "mail [REDACTED:email], key [REDACTED:openai_key], token [REDACTED:hf_token], "

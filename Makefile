@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_embed.py
 	$(BIN)/python benchmarks/bench_local_reuse.py
 	$(BIN)/python benchmarks/bench_router.py
+	$(BIN)/python benchmarks/bench_export.py --million
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,5 @@
-"""Writes notebooks/explore.ipynb from the cells below (kept as code so diffs stay readable).
+"""Writes notebooks/explore.ipynb and notebooks/export.ipynb from the cells below (kept as code
+so diffs stay readable).
 
 Run: .venv/bin/python notebooks/_build.py
 """
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import nbformat
 
-CELLS = [
+EXPLORE = [
     (
         "markdown",
         """# Exploring a sandloop store
@@ -85,17 +86,81 @@ hits[["score", "thread", "step", "model", "output"]]""",
 ]
 
 
+EXPORT = [
+    (
+        "markdown",
+        """# From a store to a fine-tuning dataset
+
+Take a snapshot (a pinned selection of runs), export it in several formats, check what was
+written, and load the Hugging Face folder with `datasets`. Set `SANDLOOP_HOME` to a store with
+completed runs; `EXPORT_DIR` is where the dataset goes (default: a temporary folder).""",
+    ),
+    (
+        "code",
+        """import json
+import os
+import tempfile
+from pathlib import Path
+
+from sandloop import api
+
+HOME = os.environ.get("SANDLOOP_HOME")
+OUT = Path(os.environ.get("EXPORT_DIR") or tempfile.mkdtemp()) / "dataset"
+runs = api.list_runs(HOME)
+runs.groupby(["kind", "status"]).size()""",
+    ),
+    (
+        "markdown",
+        "## Pin a snapshot\n\nCompleted runs of every kind; later runs will not change it.",
+    ),
+    (
+        "code",
+        """snapshot = api.create_snapshot(f"notebook-{len(runs)}", HOME, status=["completed"])
+print(snapshot["name"], "pins", snapshot["versions"], "for", snapshot["threads"], "runs")""",
+    ),
+    ("markdown", "## Export, with a validation split and redaction"),
+    (
+        "code",
+        """manifest = api.export_snapshot(
+    snapshot["name"], ["openai-chat", "trl", "hf"], OUT, HOME, val_fraction=0.25
+)
+print(json.dumps(manifest["counts"], indent=1))
+print("redacted:", manifest["redactions"], "de-duplicated:", manifest["dedupe"])
+sorted(manifest["files"])""",
+    ),
+    (
+        "code",
+        """first = (OUT / "openai-chat" / "train.jsonl").read_text().splitlines()[0]
+json.loads(first)""",
+    ),
+    ("markdown", "## Load it with `datasets`"),
+    (
+        "code",
+        """import datasets
+
+dataset = datasets.load_dataset(str(OUT / "hf"))
+print(dataset)
+dataset["train"].to_pandas()[["kind", "model"]].value_counts()""",
+    ),
+]
+
+NOTEBOOKS = {"explore.ipynb": EXPLORE, "export.ipynb": EXPORT}
+
+
 def main() -> None:
-    notebook = nbformat.v4.new_notebook()
-    notebook.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    for kind, source in CELLS:
-        make = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
-        notebook.cells.append(make(source))
-    nbformat.write(notebook, Path(__file__).with_name("explore.ipynb"))
+    for name, cells in NOTEBOOKS.items():
+        notebook = nbformat.v4.new_notebook()
+        notebook.metadata["kernelspec"] = {
+            "name": "python3",
+            "display_name": "Python 3",
+            "language": "python",
+        }
+        for kind, source in cells:
+            make = (
+                nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
+            )
+            notebook.cells.append(make(source))
+        nbformat.write(notebook, Path(__file__).with_name(name))
 
 
 if __name__ == "__main__":

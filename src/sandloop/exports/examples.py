@@ -9,12 +9,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from sandloop.dialogues import engine as dialogue_engine
 from sandloop.dialogues.spec import DialogueSpec
@@ -23,7 +26,7 @@ from sandloop.keys import hash_value
 Message = dict[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Example:
     key: str  # orders the dataset and decides the split
     kind: str
@@ -33,34 +36,48 @@ class Example:
     rejected: str | None = None  # a worse final answer, for preference formats
     vector_key: str | None = None  # the invocation whose embedding stands for this example
     meta: dict[str, Any] = field(default_factory=dict)
+    redacted: bool = False
 
     @property
     def completion(self) -> str:
         return str(self.messages[-1]["content"])
 
-    def content_hash(self) -> str:
-        return hash_value([[m["role"], m["content"]] for m in self.messages])
+    def content_hash(self) -> bytes:
+        digest = hashlib.blake2b(digest_size=16)
+        for message in self.messages:
+            digest.update(f"{message['role']}\x1f{message['content']}\x1e".encode())
+        return digest.digest()
 
 
-def network_examples(rows: pd.DataFrame) -> Iterator[Example]:
-    """One example per successful text→text step (image steps teach a text model nothing)."""
-    usable = rows[
-        (rows["status"] == "ok") & (rows["input_type"] == "text") & (rows["output_type"] == "text")
-    ]
-    for row in usable.itertuples(index=False):
-        if not row.input or not row.output:
-            continue
-        yield Example(
-            key=str(row.key),
-            kind="network",
-            thread=str(row.thread),
-            model=str(row.model),
-            messages=(
-                {"role": "user", "content": str(row.input)},
-                {"role": "assistant", "content": str(row.output)},
+def usable_network_rows(rows: pa.Table) -> pa.Table:
+    """Successful text→text steps with text on both sides (image steps teach a text model
+    nothing)."""
+    keep = pc.and_(
+        pc.and_(pc.equal(rows["status"], "ok"), pc.equal(rows["input_type"], "text")),
+        pc.and_(
+            pc.equal(rows["output_type"], "text"),
+            pc.and_(
+                pc.greater(pc.utf8_length(rows["input"]), 0),
+                pc.greater(pc.utf8_length(rows["output"]), 0),
             ),
-            vector_key=str(row.key),
-            meta={"step": int(row.step), "facet": str(row.facet)},
+        ),
+    )
+    return rows.filter(pc.fill_null(keep, False))
+
+
+def network_examples(rows: pa.Table, redacted: bool = False) -> Iterator[Example]:
+    """One example per step of ``usable_network_rows``, read column-wise (a row-wise pandas
+    walk costs more than the rest of the export)."""
+    columns = [rows[c].to_pylist() for c in ("key", "thread", "model", "input", "output")]
+    for key, thread, model, text_in, text_out in zip(*columns, strict=True):
+        yield Example(
+            key,
+            "network",
+            thread,
+            model,
+            ({"role": "user", "content": text_in}, {"role": "assistant", "content": text_out}),
+            vector_key=key,
+            redacted=redacted,
         )
 
 

@@ -149,6 +149,16 @@ class Pinned:
         frame: pd.DataFrame = query.limit(None).to_pandas()
         return frame
 
+    def read_arrow(
+        self, name: str, where: str | None = None, columns: list[str] | None = None
+    ) -> Any:
+        query = self.table(name).search()
+        if where:
+            query = query.where(where)
+        if columns:
+            query = query.select(columns)
+        return query.limit(None).to_arrow()
+
     def count(self, name: str, where: str | None = None) -> int:
         return int(self.table(name).count_rows(where))
 

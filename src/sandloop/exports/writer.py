@@ -22,11 +22,19 @@ from typing import IO, Any
 
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from sandloop import __version__
 from sandloop.dialogues.spec import DialogueSpec
 from sandloop.exports import tokens
-from sandloop.exports.examples import Example, dialogue_examples, network_examples, recipe_examples
+from sandloop.exports.examples import (
+    Example,
+    dialogue_examples,
+    network_examples,
+    recipe_examples,
+    usable_network_rows,
+)
 from sandloop.exports.formats import FORMATS, WRITERS
 from sandloop.exports.redact import Redactor
 from sandloop.exports.snapshot import Pinned, SnapshotError
@@ -34,8 +42,8 @@ from sandloop.exports.validate import DEFAULT_MAX_TOKENS, Report, check
 from sandloop.storage.store import sql_str
 
 SPLITS = ("train", "validation")
-RANGE_ROWS = 200_000  # network rows read per key range, at most (roughly)
-TOKEN_SAMPLE = 20_000  # examples tokenised exactly for the manifest's statistics
+RANGE_ROWS = 25_000  # network rows per spill bucket, roughly: bounds the export's memory
+TOKEN_SAMPLE = 5_000  # examples tokenised exactly for the manifest's statistics
 NETWORK_COLUMNS = [
     "key",
     "thread",
@@ -96,8 +104,8 @@ class Stats:
 
 
 def split_of(key: str, val_fraction: float) -> str:
-    bucket = int(hashlib.blake2b(key.encode(), digest_size=8).hexdigest(), 16) % 1_000_000
-    return "validation" if bucket < val_fraction * 1_000_000 else "train"
+    """Keys are BLAKE2b hex digests, uniform already: their first 8 hex digits decide."""
+    return "validation" if int(key[:8], 16) < val_fraction * 0x1_0000_0000 else "train"
 
 
 def _in_token_sample(key: str, total: int) -> bool:
@@ -106,22 +114,19 @@ def _in_token_sample(key: str, total: int) -> bool:
     return int(key[-6:], 16) % max(1, total // TOKEN_SAMPLE) == 0
 
 
-def _key_ranges(total: int) -> list[tuple[str, str]]:
-    """Half-open key ranges over the hex key space, about RANGE_ROWS rows each."""
-    width = 1
-    while total / 16**width > RANGE_ROWS and width < 4:
+def _prefix_width(total: int) -> int:
+    """Hex digits of key prefix per spill bucket, so a bucket holds about RANGE_ROWS rows."""
+    width = 0
+    while total / 16**width > RANGE_ROWS and width < 3:
         width += 1
-    if total <= RANGE_ROWS:
-        return [("", "~")]
-    prefixes = [format(i, f"0{width}x") for i in range(16**width)]
-    return [(p, prefixes[i + 1] if i + 1 < len(prefixes) else "~") for i, p in enumerate(prefixes)]
+    return width
 
 
 class _Examples:
     """Examples of the snapshot, in key order, one key range at a time."""
 
-    def __init__(self, pinned: Pinned, runs: pd.DataFrame, stats: Stats) -> None:
-        self.pinned, self.runs, self.stats = pinned, runs, stats
+    def __init__(self, pinned: Pinned, runs: pd.DataFrame, stats: Stats, redact: Redactor) -> None:
+        self.pinned, self.runs, self.stats, self.redact = pinned, runs, stats, redact
         self.network_threads = set(runs.loc[runs["kind"] == "network", "thread"])
         self.others = sorted(self._dialogues_and_recipes(), key=lambda e: e.key)
 
@@ -144,26 +149,66 @@ class _Examples:
                     self.stats.skipped["recipe_not_accepted"] = before + 1
                 yield from found
 
+    def _network_rows(self, rows: pa.Table) -> pa.Table:
+        """The selected threads' usable steps, redacted column-wise."""
+        rows = rows.filter(pc.is_in(rows["thread"], pa.array(sorted(self.network_threads))))
+        usable = usable_network_rows(rows)
+        self.stats.skipped["network_not_text_or_failed"] += len(rows) - len(usable)
+        for column in ("input", "output"):
+            index = usable.schema.get_field_index(column)
+            usable = usable.set_column(index, column, self.redact.arrow(usable[column]))
+        return usable
+
+    def _network_buckets(self, total: int) -> Iterator[pa.Table]:
+        """Network rows in key-prefix buckets, in prefix order. A small store is one bucket;
+        a large one is read in one scan and spilled to a file per prefix (Arrow IPC), so memory
+        holds one batch or one bucket, never the table."""
+        import tempfile
+
+        width = _prefix_width(total)
+        query = self.pinned.table("invocations").search().where("kind = 'network'")
+        query = query.select(NETWORK_COLUMNS).limit(None)
+        if width == 0:
+            yield self._network_rows(query.to_arrow())
+            return
+        with tempfile.TemporaryDirectory(prefix="sandloop-export-") as spill:
+            writers: dict[str, Any] = {}
+            for batch in query.to_batches(50_000):
+                table = self._network_rows(pa.Table.from_batches([batch]))
+                prefixes = pc.utf8_slice_codeunits(table["key"], 0, width)
+                for prefix in pc.unique(prefixes).to_pylist():
+                    part = table.filter(pc.equal(prefixes, prefix))
+                    if prefix not in writers:
+                        path = Path(spill) / f"{prefix}.arrow"
+                        writers[prefix] = pa.ipc.new_file(str(path), part.schema)
+                    writers[prefix].write_table(part)
+            for writer in writers.values():
+                writer.close()
+            for prefix in sorted(writers):
+                with pa.OSFile(str(Path(spill) / f"{prefix}.arrow")) as source:
+                    table = pa.ipc.open_file(source).read_all()
+                yield table
+
     def ranges(self) -> Iterator[list[Example]]:
+        """Examples in key order, a bucket at a time; dialogues and recipes merged in."""
         total = self.pinned.count("invocations", "kind = 'network'") if self.network_threads else 0
         others = iter(self.others)
         pending = next(others, None)
-        for low, high in _key_ranges(total):
-            batch: list[Example] = []
-            if self.network_threads:
-                where = "kind = 'network'" + (
-                    f" AND key >= {sql_str(low)} AND key < {sql_str(high)}" if low else ""
-                )
-                rows = self.pinned.read("invocations", where, NETWORK_COLUMNS)
-                rows = rows[rows["thread"].isin(self.network_threads)]
-                usable = list(network_examples(rows))
-                self.stats.skipped["network_not_text_or_failed"] += len(rows) - len(usable)
-                batch.extend(usable)
-            while pending is not None and (high == "~" or pending.key < high):
-                batch.append(pending)
+        buckets = self._network_buckets(total) if self.network_threads else iter(())
+        for rows in buckets:
+            rows = rows.sort_by("key")
+            batch = list(network_examples(rows, redacted=True))
+            last = batch[-1].key if batch else ""
+            merged: list[Example] = []
+            while pending is not None and pending.key <= last:
+                merged.append(pending)
                 pending = next(others, None)
-            batch.sort(key=lambda e: e.key)
+            if merged:
+                batch = sorted([*batch, *merged], key=lambda e: e.key)
             yield batch
+        rest = [] if pending is None else [pending, *others]
+        if rest:
+            yield rest
 
 
 class _NearDuplicates:
@@ -293,7 +338,7 @@ _HF_SCHEMA = _hf_schema()
 def _redacted(example: Example, redact: Redactor) -> Example:
     messages = tuple({**m, "content": redact(str(m["content"]))} for m in example.messages)
     rejected = redact(example.rejected) if example.rejected is not None else None
-    return replace(example, messages=messages, rejected=rejected)
+    return replace(example, messages=messages, rejected=rejected, redacted=True)
 
 
 def export(
@@ -319,20 +364,23 @@ def export(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     sink = _Sink(staging, options.compress)
-    source = _Examples(pinned, runs, stats)
+    source = _Examples(pinned, runs, stats, redact)
     written = 0
     try:
         batches = list(source.ranges()) if near is not None else source.ranges()
         if near is not None:
             batches = _validation_first(batches, options.val_fraction, near)  # type: ignore[arg-type]
         total_hint = pinned.count("invocations") + len(source.others)
+        dedupe = options.dedupe in ("exact", "near")
+        writers = [(fmt, WRITERS[fmt]) for fmt in options.formats]
         for batch in batches:
             vectors = near.vectors([e.vector_key for e in batch if e.vector_key]) if near else {}
             for example in batch:
                 split = split_of(example.key, options.val_fraction)
-                example = _redacted(example, redact)
-                if options.dedupe in ("exact", "near"):
-                    digest = bytes.fromhex(example.content_hash())
+                if not example.redacted:
+                    example = _redacted(example, redact)
+                if dedupe:
+                    digest = example.content_hash()
                     if digest in seen:
                         stats.dedupe["exact"] += 1
                         continue
@@ -351,9 +399,11 @@ def export(
                 if _in_token_sample(example.key, total_hint):
                     token_count = tokens.count_messages(list(example.messages))
                     stats.token_sample[split].append(token_count)
-                for fmt in options.formats:
-                    for part, record in WRITERS[fmt](example):
-                        report = reports.setdefault((fmt, part, split), Report())
+                for fmt, to_records in writers:
+                    for part, record in to_records(example):
+                        report = reports.get((fmt, part, split))
+                        if report is None:
+                            report = reports[(fmt, part, split)] = Report()
                         check(
                             fmt,
                             part,
@@ -472,7 +522,8 @@ def _manifest(
             "embedding_model": near.model if near else None,
             "compress": options.compress,
             "max_tokens": options.max_tokens,
-            "split": "blake2b-64 of the example key, mod 1e6, below val_fraction·1e6 is validation",
+            "split": "validation when the key's first 8 hex digits (keys are BLAKE2b digests), "
+            "as a fraction of 16^8, fall below val_fraction",
         },
         "counts": per_split,
         "records": records,

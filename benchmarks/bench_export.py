@@ -1,0 +1,174 @@
+"""Export throughput and memory: a snapshot of N network steps to openai-chat JSONL.
+
+sandloop's export (pinned read by key range, split, exact de-duplication, redaction, format
+checks, token statistics on a sample, manifest with sha256s) against the same rows read from
+LanceDB into pandas and written with `DataFrame.to_json(orient="records", lines=True)`.
+Peak memory is measured in a fresh process per size (VmHWM), for 100k and 1M rows.
+
+    python benchmarks/bench_export.py            # 100k: rows/s vs pandas, and peak RSS
+    python benchmarks/bench_export.py --million  # also peak RSS at 1M rows
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import _common  # noqa: F401 - quiet Prefect settings
+
+WORDS = ["amber", "balloon", "cedar", "drift", "ember", "fable"]
+WORDS += ["glass", "harbor", "iris", "juniper", "kettle", "lantern"]
+
+
+def build_store(home: Path, n: int) -> None:
+    """N distinct network steps in one completed run, written with bare LanceDB adds."""
+    import pyarrow as pa
+
+    from sandloop.keys import hash_value
+    from sandloop.storage.schema import INVOCATIONS
+    from sandloop.storage.store import AkashicStore
+
+    store = AkashicStore.open(home)
+    now = datetime.now(UTC)
+    thread = "t" * 32
+    table = store.table("invocations")
+    for start in range(0, n, 100_000):
+        rows = []
+        for i in range(start, min(n, start + 100_000)):
+            words = [WORDS[(i >> (3 * j)) % 12] for j in range(8)]
+            text = " ".join(words * 4) + f" {i}"
+            rows.append(
+                {
+                    "key": hash_value(i),
+                    "parent_key": None,
+                    "realm": "r" * 32,
+                    "thread": thread,
+                    "step": i,
+                    "step_key": hash_value(("s", i)),
+                    "facet": "dummy:text",
+                    "kind": "network",
+                    "model": "dummy:text",
+                    "input": text,
+                    "input_type": "text",
+                    "output": text[::-1],
+                    "output_type": "text",
+                    "params": "{}",
+                    "seed": 1,
+                    "status": "ok",
+                    "error": None,
+                    "error_type": None,
+                    "started_at": now,
+                    "finished_at": now,
+                    "latency_ms": 1.0,
+                    "flow_run_id": "f",
+                    "task_run_id": "t",
+                    "metadata": "{}",
+                }
+            )
+        table.add(pa.Table.from_pylist(rows, schema=INVOCATIONS))
+    store.put_run(
+        {
+            "thread": thread,
+            "realm": "r" * 32,
+            "kind": "network",
+            "name": "bench",
+            "spec": "{}",
+            "genesis": "g",
+            "seed": 1,
+            "status": "completed",
+            "steps": n,
+            "created_at": now,
+        }
+    )
+    store.compact()
+
+
+def sandloop_export(home: Path, out: Path) -> float:
+    from sandloop.exports import snapshot as snapshots
+    from sandloop.exports.writer import ExportOptions, export
+    from sandloop.storage.store import AkashicStore
+
+    store = AkashicStore.open(home)
+    if snapshots.get(store, "bench", missing_ok=True) is None:
+        snapshots.create(store, "bench", snapshots.Selection())
+    row = snapshots.get(store, "bench")
+    assert row is not None
+    started = time.perf_counter()
+    manifest = export(
+        snapshots.Pinned(store, row), ExportOptions(("openai-chat",), out, overwrite=True)
+    )
+    elapsed = time.perf_counter() - started
+    assert (
+        manifest["counts"]["train"]["examples"] + manifest["counts"]["validation"]["examples"] > 0
+    )
+    return elapsed
+
+
+def pandas_export(home: Path, out: Path) -> float:
+    from sandloop.storage.store import AkashicStore
+
+    store = AkashicStore.open(home)
+    started = time.perf_counter()
+    frame = store.select("invocations", columns=["input", "output"])
+    frame["messages"] = [
+        [{"role": "user", "content": i}, {"role": "assistant", "content": o}]
+        for i, o in zip(frame["input"], frame["output"], strict=True)
+    ]
+    out.mkdir(parents=True, exist_ok=True)
+    frame[["messages"]].to_json(out / "train.jsonl", orient="records", lines=True)
+    return time.perf_counter() - started
+
+
+def peak_rss_mib(n: int) -> tuple[float, float]:
+    """(peak RSS MiB, seconds) of an export in a fresh process."""
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork/exec, so a child of this
+    # (large) process would report the parent's peak.
+    script = (
+        "import sys, json; sys.path.insert(0, 'benchmarks');"
+        "import bench_export as b; from pathlib import Path;"
+        f"s = b.sandloop_export(Path({str(HOMES[n])!r}), Path({str(HOMES[n])!r}) / 'out');"
+        "hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM'));"
+        "print(json.dumps([int(hwm.split()[1]) / 1024, s]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    rss, seconds = json.loads(done.stdout.strip().splitlines()[-1])
+    return float(rss), float(seconds)
+
+
+HOMES: dict[int, Path] = {}
+
+
+def main() -> None:
+    sizes = [100_000, 1_000_000] if "--million" in sys.argv else [100_000]
+    for n in sizes:
+        HOMES[n] = Path(tempfile.mkdtemp(prefix=f"sandloop-bench-export-{n}-"))
+        started = time.perf_counter()
+        build_store(HOMES[n], n)
+        print(f"built a store of {n} steps in {time.perf_counter() - started:.0f} s")
+    n = 100_000
+    home = HOMES[n]
+    sandloop_export(home, home / "warm")  # snapshot + first read
+    ours = min(sandloop_export(home, home / "ours") for _ in range(3))
+    theirs = min(pandas_export(home, home / "pandas") for _ in range(3))
+    print(f"{n} network steps → openai-chat JSONL, best of 3")
+    print(f"pandas read + to_json(lines=True): {n / theirs:9.0f} rows/s ({theirs:.2f} s)")
+    print(
+        f"sandloop export (checks, manifest): {n / ours:9.0f} rows/s ({ours:.2f} s) "
+        f"| ratio {theirs / ours:.2f}x"
+    )
+    for size in sizes:
+        rss, seconds = peak_rss_mib(size)
+        print(f"peak RSS exporting {size:>9,} rows: {rss:7.0f} MiB ({size / seconds:,.0f} rows/s)")
+
+
+if __name__ == "__main__":
+    main()

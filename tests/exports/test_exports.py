@@ -343,3 +343,38 @@ def test_langfuse_events_use_the_documented_fields(store_home: Path, snapshot_al
     recipe = [b for b in by_type["generation-create"] if b.get("promptName") == "refined"]
     assert recipe and all(b["promptVersion"] == 1 and b["model"] == "dummy:text" for b in recipe)
     assert len({e["id"] for e in events}) == len(events)
+
+
+def test_the_column_wise_path_writes_what_orjson_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Network exchanges are written column-wise; quotes, backslashes, tabs, newlines and
+    unicode must come out byte for byte as row-by-row orjson writes them, and a bucket with a
+    rarer control character falls back to orjson."""
+    home = tmp_path / "h"
+    for i, genesis in enumerate(
+        ['say "hi"\tthen\\leave\r\nnow', "naïve café — 東京 🎈", "bell \x01 rings", "plain"]
+    ):
+        api.run_network(network(f"odd{i}", genesis, 3), home)
+    snapshots.create(api.open_store(home), "odd", snapshots.Selection())
+    formats = ("openai-chat", "sharegpt", "hf")
+    monkeypatch.setattr(writer, "RANGE_ROWS", 1)  # many buckets: the odd one goes row by row
+    columnar_buckets: list[int] = []
+    write_columnar = writer._write_columnar
+
+    def counting(rows: Any, *args: Any) -> int:
+        columnar_buckets.append(len(rows))
+        return write_columnar(rows, *args)
+
+    monkeypatch.setattr(writer, "_write_columnar", counting)
+    fast = export(pinned(home, "odd"), ExportOptions(formats, tmp_path / "fast", val_fraction=0.3))
+    assert 0 < sum(columnar_buckets) < 12  # most rows column-wise, the \x01 bucket not
+    monkeypatch.setattr(writer, "COLUMNAR", False)
+    slow = export(pinned(home, "odd"), ExportOptions(formats, tmp_path / "slow", val_fraction=0.3))
+    assert fast == slow
+    chat = every_record(tmp_path / "fast", "openai-chat")
+    assert {m["content"] for r in chat for m in r["messages"]} >= {
+        'say "hi"\tthen\\leave\r\nnow',
+        "naïve café — 東京 🎈",
+        "bell \x01 rings",
+    }

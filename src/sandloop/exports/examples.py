@@ -37,16 +37,26 @@ class Example:
     vector_key: str | None = None  # the invocation whose embedding stands for this example
     meta: dict[str, Any] = field(default_factory=dict)
     redacted: bool = False
+    prechecked: bool = False  # passed every format check column-wise (see writer)
 
     @property
     def completion(self) -> str:
         return str(self.messages[-1]["content"])
 
     def content_hash(self) -> bytes:
-        digest = hashlib.blake2b(digest_size=16)
-        for message in self.messages:
-            digest.update(f"{message['role']}\x1f{message['content']}\x1e".encode())
-        return digest.digest()
+        return messages_hash(self.messages)
+
+
+def messages_hash(messages: tuple[Message, ...] | list[Message]) -> bytes:
+    """What exact de-duplication compares: roles and contents, nothing else."""
+    joined = "".join(f"{m['role']}\x1f{m['content']}\x1e" for m in messages)
+    return hashlib.blake2b(joined.encode(), digest_size=16).digest()
+
+
+def exchange_hash(user: str, assistant: str) -> bytes:
+    """``messages_hash`` of a user→assistant exchange, without building the messages."""
+    joined = f"user\x1f{user}\x1eassistant\x1f{assistant}\x1e"
+    return hashlib.blake2b(joined.encode(), digest_size=16).digest()
 
 
 def usable_network_rows(rows: pa.Table) -> pa.Table:
@@ -65,11 +75,14 @@ def usable_network_rows(rows: pa.Table) -> pa.Table:
     return rows.filter(pc.fill_null(keep, False))
 
 
-def network_examples(rows: pa.Table, redacted: bool = False) -> Iterator[Example]:
+def network_examples(
+    rows: pa.Table, redacted: bool = False, prechecked: list[bool] | None = None
+) -> Iterator[Example]:
     """One example per step of ``usable_network_rows``, read column-wise (a row-wise pandas
     walk costs more than the rest of the export)."""
     columns = [rows[c].to_pylist() for c in ("key", "thread", "model", "input", "output")]
-    for key, thread, model, text_in, text_out in zip(*columns, strict=True):
+    checked = prechecked if prechecked is not None else [False] * len(rows)
+    for key, thread, model, text_in, text_out, ok in zip(*columns, checked, strict=True):
         yield Example(
             key,
             "network",
@@ -78,7 +91,24 @@ def network_examples(rows: pa.Table, redacted: bool = False) -> Iterator[Example
             ({"role": "user", "content": text_in}, {"role": "assistant", "content": text_out}),
             vector_key=key,
             redacted=redacted,
+            prechecked=ok,
         )
+
+
+def passes_checks(rows: pa.Table, max_tokens: int) -> list[bool]:
+    """The format checks for a two-message exchange, over whole columns: both texts non-blank,
+    and short enough that they cannot be over the token limit (a character is at most four
+    bytes and a token at least one). Rows that fail are checked one by one, with the tokenizer,
+    so the reports name them."""
+    fine = None
+    for column in ("input", "output"):
+        text = rows[column]
+        present = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0)
+        fine = present if fine is None else pc.and_(fine, present)
+    chars = pc.add(pc.utf8_length(rows["input"]), pc.utf8_length(rows["output"]))
+    short = pc.less_equal(pc.add(pc.multiply(chars, 4), 11), max_tokens)
+    result: list[bool] = pc.fill_null(pc.and_(fine, short), False).to_pylist()
+    return result
 
 
 def dialogue_examples(spec: DialogueSpec, thread: str, turns: pd.DataFrame) -> Iterator[Example]:

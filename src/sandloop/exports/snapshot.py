@@ -14,7 +14,7 @@ import orjson
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from sandloop.storage.store import AkashicStore, StoreError, sql_str
+from sandloop.storage.store import AkashicStore, StoreError, scan, sql_str
 
 PINNED_TABLES = ("runs", "invocations", "messages", "embeddings")
 Kind = Literal["network", "dialogue", "recipe"]
@@ -141,23 +141,13 @@ class Pinned:
     def read(
         self, name: str, where: str | None = None, columns: list[str] | None = None
     ) -> pd.DataFrame:
-        query = self.table(name).search()
-        if where:
-            query = query.where(where)
-        if columns:
-            query = query.select(columns)
-        frame: pd.DataFrame = query.limit(None).to_pandas()
+        frame: pd.DataFrame = scan(self.table(name), where, columns).to_pandas()
         return frame
 
     def read_arrow(
         self, name: str, where: str | None = None, columns: list[str] | None = None
     ) -> Any:
-        query = self.table(name).search()
-        if where:
-            query = query.where(where)
-        if columns:
-            query = query.select(columns)
-        return query.limit(None).to_arrow()
+        return scan(self.table(name), where, columns).to_arrow()
 
     def count(self, name: str, where: str | None = None) -> int:
         return int(self.table(name).count_rows(where))

@@ -10,6 +10,7 @@ folder next to the target and are moved into place only when every check passed.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import shutil
 import statistics
@@ -31,7 +32,9 @@ from sandloop.exports import tokens
 from sandloop.exports.examples import (
     Example,
     dialogue_examples,
+    exchange_hash,
     network_examples,
+    passes_checks,
     recipe_examples,
     usable_network_rows,
 )
@@ -39,11 +42,11 @@ from sandloop.exports.formats import FORMATS, WRITERS
 from sandloop.exports.redact import Redactor
 from sandloop.exports.snapshot import Pinned, SnapshotError
 from sandloop.exports.validate import DEFAULT_MAX_TOKENS, Report, check
-from sandloop.storage.store import sql_str
+from sandloop.storage.store import scan, sql_str
 
 SPLITS = ("train", "validation")
 RANGE_ROWS = 25_000  # network rows per spill bucket, roughly: bounds the export's memory
-TOKEN_SAMPLE = 5_000  # examples tokenised exactly for the manifest's statistics
+TOKEN_SAMPLE = 2_000  # examples tokenised exactly for the manifest's statistics
 NETWORK_COLUMNS = [
     "key",
     "thread",
@@ -103,9 +106,60 @@ class Stats:
     )
 
 
+def _val_threshold(val_fraction: float) -> int:
+    return math.ceil(val_fraction * 0x1_0000_0000)
+
+
 def split_of(key: str, val_fraction: float) -> str:
     """Keys are BLAKE2b hex digests, uniform already: their first 8 hex digits decide."""
-    return "validation" if int(key[:8], 16) < val_fraction * 0x1_0000_0000 else "train"
+    return "validation" if int(key[:8], 16) < _val_threshold(val_fraction) else "train"
+
+
+# Writing openai-chat lines column-wise gives the bytes orjson gives row by row, as long as no
+# text holds a control character orjson would write as \u00XX: such buckets go row by row.
+COLUMNAR = True
+_ODD_CONTROL = "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f]"
+
+
+@dataclass
+class _Columnar:
+    """A bucket of network exchanges that passed every check column-wise."""
+
+    rows: pa.Table
+
+    def examples(self) -> list[Example]:
+        return list(network_examples(self.rows, redacted=True, prechecked=[True] * len(self.rows)))
+
+
+_NEEDS_ESCAPE = '[\\\\"\\n\\r\\t\\x08\\x0c]'
+
+
+def _json_string(values: Any) -> Any:
+    """JSON string bodies, escaped as orjson escapes them; most texts need nothing."""
+    if not pc.any(pc.match_substring_regex(values, _NEEDS_ESCAPE)).as_py():
+        return values
+    for raw, escaped in (
+        ("\\", "\\\\"),
+        ('"', '\\"'),
+        ("\n", "\\n"),
+        ("\r", "\\r"),
+        ("\t", "\\t"),
+        ("\b", "\\b"),
+        ("\f", "\\f"),
+    ):
+        values = pc.replace_substring(values, raw, escaped)
+    return values
+
+
+def _chat_lines(rows: pa.Table) -> Any:
+    return pc.binary_join_element_wise(
+        '{"messages":[{"role":"user","content":"',
+        _json_string(rows["input"]),
+        '"},{"role":"assistant","content":"',
+        _json_string(rows["output"]),
+        '"}]}\n',
+        "",
+    )
 
 
 def _in_token_sample(key: str, total: int) -> bool:
@@ -125,8 +179,12 @@ def _prefix_width(total: int) -> int:
 class _Examples:
     """Examples of the snapshot, in key order, one key range at a time."""
 
-    def __init__(self, pinned: Pinned, runs: pd.DataFrame, stats: Stats, redact: Redactor) -> None:
+    def __init__(
+        self, pinned: Pinned, runs: pd.DataFrame, stats: Stats, redact: Redactor, max_tokens: int
+    ) -> None:
         self.pinned, self.runs, self.stats, self.redact = pinned, runs, stats, redact
+        self.max_tokens = max_tokens
+        self.columnar = True  # off for near de-duplication, which needs every example's vector
         self.network_threads = set(runs.loc[runs["kind"] == "network", "thread"])
         self.others = sorted(self._dialogues_and_recipes(), key=lambda e: e.key)
 
@@ -166,8 +224,7 @@ class _Examples:
         import tempfile
 
         width = _prefix_width(total)
-        query = self.pinned.table("invocations").search().where("kind = 'network'")
-        query = query.select(NETWORK_COLUMNS).limit(None)
+        query = scan(self.pinned.table("invocations"), "kind = 'network'", NETWORK_COLUMNS)
         if width == 0:
             yield self._network_rows(query.to_arrow())
             return
@@ -189,7 +246,7 @@ class _Examples:
                     table = pa.ipc.open_file(source).read_all()
                 yield table
 
-    def ranges(self) -> Iterator[list[Example]]:
+    def ranges(self) -> Iterator[list[Example] | _Columnar]:
         """Examples in key order, a bucket at a time; dialogues and recipes merged in."""
         total = self.pinned.count("invocations", "kind = 'network'") if self.network_threads else 0
         others = iter(self.others)
@@ -197,18 +254,29 @@ class _Examples:
         buckets = self._network_buckets(total) if self.network_threads else iter(())
         for rows in buckets:
             rows = rows.sort_by("key")
-            batch = list(network_examples(rows, redacted=True))
-            last = batch[-1].key if batch else ""
+            checked = passes_checks(rows, self.max_tokens)
+            last = rows["key"][-1].as_py() if len(rows) else ""
             merged: list[Example] = []
             while pending is not None and pending.key <= last:
                 merged.append(pending)
                 pending = next(others, None)
+            columnar = COLUMNAR and self.columnar and not merged and len(rows)
+            if columnar and all(checked) and not _odd(rows):
+                yield _Columnar(rows)
+                continue
+            batch = list(network_examples(rows, redacted=True, prechecked=checked))
             if merged:
                 batch = sorted([*batch, *merged], key=lambda e: e.key)
             yield batch
         rest = [] if pending is None else [pending, *others]
         if rest:
             yield rest
+
+
+def _odd(rows: pa.Table) -> bool:
+    return any(
+        pc.any(pc.match_substring_regex(rows[c], _ODD_CONTROL)).as_py() for c in ("input", "output")
+    )
 
 
 class _NearDuplicates:
@@ -268,6 +336,18 @@ class _Sink:
     def path(self, fmt: str, part: str, split: str) -> Path:
         name = f"{part}.{split}" if part else split
         return self.root / fmt / f"{name}.jsonl{'.zst' if self.compress else ''}"
+
+    def write_raw(self, fmt: str, part: str, split: str, data: bytes) -> None:
+        """Lines already serialised (the column-wise openai-chat path)."""
+        if not data:
+            return
+        handle = self.files.get((fmt, part, split))
+        if handle is None:
+            path = self.path(fmt, part, split)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = self._open(path)
+            self.files[(fmt, part, split)] = handle
+        handle.write(data)
 
     def write(self, fmt: str, part: str, split: str, record: dict[str, Any]) -> None:
         if fmt == "hf":
@@ -364,16 +444,24 @@ def export(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     sink = _Sink(staging, options.compress)
-    source = _Examples(pinned, runs, stats, redact)
+    source = _Examples(pinned, runs, stats, redact, options.max_tokens)
+    source.columnar = near is None
     written = 0
     try:
-        batches = list(source.ranges()) if near is not None else source.ranges()
-        if near is not None:
-            batches = _validation_first(batches, options.val_fraction, near)  # type: ignore[arg-type]
+        batches: Any = source.ranges()
+        if near is not None:  # every item is a list of examples: columnar is off
+            batches = _validation_first(list(batches), options.val_fraction, near)
         total_hint = pinned.count("invocations") + len(source.others)
         dedupe = options.dedupe in ("exact", "near")
         writers = [(fmt, WRITERS[fmt]) for fmt in options.formats]
-        for batch in batches:
+        for item in batches:
+            if isinstance(item, _Columnar) and near is None:
+                written += _write_columnar(
+                    item.rows, options, writers, sink, reports, stats, seen, total_hint
+                )
+                progress(written)
+                continue
+            batch = item.examples() if isinstance(item, _Columnar) else item
             vectors = near.vectors([e.vector_key for e in batch if e.vector_key]) if near else {}
             for example in batch:
                 split = split_of(example.key, options.val_fraction)
@@ -404,6 +492,10 @@ def export(
                         report = reports.get((fmt, part, split))
                         if report is None:
                             report = reports[(fmt, part, split)] = Report()
+                        if example.prechecked:
+                            report.examples += 1
+                            sink.write(fmt, part, split, record)
+                            continue
                         check(
                             fmt,
                             part,
@@ -441,6 +533,73 @@ def export(
         raise
     progress(written)
     return manifest
+
+
+def _write_columnar(
+    rows: pa.Table,
+    options: ExportOptions,
+    writers: list[tuple[str, Any]],
+    sink: _Sink,
+    reports: dict[tuple[str, str, str], Report],
+    stats: Stats,
+    seen: set[bytes],
+    total_hint: int,
+) -> int:
+    """A bucket of checked network exchanges: the same examples, counts and bytes as the
+    row-by-row path, with openai-chat lines built and written as whole columns."""
+    keys, inputs, outputs = (rows[c].to_pylist() for c in ("key", "input", "output"))
+    threshold = format(min(_val_threshold(options.val_fraction), 0xFFFFFFFF + 1), "08x")
+    in_validation = pc.less(pc.utf8_slice_codeunits(rows["key"], 0, 8), threshold).to_pylist()
+    dedupe = options.dedupe != "none"
+    others = [(fmt, to_records) for fmt, to_records in writers if fmt != "openai-chat"]
+    threads, models = (rows[c].to_pylist() for c in ("thread", "model")) if others else ([], [])
+    keep = []
+    for key, text_in, text_out, validation in zip(
+        keys, inputs, outputs, in_validation, strict=True
+    ):
+        if dedupe:
+            digest = exchange_hash(text_in, text_out)
+            if digest in seen:
+                stats.dedupe["exact"] += 1
+                keep.append(False)
+                continue
+            seen.add(digest)
+        keep.append(True)
+        split = "validation" if validation else "train"
+        stats.counts[(split, "network")] += 1
+        messages = (
+            {"role": "user", "content": text_in},
+            {"role": "assistant", "content": text_out},
+        )
+        if _in_token_sample(key, total_hint):
+            stats.token_sample[split].append(tokens.count_messages(list(messages)))
+        if others:
+            row = len(keep) - 1
+            example = Example(key, "network", threads[row], models[row], messages, vector_key=key)
+            for fmt, to_records in others:
+                for part, record in to_records(example):
+                    _report(reports, fmt, part, split).examples += 1
+                    sink.write(fmt, part, split, record)
+    if "openai-chat" in options.formats:
+        lines = _chat_lines(rows)
+        kept = pa.array(keep)
+        validation_mask = pa.array(in_validation)
+        for split, mask in (
+            ("train", pc.and_(kept, pc.invert(validation_mask))),
+            ("validation", pc.and_(kept, validation_mask)),
+        ):
+            chosen = lines.filter(mask)
+            if len(chosen):
+                _report(reports, "openai-chat", "", split).examples += len(chosen)
+                sink.write_raw("openai-chat", "", split, "".join(chosen.to_pylist()).encode())
+    return sum(keep)
+
+
+def _report(reports: dict[tuple[str, str, str], Report], fmt: str, part: str, split: str) -> Report:
+    report = reports.get((fmt, part, split))
+    if report is None:
+        report = reports[(fmt, part, split)] = Report()
+    return report
 
 
 def _validation_first(

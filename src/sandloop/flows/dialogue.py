@@ -19,6 +19,7 @@ from sandloop.config import Settings
 from sandloop.dialogues import engine
 from sandloop.dialogues.spec import DialogueSpec
 from sandloop.display import excerpt
+from sandloop.flows.home import open_home
 from sandloop.keys import derive_seed
 from sandloop.models import registry
 from sandloop.models.base import CallContext, ModelInput, ModelOutput
@@ -144,9 +145,7 @@ def _stops(spec: DialogueSpec, verdict: dict[str, Any] | None) -> bool:
     name="dialogue", flow_run_name=_flow_run_name, persist_result=False, validate_parameters=False
 )
 def dialogue_flow(thread: str, home: str | None = None) -> dict[str, Any]:
-    settings = Settings.for_home(home)
-    registry.configure(settings.models_file_path, settings.home)
-    store = AkashicStore.open(settings.home, compact_every=settings.compact_every)
+    settings, store = open_home(home)
     run = store.get_run(thread)
     if run is None:
         raise NotFound(f"no dialogue with thread {thread}; start it with `sandloop dialogue run`")

@@ -10,7 +10,7 @@ from prefect import flow, runtime, task
 from sandloop.config import Settings
 from sandloop.exports import snapshot as snapshots
 from sandloop.exports.writer import ExportOptions, export
-from sandloop.storage.store import AkashicStore
+from sandloop.flows.home import open_home
 
 
 def _run_name() -> str:
@@ -20,8 +20,7 @@ def _run_name() -> str:
 
 @task(task_run_name="write {snapshot}", persist_result=False)
 def write_datasets(snapshot: str, home: str, options: dict[str, Any]) -> dict[str, Any]:
-    settings = Settings.for_home(home)
-    store = AkashicStore.open(settings.home, compact_every=settings.compact_every)
+    _, store = open_home(home)
     row = snapshots.get(store, snapshot)
     assert row is not None
     return export(snapshots.Pinned(store, row), ExportOptions(**options))

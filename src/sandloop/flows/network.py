@@ -21,7 +21,7 @@ from sandloop import engine
 from sandloop.config import Settings
 from sandloop.display import excerpt
 from sandloop.embedding.embedders import Embedder, embedder_from
-from sandloop.models import registry
+from sandloop.flows.home import open_home
 from sandloop.models.base import CallContext, ModelInput, ModelOutput
 from sandloop.models.errors import ModelError
 from sandloop.progress import StepEvent, publish
@@ -133,9 +133,7 @@ class _BackgroundEmbedding:
     validate_parameters=False,
 )
 def network_run(thread: str, home: str | None = None) -> dict[str, Any]:
-    settings = Settings.for_home(home)
-    registry.configure(settings.models_file_path, settings.home)
-    store = AkashicStore.open(settings.home, compact_every=settings.compact_every)
+    settings, store = open_home(home)
     run = store.get_run(thread)
     if run is None:
         raise NotFound(f"no run with thread {thread}; register it with `sandloop run` first")

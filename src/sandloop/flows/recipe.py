@@ -21,6 +21,7 @@ from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
 
 from sandloop.config import Settings
+from sandloop.flows.home import open_home
 from sandloop.keys import derive_seed
 from sandloop.models import registry
 from sandloop.models.base import CallContext, ModelInput, ModelOutput
@@ -300,9 +301,7 @@ def recipe_task(
     seed: int | None,
     session: str | None = None,
 ) -> dict[str, Any]:
-    settings = Settings.for_home(home)
-    registry.configure(settings.models_file_path, settings.home)
-    store = AkashicStore.open(settings.home, compact_every=settings.compact_every)
+    settings, store = open_home(home)
     spec = RecipeSpec.model_validate_json(spec_json)
     result = execute_recipe(store, settings, spec, values, seed, session)
     if not result.accepted:
@@ -391,9 +390,7 @@ def recipe_flow(
     session: str | None = None,
     home: str | None = None,
 ) -> dict[str, Any]:
-    settings = Settings.for_home(home)
-    registry.configure(settings.models_file_path, settings.home)
-    store = AkashicStore.open(settings.home, compact_every=settings.compact_every)
+    settings, store = open_home(home)
     if recipe.lstrip().startswith("{"):  # a recipe written in Python, passed as its JSON
         spec = RecipeSpec.model_validate_json(recipe)
     else:
@@ -410,9 +407,7 @@ def pipeline_flow(
     home: str | None = None,
 ) -> dict[str, Any]:
     """Each stage's accepted output is the next stage's input (JSON if it was parsed)."""
-    settings = Settings.for_home(home)
-    registry.configure(settings.models_file_path, settings.home)
-    store = AkashicStore.open(settings.home, compact_every=settings.compact_every)
+    settings, store = open_home(home)
     spec = load_pipeline(Path(pipeline))
     outputs: dict[str, str] = {}
     stages: list[dict[str, Any]] = []

@@ -66,6 +66,16 @@ def check_writable(home: Path) -> None:
         ) from None
 
 
+def scan(table: Any, where: str | None = None, columns: list[str] | None = None) -> Any:
+    """A LanceDB query for every row matching ``where`` (LanceDB's default limit is 10)."""
+    query = table.search()
+    if where:
+        query = query.where(where)
+    if columns:
+        query = query.select(columns)
+    return query.limit(None)
+
+
 def optimize(table: Any, cleanup_older_than: timedelta | None = None) -> None:
     """Compact, and remove old versions except those a snapshot tagged.
 
@@ -193,12 +203,7 @@ class AkashicStore:
         if not self.has_table(name):
             names = columns or [f.name for f in TABLES[name][0]]
             return pd.DataFrame({c: pd.Series(dtype=object) for c in names})
-        query = self.table(name).search()
-        if where:
-            query = query.where(where)
-        if columns:
-            query = query.select(columns)
-        frame: pd.DataFrame = query.limit(None).to_pandas()
+        frame: pd.DataFrame = scan(self.table(name), where, columns).to_pandas()
         return frame
 
     def count(self, name: str, where: str | None = None) -> int:

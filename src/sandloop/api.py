@@ -103,7 +103,17 @@ def run_network(
     thread = register_run(store, spec, session)
     # The heartbeat thread makes every flow run wait ~1 s at its end and has no env switch.
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        summary: dict[str, Any] = network_run(thread=thread, home=str(settings.home))
+        state = network_run(thread=thread, home=str(settings.home), return_state=True)
+    return _summary_of(state)
+
+
+def _summary_of(state: Any) -> dict[str, Any]:
+    """A flow's summary, whether it ended Completed or Failed (a failed run is an answer, not an
+    exception); an exception that crashed the flow is raised."""
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result
+    summary: dict[str, Any] = result
     return summary
 
 
@@ -175,8 +185,8 @@ def run_dialogue(
     store = AkashicStore.open(settings.home, compact_every=settings.compact_every)
     thread = register_dialogue(store, spec, seed, session)
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        summary: dict[str, Any] = dialogue_flow(thread=thread, home=str(settings.home))
-    return summary
+        state = dialogue_flow(thread=thread, home=str(settings.home), return_state=True)
+    return _summary_of(state)
 
 
 def dialogue_messages(thread_prefix: str, home: Path | str | None = None) -> pd.DataFrame:

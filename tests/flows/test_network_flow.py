@@ -205,7 +205,7 @@ def test_task_runs_are_named_for_the_step_and_model(home: Path) -> None:
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])),
             task_run_filter=TaskRunFilter(),
         )
-    assert flow_run.name == f"network · thread {summary['thread'][:8]}"
+    assert flow_run.name == f"t · thread {summary['thread'][:6]} · steps 0–1"
     assert flow_run.state is not None and flow_run.state.is_completed()
     assert sorted(t.name for t in task_runs) == [
         f"embed · thread {summary['thread'][:8]}",  # the background embedding, once at the end

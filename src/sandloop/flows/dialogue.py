@@ -13,12 +13,14 @@ from typing import Any
 
 import orjson
 from prefect import State, flow, get_run_logger, runtime
+from prefect.states import Failed
 from prefect.tasks import exponential_backoff
 
 from sandloop.config import Settings
 from sandloop.dialogues import engine
 from sandloop.dialogues.spec import DialogueSpec
 from sandloop.display import excerpt
+from sandloop.flows.artifacts import RunArtifacts, label_flow_run, run_tags
 from sandloop.flows.home import open_home
 from sandloop.keys import derive_seed
 from sandloop.models import registry
@@ -144,7 +146,7 @@ def _stops(spec: DialogueSpec, verdict: dict[str, Any] | None) -> bool:
 @flow(
     name="dialogue", flow_run_name=_flow_run_name, persist_result=False, validate_parameters=False
 )
-def dialogue_flow(thread: str, home: str | None = None) -> dict[str, Any]:
+def dialogue_flow(thread: str, home: str | None = None) -> Any:
     settings, store = open_home(home)
     run = store.get_run(thread)
     if run is None:
@@ -165,6 +167,9 @@ def dialogue_flow(thread: str, home: str | None = None) -> dict[str, Any]:
     log = store.open_thread(thread)
     turns = recorded_turns(store, thread)
     _repair_messages(store, spec, thread, turns)
+    first_turn = len(turns)
+    label_flow_run(tags=run_tags("dialogue", spec.realm, thread, session))
+    artifacts = RunArtifacts("dialogue", thread, spec.stop.max_turns, first_turn)
     store.put_run({**run, "status": "running", "flow_run_id": flow_run_id, "error": None})
     reason, error, tokens = "max_turns", None, 0
     try:
@@ -237,6 +242,7 @@ def dialogue_flow(thread: str, home: str | None = None) -> dict[str, Any]:
             publish(
                 StepEvent(thread, turn, actor, "ok", row["latency_ms"], excerpt(content, "text"))
             )
+            artifacts.step_done(turn + 1)
             if engine.hits_sentinel(spec, content):
                 reason = "sentinel"
             elif _stops(spec, verdict):
@@ -269,4 +275,17 @@ def dialogue_flow(thread: str, home: str | None = None) -> dict[str, Any]:
             "flow_run_id": flow_run_id,
         }
     )
+    title = f"{spec.name} · thread {thread[:6]} · turns {first_turn}–{len(turns) - 1}"
+    conversation = "\n\n".join(
+        [f"# {spec.question}"]
+        + [
+            f"**{t.turn} · {t.actor}** (temperature {t.temperature:g})\n\n{t.content}"
+            for t in turns
+        ]
+        + ([f"**stopped**: {reason}" + (f" ({error})" if error else "")])
+    )
+    artifacts.finish(store.steps(thread), store, title, markdown=conversation)
+    label_flow_run(name=title)
+    if summary.status == "failed":
+        return Failed(message=f"turn {len(turns)}: {error}", data=summary.as_dict())
     return summary.as_dict()

@@ -15,12 +15,14 @@ from typing import Any
 import pandas as pd
 from prefect import State, flow, get_run_logger, runtime
 from prefect.futures import PrefectFuture
+from prefect.states import Failed
 from prefect.tasks import exponential_backoff
 
 from sandloop import engine
 from sandloop.config import Settings
 from sandloop.display import excerpt
 from sandloop.embedding.embedders import Embedder, embedder_from
+from sandloop.flows.artifacts import RunArtifacts, label_flow_run, run_tags
 from sandloop.flows.home import open_home
 from sandloop.models.base import CallContext, ModelInput, ModelOutput
 from sandloop.models.errors import ModelError
@@ -132,7 +134,9 @@ class _BackgroundEmbedding:
     persist_result=False,
     validate_parameters=False,
 )
-def network_run(thread: str, home: str | None = None) -> dict[str, Any]:
+def network_run(thread: str, home: str | None = None) -> Any:
+    """Returns the run's summary; a failed run ends the flow run Failed, with the step and the
+    typed error as its state message and the summary as its data."""
     settings, store = open_home(home)
     run = store.get_run(thread)
     if run is None:
@@ -140,9 +144,14 @@ def network_run(thread: str, home: str | None = None) -> dict[str, Any]:
     spec = RunSpec.model_validate_json(run["spec"])
     log = store.open_thread(thread)
     try:
-        return _run_steps(store, log, settings, spec, run).as_dict()
+        summary = _run_steps(store, log, settings, spec, run)
     finally:
         log.close()
+    if summary.status == "failed":
+        return Failed(
+            message=f"step {summary.steps_total}: {summary.error}", data=summary.as_dict()
+        )
+    return summary.as_dict()
 
 
 def _run_steps(
@@ -170,6 +179,8 @@ def _run_steps(
         return _summary(spec, state, reason, first_step, already_finished=True)
 
     store.put_run({**run, "status": "running", "flow_run_id": flow_run_id, "error": None})
+    label_flow_run(tags=run_tags("network", spec.network.realm, thread, run.get("session")))
+    artifacts = RunArtifacts("network", thread, spec.stop.max_steps, first_step)
     error: str | None = None
     since_flush = 0
     while (reason := state.stop_reason(session_started, engine.now_utc())) is None:
@@ -227,6 +238,7 @@ def _run_steps(
             metadata=metadata,
         )
         log.append(row)
+        artifacts.step_done(plan.step + 1)
         since_flush += 1
         publish(
             StepEvent(
@@ -266,6 +278,10 @@ def _run_steps(
             "flow_run_id": flow_run_id,
         }
     )
+    last = summary.steps_total - (0 if error else 1)
+    title = f"{spec.network.name} · thread {thread[:6]} · steps {first_step}–{last}"
+    artifacts.finish(store.steps(thread), store, title)
+    label_flow_run(name=title)
     return summary
 
 

@@ -1,0 +1,85 @@
+"""What a run shows in the Prefect UI: names, tags, artifacts, and failures as state messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandloop import api
+from sandloop.dialogues.spec import DialogueSpec
+from sandloop.specs import RunSpec
+
+pytestmark = pytest.mark.usefixtures("prefect_api_url")
+
+
+def run_spec(models: list[Any], steps: int = 4) -> RunSpec:
+    return RunSpec.model_validate(
+        {
+            "network": {"name": "ui", "models": models},
+            "genesis": "a red balloon",
+            "seed": 1,
+            "stop": {"max_steps": steps, "stop_on_repeat": False},
+        }
+    )
+
+
+def flow_run_and_artifacts(flow_run_id: str, prefix: str) -> tuple[Any, dict[str, Any]]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(flow_run_id)
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_=prefix))
+        )
+    return flow_run, {a.key: a for a in artifacts}
+
+
+def test_a_network_run_is_named_tagged_and_has_its_artifacts(home: Path) -> None:
+    summary = api.run_network(run_spec(["dummy:text-to-image", "dummy:image-to-text"]), home)
+    thread = summary["thread"]
+    flow_run, artifacts = flow_run_and_artifacts(summary["flow_run_id"], f"network-{thread[:12]}")
+    assert flow_run.name == f"ui · thread {thread[:6]} · steps 0–3"
+    assert {f"thread:{thread[:12]}", "sandloop:network"} <= set(flow_run.tags)
+    key = f"network-{thread[:12]}"
+    assert {f"{key}-progress", f"{key}-steps", f"{key}-page", f"{key}-data"} <= set(artifacts)
+    assert artifacts[f"{key}-progress"].data == 100.0
+    steps_table = artifacts[f"{key}-steps"].data
+    assert "dummy:image-to-text" in str(steps_table) and "ok" in str(steps_table)
+    page = str(artifacts[f"{key}-page"].data)
+    assert page.count("![step") == 2 and "file://" in page
+    link = str(artifacts[f"{key}-data"].data)  # stored as [text](link)
+    assert f"sandloop show {thread[:8]}" in link and link.endswith("/home/akashic)")
+
+
+def test_a_failed_run_ends_its_flow_run_failed_with_the_step_and_error(home: Path) -> None:
+    failing = {"model": "dummy:text", "params": {"fail_times": 99, "fail_with": "auth"}}
+    summary = api.run_network(run_spec(["dummy:text", failing], steps=4), home)
+    assert summary["status"] == "failed" and summary["steps_total"] == 1
+    flow_run, _ = flow_run_and_artifacts(summary["flow_run_id"], "none")
+    assert flow_run.state is not None and flow_run.state.is_failed()
+    assert flow_run.state.message == f"step 1: {summary['error']}"
+    assert "AuthError" in flow_run.state.message
+
+
+def test_a_dialogue_publishes_its_conversation(home: Path) -> None:
+    spec = DialogueSpec.model_validate(
+        {
+            "name": "talk",
+            "question": "Why loops?",
+            "actors": [
+                {"name": "A", "model": "dummy:text", "params": {"script": ["Because."]}},
+                {"name": "B", "model": "dummy:text", "params": {"script": ["Why not."]}},
+            ],
+            "stop": {"max_turns": 2},
+        }
+    )
+    summary = api.run_dialogue(spec, seed=1, home=home)
+    steps = api.open_store(home).steps(summary["thread"])
+    key = f"dialogue-{summary['thread'][:12]}"
+    flow_run, artifacts = flow_run_and_artifacts(steps["flow_run_id"].iloc[0], key)
+    assert flow_run.name == f"talk · thread {summary['thread'][:6]} · turns 0–1"
+    page = str(artifacts[f"{key}-page"].data)
+    assert "# Why loops?" in page and "**0 · A**" in page and "Why not." in page

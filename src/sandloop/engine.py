@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import pandas as pd
 
 from sandloop.keys import derive_seed, hash_value, invocation_key, step_key
 from sandloop.models.registry import IOType
 from sandloop.pacing import next_due_at
+from sandloop.records import invocation_columns
 from sandloop.specs import NetworkEntry, RunSpec
 from sandloop.stopping import ConvergenceDetector, RepeatDetector, StopReason
 
@@ -175,29 +175,28 @@ def invocation_row(
     task_run_id: str | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {
-        "key": plan.key,
-        "parent_key": plan.parent_key,
-        "realm": state.realm,
-        "thread": state.thread,
-        "step": plan.step,
-        "step_key": plan.step_key,
-        "facet": plan.entry.facet,
-        "kind": KIND_NETWORK,
-        "model": plan.entry.model,
-        "input": plan.input_value,
-        "input_type": plan.input_type,
-        "output": output_value,
-        "output_type": plan.entry.info.output_type,
-        "params": orjson.dumps(plan.params, option=orjson.OPT_SORT_KEYS).decode(),
-        "seed": plan.seed,
-        "status": status,
-        "error": error,
-        "error_type": error_type,
-        "started_at": started_at,
-        "finished_at": finished_at,
-        "latency_ms": (finished_at - started_at).total_seconds() * 1000,
-        "flow_run_id": flow_run_id,
-        "task_run_id": task_run_id,
-        "metadata": orjson.dumps(metadata or {}, option=orjson.OPT_SORT_KEYS).decode(),
-    }
+    return invocation_columns(
+        key=plan.key,
+        parent_key=plan.parent_key,
+        realm=state.realm,
+        thread=state.thread,
+        step=plan.step,
+        step_key=plan.step_key,
+        facet=plan.entry.facet,
+        kind=KIND_NETWORK,
+        model=plan.entry.model,
+        input_value=plan.input_value,
+        input_type=plan.input_type,
+        output=output_value,
+        output_type=plan.entry.info.output_type,
+        params=plan.params,
+        seed=plan.seed,
+        status=status,
+        started_at=started_at,
+        finished_at=finished_at,
+        error=error,
+        error_type=error_type,
+        flow_run_id=flow_run_id,
+        task_run_id=task_run_id,
+        metadata=metadata,
+    )

@@ -78,3 +78,14 @@ def quiet_prefect(verbose: bool = False) -> None:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     # No network but the package registries: Prefect's telemetry would only log errors.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def parse_pairs(pairs: list[str], option: str) -> dict[str, str]:
+    """Repeated ``--option key=value`` flags as a dict; a malformed one is a one-line error."""
+    parsed = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            fail(f"{option} takes key=value, got {pair!r}")
+        parsed[name] = value
+    return parsed

@@ -18,9 +18,10 @@ from sandloop.cli.common import (
     fail,
     input_errors,
     out,
+    parse_pairs,
     quiet_prefect,
 )
-from sandloop.cli.sessions import _parse_pairs, resolve_session
+from sandloop.cli.sessions import resolve_session
 
 recipe_app = typer.Typer(help="Versioned prompt recipes.", no_args_is_help=True)
 app.add_typer(recipe_app, name="recipe")
@@ -84,7 +85,7 @@ def recipe_run(
         result = api.run_recipe(
             recipe,
             input_text,
-            context=_parse_pairs(context, "--context"),
+            context=parse_pairs(context, "--context"),
             seed=seed,
             model=model,
             session=session,

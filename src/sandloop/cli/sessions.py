@@ -9,7 +9,16 @@ import typer
 from rich import box
 from rich.table import Table
 
-from sandloop.cli.common import HomeOption, JsonOption, app, fail, input_errors, out, quiet_prefect
+from sandloop.cli.common import (
+    HomeOption,
+    JsonOption,
+    app,
+    fail,
+    input_errors,
+    out,
+    parse_pairs,
+    quiet_prefect,
+)
 
 session_app = typer.Typer(
     help="Sessions: work on one task, grouped, with phase labels.", no_args_is_help=True
@@ -30,16 +39,6 @@ def resolve_session(home: Path, prefix: str | None) -> str | None:
     return str(row["id"])
 
 
-def _parse_pairs(pairs: list[str], option: str) -> dict[str, str]:
-    parsed = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            fail(f"{option} takes key=value, got {pair!r}")
-        parsed[name] = value
-    return parsed
-
-
 @session_app.command("start")
 def session_start(
     title: Annotated[str, typer.Argument(help="What the session works on.")],
@@ -52,7 +51,7 @@ def session_start(
     from sandloop import api, sessions
 
     try:
-        row = sessions.start(api.open_store(home), title, tag, _parse_pairs(meta, "--meta"))
+        row = sessions.start(api.open_store(home), title, tag, parse_pairs(meta, "--meta"))
     except input_errors() as exc:
         fail(str(exc))
     if as_json:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -35,13 +35,8 @@ class Example:
     messages: tuple[Message, ...]
     rejected: str | None = None  # a worse final answer, for preference formats
     vector_key: str | None = None  # the invocation whose embedding stands for this example
-    meta: dict[str, Any] = field(default_factory=dict)
     redacted: bool = False
     prechecked: bool = False  # passed every format check column-wise (see writer)
-
-    @property
-    def completion(self) -> str:
-        return str(self.messages[-1]["content"])
 
     def content_hash(self) -> bytes:
         return messages_hash(self.messages)
@@ -134,7 +129,6 @@ def dialogue_examples(spec: DialogueSpec, thread: str, turns: pd.DataFrame) -> I
             model=spec.actor(actor).model,
             messages=weighted,
             vector_key=str(keys[last.turn]),
-            meta={"actor": actor, "turns": len(own)},
         )
 
 
@@ -150,7 +144,7 @@ def recipe_examples(run: dict[str, Any], calls: pd.DataFrame) -> Iterator[Exampl
     if not answers:
         return
     first_row, _ = answers[0]
-    final_row, final_meta = next(((r, m) for r, m in answers if m.get("final")), answers[-1])
+    final_row, _ = next(((r, m) for r, m in answers if m.get("final")), answers[-1])
     rejected = next(
         (
             str(r.output)
@@ -170,8 +164,4 @@ def recipe_examples(run: dict[str, Any], calls: pd.DataFrame) -> Iterator[Exampl
         ),
         rejected=rejected,
         vector_key=str(final_row.key),
-        meta={
-            "promptName": final_meta.get("promptName"),
-            "promptVersion": final_meta.get("promptVersion"),
-        },
     )

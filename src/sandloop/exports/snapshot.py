@@ -124,12 +124,11 @@ class Pinned:
 
     def table(self, name: str) -> Any:
         if name not in self._tables:
-            table = self.store._db.open_table(name)
-            try:
-                table.checkout(tag_for(self.name))
+            try:  # LanceDB raises several types for a missing version
+                table = self.store.table_at(name, tag_for(self.name))
             except Exception:
                 try:
-                    table.checkout(self.versions[name])
+                    table = self.store.table_at(name, self.versions[name])
                 except Exception:
                     raise SnapshotError(
                         f"snapshot {self.name!r}: version {self.versions[name]} of {name} is gone "

@@ -25,13 +25,11 @@ _PLAIN_ROLES = frozenset({"system", "user", "assistant"})
 
 @dataclass
 class Report:
-    """Problems by kind with the first few lines they occur on, and the dataset's shape."""
+    """Problems by kind, with the first few lines each occurs on."""
 
     examples: int = 0
     problems: Counter[str] = field(default_factory=Counter)
     where: dict[str, list[int]] = field(default_factory=dict)
-    token_counts: list[int] = field(default_factory=list)
-    message_counts: list[int] = field(default_factory=list)
 
     def add(self, problem: str, line: int) -> None:
         self.problems[problem] += 1
@@ -119,14 +117,12 @@ def check_openai_chat(
             answered = True
     if not answered:
         report.add("example_missing_assistant_message", line)
-    report.message_counts.append(len(messages))
     if token_count is None:
         # A BPE token is at least one byte and a character at most four: an example whose
         # characters ×4 fit under the limit cannot be over it; only a long one is tokenised.
         if 4 * chars + 4 * len(messages) + 3 <= max_tokens:
             return
         token_count = tokens.count_messages([m for m in messages if isinstance(m, dict)])
-    report.token_counts.append(token_count)
     if token_count > max_tokens:
         report.add("over_token_limit", line)
 

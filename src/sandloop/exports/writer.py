@@ -127,9 +127,6 @@ class _Columnar:
 
     rows: pa.Table
 
-    def examples(self) -> list[Example]:
-        return list(network_examples(self.rows, redacted=True, prechecked=[True] * len(self.rows)))
-
 
 _NEEDS_ESCAPE = '[\\\\"\\n\\r\\t\\x08\\x0c]'
 
@@ -455,13 +452,13 @@ def export(
         dedupe = options.dedupe in ("exact", "near")
         writers = [(fmt, WRITERS[fmt]) for fmt in options.formats]
         for item in batches:
-            if isinstance(item, _Columnar) and near is None:
+            if isinstance(item, _Columnar):  # never yielded with near de-duplication
                 written += _write_columnar(
                     item.rows, options, writers, sink, reports, stats, seen, total_hint
                 )
                 progress(written)
                 continue
-            batch = item.examples() if isinstance(item, _Columnar) else item
+            batch = item
             vectors = near.vectors([e.vector_key for e in batch if e.vector_key]) if near else {}
             for example in batch:
                 split = split_of(example.key, options.val_fraction)
@@ -548,7 +545,9 @@ def _write_columnar(
     """A bucket of checked network exchanges: the same examples, counts and bytes as the
     row-by-row path, with openai-chat lines built and written as whole columns."""
     keys, inputs, outputs = (rows[c].to_pylist() for c in ("key", "input", "output"))
-    threshold = format(min(_val_threshold(options.val_fraction), 0xFFFFFFFF + 1), "08x")
+    limit = _val_threshold(options.val_fraction)
+    # "~" sorts after every hex digit: a limit of 16^8 puts every key in validation.
+    threshold = "~" if limit >= 0x1_0000_0000 else format(limit, "08x")
     in_validation = pc.less(pc.utf8_slice_codeunits(rows["key"], 0, 8), threshold).to_pylist()
     dedupe = options.dedupe != "none"
     others = [(fmt, to_records) for fmt, to_records in writers if fmt != "openai-chat"]

@@ -49,25 +49,17 @@ def _cached(kind: str, source: str, device: str, load: Callable[[], Any]) -> Any
         return _CACHE[key]
 
 
-def load_causal_lm(source: str, device: str) -> _Loaded:
-    def load() -> _Loaded:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_text_model(source: str, device: str, seq2seq: bool = False) -> _Loaded:
+    """A causal LM (continues text) or a seq2seq model (rewrites it), with its tokenizer."""
 
-        model: Any = AutoModelForCausalLM.from_pretrained(source)
+    def load() -> _Loaded:
+        from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+        auto: Any = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
+        model: Any = auto.from_pretrained(source)
         return _Loaded(model.to(device).eval(), AutoTokenizer.from_pretrained(source))
 
-    loaded: _Loaded = _cached("causal", source, device, load)
-    return loaded
-
-
-def load_seq2seq(source: str, device: str) -> _Loaded:
-    def load() -> _Loaded:
-        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-        model: Any = AutoModelForSeq2SeqLM.from_pretrained(source)
-        return _Loaded(model.to(device).eval(), AutoTokenizer.from_pretrained(source))
-
-    loaded: _Loaded = _cached("seq2seq", source, device, load)
+    loaded: _Loaded = _cached("seq2seq" if seq2seq else "causal", source, device, load)
     return loaded
 
 
@@ -118,7 +110,7 @@ class LocalTextAdapter:
         self.seq2seq = seq2seq
 
     def load(self) -> None:
-        (load_seq2seq if self.seq2seq else load_causal_lm)(self.source, self.device)
+        load_text_model(self.source, self.device, self.seq2seq)
 
     def generate(
         self, model_input: ModelInput, params: dict[str, Any], ctx: CallContext
@@ -129,7 +121,7 @@ class LocalTextAdapter:
         p = LocalTextParams.model_validate(params)
         if model_input.text is None:
             raise InvalidInput("local text models take text", model=self.ref)
-        loaded = (load_seq2seq if self.seq2seq else load_causal_lm)(self.source, self.device)
+        loaded = load_text_model(self.source, self.device, self.seq2seq)
         prompt = p.prefix + model_input.text[-p.max_input_chars :] + p.suffix
         encoded = loaded.tokenizer(prompt, return_tensors="pt", truncation=self.seq2seq).to(
             self.device

@@ -160,6 +160,12 @@ class AkashicStore:
         if table.stats()["fragment_stats"]["num_small_fragments"] >= self.compact_every:
             optimize(table)
 
+    def table_at(self, name: str, version: int | str) -> Any:
+        """A read-only view of a table at a version number or tag (a snapshot's pin)."""
+        table = self._db.open_table(name)
+        table.checkout(version)
+        return table
+
     def has_table(self, name: str) -> bool:
         return name in self._tables or name in self._db.list_tables().tables
 

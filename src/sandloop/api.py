@@ -43,6 +43,21 @@ def load_run_spec(network_path: Path | str, **fields: Any) -> RunSpec:
         raise SpecError(describe_validation_error(exc, "run")) from None
 
 
+def run_spec_from(fields: dict[str, Any]) -> RunSpec:
+    """A RunSpec from a mapping, as deployments pass it: ``network`` is a file path (relative to
+    the working directory) or the network itself; the other keys are RunSpec fields."""
+    fields = dict(fields)
+    network = fields.pop("network", None)
+    if network is None:
+        raise SpecError("run: network: missing; give a network file path or its models")
+    if isinstance(network, str | Path):
+        return load_run_spec(network, **fields)
+    try:
+        return RunSpec.model_validate({"network": network, **fields})
+    except ValidationError as exc:
+        raise SpecError(describe_validation_error(exc, "run")) from None
+
+
 def register_run(store: AkashicStore, spec: RunSpec, session: str | None = None) -> str:
     """Record the run (or refresh its stop conditions and pace) and return its thread id.
 
@@ -222,10 +237,10 @@ def run_recipe(
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         if not isinstance(recipe, str):
             recipe = recipe.model_dump_json()
-        result: dict[str, Any] = recipe_flow(
-            recipe, input_text, context, seed, model, session, str(settings.home)
+        state = recipe_flow(
+            recipe, input_text, context, seed, model, session, str(settings.home), return_state=True
         )
-    return result
+    return _summary_of(state)
 
 
 def run_pipeline(
@@ -242,10 +257,10 @@ def run_pipeline(
 
     settings = settings_for(home)
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        result: dict[str, Any] = pipeline_flow(
-            str(pipeline), input_text, seed, session, str(settings.home)
+        state = pipeline_flow(
+            str(pipeline), input_text, seed, session, str(settings.home), return_state=True
         )
-    return result
+    return _summary_of(state)
 
 
 def create_snapshot(name: str, home: Path | str | None = None, **selection: Any) -> dict[str, Any]:

@@ -43,3 +43,11 @@ def next_due_at(
     """When ``step`` may start: the previous step's end plus the policy's delay at that moment."""
     age_s = (last_finished_at - run_started_at).total_seconds()
     return last_finished_at + timedelta(seconds=pace_delay_seconds(policy, step, age_s))
+
+
+def hands_off(policy: PacePolicy, wait_s: float) -> bool:
+    """Whether a wait is long enough that a deployed run should end its flow run and leave the
+    rest to a continuation scheduled at the due time, rather than hold a worker asleep."""
+    if isinstance(policy, NoPace):
+        return False
+    return wait_s > policy.hand_off_after_s

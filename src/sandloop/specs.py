@@ -107,12 +107,21 @@ class NoPace(_Spec):
     kind: Literal["none"] = "none"
 
 
-class ConstantPace(_Spec):
+class _Pace(_Spec):
+    hand_off_after_s: float = Field(
+        30.0,
+        ge=0,
+        description="in a deployment, a longer wait ends the flow run and schedules its "
+        "continuation at the due time instead of holding a worker",
+    )
+
+
+class ConstantPace(_Pace):
     kind: Literal["constant"] = "constant"
     seconds: float = Field(ge=0)
 
 
-class ExponentialPace(_Spec):
+class ExponentialPace(_Pace):
     """delay(step) = min(cap, base * factor**step)."""
 
     kind: Literal["exponential"] = "exponential"
@@ -126,7 +135,7 @@ class AgeBucket(_Spec):
     delay_s: float = Field(ge=0)
 
 
-class AgeBucketPace(_Spec):
+class AgeBucketPace(_Pace):
     """PANIC's 'slow down over time': the delay depends on how old the run is."""
 
     kind: Literal["age_buckets"] = "age_buckets"
@@ -213,6 +222,16 @@ def read_mapping(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
+
+
+def spec_kind(data: dict[str, Any], source: str) -> Literal["network", "dialogue", "recipe"]:
+    """Which kind of spec a file holds, by the field only that kind has."""
+    for field, kind in (("models", "network"), ("actors", "dialogue"), ("template", "recipe")):
+        if field in data:
+            return kind  # type: ignore[return-value]
+    raise SpecError(
+        f"{source}: not a network (models:), dialogue (actors:) or recipe (template:) spec"
+    )
 
 
 def describe_validation_error(exc: ValidationError, source: str) -> str:

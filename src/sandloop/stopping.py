@@ -19,6 +19,7 @@ class StopReason(StrEnum):
     REPEAT = "repeat"
     CONVERGED = "converged"
     FAILED = "failed"
+    HANDED_OFF = "handed_off"  # a long pace wait went to a scheduled continuation
 
 
 #: Reasons after which running the same thread again has nothing to do.

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sandloop.pacing import next_due_at, pace_delay_seconds
+from sandloop.pacing import hands_off, next_due_at, pace_delay_seconds
 from sandloop.specs import AgeBucketPace, ConstantPace, ExponentialPace, NoPace
 from sandloop.stopping import RepeatDetector
 
@@ -30,6 +30,15 @@ def test_next_due_at_uses_the_run_age_at_the_last_step() -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     last = start + timedelta(minutes=20)
     assert next_due_at(AgeBucketPace(), 4, start, last) == last + timedelta(seconds=15)
+
+
+def test_only_waits_longer_than_the_policy_threshold_are_handed_off() -> None:
+    assert not hands_off(NoPace(), 1e6)
+    assert not hands_off(AgeBucketPace(), 15)  # PANIC's middle bucket stays in-process
+    assert hands_off(AgeBucketPace(), 600)
+    quick = ExponentialPace(base=1, factor=2, cap=16, hand_off_after_s=2)
+    delays = [pace_delay_seconds(quick, s, 0) for s in range(1, 6)]
+    assert [hands_off(quick, d) for d in delays] == [False, False, True, True, True]
 
 
 def test_repeat_detector_reports_loop_length_per_network_position() -> None:

@@ -83,3 +83,37 @@ def test_a_dialogue_publishes_its_conversation(home: Path) -> None:
     assert flow_run.name == f"talk · thread {summary['thread'][:6]} · turns 0–1"
     page = str(artifacts[f"{key}-page"].data)
     assert "# Why loops?" in page and "**0 · A**" in page and "Why not." in page
+
+
+def test_a_recipe_that_never_validates_fails_its_flow_run_with_its_rounds(
+    home: Path, tmp_path: Path
+) -> None:
+    import yaml
+
+    recipe = tmp_path / "phase.yaml"
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "name": "phase",
+                "version": "1",
+                "template": "Classify: {{ input }}",
+                "model": "dummy:text",
+                "params": {"script": ["never json"]},
+                "output": {"type": "object", "required": ["phase"]},
+                "refine": {"max_rounds": 1},
+            }
+        )
+    )
+    result = api.run_recipe(str(recipe), "pip install", seed=1, home=home)
+    assert result["status"] == "gave_up"
+    run = api.open_store(home).get_run(result["thread"])
+    assert run is not None
+    key = f"recipe-{result['thread'][:12]}"
+    flow_run, artifacts = flow_run_and_artifacts(run["flow_run_id"], key)
+    assert flow_run.state is not None and flow_run.state.is_failed()
+    assert flow_run.state.message == result["error"]
+    assert flow_run.name == f"phase v1 · thread {result['thread'][:6]} · failed"
+    assert "sandloop:recipe" in flow_run.tags
+    rows = artifacts[f"{key}-calls"].data
+    assert str(rows).count("phase v1") == 4  # generate, critic, revise, critic
+    assert "never validated" in str(artifacts[f"{key}-page"].data)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,18 @@ def test_one_writer_per_thread(home: Path) -> None:
         ThreadLog(store.wal_dir, "d" * 32)
     log.close()
     ThreadLog(store.wal_dir, "d" * 32).close()
+
+
+def test_a_writer_may_wait_for_the_lock(home: Path) -> None:
+    """A continuation that starts while its predecessor is still closing waits its turn."""
+    store = AkashicStore.open(home)
+    first = store.open_thread("e" * 32)
+    releaser = threading.Timer(0.5, first.close)
+    releaser.start()
+    second = store.open_thread("e" * 32, wait_s=30)
+    assert first._lock_file.closed  # the lock was had only once the first writer let go
+    releaser.join()
+    second.close()
 
 
 def test_runs_by_prefix(home: Path) -> None:

@@ -7,6 +7,7 @@ from sandloop.cli import (  # noqa: F401 - importing registers the commands
     recipes,
     runs,
     search,
+    serve,
     sessions,
 )
 from sandloop.cli.common import app

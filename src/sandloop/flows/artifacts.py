@@ -133,3 +133,44 @@ def label_flow_run(name: str | None = None, tags: list[str] | None = None) -> No
             client.update_flow_run(flow_run_id, name=name, tags=tags)
 
     _quietly("flow-run name", update)
+
+
+def recipe_artifacts(store: AkashicStore, stages: list[dict[str, Any]], title: str) -> None:
+    """A recipe (or pipeline) flow run's page: each call of each stage (role, round, whether it
+    validated, its score) as a table, and the stages' outputs or errors as markdown."""
+    import orjson
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    rows: list[dict[str, Any]] = []
+    page = [f"# {title}", ""]
+    for stage in stages:
+        calls = store.steps(str(stage["thread"]))
+        for call in calls.sort_values("step").itertuples():
+            meta = orjson.loads(call.metadata or "{}")
+            rows.append(
+                {
+                    "recipe": f"{stage['name']} v{stage['version']}",
+                    "call": int(call.step),
+                    "role": meta.get("role", ""),
+                    "round": meta.get("round"),
+                    "model": str(call.model),
+                    "valid": not meta.get("validation_errors") and call.status == "ok",
+                    "score": meta.get("score"),
+                    "output": excerpt(call.output, "text", 80),
+                }
+            )
+        page.append(f"## {stage['name']} v{stage['version']} · {stage['status']}")
+        if stage.get("error"):
+            page += ["", f"**{stage['error']}**"]
+        if stage.get("output") is not None:
+            page += ["", "```", str(stage["output"]), "```"]
+        page.append("")
+    key = f"recipe-{str(stages[-1]['thread'])[:12]}" if stages else "recipe"
+    _quietly(
+        "calls table",
+        lambda: create_table_artifact(rows, key=f"{key}-calls", description=title),
+    )
+    _quietly(
+        "markdown",
+        lambda: create_markdown_artifact("\n".join(page), key=f"{key}-page", description=title),
+    )

@@ -1,7 +1,8 @@
 """A Socratic dialogue as one Prefect flow run; each turn a task run named `turn 4 · Theaetetus`.
 
-Like a network run, the flow takes only the thread: the spec and the turns so far are read from
-the store, so a crashed dialogue resumes after its last recorded turn. The `invocations` rows
+Like a network run, the flow takes the thread: the spec and the turns so far are read from the
+store, so a crashed dialogue resumes after its last recorded turn (a deployment passes the spec
+file instead, and the dialogue is registered first). The `invocations` rows
 are the record; `messages` is the conversation view of them, repaired on resume.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,9 +18,10 @@ from prefect import State, flow, get_run_logger, runtime
 from prefect.states import Failed
 from prefect.tasks import exponential_backoff
 
+from sandloop import api
 from sandloop.config import Settings
 from sandloop.dialogues import engine
-from sandloop.dialogues.spec import DialogueSpec
+from sandloop.dialogues.spec import DialogueSpec, load_dialogue
 from sandloop.display import excerpt
 from sandloop.flows.artifacts import RunArtifacts, label_flow_run, run_tags
 from sandloop.flows.home import open_home
@@ -28,6 +31,7 @@ from sandloop.models.base import CallContext, ModelInput, ModelOutput
 from sandloop.models.errors import ModelError
 from sandloop.progress import StepEvent, publish
 from sandloop.records import CallAddress, call_row, dumps
+from sandloop.specs import SpecError
 from sandloop.storage.store import AkashicStore, NotFound
 from sandloop.tasks.invoke import invoke_model
 
@@ -46,7 +50,8 @@ class DialogueSummary:
 
 
 def _flow_run_name() -> str:
-    return f"dialogue · thread {str(runtime.flow_run.parameters.get('thread', ''))[:8]}"
+    thread = runtime.flow_run.parameters.get("thread")
+    return f"dialogue · thread {str(thread)[:8]}" if thread else "dialogue · new thread"
 
 
 def recorded_turns(store: AkashicStore, thread: str) -> list[engine.Turn]:
@@ -146,11 +151,41 @@ def _stops(spec: DialogueSpec, verdict: dict[str, Any] | None) -> bool:
 @flow(
     name="dialogue", flow_run_name=_flow_run_name, persist_result=False, validate_parameters=False
 )
-def dialogue_flow(thread: str, home: str | None = None) -> Any:
+def dialogue_flow(
+    thread: str | None = None,
+    home: str | None = None,
+    spec: str | None = None,
+    question: str | None = None,
+    seed: int | str | None = None,
+    session: str | None = None,
+) -> Any:
+    """Runs or resumes ``thread``; without one, registers the dialogue in the ``spec`` file
+    (optionally on another ``question``), as deployments do. ``seed: scheduled`` seeds it from
+    the flow run's scheduled time, so each firing of a schedule is a new dialogue."""
     settings, store = open_home(home)
+    if thread is None:
+        if spec is None:
+            raise SpecError("dialogue: give a thread to resume, or spec: a dialogue file")
+        if seed == "scheduled":
+            seed = int(runtime.flow_run.scheduled_start_time.timestamp())
+        dialogue = load_dialogue(Path(spec), question)
+        thread = api.register_dialogue(store, dialogue, _as_seed(seed), session)
     run = store.get_run(thread)
     if run is None:
         raise NotFound(f"no dialogue with thread {thread}; start it with `sandloop dialogue run`")
+    return _run_turns(store, settings, thread, run)
+
+
+def _as_seed(seed: int | str | None) -> int | None:
+    if seed is None or isinstance(seed, int):
+        return seed
+    try:
+        return int(seed)
+    except ValueError:
+        raise SpecError(f"seed: {seed!r} is not a number (or 'scheduled')") from None
+
+
+def _run_turns(store: AkashicStore, settings: Settings, thread: str, run: dict[str, Any]) -> Any:
     spec = DialogueSpec.model_validate_json(run["spec"])
     seed = run["seed"]
     session = run.get("session")

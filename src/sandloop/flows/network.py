@@ -1,8 +1,12 @@
 """A network run as one Prefect flow run.
 
-The flow takes only the thread id (and where the store is): the run's spec, genesis and progress
-are read from the store, so a first run, a resume after a crash and a scheduled continuation are
-the same call. Each step is a task run; its row goes to the write-ahead log as soon as it exists.
+The flow takes the thread id (and where the store is): the run's spec, genesis and progress are
+read from the store, so a first run, a resume after a crash and a scheduled continuation are the
+same call. Each step is a task run; its row goes to the write-ahead log as soon as it exists.
+A deployment passes the run's fields instead, and the thread is registered first.
+
+In a deployment, a pace wait longer than the policy's threshold ends the flow run and schedules
+its continuation at the due time (see `continuation`); elsewhere the process waits, counting down.
 """
 
 from __future__ import annotations
@@ -15,22 +19,28 @@ from typing import Any
 import pandas as pd
 from prefect import State, flow, get_run_logger, runtime
 from prefect.futures import PrefectFuture
-from prefect.states import Failed
+from prefect.states import Completed, Failed
 from prefect.tasks import exponential_backoff
 
-from sandloop import engine
+from sandloop import api, engine
 from sandloop.config import Settings
 from sandloop.display import excerpt
 from sandloop.embedding.embedders import Embedder, embedder_from
 from sandloop.flows.artifacts import RunArtifacts, label_flow_run, run_tags
+from sandloop.flows.continuation import (
+    Continuation,
+    current_deployment_id,
+    schedule_continuation,
+)
 from sandloop.flows.home import open_home
 from sandloop.models.base import CallContext, ModelInput, ModelOutput
 from sandloop.models.errors import ModelError
+from sandloop.pacing import hands_off
 from sandloop.progress import StepEvent, publish
-from sandloop.specs import RunSpec
+from sandloop.specs import RunSpec, SpecError
 from sandloop.stopping import FINAL_REASONS, StopReason
 from sandloop.storage.store import AkashicStore, NotFound
-from sandloop.storage.wal import ThreadLog
+from sandloop.storage.wal import ThreadLocked, ThreadLog
 from sandloop.tasks.embed import embed_thread_outputs
 from sandloop.tasks.invoke import invoke_model
 
@@ -49,21 +59,44 @@ class RunSummary:
     duration_s: float = 0.0
     flow_run_id: str | None = None
     embedded: int | None = None  # outputs embedded in the background (None: off or failed)
+    next_due_at: str | None = None  # a handed-off run: when its continuation is due
+    continuation: str | None = None  # ... and which flow run that is
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+# How long a deployed flow run waits for the thread's lock: its predecessor may still be
+# closing when a continuation starts (workers start scheduled runs a little early).
+LOCK_WAIT_IN_DEPLOYMENTS_S = 120.0
+
+
 def _flow_run_name() -> str:
-    thread = str(runtime.flow_run.parameters.get("thread", ""))
-    return f"network · thread {thread[:8]}"
+    thread = runtime.flow_run.parameters.get("thread")
+    return f"network · thread {str(thread)[:8]}" if thread else "network · new thread"
 
 
 def _wait_until(due: datetime, thread: str, step: int) -> None:
+    """Sleep until ``due``, publishing the time left every second (the CLI's countdown)."""
     delay = (due - engine.now_utc()).total_seconds()
-    if delay > 0:
+    if delay <= 0:
+        return
+    if delay >= 5:
+        get_run_logger().info("step %d is due at %s; waiting %.0f s", step, due, delay)
+    while delay > 0:
         publish(StepEvent(thread, step, "", "waiting", 0.0, "", waiting_s=delay))
-        time.sleep(delay)
+        time.sleep(min(1.0, delay))
+        delay = (due - engine.now_utc()).total_seconds()
+
+
+def _register(store: AkashicStore, run: dict[str, Any], session: str | None) -> str:
+    """Register the thread a deployment's parameters describe. ``seed: scheduled`` seeds it
+    from the flow run's scheduled time, so each firing of a schedule is its own thread, and a
+    retry of that firing is the same one."""
+    fields = dict(run)
+    if fields.get("seed") == "scheduled":
+        fields["seed"] = int(runtime.flow_run.scheduled_start_time.timestamp())
+    return api.register_run(store, api.run_spec_from(fields), session)
 
 
 def _model_input(store: AkashicStore, plan: engine.StepPlan) -> ModelInput:
@@ -134,17 +167,38 @@ class _BackgroundEmbedding:
     persist_result=False,
     validate_parameters=False,
 )
-def network_run(thread: str, home: str | None = None) -> Any:
-    """Returns the run's summary; a failed run ends the flow run Failed, with the step and the
-    typed error as its state message and the summary as its data."""
+def network_run(
+    thread: str | None = None,
+    home: str | None = None,
+    run: dict[str, Any] | None = None,
+    session: str | None = None,
+) -> Any:
+    """Runs or resumes ``thread``; without one, registers the thread ``run`` describes (a
+    network file or mapping, genesis, seed, stop, pace), as deployments do.
+
+    Returns the run's summary; a failed run ends the flow run Failed, with the step and the
+    typed error as its state message and the summary as its data.
+    """
     settings, store = open_home(home)
-    run = store.get_run(thread)
-    if run is None:
-        raise NotFound(f"no run with thread {thread}; register it with `sandloop run` first")
-    spec = RunSpec.model_validate_json(run["spec"])
-    log = store.open_thread(thread)
+    if thread is None:
+        if run is None:
+            raise SpecError("network-run: give a thread to resume, or run: {network, genesis, …}")
+        thread = _register(store, run, session)
+    deployment_id = current_deployment_id()
     try:
-        summary = _run_steps(store, log, settings, spec, run)
+        log = store.open_thread(thread, wait_s=LOCK_WAIT_IN_DEPLOYMENTS_S if deployment_id else 0.0)
+    except ThreadLocked as exc:
+        if deployment_id is None:
+            raise
+        # A duplicate of a flow run that is still going: that one carries the thread on.
+        return Completed(message=f"{exc}; this flow run has nothing to do")
+    try:
+        # Read under the lock: a predecessor may have written the run just before letting go.
+        row = store.get_run(thread)
+        if row is None:
+            raise NotFound(f"no run with thread {thread}; register it with `sandloop run` first")
+        spec = RunSpec.model_validate_json(row["spec"])
+        summary = _run_steps(store, log, settings, spec, row, deployment_id)
     finally:
         log.close()
     if summary.status == "failed":
@@ -160,6 +214,7 @@ def _run_steps(
     settings: Settings,
     spec: RunSpec,
     run: dict[str, Any],
+    deployment_id: str | None = None,
 ) -> RunSummary:
     thread = str(run["thread"])
     recorded = store.steps(thread)
@@ -178,16 +233,50 @@ def _run_steps(
     if reason in FINAL_REASONS and run["status"] == "completed":
         return _summary(spec, state, reason, first_step, already_finished=True)
 
-    store.put_run({**run, "status": "running", "flow_run_id": flow_run_id, "error": None})
-    label_flow_run(tags=run_tags("network", spec.network.realm, thread, run.get("session")))
+    store.put_run(
+        {
+            **run,
+            "status": "running",
+            "flow_run_id": flow_run_id,
+            "error": None,
+            "next_due_at": None,
+            "continuation": None,
+        }
+    )
+    tags = run_tags("network", spec.network.realm, thread, run.get("session"))
+    label_flow_run(
+        name=f"{spec.network.name} · thread {thread[:6]} · from step {first_step}", tags=tags
+    )
     artifacts = RunArtifacts("network", thread, spec.stop.max_steps, first_step)
     error: str | None = None
+    continuation: Continuation | None = None
     since_flush = 0
     while (reason := state.stop_reason(session_started, engine.now_utc())) is None:
         due = state.due_at()
         # A pace wait that would outlast --max-duration ends the session now instead.
         if (reason := state.stop_reason(session_started, due)) is not None:
             break
+        wait_s = (due - engine.now_utc()).total_seconds()
+        if deployment_id is not None and hands_off(spec.pace, wait_s):
+            continuation = schedule_continuation(
+                deployment_id,
+                thread=thread,
+                step=state.next_step,
+                due=due,
+                parameters={"thread": thread, "home": str(settings.home)},
+                name=f"{spec.network.name} · thread {thread[:6]} · from step {state.next_step}",
+                tags=tags,
+            )
+            if continuation is not None:
+                get_run_logger().info(
+                    "step %d is due in %.0f s: handed to flow run %s, scheduled at %s",
+                    state.next_step,
+                    wait_s,
+                    continuation.flow_run_name,
+                    continuation.scheduled_at,
+                )
+                reason = StopReason.HANDED_OFF
+                break
         _wait_until(due, thread, state.next_step)
         plan = state.plan()
         started = engine.now_utc()
@@ -265,7 +354,8 @@ def _run_steps(
         summary,
         duration_s=(engine.now_utc() - session_started).total_seconds(),
         flow_run_id=flow_run_id,
-        embedded=background.wait(),
+        next_due_at=continuation.scheduled_at.isoformat() if continuation else None,
+        continuation=continuation.flow_run_id if continuation else None,
     )
     store.put_run(
         {
@@ -276,10 +366,16 @@ def _run_steps(
             "steps": summary.steps_total,
             "error": error,
             "flow_run_id": flow_run_id,
+            "next_due_at": continuation.scheduled_at if continuation else None,
+            "continuation": continuation.flow_run_id if continuation else None,
         }
     )
+    # The record is complete: a continuation may take the thread while this run tidies up.
+    log.close()
+    summary = replace(summary, embedded=background.wait())
     last = summary.steps_total - (0 if error else 1)
-    title = f"{spec.network.name} · thread {thread[:6]} · steps {first_step}–{last}"
+    ran = f"steps {first_step}–{last}" if last >= first_step else "no steps"
+    title = f"{spec.network.name} · thread {thread[:6]} · {ran}"
     artifacts.finish(store.steps(thread), store, title)
     label_flow_run(name=title)
     return summary
@@ -294,9 +390,11 @@ def _summary(
     error: str | None = None,
     already_finished: bool = False,
 ) -> RunSummary:
-    status = {StopReason.FAILED: "failed", StopReason.MAX_DURATION: "stopped"}.get(
-        reason, "completed"
-    )
+    status = {
+        StopReason.FAILED: "failed",
+        StopReason.MAX_DURATION: "stopped",
+        StopReason.HANDED_OFF: "waiting",
+    }.get(reason, "completed")
     return RunSummary(
         thread=state.thread,
         name=spec.network.name,

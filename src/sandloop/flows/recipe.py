@@ -18,9 +18,11 @@ from typing import Any
 
 from prefect import State, flow, runtime, task
 from prefect.context import TaskRunContext
+from prefect.states import Failed
 from prefect.tasks import exponential_backoff
 
 from sandloop.config import Settings
+from sandloop.flows.artifacts import label_flow_run, recipe_artifacts, run_tags
 from sandloop.flows.home import open_home
 from sandloop.keys import derive_seed
 from sandloop.models import registry
@@ -389,13 +391,37 @@ def recipe_flow(
     model: str | None = None,
     session: str | None = None,
     home: str | None = None,
-) -> dict[str, Any]:
+) -> Any:
+    """Returns the result; a recipe whose output never validated ends the flow run Failed, with
+    the reason as its state message and the result (every round recorded) as its data."""
     settings, store = open_home(home)
     if recipe.lstrip().startswith("{"):  # a recipe written in Python, passed as its JSON
         spec = RecipeSpec.model_validate_json(recipe)
     else:
         spec = load_recipe(recipe, settings.home, model)
-    return run_stage(store, settings, spec, input, dict(context or {}), seed, session)
+    result = run_stage(store, settings, spec, input, dict(context or {}), seed, session)
+    return _finish(store, spec.realm, [result], result, f"{spec.name} v{spec.version}", session)
+
+
+def _finish(
+    store: AkashicStore,
+    realm: str,
+    stages: list[dict[str, Any]],
+    result: dict[str, Any],
+    title: str,
+    session: str | None,
+) -> Any:
+    """Label the flow run, publish its artifacts, and fail it if the result is a failure."""
+    thread = str(stages[-1]["thread"]) if stages else ""
+    status = "failed" if result["error"] else str(stages[-1]["status"]) if stages else "empty"
+    label_flow_run(
+        name=f"{title} · thread {thread[:6]} · {status}",
+        tags=run_tags("recipe", realm, thread, session),
+    )
+    recipe_artifacts(store, stages, f"{title} · {status}")
+    if result["error"]:
+        return Failed(message=str(result["error"]), data=result)
+    return result
 
 
 @flow(name="recipe-pipeline", persist_result=False, validate_parameters=False)
@@ -405,25 +431,27 @@ def pipeline_flow(
     seed: int | None = None,
     session: str | None = None,
     home: str | None = None,
-) -> dict[str, Any]:
-    """Each stage's accepted output is the next stage's input (JSON if it was parsed)."""
+) -> Any:
+    """Each stage's accepted output is the next stage's input (JSON if it was parsed); a stage
+    that fails ends the flow run Failed, with the stages so far as its data."""
     settings, store = open_home(home)
     spec = load_pipeline(Path(pipeline))
     outputs: dict[str, str] = {}
     stages: list[dict[str, Any]] = []
     text = input
+    title, realm = f"pipeline {spec.name}", ""
     for stage in spec.stages:
         recipe = load_recipe(stage.recipe, settings.home, stage.model)
+        realm = recipe.realm
         result = run_stage(store, settings, recipe, text, stage.context, seed, session, outputs)
         stages.append(result)
         if result["error"] is not None:
-            return {
-                "pipeline": spec.name,
-                "output": None,
-                "stages": stages,
-                "error": result["error"],
-            }
+            failed = {"pipeline": spec.name, "output": None, "stages": stages}
+            return _finish(
+                store, realm, stages, {**failed, "error": result["error"]}, title, session
+            )
         parsed = result["parsed"]
         text = parsed if isinstance(parsed, str) else dumps(parsed)
         outputs[recipe.name] = text
-    return {"pipeline": spec.name, "output": text, "stages": stages, "error": None}
+    done = {"pipeline": spec.name, "output": text, "stages": stages, "error": None}
+    return _finish(store, realm, stages, done, title, session)

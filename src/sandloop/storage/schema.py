@@ -58,6 +58,9 @@ RUNS = pa.schema(
         # Added after 0.1 stores existed: migrated in as all-null columns (see AkashicStore).
         pa.field("session", pa.string()),
         pa.field("phase", pa.string()),
+        # A paced run that handed its wait to a scheduled flow run: when, and which.
+        pa.field("next_due_at", _TS),
+        pa.field("continuation", pa.string()),
     ]
 )
 

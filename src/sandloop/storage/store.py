@@ -176,9 +176,9 @@ class AkashicStore:
 
     # -- invocations ----------------------------------------------------------------------
 
-    def open_thread(self, thread: str) -> ThreadLog:
+    def open_thread(self, thread: str, wait_s: float = 0.0) -> ThreadLog:
         """Take the thread's writer lock and replay whatever a crashed writer left behind."""
-        log = ThreadLog(self.wal_dir, thread)
+        log = ThreadLog(self.wal_dir, thread, wait_s)
         self.flush(log)
         return log
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -54,17 +55,25 @@ def pending_logs(wal_dir: Path) -> Iterator[Path]:
 class ThreadLog:
     """Exclusive writer of one thread's log; holding it is what 'this run is running' means."""
 
-    def __init__(self, wal_dir: Path, thread: str) -> None:
+    def __init__(self, wal_dir: Path, thread: str, wait_s: float = 0.0) -> None:
+        """``wait_s``: how long to wait for another writer to let go (a continuation may start
+        while the flow run that scheduled it is still closing)."""
         wal_dir.mkdir(parents=True, exist_ok=True)
         self.path = wal_dir / f"{thread}.jsonl"
         self._lock_file = open(wal_dir / f"{thread}.lock", "a+")  # noqa: SIM115 - held open
-        try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock_file.close()
-            raise ThreadLocked(
-                f"thread {thread[:12]} is being run by another process; wait for it or stop it"
-            ) from None
+        give_up = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < give_up:
+                    time.sleep(0.2)
+                    continue
+                self._lock_file.close()
+                raise ThreadLocked(
+                    f"thread {thread[:12]} is being run by another process; wait for it or stop it"
+                ) from None
         self._log: IO[bytes] = open(self.path, "ab")  # noqa: SIM115 - closed in close()
 
     def append(self, row: dict[str, Any]) -> None:
@@ -82,6 +91,9 @@ class ThreadLog:
         os.fsync(self._log.fileno())
 
     def close(self) -> None:
+        """Release the thread (idempotent: a run lets go as soon as its record is written)."""
+        if self._log.closed:
+            return
         self._log.close()
         if self.path.exists() and self.path.stat().st_size == 0:
             self.path.unlink()

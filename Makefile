@@ -41,6 +41,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_local_reuse.py
 	$(BIN)/python benchmarks/bench_router.py
 	$(BIN)/python benchmarks/bench_export.py --million
+	$(BIN)/python benchmarks/bench_prefect_backends.py
+	$(BIN)/python benchmarks/bench_handoff.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

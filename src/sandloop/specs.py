@@ -224,13 +224,23 @@ def read_mapping(path: Path) -> dict[str, Any]:
     return data
 
 
-def spec_kind(data: dict[str, Any], source: str) -> Literal["network", "dialogue", "recipe"]:
+SpecKind = Literal["network", "dialogue", "recipe", "pipeline"]
+_KIND_FIELDS: dict[str, SpecKind] = {
+    "models": "network",
+    "actors": "dialogue",
+    "template": "recipe",
+    "stages": "pipeline",
+}
+
+
+def spec_kind(data: dict[str, Any], source: str) -> SpecKind:
     """Which kind of spec a file holds, by the field only that kind has."""
-    for field, kind in (("models", "network"), ("actors", "dialogue"), ("template", "recipe")):
+    for field, kind in _KIND_FIELDS.items():
         if field in data:
-            return kind  # type: ignore[return-value]
+            return kind
     raise SpecError(
-        f"{source}: not a network (models:), dialogue (actors:) or recipe (template:) spec"
+        f"{source}: not a network (models:), dialogue (actors:), recipe (template:) or "
+        "pipeline (stages:) spec"
     )
 
 

@@ -8,6 +8,7 @@ Slow (a server, a worker and a process per flow run): run by `make test-slow` an
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -132,6 +133,14 @@ def test_a_paced_run_hands_its_long_waits_to_a_chain_of_flow_runs(deployed: Depl
         return row if row and row["status"] == "waiting" and row["steps"] == 3 else None
 
     waiting = wait_for(waiting_for_step_3, "the hand-off before step 3")
+    shown = subprocess.run(
+        [str(prefect_server.BIN / "sandloop"), "show", thread[:10], "--json"],
+        env=deployed.server.env(SANDLOOP_HOME=str(deployed.home)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert json.loads(shown.stdout)["continuation"] == waiting["continuation"]
     duplicate = run_deployment(first.id, parameters={"thread": thread}, timeout=0, as_subflow=False)
     wait_for(lambda: completed(deployed.home, thread), "the run to complete")
     wait_for(

@@ -270,6 +270,14 @@ def runs(home: HomeOption = None, as_json: JsonOption = False) -> None:
     out.print(table)
 
 
+def _next_due(run_row: dict[str, Any]) -> Any:
+    """When a run that handed off its wait continues (None unless it is waiting)."""
+    due = run_row.get("next_due_at")
+    if run_row["status"] != "waiting" or due is None or due != due:  # NaT
+        return None
+    return due
+
+
 @app.command()
 def show(
     thread: Annotated[str, typer.Argument(help="A thread id or a unique prefix of one.")],
@@ -290,12 +298,20 @@ def show(
         meta = {
             k: run_row[k] for k in ("thread", "realm", "name", "status", "stop_reason", "genesis")
         }
+        due = _next_due(run_row)
+        meta |= {"next_due_at": due.isoformat() if due else None}
+        meta |= {"continuation": run_row.get("continuation") if due else None}
         out.print_json(data={**meta, "steps": _step_dicts(steps)})
         return
     out.print(
         f"[bold]{run_row['name']}[/] · thread {run_row['thread']} · {run_row['status']}",
         highlight=False,
     )
+    if due := _next_due(run_row):
+        out.print(
+            f"next step due {due:%Y-%m-%d %H:%M:%S} UTC in flow run {run_row['continuation']}",
+            highlight=False,
+        )
     out.print(f"genesis: {run_row['genesis']}", highlight=False)
     if full:
         for row in steps.itertuples(index=False):

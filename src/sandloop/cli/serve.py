@@ -44,7 +44,7 @@ def _deployment_of(
     bad one fails now rather than at every firing."""
     from sandloop import api
     from sandloop.dialogues.spec import load_dialogue
-    from sandloop.recipes.spec import load_recipe
+    from sandloop.recipes.spec import load_pipeline, load_recipe
     from sandloop.specs import read_mapping, spec_kind
 
     kind = spec_kind(read_mapping(path), str(path))
@@ -63,12 +63,15 @@ def _deployment_of(
 
         load_dialogue(path, question)
         return dialogue_flow, {"spec": str(path), "question": question, "seed": seed, **common}
-    from sandloop.flows.recipe import recipe_flow
+    from sandloop.flows.recipe import pipeline_flow, recipe_flow
 
     if input_text is None:
-        fail(f"{path} is a recipe: give --input, the text it works on")
+        fail(f"{path} is a {kind}: give --input, the text it works on")
     if isinstance(seed, str):
-        fail("a recipe's --seed is a number: the same input and seed is the same result")
+        fail(f"a {kind}'s --seed is a number: the same input and seed is the same result")
+    if kind == "pipeline":
+        load_pipeline(path)
+        return pipeline_flow, {"pipeline": str(path), "input": input_text, "seed": seed, **common}
     load_recipe(str(path), Path(home))
     return recipe_flow, {"recipe": str(path), "input": input_text, "seed": seed, **common}
 
@@ -76,7 +79,7 @@ def _deployment_of(
 @app.command()
 def serve(
     spec_path: Annotated[
-        Path, typer.Argument(help="A network, dialogue or recipe spec (YAML or JSON).")
+        Path, typer.Argument(help="A network, dialogue, recipe or pipeline spec (YAML or JSON).")
     ],
     name: Annotated[
         str | None, typer.Option(help="Deployment name (default: the file's stem).")
@@ -90,7 +93,7 @@ def serve(
     genesis: Annotated[str | None, typer.Option(help="A network's first input.")] = None,
     question: Annotated[str | None, typer.Option(help="A dialogue's question.")] = None,
     input_text: Annotated[
-        str | None, typer.Option("--input", help="A recipe's input text.")
+        str | None, typer.Option("--input", help="A recipe's or pipeline's input text.")
     ] = None,
     seed: Annotated[
         str | None,
@@ -126,11 +129,6 @@ def serve(
 
     if cron is not None and interval is not None:
         fail("give --cron or --interval, not both")
-    if not PREFECT_API_URL.value():
-        fail(
-            "sandloop serve needs a Prefect server: run `prefect server start` and set "
-            "PREFECT_API_URL=http://127.0.0.1:4200/api"
-        )
     pace_fields = parse_pace(pace)
     if hand_off_after is not None:
         if pace_fields["kind"] == "none":
@@ -152,6 +150,11 @@ def serve(
         )
     except input_errors() as exc:
         fail(str(exc))
+    if not PREFECT_API_URL.value():
+        fail(
+            "sandloop serve needs a Prefect server: run `prefect server start` and set "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
     _serve(flow, name or spec_path.stem, parameters, cron, interval, now, limit)
 
 

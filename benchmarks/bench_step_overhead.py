@@ -15,27 +15,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from uuid import UUID
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import invocation_rows, median_seconds
+from _common import drain, invocation_rows, median_seconds
 
 STEPS = 200
 REPEATS = 3
-
-
-def drain(flow_run_id: str, expected: int) -> float:
-    """Seconds until the server has recorded ``expected`` task runs of the flow run."""
-    from prefect import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    start = time.perf_counter()
-    flow_filter = FlowRunFilter(id=FlowRunFilterId(any_=[UUID(flow_run_id)]))
-    with get_client(sync_client=True) as client:
-        while len(client.read_task_runs(flow_run_filter=flow_filter, limit=expected)) < expected:
-            time.sleep(0.05)
-    return time.perf_counter() - start
 
 
 def main() -> None:

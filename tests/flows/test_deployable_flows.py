@@ -124,3 +124,23 @@ def test_a_scheduled_export_pins_a_dated_snapshot_once(home: Path, tmp_path: Pat
     # A retry of that night's run finds the snapshot pinned and writes the same files again.
     again = export_flow(**{**params, "overwrite": True})
     assert again["snapshot"] == manifest["snapshot"] and again["files"] == manifest["files"]
+
+
+def test_a_continuation_the_server_refuses_is_waited_for_in_process(home: Path) -> None:
+    """No such deployment (say, deleted mid-run): the run keeps its worker this once rather than
+    end with nobody to carry it on."""
+    from uuid import uuid4
+
+    from prefect import flow
+
+    from sandloop.engine import now_utc
+    from sandloop.flows.network import _hand_off
+
+    spec = api.load_run_spec(REPO / "examples/networks/echo.yaml", genesis="x", seed=1)
+
+    @flow
+    def hand_off_to_nowhere() -> Any:
+        settings = api.settings_for(home)
+        return _hand_off(str(uuid4()), spec, "t" * 32, 3, now_utc(), settings, [])
+
+    assert hand_off_to_nowhere() is None

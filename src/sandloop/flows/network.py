@@ -208,6 +208,33 @@ def network_run(
     return summary.as_dict()
 
 
+def _hand_off(
+    deployment_id: str,
+    spec: RunSpec,
+    thread: str,
+    step: int,
+    due: datetime,
+    settings: Settings,
+    tags: list[str],
+) -> Continuation | None:
+    """The continuation that takes ``step`` on at ``due``; None means wait here: this flow run is
+    that continuation (started early), or the server would not take the schedule (the run is
+    not lost for a failed API call; it just holds its worker this once)."""
+    try:
+        return schedule_continuation(
+            deployment_id,
+            thread=thread,
+            step=step,
+            due=due,
+            parameters={"thread": thread, "home": str(settings.home)},
+            name=f"{spec.network.name} · thread {thread[:6]} · from step {step}",
+            tags=tags,
+        )
+    except Exception as exc:
+        get_run_logger().warning("could not schedule a continuation (%s); waiting here", exc)
+        return None
+
+
 def _run_steps(
     store: AkashicStore,
     log: ThreadLog,
@@ -258,14 +285,8 @@ def _run_steps(
             break
         wait_s = (due - engine.now_utc()).total_seconds()
         if deployment_id is not None and hands_off(spec.pace, wait_s):
-            continuation = schedule_continuation(
-                deployment_id,
-                thread=thread,
-                step=state.next_step,
-                due=due,
-                parameters={"thread": thread, "home": str(settings.home)},
-                name=f"{spec.network.name} · thread {thread[:6]} · from step {state.next_step}",
-                tags=tags,
+            continuation = _hand_off(
+                deployment_id, spec, thread, state.next_step, due, settings, tags
             )
             if continuation is not None:
                 get_run_logger().info(

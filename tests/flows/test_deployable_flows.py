@@ -144,3 +144,46 @@ def test_a_continuation_the_server_refuses_is_waited_for_in_process(home: Path) 
         return _hand_off(str(uuid4()), spec, "t" * 32, 3, now_utc(), settings, [])
 
     assert hand_off_to_nowhere() is None
+
+
+def test_duplicates_find_one_continuation_and_a_cancelled_one_gets_a_successor() -> None:
+    from datetime import timedelta
+
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled
+    from prefect.types.entrypoint import EntrypointType
+
+    from sandloop.engine import now_utc
+    from sandloop.flows.continuation import schedule_continuation
+    from sandloop.flows.network import network_run
+
+    deployment_id = str(
+        network_run.to_deployment(
+            name="continuations", entrypoint_type=EntrypointType.MODULE_PATH
+        ).apply()
+    )
+    due = now_utc() + timedelta(hours=1)  # nobody serves it: the runs stay scheduled
+
+    @flow
+    def reach_step_5() -> Any:
+        return schedule_continuation(
+            deployment_id,
+            thread="c" * 32,
+            step=5,
+            due=due,
+            parameters={"thread": "c" * 32},
+            name="from step 5",
+            tags=[],
+        )
+
+    first, duplicate = reach_step_5(), reach_step_5()
+    assert first is not None and duplicate == first
+    assert abs((first.scheduled_at - due).total_seconds()) < 0.01
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(first.flow_run_id, Cancelled(), force=True)
+    successor, again = reach_step_5(), reach_step_5()
+    assert successor is not None and successor.flow_run_id != first.flow_run_id
+    assert again == successor
+    with get_client(sync_client=True) as client:
+        client.delete_deployment(deployment_id)

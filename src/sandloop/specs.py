@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -254,10 +254,20 @@ def describe_validation_error(exc: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def load_network(path: Path) -> NetworkSpec:
+SpecT = TypeVar("SpecT", bound=BaseModel)
+
+
+def load_spec(path: Path, spec_type: type[SpecT], **overrides: Any) -> SpecT:
+    """A spec file validated as ``spec_type``, its name defaulting to the file's stem; errors are
+    one line per problem, naming the file and the field."""
     data = read_mapping(path)
     data.setdefault("name", path.stem)
+    data.update(overrides)
     try:
-        return NetworkSpec.model_validate(data)
+        return spec_type.model_validate(data)
     except ValidationError as exc:
         raise SpecError(describe_validation_error(exc, str(path))) from None
+
+
+def load_network(path: Path) -> NetworkSpec:
+    return load_spec(path, NetworkSpec)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sandloop.keys import realm_key, thread_key
 from sandloop.models.registry import lookup
 from sandloop.recipes.render import TemplateError, slots_used
-from sandloop.specs import SpecError, describe_validation_error, read_mapping
+from sandloop.specs import load_spec
 
 NAME = r"^[A-Za-z0-9][\w.\- ]*$"
 
@@ -114,11 +114,4 @@ class DialogueSpec(_Spec):
 
 
 def load_dialogue(path: Path, question: str | None = None) -> DialogueSpec:
-    data = read_mapping(path)
-    data.setdefault("name", path.stem)
-    if question is not None:
-        data["question"] = question
-    try:
-        return DialogueSpec.model_validate(data)
-    except ValidationError as exc:
-        raise SpecError(describe_validation_error(exc, str(path))) from None
+    return load_spec(path, DialogueSpec, **({} if question is None else {"question": question}))

@@ -336,15 +336,8 @@ class _Sink:
 
     def write_raw(self, fmt: str, part: str, split: str, data: bytes) -> None:
         """Lines already serialised (the column-wise openai-chat path)."""
-        if not data:
-            return
-        handle = self.files.get((fmt, part, split))
-        if handle is None:
-            path = self.path(fmt, part, split)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle = self._open(path)
-            self.files[(fmt, part, split)] = handle
-        handle.write(data)
+        if data:
+            self._handle(fmt, part, split).write(data)
 
     def write(self, fmt: str, part: str, split: str, record: dict[str, Any]) -> None:
         if fmt == "hf":
@@ -352,13 +345,16 @@ class _Sink:
             if len(self.parquet_rows[split]) >= 10_000:
                 self._flush_parquet(split)
             return
+        self._handle(fmt, part, split).write(orjson.dumps(record) + b"\n")
+
+    def _handle(self, fmt: str, part: str, split: str) -> IO[bytes]:
+        """The file of one (format, part, split), opened on its first line."""
         handle = self.files.get((fmt, part, split))
         if handle is None:
             path = self.path(fmt, part, split)
             path.parent.mkdir(parents=True, exist_ok=True)
-            handle = self._open(path)
-            self.files[(fmt, part, split)] = handle
-        handle.write(orjson.dumps(record) + b"\n")
+            handle = self.files[(fmt, part, split)] = self._open(path)
+        return handle
 
     def _open(self, path: Path) -> IO[bytes]:
         if self.compress:

@@ -24,7 +24,7 @@ from sandloop.dialogues import engine
 from sandloop.dialogues.spec import DialogueSpec, load_dialogue
 from sandloop.display import excerpt
 from sandloop.flows.artifacts import RunArtifacts, label_flow_run, run_tags
-from sandloop.flows.home import open_home
+from sandloop.flows.home import open_home, resolve_seed
 from sandloop.keys import derive_seed
 from sandloop.models import registry
 from sandloop.models.base import CallContext, ModelInput, ModelOutput
@@ -166,23 +166,12 @@ def dialogue_flow(
     if thread is None:
         if spec is None:
             raise SpecError("dialogue: give a thread to resume, or spec: a dialogue file")
-        if seed == "scheduled":
-            seed = int(runtime.flow_run.scheduled_start_time.timestamp())
         dialogue = load_dialogue(Path(spec), question)
-        thread = api.register_dialogue(store, dialogue, _as_seed(seed), session)
+        thread = api.register_dialogue(store, dialogue, resolve_seed(seed), session)
     run = store.get_run(thread)
     if run is None:
         raise NotFound(f"no dialogue with thread {thread}; start it with `sandloop dialogue run`")
     return _run_turns(store, settings, thread, run)
-
-
-def _as_seed(seed: int | str | None) -> int | None:
-    if seed is None or isinstance(seed, int):
-        return seed
-    try:
-        return int(seed)
-    except ValueError:
-        raise SpecError(f"seed: {seed!r} is not a number (or 'scheduled')") from None
 
 
 def _run_turns(store: AkashicStore, settings: Settings, thread: str, run: dict[str, Any]) -> Any:

@@ -1,4 +1,5 @@
-"""What every flow does first: settings for its home, that home's models file, its store.
+"""What every flow does first: settings for its home, that home's models file, its store; and
+for flows a deployment starts, the seed its parameters mean.
 
 Flows take only a home path (deployments run them in other processes), so each opens these
 itself, the same way."""
@@ -7,9 +8,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from prefect import runtime
+
 from sandloop.config import Settings
 from sandloop.models import registry
+from sandloop.specs import SpecError
 from sandloop.storage.store import AkashicStore
+
+
+def resolve_seed(seed: int | str | None) -> int | None:
+    """A deployment's seed: a number (possibly given as text), or ``scheduled``, the flow run's
+    scheduled time, so each firing of a schedule is its own thread and a retry of it the same."""
+    if seed is None or isinstance(seed, int):
+        return seed
+    if seed == "scheduled":
+        return int(runtime.flow_run.scheduled_start_time.timestamp())
+    try:
+        return int(seed)
+    except ValueError:
+        raise SpecError(f"seed: {seed!r} is not a number (or 'scheduled')") from None
 
 
 def open_home(home: Path | str | None) -> tuple[Settings, AkashicStore]:

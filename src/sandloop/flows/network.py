@@ -32,7 +32,7 @@ from sandloop.flows.continuation import (
     current_deployment_id,
     schedule_continuation,
 )
-from sandloop.flows.home import open_home
+from sandloop.flows.home import open_home, resolve_seed
 from sandloop.models.base import CallContext, ModelInput, ModelOutput
 from sandloop.models.errors import ModelError
 from sandloop.pacing import hands_off
@@ -93,9 +93,7 @@ def _register(store: AkashicStore, run: dict[str, Any], session: str | None) -> 
     """Register the thread a deployment's parameters describe. ``seed: scheduled`` seeds it
     from the flow run's scheduled time, so each firing of a schedule is its own thread, and a
     retry of that firing is the same one."""
-    fields = dict(run)
-    if fields.get("seed") == "scheduled":
-        fields["seed"] = int(runtime.flow_run.scheduled_start_time.timestamp())
+    fields = {**run, "seed": resolve_seed(run.get("seed"))}
     return api.register_run(store, api.run_spec_from(fields), session)
 
 

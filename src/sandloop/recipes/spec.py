@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sandloop.keys import realm_key, thread_key
 from sandloop.models.registry import lookup
 from sandloop.recipes.render import TemplateError, slots_used
-from sandloop.specs import SpecError, describe_validation_error, read_mapping
+from sandloop.specs import SpecError, describe_validation_error, load_spec, read_mapping
 
 NAME_PATTERN = r"^[A-Za-z0-9][\w.\-]*$"
 
@@ -233,9 +233,4 @@ def load_recipe(name_or_path: str, home: Path, model: str | None = None) -> Reci
 
 
 def load_pipeline(path: Path) -> PipelineSpec:
-    data = read_mapping(path)
-    data.setdefault("name", path.stem)
-    try:
-        return PipelineSpec.model_validate(data)
-    except ValidationError as exc:
-        raise SpecError(describe_validation_error(exc, str(path))) from None
+    return load_spec(path, PipelineSpec)

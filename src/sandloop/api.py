@@ -16,8 +16,10 @@ import pandas as pd
 from pydantic import ValidationError
 
 from sandloop.config import Settings
+from sandloop.keys import hash_bytes
 from sandloop.specs import RunSpec, SpecError, describe_validation_error, load_network
 from sandloop.storage.store import AkashicStore
+from sandloop.storage.wal import ThreadLocked, is_locked, locked_message
 
 
 def settings_for(home: Path | str | None = None) -> Settings:
@@ -29,9 +31,11 @@ def settings_for(home: Path | str | None = None) -> Settings:
     return settings
 
 
-def open_store(home: Path | str | None = None) -> AkashicStore:
+def open_store(home: Path | str | None = None, *, readonly: bool = False) -> AkashicStore:
+    """The home's store; ``readonly`` for reads, which create nothing and work on a read-only
+    disk."""
     settings = settings_for(home)
-    return AkashicStore.open(settings.home, compact_every=settings.compact_every)
+    return AkashicStore.open(settings.home, compact_every=settings.compact_every, readonly=readonly)
 
 
 def load_run_spec(network_path: Path | str, **fields: Any) -> RunSpec:
@@ -58,11 +62,28 @@ def run_spec_from(fields: dict[str, Any]) -> RunSpec:
         raise SpecError(describe_validation_error(exc, "run")) from None
 
 
+def thread_of(spec: RunSpec) -> str:
+    """The thread a run spec names, computed without writing anything. An image genesis counts
+    by its content hash, so renaming the file does not make a new thread."""
+    if spec.network.input_type == "image":
+        return spec.thread(hash_bytes(Path(spec.genesis).read_bytes()))
+    return spec.thread()
+
+
+def ensure_idle(store: AkashicStore, spec: RunSpec) -> str:
+    """The spec's thread, refused (ThreadLocked) while another process runs it: checked before
+    any Prefect start-up or model load; the flow checks again under the lock."""
+    thread = thread_of(spec)
+    if is_locked(store.wal_dir, thread):
+        raise ThreadLocked(locked_message(thread))
+    return thread
+
+
 def register_run(store: AkashicStore, spec: RunSpec, session: str | None = None) -> str:
     """Record the run (or refresh its stop conditions and pace) and return its thread id.
 
-    An image genesis is stored as a blob first, and the thread counts it by content hash, so
-    renaming the file does not make a new thread.
+    Call it only while holding the thread's writer lock: it rewrites the spec a running writer
+    reads. An image genesis is stored as a blob first.
     """
     genesis_value = spec.genesis
     if spec.network.input_type == "image":
@@ -115,10 +136,16 @@ def run_network(
 
     settings = settings_for(home)
     store = AkashicStore.open(settings.home, compact_every=settings.compact_every)
-    thread = register_run(store, spec, session)
+    thread = ensure_idle(store, spec)
     # The heartbeat thread makes every flow run wait ~1 s at its end and has no env switch.
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        state = network_run(thread=thread, home=str(settings.home), return_state=True)
+        state = network_run(
+            thread=thread,
+            home=str(settings.home),
+            spec=spec.model_dump_json(),
+            session=session,
+            return_state=True,
+        )
     return _summary_of(state)
 
 
@@ -133,12 +160,16 @@ def _summary_of(state: Any) -> dict[str, Any]:
 
 
 def list_runs(home: Path | str | None = None) -> pd.DataFrame:
-    return open_store(home).runs()
+    return open_store(home, readonly=True).runs()
 
 
 def run_steps(thread_prefix: str, home: Path | str | None = None) -> pd.DataFrame:
-    store = open_store(home)
-    return store.steps(str(store.find_run(thread_prefix)["thread"]))
+    """One run's steps; refuses (DamagedStore) when the store lost steps the run recorded."""
+    store = open_store(home, readonly=True)
+    run = store.find_run(thread_prefix)
+    steps = store.steps(str(run["thread"]))
+    store.check_recorded(run, steps)
+    return steps
 
 
 def run_embeddings(
@@ -153,7 +184,7 @@ def run_embeddings(
 
     from sandloop.storage.store import sql_str
 
-    store = open_store(home)
+    store = open_store(home, readonly=True)
     thread = str(store.find_run(thread_prefix)["thread"])
     vectors = store.select("embeddings", f"thread = {sql_str(thread)}")
     if embedding_model is None and not vectors.empty:
@@ -208,7 +239,7 @@ def dialogue_messages(thread_prefix: str, home: Path | str | None = None) -> pd.
     """A dialogue's turns in order: actor, content, temperature, the judge's verdict."""
     from sandloop.storage.store import sql_str
 
-    store = open_store(home)
+    store = open_store(home, readonly=True)
     thread = str(store.find_run(thread_prefix)["thread"])
     return (
         store.select("messages", f"thread = {sql_str(thread)}")

@@ -5,8 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(ValueError):
+    """A setting (an environment variable, .env or a flag) that cannot be used; one line."""
 
 
 class Settings(BaseSettings):
@@ -69,10 +73,27 @@ class Settings(BaseSettings):
         None, description="a converted Gemma 3 270M folder; default: <home>/models/gemma-3-270m"
     )
 
+    @field_validator("home", mode="before")
+    @classmethod
+    def _home_given(cls, value: object) -> object:
+        """An empty home would silently mean the current folder."""
+        if isinstance(value, str | Path) and not str(value).strip():
+            raise ValueError("is empty; give a folder (the default is ~/.sandloop)")
+        return value
+
     @classmethod
     def for_home(cls, home: Path | str | None = None) -> Settings:
         """Settings from the environment, with the home folder overridden when one is given."""
-        return cls(home=Path(home).expanduser()) if home else cls()
+        if home is not None and not str(home).strip():
+            raise SettingsError("--home is empty; give a folder (the default is ~/.sandloop)")
+        try:
+            return cls(home=Path(home).expanduser()) if home is not None else cls()
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            name = "SANDLOOP_" + "_".join(str(p) for p in first["loc"]).upper()
+            raise SettingsError(
+                f"{name}: {str(first['msg']).removeprefix('Value error, ')}"
+            ) from None
 
     @property
     def store_path(self) -> Path:

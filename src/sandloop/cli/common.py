@@ -6,7 +6,7 @@ Exit codes: 0 done, 1 the run failed (a model failure retries could not fix), 2 
 
 from __future__ import annotations
 
-from pathlib import Path
+import logging
 from typing import Annotated, NoReturn
 
 import typer
@@ -21,8 +21,9 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
+# Text, not a Path: click would turn an empty --home into '.', the current folder.
 HomeOption = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--home",
         envvar="SANDLOOP_HOME",
@@ -70,12 +71,34 @@ SessionOption = Annotated[
 ]
 
 
+class _CommandReportsFailures(logging.Filter):
+    """A command prints a failed run or a refusal itself, as one line: Prefect's ERROR records
+    of the same failure (with their tracebacks) would only bury it. Warnings still show."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR
+
+
+# The loggers Prefect reports flow and task run failures through.
+_RUN_LOGGERS = (
+    "prefect.flow_runs",
+    "prefect.task_runs",
+    "prefect.flow_engine",
+    "prefect.task_engine",
+)
+
+
 def quiet_prefect(verbose: bool = False) -> None:
-    """Prefect's INFO lines would bury the command's own output; --verbose brings them back."""
+    """Prefect's INFO lines would bury the command's own output, and its ERROR lines repeat the
+    command's own error line; --verbose brings both back."""
     import os
 
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        for name in _RUN_LOGGERS:
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, _CommandReportsFailures) for f in logger.filters):
+                logger.addFilter(_CommandReportsFailures())
     # No network but the package registries: Prefect's telemetry would only log errors.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 

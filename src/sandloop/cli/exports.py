@@ -97,7 +97,7 @@ def snapshot_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
     from sandloop.exports import snapshot as snapshots
 
     try:
-        frame = snapshots.listing(api.open_store(home))
+        frame = snapshots.listing(api.open_store(home, readonly=True))
     except _errors() as exc:
         fail(str(exc))
     if as_json:
@@ -125,7 +125,7 @@ def snapshot_show(
     from sandloop.exports import snapshot as snapshots
 
     try:
-        store = api.open_store(home)
+        store = api.open_store(home, readonly=True)
         row = snapshots.get(store, name)
         assert row is not None
         runs = snapshots.Pinned(store, row).runs()
@@ -305,7 +305,7 @@ def export_traces(
 
     events: list[dict[str, Any]] = []
     try:
-        store = api.open_store(home)
+        store = api.open_store(home, readonly=True)
         if snapshot is not None:
             row = snapshots.get(store, snapshot)
             assert row is not None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +20,7 @@ from sandloop.cli.common import (
     fail,
     input_errors,
     out,
+    quiet_prefect,
 )
 from sandloop.cli.sessions import resolve_session
 from sandloop.display import excerpt
@@ -123,10 +123,7 @@ def run(
 
     Running the same network, genesis and seed again resumes the run where it stopped.
     """
-    if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    # No network but the package registries: Prefect's telemetry would only log errors.
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    quiet_prefect(verbose)
     from sandloop import api
     from sandloop.models.factory import prepare_models
 
@@ -145,7 +142,8 @@ def run(
         spec = api.load_run_spec(
             network, genesis=genesis, seed=seed, stop=stop, pace=parse_pace(pace)
         )
-        api.open_store(settings.home)  # an unwritable home fails here, before any model loads
+        # An unwritable home, or a thread another process runs, fails here, before models load.
+        api.ensure_idle(api.open_store(settings.home), spec)
         status = err.status("preparing models…")
         with status:
             prepare_models(
@@ -289,9 +287,10 @@ def show(
     from sandloop import api
 
     try:
-        store = api.open_store(home)
+        store = api.open_store(home, readonly=True)
         run_row = store.find_run(thread)
         steps = store.steps(str(run_row["thread"]))
+        store.check_recorded(run_row, steps)
     except input_errors() as exc:
         fail(str(exc))
     if as_json:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -35,7 +34,7 @@ BackendOption = Annotated[
 ]
 
 
-def _settings(home: Path | None, backend: str | None) -> Any:
+def _settings(home: str | None, backend: str | None) -> Any:
     from sandloop import api
 
     settings = api.settings_for(home)
@@ -46,7 +45,7 @@ def _settings(home: Path | None, backend: str | None) -> Any:
     return settings.model_copy(update={"index_backend": backend})
 
 
-def _embedder(model: str | None, home: Path | None) -> Any:
+def _embedder(model: str | None, home: str | None) -> Any:
     from sandloop import api
     from sandloop.embedding.embedders import embedder_from
 
@@ -128,7 +127,7 @@ def search(
     from sandloop.storage.faiss_index import SearchFilter
 
     try:
-        store = api.open_store(home)
+        store = api.open_store(home, readonly=True)
         embedder = _embedder(model, home)
         hits = semantic_search(
             store,

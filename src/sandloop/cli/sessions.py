@@ -26,14 +26,14 @@ session_app = typer.Typer(
 app.add_typer(session_app, name="session")
 
 
-def resolve_session(home: Path, prefix: str | None) -> str | None:
+def resolve_session(home: Path | str, prefix: str | None) -> str | None:
     """The full id of the session a --session prefix names (it must exist and be open)."""
     if prefix is None:
         return None
     from sandloop import sessions
     from sandloop.storage.store import AkashicStore, StoreError
 
-    row = sessions.find(AkashicStore.open(home), prefix)
+    row = sessions.find(AkashicStore.open(Path(home), readonly=True), prefix)
     if row["status"] != "open":
         raise StoreError(f"session {row['id']} has ended; start a new one")
     return str(row["id"])
@@ -82,7 +82,7 @@ def session_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
     from sandloop import api, sessions
 
     try:
-        frame = sessions.listing(api.open_store(home))
+        frame = sessions.listing(api.open_store(home, readonly=True))
     except input_errors() as exc:
         fail(str(exc))
     if as_json:
@@ -111,7 +111,7 @@ def session_show(
     from sandloop import api, sessions
 
     try:
-        store = api.open_store(home)
+        store = api.open_store(home, readonly=True)
         row = sessions.find(store, session_id)
         runs = sessions.runs_of(store, str(row["id"]))
     except input_errors() as exc:

@@ -39,7 +39,7 @@ from sandloop.pacing import hands_off
 from sandloop.progress import StepEvent, publish
 from sandloop.specs import RunSpec, SpecError
 from sandloop.stopping import FINAL_REASONS, StopReason
-from sandloop.storage.store import AkashicStore, NotFound
+from sandloop.storage.store import AkashicStore, DamagedStore, NotFound
 from sandloop.storage.wal import ThreadLocked, ThreadLog
 from sandloop.tasks.embed import embed_thread_outputs
 from sandloop.tasks.invoke import invoke_model
@@ -89,12 +89,11 @@ def _wait_until(due: datetime, thread: str, step: int) -> None:
         delay = (due - engine.now_utc()).total_seconds()
 
 
-def _register(store: AkashicStore, run: dict[str, Any], session: str | None) -> str:
-    """Register the thread a deployment's parameters describe. ``seed: scheduled`` seeds it
-    from the flow run's scheduled time, so each firing of a schedule is its own thread, and a
-    retry of that firing is the same one."""
-    fields = {**run, "seed": resolve_seed(run.get("seed"))}
-    return api.register_run(store, api.run_spec_from(fields), session)
+def _spec_of(run: dict[str, Any]) -> RunSpec:
+    """The run a deployment's parameters describe. ``seed: scheduled`` seeds it from the flow
+    run's scheduled time, so each firing of a schedule is its own thread, and a retry of that
+    firing is the same one."""
+    return api.run_spec_from({**run, "seed": resolve_seed(run.get("seed"))})
 
 
 def _model_input(store: AkashicStore, plan: engine.StepPlan) -> ModelInput:
@@ -170,33 +169,42 @@ def network_run(
     home: str | None = None,
     run: dict[str, Any] | None = None,
     session: str | None = None,
+    spec: str | None = None,
 ) -> Any:
-    """Runs or resumes ``thread``; without one, registers the thread ``run`` describes (a
-    network file or mapping, genesis, seed, stop, pace), as deployments do.
+    """Runs or resumes ``thread``; with ``spec`` (a RunSpec as JSON) registers it first, and
+    without a thread registers the one ``run`` describes (a network file or mapping, genesis,
+    seed, stop, pace), as deployments do. Registering happens under the thread's lock, so a
+    refused second writer changes nothing.
 
     Returns the run's summary; a failed run ends the flow run Failed, with the step and the
     typed error as its state message and the summary as its data.
     """
     settings, store = open_home(home)
+    run_spec = RunSpec.model_validate_json(spec) if spec is not None else None
     if thread is None:
         if run is None:
             raise SpecError("network-run: give a thread to resume, or run: {network, genesis, …}")
-        thread = _register(store, run, session)
+        run_spec = _spec_of(run)
+        thread = api.thread_of(run_spec)
     deployment_id = current_deployment_id()
     try:
         log = store.open_thread(thread, wait_s=LOCK_WAIT_IN_DEPLOYMENTS_S if deployment_id else 0.0)
     except ThreadLocked as exc:
         if deployment_id is None:
-            raise
+            return Failed(message=str(exc), data=exc)  # the caller's error line, no traceback
         # A duplicate of a flow run that is still going: that one carries the thread on.
         return Completed(message=f"{exc}; this flow run has nothing to do")
     try:
+        if run_spec is not None:
+            api.register_run(store, run_spec, session)
         # Read under the lock: a predecessor may have written the run just before letting go.
         row = store.get_run(thread)
         if row is None:
             raise NotFound(f"no run with thread {thread}; register it with `sandloop run` first")
-        spec = RunSpec.model_validate_json(row["spec"])
-        summary = _run_steps(store, log, settings, spec, row, deployment_id)
+        recorded_spec = RunSpec.model_validate_json(row["spec"])
+        summary = _run_steps(store, log, settings, recorded_spec, row, deployment_id)
+    except DamagedStore as exc:
+        return Failed(message=str(exc), data=exc)  # nothing ran: the store needs a doctor
     finally:
         log.close()
     if summary.status == "failed":
@@ -243,6 +251,7 @@ def _run_steps(
 ) -> RunSummary:
     thread = str(run["thread"])
     recorded = store.steps(thread)
+    store.check_recorded(run, recorded)  # never recompute steps the store has lost
     state = engine.resume(spec, thread, str(run["genesis"]), run["created_at"], recorded)
     embedder = _convergence_embedder(state, recorded, settings)
     background = _BackgroundEmbedding(settings, thread)

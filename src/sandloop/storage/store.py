@@ -7,11 +7,18 @@ crash recovery are decided here once.
 from __future__ import annotations
 
 import errno
+import fcntl
+import functools
+import logging
 import os
-from collections.abc import Sequence
+import random
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lancedb
 import pandas as pd
@@ -19,7 +26,10 @@ import pyarrow as pa
 
 from sandloop.storage.blobs import BlobStore
 from sandloop.storage.schema import INVOCATIONS, TABLES
-from sandloop.storage.wal import ThreadLog, is_locked, pending_logs, read_log
+from sandloop.storage.wal import ThreadLocked, ThreadLog, is_locked, pending_logs, read_log
+
+log = logging.getLogger("sandloop.store")
+T = TypeVar("T")
 
 #: Rows per keyed upsert. Each merge_insert joins its batch against the whole table, so fewer,
 #: larger calls win: 10k-row batches ran at 0.67x a bare `add`, one call per 50k rows at 0.81x
@@ -39,6 +49,60 @@ class NotFound(StoreError):
     pass
 
 
+class DamagedStore(StoreError):
+    """The tables disagree with the runs they record, or a data file is gone: reading on would
+    show holes and resuming would silently recompute recorded steps."""
+
+
+def damaged(home: Path, what: str) -> DamagedStore:
+    return DamagedStore(
+        f"the store in {str(home)!r} is damaged: {what}; run `sandloop doctor --home {home}` to "
+        "see what is wrong and repair what can be repaired"
+    )
+
+
+#: How often a commit that lost a race with another writer is tried again (LanceDB calls such
+#: conflicts retryable: the other commit changed nothing this one depends on).
+COMMIT_ATTEMPTS = 8
+
+
+def is_commit_conflict(exc: BaseException) -> bool:
+    return "retryable commit conflict" in str(exc).lower()
+
+
+def retry_conflicts(action: Callable[[], T], attempts: int = COMMIT_ATTEMPTS) -> T:
+    """Run a keyed (so idempotent) commit, again after a retryable conflict, with jittered
+    exponential backoff: concurrent writers of one home converge instead of crashing."""
+    for attempt in range(attempts):
+        try:
+            return action()
+        except (RuntimeError, OSError) as exc:
+            if not is_commit_conflict(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.02 * 2**attempt * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
+def to_frame(table: pa.Table) -> pd.DataFrame:
+    """A DataFrame in which a missing string is None, as it is in Arrow.
+
+    pandas 3 reads nullable strings as NaN, which is truthy: ``row.stop_reason or ""`` would keep
+    it. Every reader of the store goes through here, so ``is None`` and ``or`` mean what they say.
+    """
+    frame: pd.DataFrame = table.to_pandas()
+    for field in table.schema:
+        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+            column = frame[field.name]
+            frame[field.name] = column.astype(object).where(column.notna(), None)
+    return frame
+
+
+def is_missing_data(exc: BaseException) -> bool:
+    """LanceDB's way of saying a data file or manifest it needs is gone."""
+    text = str(exc).lower()
+    return any(s in text for s in ("not found", "no such file", "does not exist", "object at"))
+
+
 def sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -52,12 +116,13 @@ def dedupe_last(rows: Sequence[dict[str, Any]], key: str) -> list[dict[str, Any]
 
 
 def check_writable(home: Path) -> None:
-    """Fail early, with the fix, rather than half-way through a run."""
+    """Fail early, with the fix, rather than half-way through a run. The probe file is unique
+    (not per process): a run's background threads check the same home at once."""
     try:
         home.mkdir(parents=True, exist_ok=True)
-        probe = home / f".write-probe-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        handle, probe = tempfile.mkstemp(prefix=".write-probe-", dir=home)
+        os.close(handle)
+        os.unlink(probe)
     except OSError as exc:
         reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
         raise StoreError(
@@ -93,6 +158,29 @@ def optimize(table: Any, cleanup_older_than: timedelta | None = None) -> None:
         table.optimize(cleanup_older_than=age)
 
 
+@contextmanager
+def maintenance_lock(path: Path) -> Iterator[bool]:
+    """One compactor per home at a time: yields False (do nothing) when another process holds it.
+    Compactions of one table by several writers at once only preempt each other."""
+    try:
+        handle = open(path / "_maintenance.lock", "a+")  # noqa: SIM115 - closed below
+    except OSError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        handle.close()
+
+
 def _add_missing_columns(table: Any, schema: pa.Schema) -> None:
     """A store written by an older sandloop lacks newer nullable columns: add them, all null,
     without rewriting the data. Only additions are migrated this way."""
@@ -103,52 +191,98 @@ def _add_missing_columns(table: Any, schema: pa.Schema) -> None:
 
 
 class AkashicStore:
-    def __init__(self, home: Path, *, compact_every: int = 100) -> None:
+    def __init__(self, home: Path, *, compact_every: int = 100, readonly: bool = False) -> None:
+        """``readonly``: for commands that only read. Nothing is created (not even the home),
+        nothing is migrated or replayed, and a store on a read-only disk can be read."""
         self.home = home
         self.path = home / "akashic"
         self.wal_dir = self.path / "_wal"
         self.blobs = BlobStore(str(home / "blobs"))
         self.compact_every = compact_every
-        # read_consistency_interval=0: a long-lived handle sees other processes' writes.
-        self._db = lancedb.connect(str(self.path), read_consistency_interval=timedelta(0))
+        self.readonly = readonly
+        self._connection: Any = None
         self._tables: dict[str, Any] = {}
 
     @classmethod
-    def open(cls, home: Path, *, compact_every: int = 100) -> AkashicStore:
-        check_writable(home)
-        return cls(home, compact_every=compact_every)
+    def open(cls, home: Path, *, compact_every: int = 100, readonly: bool = False) -> AkashicStore:
+        if not readonly:
+            check_writable(home)
+        return cls(home, compact_every=compact_every, readonly=readonly)
+
+    @property
+    def _db(self) -> Any:
+        if self._connection is None:
+            # read_consistency_interval=0: a long-lived handle sees other processes' writes.
+            self._connection = lancedb.connect(
+                str(self.path), read_consistency_interval=timedelta(0)
+            )
+        return self._connection
 
     # -- tables ---------------------------------------------------------------------------
+
+    def _table_names(self) -> list[str]:
+        if self.readonly and not self.path.is_dir():
+            return []  # connecting would create the folder
+        names: list[str] = self._db.list_tables().tables
+        return names
 
     def table(self, name: str) -> Any:
         table = self._tables.get(name)
         if table is None:
             schema, key = TABLES[name]
-            if name in self._db.list_tables().tables:
-                table = self._db.open_table(name)
-                _add_missing_columns(table, schema)
+            if name in self._table_names():
+                table = self._open_table(name)
+                if not self.readonly:
+                    _add_missing_columns(table, schema)
+            elif self.readonly:
+                raise NotFound(f"the store in {str(self.home)!r} has no {name} yet")
             else:
-                table = self._db.create_table(name, schema=schema, exist_ok=True)
-                # Declared key: concurrent merge_inserts of the same keys stay unique.
-                table.set_unenforced_primary_key(key)  # type: ignore[attr-defined]
+                table = self._create_table(name, schema, key)
             self._tables[name] = table
         return table
 
+    def _open_table(self, name: str) -> Any:
+        try:
+            return self._db.open_table(name)
+        except Exception as exc:
+            if is_missing_data(exc):
+                raise damaged(self.home, f"table {name} cannot be opened") from None
+            raise
+
+    def _create_table(self, name: str, schema: pa.Schema, key: str) -> Any:
+        """A table folder without a committed version is what a crash (a full disk) during
+        creation leaves: it holds nothing, and LanceDB would call the table missing forever."""
+        folder = self.path / f"{name}.lance"
+        if folder.is_dir() and not any((folder / "_versions").glob("*.manifest")):
+            import shutil
+
+            log.warning("removing %s: a table whose creation never committed", folder)
+            shutil.rmtree(folder)
+        table = self._db.create_table(name, schema=schema, exist_ok=True)
+        # Declared key: concurrent merge_inserts of the same keys stay unique.
+        retry_conflicts(lambda: table.set_unenforced_primary_key(key))
+        return table
+
     def upsert(self, name: str, rows: Sequence[dict[str, Any]]) -> int:
-        """Keyed upsert in batches of ``WRITE_BATCH_ROWS``; returns the number of rows written."""
+        """Keyed upsert in batches of ``WRITE_BATCH_ROWS``; returns the number of rows written.
+        A commit that races another writer is retried: keyed, it converges to the same rows."""
         if not rows:
             return 0
         schema, key = TABLES[name]
         unique = dedupe_last(rows, key)
         table = self.table(name)
-        for start in range(0, len(unique), WRITE_BATCH_ROWS):
-            batch = pa.Table.from_pylist(unique[start : start + WRITE_BATCH_ROWS], schema=schema)
-            (
+
+        def merge(batch: pa.Table) -> Any:
+            return (
                 table.merge_insert(key)
                 .when_matched_update_all()
                 .when_not_matched_insert_all()
                 .execute(batch)
             )
+
+        for start in range(0, len(unique), WRITE_BATCH_ROWS):
+            batch = pa.Table.from_pylist(unique[start : start + WRITE_BATCH_ROWS], schema=schema)
+            retry_conflicts(functools.partial(merge, batch))
         self._maybe_compact(table)
         return len(unique)
 
@@ -156,9 +290,17 @@ class AkashicStore:
         """Each commit adds a fragment and reads slow ~10× after a thousand: fold them back.
 
         Versions younger than LanceDB's default retention are kept; snapshots tag theirs.
+        Compaction is maintenance: one process at a time does it, and a failure of it is a
+        warning, never a failed write (the rows are committed already).
         """
-        if table.stats()["fragment_stats"]["num_small_fragments"] >= self.compact_every:
-            optimize(table)
+        try:
+            if table.stats()["fragment_stats"]["num_small_fragments"] < self.compact_every:
+                return
+            with maintenance_lock(self.path) as mine:
+                if mine:
+                    optimize(table)
+        except Exception as exc:
+            log.warning("compaction of %s skipped: %s", table.name, str(exc).splitlines()[0])
 
     def table_at(self, name: str, version: int | str) -> Any:
         """A read-only view of a table at a version number or tag (a snapshot's pin)."""
@@ -167,19 +309,27 @@ class AkashicStore:
         return table
 
     def has_table(self, name: str) -> bool:
-        return name in self._tables or name in self._db.list_tables().tables
+        return name in self._tables or name in self._table_names()
 
     def compact(self, cleanup_older_than: timedelta | None = None) -> None:
-        for name in TABLES:
-            if self.has_table(name):
-                optimize(self.table(name), cleanup_older_than)
+        with maintenance_lock(self.path) as mine:
+            if not mine:
+                log.warning("another process is compacting %s; skipped", self.path)
+                return
+            for name in TABLES:
+                if self.has_table(name):
+                    optimize(self.table(name), cleanup_older_than)
 
     # -- invocations ----------------------------------------------------------------------
 
     def open_thread(self, thread: str, wait_s: float = 0.0) -> ThreadLog:
         """Take the thread's writer lock and replay whatever a crashed writer left behind."""
         log = ThreadLog(self.wal_dir, thread, wait_s)
-        self.flush(log)
+        try:
+            self.flush(log)
+        except BaseException:
+            log.close()
+            raise
         return log
 
     def flush(self, log: ThreadLog) -> int:
@@ -190,26 +340,45 @@ class AkashicStore:
 
     def recover(self) -> int:
         """Replay the logs of crashed writers (those whose lock nobody holds)."""
+        if self.readonly:
+            return 0
         recovered = 0
         for path in pending_logs(self.wal_dir):
             thread = path.stem
             if is_locked(self.wal_dir, thread):
                 continue
-            log = ThreadLog(self.wal_dir, thread)
+            try:
+                log = ThreadLog(self.wal_dir, thread)
+            except ThreadLocked:
+                continue  # a writer took it since we looked
             try:
                 recovered += self.flush(log)
             finally:
                 log.close()
         return recovered
 
+    def _scan(self, name: str, where: str | None, columns: list[str] | None) -> pa.Table:
+        try:
+            result: pa.Table = scan(self.table(name), where, columns).to_arrow()
+        except DamagedStore:
+            raise
+        except Exception as exc:
+            if is_missing_data(exc):
+                raise damaged(self.home, f"table {name}: {str(exc).splitlines()[0]}") from None
+            raise
+        return result
+
     def select(
         self, name: str, where: str | None = None, columns: list[str] | None = None
     ) -> pd.DataFrame:
         """A filtered (SQL ``where``) and projected read of a table as a DataFrame."""
+        wanted = columns or [f.name for f in TABLES[name][0]]
         if not self.has_table(name):
-            names = columns or [f.name for f in TABLES[name][0]]
-            return pd.DataFrame({c: pd.Series(dtype=object) for c in names})
-        frame: pd.DataFrame = scan(self.table(name), where, columns).to_pandas()
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in wanted})
+        frame = to_frame(self._scan(name, where, columns))
+        for column in wanted:  # a read-only view of an older store is not migrated
+            if column not in frame.columns:
+                frame[column] = None
         return frame
 
     def count(self, name: str, where: str | None = None) -> int:
@@ -222,21 +391,40 @@ class AkashicStore:
         """Rows as plain Python values (None stays None, timestamps are datetimes)."""
         if not self.has_table(name):
             return []
-        rows: list[dict[str, Any]] = (
-            self.table(name).search().where(where).limit(None).to_arrow().to_pylist()
-        )
+        rows: list[dict[str, Any]] = self._scan(name, where, None).to_pylist()
         return rows
 
     def steps(self, thread: str) -> pd.DataFrame:
-        """Every recorded step of a thread, including ones still in the write-ahead log."""
-        stored = self.select("invocations", f"thread = {sql_str(thread)}")
+        """Every recorded step of a thread, including ones still in the write-ahead log.
+
+        The log is read before the table: a flush moves rows from the log into the table, never
+        the other way, so a flush landing between the two reads can only add rows. A reader of a
+        live run sees a prefix of the thread that never shrinks and has no holes.
+        """
         pending = read_log(self.wal_dir / f"{thread}.jsonl")
+        stored = self.select("invocations", f"thread = {sql_str(thread)}")
         if pending:
             fresh = pa.Table.from_pylist(dedupe_last(pending, "key"), schema=INVOCATIONS)
             stored = stored[~stored["key"].isin(set(fresh.column("key").to_pylist()))]
-            frames = [f for f in (stored, fresh.to_pandas()) if not f.empty]
+            frames = [f for f in (stored, to_frame(fresh)) if not f.empty]
             stored = pd.concat(frames, ignore_index=True) if frames else stored
         return stored.sort_values("step", kind="stable").reset_index(drop=True)
+
+    def check_recorded(self, run: dict[str, Any], steps: pd.DataFrame) -> None:
+        """Refuse to read on (or resume) a run whose record has lost steps it once had: the
+        `runs` row counts them, the tables must hold them."""
+        claimed = int(run.get("steps") or 0)
+        if run.get("kind") != "network" or claimed == 0:
+            return
+        ok = set(steps.loc[steps["status"] == "ok", "step"].astype(int))
+        missing = [n for n in range(claimed) if n not in ok]
+        if missing:
+            shown = ", ".join(map(str, missing[:5])) + (" …" if len(missing) > 5 else "")
+            raise damaged(
+                self.home,
+                f"run {str(run['thread'])[:12]} recorded {claimed} steps, but {len(missing)} of "
+                f"them are missing from the store (steps {shown})",
+            )
 
     def invocations(self, where: str | None = None) -> pd.DataFrame:
         return self.select("invocations", where)
@@ -251,17 +439,35 @@ class AkashicStore:
         frame = self.select("runs")
         if frame.empty:
             return frame
-        live = [is_locked(self.wal_dir, t) for t in frame["thread"]]
+        live = pd.Series([is_locked(self.wal_dir, t) for t in frame["thread"]], index=frame.index)
         # A 'running' run whose lock nobody holds was killed: call it what it is.
-        frame.loc[
-            (frame["status"] == "running") & ~pd.Series(live, index=frame.index), "status"
-        ] = "interrupted"
+        frame.loc[(frame["status"] == "running") & ~live, "status"] = "interrupted"
+        # An unfinished network run counts its steps only when it ends: count what it recorded.
+        unfinished = frame["status"].isin(["running", "interrupted", "registered"]) & (
+            frame["kind"] == "network"
+        )
+        for index in frame.index[unfinished]:
+            recorded = self.recorded_steps(str(frame.at[index, "thread"]))
+            frame.at[index, "steps"] = max(int(frame.at[index, "steps"] or 0), recorded)
         return frame.sort_values("created_at", ascending=False).reset_index(drop=True)
+
+    def recorded_steps(self, thread: str) -> int:
+        """How many steps of a network thread are recorded in a row from step 0 (what a resume
+        would start after)."""
+        steps = self.steps(thread)
+        ok = set(steps.loc[steps["status"] == "ok", "step"].astype(int))
+        count = 0
+        while count in ok:
+            count += 1
+        return count
 
     def find_run(self, thread_prefix: str) -> dict[str, Any]:
         if not thread_prefix:
             raise NotFound("give a thread id or a prefix of one")
-        rows = self._select_rows("runs", f"thread LIKE {sql_str(thread_prefix.lower() + '%')}")
+        prefix = thread_prefix.lower()
+        if not all(c in "0123456789abcdef" for c in prefix):
+            raise NotFound(f"{thread_prefix[:40]!r} is not a thread id: they are hexadecimal")
+        rows = self._select_rows("runs", f"thread LIKE {sql_str(prefix + '%')}")
         if not rows:
             raise NotFound(
                 f"no run has a thread starting with {thread_prefix!r}; see `sandloop runs`"

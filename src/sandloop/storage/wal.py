@@ -6,45 +6,130 @@ fsync'd JSON line costs well under a millisecond; the log is flushed to LanceDB 
 keyed upserts and truncated. After a crash the log is replayed (idempotently, by key) the next
 time anyone writes that thread, and readers merge pending lines in the meantime, so nothing is
 lost and nothing is counted twice. A torn last line (a crash mid-append) is skipped.
+
+A line that is JSON but not a step record (a hand edit, another program) is never fed to the
+store: readers skip it with a warning, and the thread's next writer moves it aside to
+``<thread>.jsonl.quarantine`` so the thread can go on.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
+import pyarrow as pa
 
-from sandloop.storage.schema import TIMESTAMP_COLUMNS
+from sandloop.storage.schema import INVOCATIONS
+
+log = logging.getLogger("sandloop.store")
+
+# What each Arrow type of the invocations schema accepts from JSON.
+_ACCEPTS: dict[str, tuple[type, ...]] = {"string": (str,), "int64": (int,), "double": (int, float)}
+_REQUIRED = frozenset(f.name for f in INVOCATIONS if not f.nullable)
+_COLUMNS = {f.name: f.type for f in INVOCATIONS}
 
 
 class ThreadLocked(RuntimeError):
     """Another process is running this thread right now."""
 
 
-def _decode(line: bytes) -> dict[str, Any] | None:
-    try:
-        row: dict[str, Any] = orjson.loads(line)
-    except orjson.JSONDecodeError:
+def locked_message(thread: str) -> str:
+    return f"thread {thread[:12]} is being run by another process; wait for it or stop it"
+
+
+class BadLine(ValueError):
+    """A log line that is not a step record."""
+
+
+def _check_value(name: str, value: Any) -> Any:
+    arrow_type = _COLUMNS[name]
+    if value is None:
+        if name in _REQUIRED:
+            raise BadLine(f"{name} is null")
         return None
-    for column in TIMESTAMP_COLUMNS & row.keys():
-        if isinstance(row[column], str):
-            row[column] = datetime.fromisoformat(row[column])
-    return row
+    if pa.types.is_timestamp(arrow_type):
+        if not isinstance(value, str):
+            raise BadLine(f"{name} is not a timestamp")
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise BadLine(f"{name} is not a timestamp") from None
+    accepted = _ACCEPTS.get(str(arrow_type), ())
+    if isinstance(value, bool) or not isinstance(value, accepted):
+        raise BadLine(f"{name} is {type(value).__name__}, not {arrow_type}")
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise BadLine(f"{name} is out of range")
+    return value
 
 
-def read_log(path: Path) -> list[dict[str, Any]]:
+def decode_row(line: bytes) -> dict[str, Any]:
+    """One log line as a row of the invocations schema, or BadLine saying why not."""
+    try:
+        row = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        raise BadLine("not JSON") from None
+    if not isinstance(row, dict):
+        raise BadLine(f"a JSON {type(row).__name__}, not a step record")
+    unknown = row.keys() - _COLUMNS.keys()
+    if unknown:
+        raise BadLine(f"unknown fields {sorted(unknown)[:3]}")
+    missing = _REQUIRED - row.keys()
+    if missing:
+        raise BadLine(f"missing {sorted(missing)[:3]}")
+    return {name: _check_value(name, value) for name, value in row.items()}
+
+
+@dataclass
+class LogContents:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    bad: list[tuple[bytes, str]] = field(default_factory=list)  # (line, why)
+
+
+def read_log_checked(path: Path) -> LogContents:
+    """Valid rows and bad complete lines; a torn last line (no newline: a crash mid-append, or
+    a write in progress) is neither: it was never durable."""
+    contents = LogContents()
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return []
-    rows = (_decode(line) for line in data.splitlines() if line.strip())
-    return [row for row in rows if row is not None]
+        return contents
+    lines = data.split(b"\n")
+    lines.pop()  # after the last newline: empty, or a line still being written
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            contents.rows.append(decode_row(line))
+        except BadLine as exc:
+            contents.bad.append((line, str(exc)))
+    return contents
+
+
+def quarantine_path(path: Path) -> Path:
+    return path.with_name(path.name + ".quarantine")
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """The log's step records, for readers; bad lines are skipped with a warning."""
+    contents = read_log_checked(path)
+    if contents.bad:
+        log.warning(
+            "%s: skipped %d line(s) that are not step records (%s); the thread's next run "
+            "moves them to %s",
+            path,
+            len(contents.bad),
+            contents.bad[0][1],
+            quarantine_path(path).name,
+        )
+    return contents.rows
 
 
 def pending_logs(wal_dir: Path) -> Iterator[Path]:
@@ -71,9 +156,7 @@ class ThreadLog:
                     time.sleep(0.2)
                     continue
                 self._lock_file.close()
-                raise ThreadLocked(
-                    f"thread {thread[:12]} is being run by another process; wait for it or stop it"
-                ) from None
+                raise ThreadLocked(locked_message(thread)) from None
         self._log: IO[bytes] = open(self.path, "ab")  # noqa: SIM115 - closed in close()
 
     def append(self, row: dict[str, Any]) -> None:
@@ -82,7 +165,23 @@ class ThreadLog:
         os.fsync(self._log.fileno())
 
     def pending(self) -> list[dict[str, Any]]:
-        return read_log(self.path)
+        """The rows to commit; bad lines are moved to the quarantine file first (the log is
+        truncated after the commit), so a damaged log never stops the thread."""
+        contents = read_log_checked(self.path)
+        if contents.bad:
+            target = quarantine_path(self.path)
+            with open(target, "ab") as handle:
+                handle.write(b"".join(line + b"\n" for line, _ in contents.bad))
+                handle.flush()
+                os.fsync(handle.fileno())
+            log.warning(
+                "%s: moved %d line(s) that are not step records (%s) to %s",
+                self.path,
+                len(contents.bad),
+                contents.bad[0][1],
+                target,
+            )
+        return contents.rows
 
     def truncate(self) -> None:
         """Called only after the pending rows are committed to LanceDB."""
@@ -104,9 +203,11 @@ class ThreadLog:
 def is_locked(wal_dir: Path, thread: str) -> bool:
     """True while some process holds the thread's writer lock (the run is live)."""
     lock_path = wal_dir / f"{thread}.lock"
-    if not lock_path.exists():
+    try:
+        handle = open(lock_path, "rb")  # noqa: SIM115 - closed below; reading creates nothing
+    except (FileNotFoundError, PermissionError):
         return False
-    with open(lock_path, "a+") as handle:
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -44,11 +44,17 @@ class FakeOpenAI:
     fail_with: int | None = None  # an HTTP status to answer every request with
     script: list[str] = field(default_factory=list)  # failures for the next chat requests
 
-    def scripted(self) -> tuple[int, Any, dict[str, str]] | None:
+    def scripted(self, authorization: str | None = None) -> tuple[int, Any, dict[str, str]] | None:
         if not self.script:
             return None
         mode = self.script.pop(0)
         error = {"message": mode, "type": "x", "code": None}
+        # "401-echo", "429-masked", …: a provider repeating the key it was sent, as some do.
+        mode, _, echo = mode.partition("-")
+        if echo:
+            key = (authorization or "").removeprefix("Bearer ")
+            shown = key if echo == "echo" else f"{key[:8]}{'*' * 20}…{key[-4:]}"
+            error["message"] = f"Incorrect API key provided: {shown}. Key {shown} was refused."
         if mode == "401":
             return 401, {"error": {**error, "code": "invalid_api_key"}}, {}
         if mode == "429":
@@ -57,6 +63,8 @@ class FakeOpenAI:
             return 429, {"error": {**error, "code": "insufficient_quota"}}, {}
         if mode == "500":
             return 500, {"error": error}, {}
+        if mode == "ok":
+            return None
         if mode == "slow":
             time.sleep(1.5)
             return None
@@ -93,7 +101,8 @@ class _Handler(BaseHTTPRequestHandler):
             {"path": self.path, "body": body, "authorization": self.headers.get("Authorization")}
         )
         headers: dict[str, str] = {}
-        scripted = self.state.scripted() if self.path in _SCRIPTED else None
+        authorization = self.headers.get("Authorization")
+        scripted = self.state.scripted(authorization) if self.path in _SCRIPTED else None
         if scripted is not None:
             status, payload, headers = scripted
         elif self.state.fail_with is not None:

@@ -142,3 +142,18 @@ def remove_key(platform: str, *, user: str | None = None) -> list[str]:
 
 def list_keys(user: str | None = None) -> dict[str, ResolvedKey | None]:
     return {platform: resolve_key(platform, user=user) for platform in PLATFORM_ENV}
+
+
+def known_secrets(user: str | None = None) -> list[str]:
+    """Every key configured for ``user`` wherever sandloop looks, and every platform variable
+    that is set: what error text is scrubbed of (see ``scrub``). A source that cannot be asked
+    is skipped; key-shaped text is scrubbed anyway."""
+    found = {os.environ[v] for v in PLATFORM_ENV.values() if os.environ.get(v)}
+    for platform in PLATFORM_ENV:
+        try:
+            key = resolve_key(platform, user=user)
+        except Exception:
+            continue
+        if key is not None:
+            found.add(key.value)
+    return sorted(found)

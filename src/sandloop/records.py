@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from sandloop.keys import hash_value, invocation_key, step_key
+from sandloop.scrub import scrub
 
 
 def dumps(value: Any) -> str:
@@ -81,7 +82,7 @@ def invocation_columns(
         "params": dumps(params),
         "seed": seed,
         "status": status,
-        "error": error,
+        "error": None if error is None else scrub(error),
         "error_type": error_type,
         "started_at": started_at,
         "finished_at": finished_at,

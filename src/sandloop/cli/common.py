@@ -6,13 +6,42 @@ Exit codes: 0 done, 1 the run failed (a model failure retries could not fix), 2 
 
 from __future__ import annotations
 
+import errno
 import logging
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
+
+
+class _ReportsErrors(TyperGroup):
+    """Every command's expected failures end here as one `error:` line: bad input exits 2, a
+    full disk 1 (what was recorded is kept). A command may still catch its own to say more."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except input_errors() as exc:
+            fail(str(exc))
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            fail(DISK_FULL, code=1)
+        except RuntimeError as exc:  # LanceDB wraps I/O errors in its own
+            if "no space left on device" not in str(exc).lower():
+                raise
+            fail(DISK_FULL, code=1)
+
+
+DISK_FULL = (
+    "no space left on device; every step recorded so far is kept: free some space and run the "
+    "same command again to go on"
+)
+
 
 app = typer.Typer(
+    cls=_ReportsErrors,
     help="Run loops of AI models as Prefect flows and keep an exact record of every step.",
     no_args_is_help=True,
     add_completion=False,
@@ -35,11 +64,17 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """The one line a failed command prints (markup in the message is shown as text)."""
+    from rich.markup import escape
+
+    from sandloop.scrub import scrub
+
+    err.print(f"[bold red]error:[/] {escape(scrub(message))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
 def input_errors() -> tuple[type[BaseException], ...]:
+    from sandloop.config import SettingsError
     from sandloop.embedding.embedders import UnknownEmbedder
     from sandloop.models.errors import ModelError
     from sandloop.models.registry import RegistryError, UnknownModel
@@ -49,6 +84,7 @@ def input_errors() -> tuple[type[BaseException], ...]:
     from sandloop.storage.wal import ThreadLocked
 
     return (
+        SettingsError,
         SpecError,
         StoreError,
         ThreadLocked,

@@ -169,7 +169,7 @@ def snapshot_delete(
 @export_app.command("dataset", hidden=True)
 def export_dataset(
     snapshot: Annotated[str, typer.Argument(help="A snapshot's name.")],
-    out_dir: Annotated[Path, typer.Option("--out", help="The folder to write (created).")],
+    out_dir: Annotated[str, typer.Option("--out", help="The folder to write (created).")],
     formats: Annotated[
         list[str],
         typer.Option(
@@ -197,6 +197,7 @@ def export_dataset(
 
     from sandloop import api
     from sandloop.exports import snapshot as snapshots
+    from sandloop.exports.paths import check_output
     from sandloop.exports.writer import ExportOptions
     from sandloop.flows.export import export_flow
 
@@ -204,21 +205,22 @@ def export_dataset(
         settings = api.settings_for(home)
         store = api.open_store(settings.home)
         snapshots.get(store, snapshot)
+        out_path = check_output(out_dir, settings.home, folder=True)
         ExportOptions(
             tuple(formats),
-            out_dir,
+            out_path,
             val_fraction,
             dedupe,
             compress=compress,
             overwrite=overwrite,
             allow_invalid=allow_invalid,
             redact=tuple(redact),
-        ).check()
+        ).check(settings.home)
         with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             state = export_flow(
                 snapshot,
                 formats,
-                str(out_dir.resolve()),
+                str(out_path),
                 val_fraction,
                 dedupe,
                 compress,
@@ -239,7 +241,7 @@ def export_dataset(
         return
     counts = manifest["counts"]
     out.print(
-        f"wrote {out_dir}: train {counts['train']['examples']}, validation "
+        f"wrote {out_path}: train {counts['train']['examples']}, validation "
         f"{counts['validation']['examples']} examples; de-duplicated {manifest['dedupe'] or 0}; "
         f"redacted {manifest['redactions'] or 0}",
         highlight=False,
@@ -290,7 +292,7 @@ def export_validate(
 
 @export_app.command("traces")
 def export_traces(
-    out_file: Annotated[Path, typer.Option("--out", help="A .json (one batch) or .jsonl file.")],
+    out_file: Annotated[str, typer.Option("--out", help="A .json (one batch) or .jsonl file.")],
     snapshot: Annotated[str | None, typer.Option(help="Only this snapshot's runs.")] = None,
     thread: Annotated[str | None, typer.Option(help="Only runs with this thread prefix.")] = None,
     home: HomeOption = None,
@@ -300,12 +302,16 @@ def export_traces(
 
     from sandloop import api
     from sandloop.exports import snapshot as snapshots
-    from sandloop.exports.langfuse import run_events
+    from sandloop.exports.langfuse import redact_event, run_events
+    from sandloop.exports.paths import check_output, write_atomically
+    from sandloop.exports.redact import Redactor
     from sandloop.storage.store import sql_str
 
     events: list[dict[str, Any]] = []
     try:
-        store = api.open_store(home, readonly=True)
+        settings = api.settings_for(home)
+        target = check_output(out_file, settings.home, folder=False)
+        store = api.open_store(settings.home, readonly=True)
         if snapshot is not None:
             row = snapshots.get(store, snapshot)
             assert row is not None
@@ -317,14 +323,20 @@ def export_traces(
             runs = runs[runs["thread"].str.startswith(thread)]
         if runs.empty:
             fail("no runs to export")
+        redactor = Redactor()
         for run in runs.to_dict("records"):
             calls = read("invocations", f"thread = {sql_str(run['thread'])}")
-            events.extend(run_events(run, calls))
+            events.extend(redact_event(e, redactor) for e in run_events(run, calls))
+        if target.suffix == ".jsonl":
+            data = b"".join(orjson.dumps(e) + b"\n" for e in events)
+        else:
+            data = orjson.dumps({"batch": events}, option=orjson.OPT_INDENT_2)
+        write_atomically(target, data)
     except _errors() as exc:
         fail(str(exc))
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    if out_file.suffix == ".jsonl":
-        out_file.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
-    else:
-        out_file.write_bytes(orjson.dumps({"batch": events}, option=orjson.OPT_INDENT_2))
-    out.print(f"wrote {len(events)} events for {len(runs)} runs to {out_file}", highlight=False)
+    redacted = sum(redactor.counts.values())
+    out.print(
+        f"wrote {len(events)} events for {len(runs)} runs to {target}"
+        + (f"; redacted {redacted}" if redacted else ""),
+        highlight=False,
+    )

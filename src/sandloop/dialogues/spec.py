@@ -5,18 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from sandloop.keys import realm_key, thread_key
 from sandloop.models.registry import lookup
 from sandloop.recipes.render import TemplateError, slots_used
-from sandloop.specs import load_spec
+from sandloop.specs import SPEC_CONFIG, load_spec
 
 NAME = r"^[A-Za-z0-9][\w.\- ]*$"
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SPEC_CONFIG
 
 
 class Actor(_Spec):

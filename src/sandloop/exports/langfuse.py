@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pandas as pd
 
+from sandloop.exports.redact import Redactor
 from sandloop.keys import hash_value
 
 
@@ -135,3 +136,18 @@ def _version(value: Any) -> int | None:
         return int(str(value))
     except (TypeError, ValueError):
         return None
+
+
+def redact_event(event: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
+    """The event with every text in it redacted, as dataset exports are: traces are shared too."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return redactor(value)
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    return {**event, "body": clean(event["body"])}

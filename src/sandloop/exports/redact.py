@@ -11,13 +11,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandloop.scrub import KEY_PATTERNS
+
 DEFAULT_PATTERNS: dict[str, str] = {
-    "openai_key": r"\bsk-(?:proj-)?[A-Za-z0-9_\-]{20,}",
-    "replicate_key": r"\br8_[A-Za-z0-9]{20,}",
-    "hf_token": r"\bhf_[A-Za-z0-9]{20,}",
-    "aws_key": r"\bAKIA[0-9A-Z]{16}\b",
-    "github_token": r"\bgh[pousr]_[A-Za-z0-9]{30,}",
-    "bearer": r"\b(?i:bearer)\s+[A-Za-z0-9._\-]{20,}",
+    **KEY_PATTERNS,
     "email": r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b",
 }
 

@@ -7,6 +7,7 @@ has changed since.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -64,7 +65,21 @@ def tag_for(name: str) -> str:
     return f"sandloop-snapshot-{name}"
 
 
+#: Snapshot names become LanceDB tag names and folder names in exports: keep them plain.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.fullmatch(name):
+        raise SnapshotError(
+            f"snapshot name {name[:40]!r}{'…' if len(name) > 40 else ''}: use 1–100 letters, "
+            "digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
 def create(store: AkashicStore, name: str, selection: Selection) -> dict[str, Any]:
+    check_name(name)
     if get(store, name, missing_ok=True) is not None:
         raise SnapshotError(f"a snapshot named {name!r} exists; pick another name")
     store.recover()  # crashed runs' logs first: a snapshot sees everything that was recorded

@@ -39,6 +39,7 @@ from sandloop.exports.examples import (
     usable_network_rows,
 )
 from sandloop.exports.formats import FORMATS, WRITERS
+from sandloop.exports.paths import cannot_write, check_output
 from sandloop.exports.redact import Redactor
 from sandloop.exports.snapshot import Pinned, SnapshotError
 from sandloop.exports.validate import DEFAULT_MAX_TOKENS, Report, check
@@ -79,7 +80,9 @@ class ExportOptions:
     redact: tuple[str, ...] = ()
     max_tokens: int = DEFAULT_MAX_TOKENS
 
-    def check(self) -> None:
+    def check(self, home: Path | None = None) -> None:
+        """``home``: the store's, which the output must not overlap."""
+        check_output(self.out, home, folder=True)
         unknown = [f for f in self.formats if f not in FORMATS]
         if unknown or not self.formats:
             raise ExportError(
@@ -420,7 +423,7 @@ def export(
     progress: Callable[[int], None] = lambda _n: None,
 ) -> dict[str, Any]:
     """Write the snapshot's datasets into ``options.out``; returns the manifest."""
-    options.check()
+    options.check(pinned.store.home)
     runs = pinned.runs()
     if runs.empty:
         raise ExportError(f"snapshot {pinned.name!r} selects no runs")
@@ -435,7 +438,10 @@ def export(
     reports: dict[tuple[str, str, str], Report] = {}
     staging = options.out.parent / f".{options.out.name}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    try:
+        staging.mkdir(parents=True)
+    except OSError as exc:
+        raise cannot_write(options.out, exc) from None
     sink = _Sink(staging, options.compress)
     source = _Examples(pinned, runs, stats, redact, options.max_tokens)
     source.columnar = near is None
@@ -517,9 +523,12 @@ def export(
             orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
         )
         (staging / "README.md").write_text(_card(manifest), encoding="utf-8")
-        if options.out.exists():
-            shutil.rmtree(options.out)
-        staging.rename(options.out)
+        try:
+            if options.out.exists():
+                shutil.rmtree(options.out)
+            staging.rename(options.out)
+        except OSError as exc:
+            raise cannot_write(options.out, exc) from None
     except BaseException:
         sink.close()
         shutil.rmtree(staging, ignore_errors=True)

@@ -67,6 +67,6 @@ def export_flow(
         "allow_invalid": allow_invalid,
         "redact": tuple(redact or ()),
     }
-    ExportOptions(**options).check()  # bad options fail the flow before any work
+    ExportOptions(**options).check(settings.home)  # bad options fail before any work
     manifest: dict[str, Any] = write_datasets(snapshot, str(settings.home), options)
     return manifest

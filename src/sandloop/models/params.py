@@ -15,7 +15,11 @@ FailureKind = Literal["unavailable", "timeout", "rate_limited", "auth", "invalid
 
 
 class PlatformParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Strict like the specs they sit in: ``vocab: true`` is not 1, and numbers are finite."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, allow_inf_nan=False, str_max_length=100_000
+    )
 
 
 class DummyParams(PlatformParams):

@@ -12,12 +12,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from sandloop.keys import realm_key, thread_key
 from sandloop.models.registry import lookup
 from sandloop.recipes.render import TemplateError, slots_used
-from sandloop.specs import SpecError, describe_validation_error, load_spec, read_mapping
+from sandloop.specs import (
+    SPEC_CONFIG,
+    SpecError,
+    describe_validation_error,
+    load_spec,
+    read_mapping,
+)
 
 NAME_PATTERN = r"^[A-Za-z0-9][\w.\-]*$"
 
@@ -34,7 +40,7 @@ DEFAULT_REVISE = (
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SPEC_CONFIG
 
 
 class Slot(_Spec):

@@ -24,6 +24,7 @@ import lancedb
 import pandas as pd
 import pyarrow as pa
 
+from sandloop.scrub import scrub
 from sandloop.storage.blobs import BlobStore
 from sandloop.storage.schema import INVOCATIONS, TABLES
 from sandloop.storage.wal import ThreadLocked, ThreadLog, is_locked, pending_logs, read_log
@@ -230,6 +231,8 @@ class AkashicStore:
         table = self._tables.get(name)
         if table is None:
             schema, key = TABLES[name]
+            if not self.readonly:
+                self._discard_uncommitted(name)
             if name in self._table_names():
                 table = self._open_table(name)
                 if not self.readonly:
@@ -249,15 +252,19 @@ class AkashicStore:
                 raise damaged(self.home, f"table {name} cannot be opened") from None
             raise
 
-    def _create_table(self, name: str, schema: pa.Schema, key: str) -> Any:
+    def _discard_uncommitted(self, name: str) -> None:
         """A table folder without a committed version is what a crash (a full disk) during
         creation leaves: it holds nothing, and LanceDB would call the table missing forever."""
         folder = self.path / f"{name}.lance"
-        if folder.is_dir() and not any((folder / "_versions").glob("*.manifest")):
-            import shutil
+        if not folder.is_dir() or any((folder / "_versions").glob("*.manifest")):
+            return
+        # Nothing refers to what it holds; it is moved aside, not deleted, in case a person
+        # wants to look at it.
+        aside = folder.with_name(f"{folder.name}.uncommitted-{int(time.time())}")
+        folder.rename(aside)
+        log.warning("moved %s aside to %s: a table whose creation never committed", folder, aside)
 
-            log.warning("removing %s: a table whose creation never committed", folder)
-            shutil.rmtree(folder)
+    def _create_table(self, name: str, schema: pa.Schema, key: str) -> Any:
         table = self._db.create_table(name, schema=schema, exist_ok=True)
         # Declared key: concurrent merge_inserts of the same keys stay unique.
         retry_conflicts(lambda: table.set_unenforced_primary_key(key))
@@ -298,9 +305,11 @@ class AkashicStore:
                 return
             with maintenance_lock(self.path) as mine:
                 if mine:
-                    optimize(table)
+                    retry_conflicts(functools.partial(optimize, table), attempts=3)
         except Exception as exc:
-            log.warning("compaction of %s skipped: %s", table.name, str(exc).splitlines()[0])
+            # Writers preempting a compaction is routine: the next flush tries again.
+            level = logging.INFO if is_commit_conflict(exc) else logging.WARNING
+            log.log(level, "compaction of %s skipped: %s", table.name, str(exc).splitlines()[0])
 
     def table_at(self, name: str, version: int | str) -> Any:
         """A read-only view of a table at a version number or tag (a snapshot's pin)."""
@@ -432,7 +441,8 @@ class AkashicStore:
     # -- runs -----------------------------------------------------------------------------
 
     def put_run(self, row: dict[str, Any]) -> None:
-        row = {**row, "updated_at": datetime.now(UTC)}
+        error = row.get("error")
+        row = {**row, "updated_at": datetime.now(UTC), "error": scrub(error) if error else error}
         self.upsert("runs", [row])
 
     def runs(self) -> pd.DataFrame:

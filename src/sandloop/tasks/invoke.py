@@ -13,10 +13,22 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.tasks import exponential_backoff
 
 from sandloop.config import Settings
+from sandloop.credentials import known_secrets
 from sandloop.models.base import CallContext, ModelInput, ModelOutput
 from sandloop.models.errors import is_retryable
 from sandloop.models.factory import get_adapter
 from sandloop.models.registry import lookup
+from sandloop.scrub import scrub_exception, scrub_value
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """The keys and passwords a model call may have used, to scrub from what it says."""
+    found = known_secrets(settings.user)
+    for secret in (settings.es_api_key, settings.es_password):
+        if secret is not None:
+            found.append(secret.get_secret_value())
+    return found
+
 
 # A server asking for a longer pause than this is not going to be waited out inside a step.
 MAX_RETRY_AFTER_S = 300.0
@@ -61,7 +73,14 @@ def invoke_model(
     settings: Settings,
 ) -> ModelOutput:
     info = lookup(model)
-    output = get_adapter(info, settings).generate(model_input, params, ctx)
+    try:
+        output = get_adapter(info, settings).generate(model_input, params, ctx)
+    except Exception as exc:
+        # Before Prefect sees it: its state, logs and events would keep an echoed key.
+        raise scrub_exception(exc, secrets_of(settings)) from None
+    if "route" in output.metadata:  # the route's failed candidates recorded their errors
+        route = scrub_value(output.metadata["route"], secrets_of(settings))
+        output = replace(output, metadata={**output.metadata, "route": route})
     chosen = output.metadata.get("route", {}).get("chosen")
     rates = (lookup(chosen) if chosen else info).cost_usd
     if rates is not None:

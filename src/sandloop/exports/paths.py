@@ -1,0 +1,60 @@
+"""Where an export may write: never over the store it reads, never somewhere it cannot.
+
+An export replaces its output folder (with ``--overwrite``), so an output that is the home,
+lies inside it, or contains it would replace the store with the dataset.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from sandloop.storage.store import StoreError
+
+
+class OutputPathError(StoreError):
+    """An output path an export must not, or cannot, write."""
+
+
+def _overlaps(out: Path, home: Path) -> bool:
+    return out == home or home in out.parents or out in home.parents
+
+
+def check_output(out: Path | str, home: Path | None, *, folder: bool) -> Path:
+    """The resolved output path, or OutputPathError naming the problem. Checks only: nothing
+    is created, so a refused export leaves no trace."""
+    if not str(out).strip():
+        raise OutputPathError("--out is empty; give a path")
+    resolved = Path(out).expanduser().resolve()
+    if home is not None and _overlaps(resolved, Path(home).expanduser().resolve()):
+        raise OutputPathError(
+            f"--out {out}: overlaps the store's home {home}; write exports somewhere else"
+        )
+    if resolved.exists():
+        if folder and not resolved.is_dir():
+            raise OutputPathError(f"--out {out}: is a file, not a folder")
+        if not folder and not resolved.is_file():
+            raise OutputPathError(f"--out {out}: is not a regular file")
+    parent = resolved.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputPathError(f"--out {out}: {parent} is a file, not a folder")
+    return resolved
+
+
+def cannot_write(out: Path | str, exc: OSError) -> OutputPathError:
+    return OutputPathError(f"--out {out}: cannot write there: {exc.strerror or exc}")
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    """The whole file or none of it: a crash or a full disk never leaves half an export."""
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(data)
+        partial.replace(target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise cannot_write(target, exc) from None

@@ -1,0 +1,244 @@
+"""The store under a careless hand: concurrent writers and readers, damaged or half-made tables,
+read-only disks, and the reads that must never create anything."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from _common import invocation_rows
+from sandloop.storage.store import (
+    AkashicStore,
+    DamagedStore,
+    NotFound,
+    check_writable,
+    to_frame,
+)
+
+THREAD = "cd" * 16
+
+
+def run_row(thread: str = THREAD, **fields: Any) -> dict[str, Any]:
+    return {
+        "thread": thread,
+        "realm": "r" * 32,
+        "kind": "network",
+        "name": "echo",
+        "spec": "{}",
+        "genesis": "hello",
+        "seed": 1,
+        "status": "running",
+        "steps": 0,
+        "created_at": datetime.now(UTC),
+        **fields,
+    }
+
+
+def tree(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
+
+
+def test_missing_strings_read_back_as_none(home: Path) -> None:
+    store = AkashicStore.open(home)
+    store.put_run(run_row())  # no stop reason yet
+    frame = store.runs()
+    assert frame.loc[0, "stop_reason"] is None and frame.loc[0, "error"] is None
+    assert (frame.loc[0, "stop_reason"] or "") == ""
+    assert store.get_run(THREAD)["stop_reason"] is None  # type: ignore[index]
+
+
+def test_to_frame_keeps_present_strings() -> None:
+    import pyarrow as pa
+
+    frame = to_frame(pa.table({"s": pa.array(["a", None]), "n": pa.array([1, 2])}))
+    assert frame["s"].tolist() == ["a", None] and frame["n"].tolist() == [1, 2]
+
+
+def test_unfinished_runs_count_the_steps_they_recorded(home: Path) -> None:
+    store = AkashicStore.open(home)
+    store.put_run(run_row())
+    store.upsert("invocations", invocation_rows(7, THREAD))
+    log = store.open_thread(THREAD)
+    for row in invocation_rows(3, THREAD, offset=7):
+        log.append(row)
+    log.close()  # keeps the unflushed lines: a killed writer
+    (only,) = store.runs().to_dict("records")
+    assert only["status"] == "interrupted" and only["steps"] == 10
+
+
+def test_write_probes_from_many_threads_never_collide(home: Path) -> None:
+    failures: list[BaseException] = []
+
+    def probe() -> None:
+        for _ in range(300):
+            try:
+                check_writable(home)
+            except BaseException as exc:
+                failures.append(exc)
+
+    workers = [threading.Thread(target=probe) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert failures == []
+    assert not [p for p in home.iterdir() if p.name.startswith(".write-probe")]
+
+
+def test_a_reader_of_a_live_thread_sees_a_growing_prefix_without_holes(home: Path) -> None:
+    """The writer flushes every 4 steps, as `SANDLOOP_FLUSH_EVERY=4` does; every read in
+    between must be steps 0..n-1 with n never smaller than the read before."""
+    writer = AkashicStore.open(home)
+    reader = AkashicStore.open(home)
+    total = 160
+    done = threading.Event()
+
+    def write() -> None:
+        log = writer.open_thread(THREAD)
+        try:
+            for row in invocation_rows(total, THREAD):
+                log.append(row)
+                if (row["step"] + 1) % 4 == 0:
+                    writer.flush(log)
+        finally:
+            writer.flush(log)
+            log.close()
+            done.set()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    seen: list[int] = []
+    while not done.is_set() or not seen or seen[-1] < total:
+        steps = list(reader.steps(THREAD)["step"])
+        assert steps == list(range(len(steps))), f"a hole: {steps}"
+        assert not seen or len(steps) >= seen[-1], f"shrank from {seen[-1]} to {len(steps)}"
+        seen.append(len(steps))
+    thread.join()
+    assert seen[-1] == total and len(set(seen)) > 3  # the reads really overlapped the writes
+
+
+def _write_concurrently(home: str, thread: str, rows: int) -> None:
+    store = AkashicStore.open(Path(home), compact_every=10)
+    log = store.open_thread(thread)
+    for row in invocation_rows(rows, thread):
+        log.append({**row, "key": thread[:8] + row["key"][8:]})
+        if (row["step"] + 1) % 4 == 0:
+            store.flush(log)
+    store.flush(log)
+    log.close()
+
+
+def test_concurrent_writers_with_frequent_compaction_all_finish(home: Path) -> None:
+    """Three processes, each flushing every 4 rows with compaction every 10 fragments: commit
+    conflicts are retried and compaction never kills a writer."""
+    AkashicStore.open(home).upsert("invocations", invocation_rows(1, "0" * 32))
+    threads = [f"{i}" * 32 for i in range(1, 4)]
+    context = multiprocessing.get_context("spawn")
+    procs = [context.Process(target=_write_concurrently, args=(str(home), t, 120)) for t in threads]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=300)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    store = AkashicStore.open(home)
+    for thread in threads:
+        assert list(store.steps(thread)["step"]) == list(range(120))
+    assert store.count("invocations") == 361
+
+
+def test_a_table_whose_creation_never_committed_is_made_again(home: Path) -> None:
+    """What a full disk during the first write leaves: the table's folder, no manifest."""
+    AkashicStore.open(home)
+    half = home / "akashic" / "runs.lance"
+    (half / "data").mkdir(parents=True)
+    (half / "data" / "partial.lance").write_bytes(b"\0" * 100)
+    (half / "_versions").mkdir()
+    store = AkashicStore.open(home)
+    store.put_run(run_row())
+    assert store.get_run(THREAD) is not None
+    assert AkashicStore.open(home).runs()["thread"].tolist() == [THREAD]
+    (aside,) = (home / "akashic").glob("runs.lance.uncommitted-*")
+    assert (aside / "data" / "partial.lance").is_file()  # moved aside, never deleted
+
+
+def test_lost_steps_are_reported_never_silently_recomputed(home: Path) -> None:
+    store = AkashicStore.open(home)
+    store.put_run(run_row(status="completed", steps=50))
+    rows = invocation_rows(50, THREAD)
+    store.upsert("invocations", rows[:30] + rows[40:])
+    run = store.get_run(THREAD)
+    assert run is not None
+    with pytest.raises(DamagedStore, match=r"10 of them are missing.*sandloop doctor"):
+        store.check_recorded(run, store.steps(THREAD))
+    store.upsert("invocations", rows[30:40])
+    store.check_recorded(run, store.steps(THREAD))
+
+
+def test_a_deleted_data_file_is_one_line_naming_the_doctor(home: Path) -> None:
+    store = AkashicStore.open(home)
+    store.upsert("invocations", invocation_rows(20, THREAD))
+    for data_file in (home / "akashic" / "invocations.lance" / "data").iterdir():
+        data_file.unlink()
+    with pytest.raises(DamagedStore, match="sandloop doctor"):
+        AkashicStore.open(home).steps(THREAD)
+
+
+def test_reads_create_nothing(tmp_path: Path) -> None:
+    home = tmp_path / "nowhere"
+    store = AkashicStore.open(home, readonly=True)
+    assert store.runs().empty and store.steps(THREAD).empty
+    with pytest.raises(NotFound):
+        store.find_run("ab")
+    assert not home.exists()
+
+
+def test_a_populated_store_is_read_without_writing(home: Path) -> None:
+    store = AkashicStore.open(home)
+    store.put_run(run_row(status="completed", steps=5))
+    store.upsert("invocations", invocation_rows(5, THREAD))
+    before = tree(home)
+    reader = AkashicStore.open(home, readonly=True)
+    assert reader.runs()["steps"].tolist() == [5]
+    assert len(reader.steps(THREAD)) == 5
+    assert tree(home) == before
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root for a bind mount"
+)
+def test_a_store_on_a_read_only_disk_can_be_read(home: Path) -> None:
+    store = AkashicStore.open(home)
+    store.put_run(run_row(status="completed", steps=5))
+    store.upsert("invocations", invocation_rows(5, THREAD))
+    script = (
+        "import sys; from pathlib import Path; from sandloop.storage.store import AkashicStore; "
+        "s = AkashicStore.open(Path(sys.argv[1]), readonly=True); "
+        "print(len(s.runs()), len(s.steps(s.find_run('cd')['thread'])))"
+    )
+    done = subprocess.run(
+        [
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            f'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && touch "$1/x" 2>/dev/null'
+            f' && exit 9; exec {sys.executable} -c "$2" "$1"',
+            "sh",
+            str(home),
+            script,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "5"]

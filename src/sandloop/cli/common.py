@@ -28,12 +28,21 @@ class _ReportsErrors(TyperGroup):
             if exc.errno != errno.ENOSPC:
                 raise
             fail(DISK_FULL, code=1)
-        except RuntimeError as exc:  # LanceDB wraps I/O errors in its own
-            if "no space left on device" not in str(exc).lower():
-                raise
-            fail(DISK_FULL, code=1)
+        except RuntimeError as exc:
+            text = str(exc)
+            if "no space left on device" in text.lower():  # LanceDB wraps I/O errors
+                fail(DISK_FULL, code=1)
+            if text.startswith(PREFECT_UNREACHABLE):  # after the Prefect client's own retries
+                url = text.removeprefix(PREFECT_UNREACHABLE).strip()
+                fail(
+                    f"the Prefect server at {url} does not answer (its client retried with "
+                    "backoff); start it (`prefect server start`), or unset PREFECT_API_URL to "
+                    "run on a temporary local one"
+                )
+            raise
 
 
+PREFECT_UNREACHABLE = "Failed to reach API at"
 DISK_FULL = (
     "no space left on device; every step recorded so far is kept: free some space and run the "
     "same command again to go on"

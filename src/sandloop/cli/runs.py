@@ -194,7 +194,11 @@ def _run_with_progress(
         )
 
     with progress, observing(on_step):
-        return api.run_network(spec, home, session)
+        try:
+            return api.run_network(spec, home, session)
+        except BaseException:
+            progress.remove_task(bar)  # the error line says it all
+            raise
 
 
 def _print_summary(summary: dict[str, Any], steps: Any) -> None:

@@ -2,6 +2,7 @@
 
 from sandloop.cli import (  # noqa: F401 - importing registers the commands
     dialogues,
+    doctor,
     exports,
     keys,
     recipes,

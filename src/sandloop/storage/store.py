@@ -396,8 +396,9 @@ class AkashicStore:
             return 0
         return int(self.table(name).count_rows(where))
 
-    def _select_rows(self, name: str, where: str) -> list[dict[str, Any]]:
-        """Rows as plain Python values (None stays None, timestamps are datetimes)."""
+    def rows(self, name: str, where: str | None = None) -> list[dict[str, Any]]:
+        """Rows as plain Python values (None stays None, timestamps are datetimes), for code
+        that writes them back."""
         if not self.has_table(name):
             return []
         rows: list[dict[str, Any]] = self._scan(name, where, None).to_pylist()
@@ -477,7 +478,7 @@ class AkashicStore:
         prefix = thread_prefix.lower()
         if not all(c in "0123456789abcdef" for c in prefix):
             raise NotFound(f"{thread_prefix[:40]!r} is not a thread id: they are hexadecimal")
-        rows = self._select_rows("runs", f"thread LIKE {sql_str(prefix + '%')}")
+        rows = self.rows("runs", f"thread LIKE {sql_str(prefix + '%')}")
         if not rows:
             raise NotFound(
                 f"no run has a thread starting with {thread_prefix!r}; see `sandloop runs`"
@@ -490,7 +491,7 @@ class AkashicStore:
         return rows[0]
 
     def get_run(self, thread: str) -> dict[str, Any] | None:
-        rows = self._select_rows("runs", f"thread = {sql_str(thread)}")
+        rows = self.rows("runs", f"thread = {sql_str(thread)}")
         return rows[0] if rows else None
 
     def table_versions(self) -> dict[str, int]:

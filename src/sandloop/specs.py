@@ -348,13 +348,13 @@ def spec_kind(data: dict[str, Any], source: str) -> SpecKind:
 
 
 def describe_validation_error(exc: ValidationError, source: str) -> str:
-    """One line per problem: 'source: field.path: message'."""
-    lines = []
+    """One line: 'source: field.path: message; other.field: message' (an error is one line)."""
+    problems = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        lines.append(f"{source}: {loc + ': ' if loc else ''}{msg}")
-    return "\n".join(lines)
+        msg = " ".join(str(err["msg"]).removeprefix("Value error, ").split())
+        problems.append(f"{loc + ': ' if loc else ''}{msg}")
+    return f"{source}: {'; '.join(problems)}"
 
 
 SpecT = TypeVar("SpecT", bound=BaseModel)

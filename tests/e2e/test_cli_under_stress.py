@@ -20,6 +20,8 @@ from sandloop import api
 from sandloop.storage.wal import ThreadLog
 from tests.e2e.test_cli import ECHO, run_echo, sandloop
 
+pytestmark = pytest.mark.slow
+
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("mount") is None, reason="needs root to mount a tmpfs"
 )

@@ -245,3 +245,51 @@ def test_convergence_stops_with_the_matched_step(home: Path) -> None:
     assert 1 <= summary["loop_length"] <= 5
     again = api.run_network(run, home)
     assert again["already_finished"] and again["stop_reason"] == "converged"
+
+
+def test_a_flow_run_refused_the_lock_fails_cleanly_and_changes_nothing(
+    home: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The race the CLI's early check cannot close: the lock is taken between the check and the
+    flow. The flow registers only under the lock, so the refused spec is never written."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    from sandloop.flows.network import network_run
+    from sandloop.storage.wal import ThreadLocked, ThreadLog
+
+    first = spec(["dummy:text"], stop={"max_steps": 3})
+    done = api.run_network(first, home)
+    store = api.open_store(home)
+    spec_before = store.get_run(done["thread"])["spec"]  # type: ignore[index]
+    holder = ThreadLog(store.wal_dir, done["thread"])
+    try:
+        with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            state = network_run(
+                thread=done["thread"],
+                home=str(home),
+                spec=spec(["dummy:text"], stop={"max_steps": 300}).model_dump_json(),
+                return_state=True,
+            )
+    finally:
+        holder.close()
+    assert state.is_failed()
+    assert isinstance(state.result(raise_on_failure=False), ThreadLocked)
+    assert store.get_run(done["thread"])["spec"] == spec_before  # type: ignore[index]
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_resuming_a_run_whose_steps_were_lost_refuses_instead_of_recomputing(
+    home: Path,
+) -> None:
+    from sandloop.storage.store import DamagedStore
+
+    run = spec(["dummy:text"], stop={"max_steps": 6, "stop_on_repeat": False})
+    done = api.run_network(run, home)
+    store = api.open_store(home)
+    store.table("invocations").delete("step >= 4")  # the store lost its last two steps
+    longer = spec(["dummy:text"], stop={"max_steps": 8, "stop_on_repeat": False})
+    with pytest.raises(DamagedStore, match="sandloop doctor"):
+        api.run_network(longer, home)
+    assert sorted(store.invocations()["step"]) == [0, 1, 2, 3]  # nothing recomputed
+    row = store.get_run(done["thread"])
+    assert row is not None and row["steps"] == 6 and row["spec"] == run.model_dump_json()

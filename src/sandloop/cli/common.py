@@ -11,6 +11,7 @@ import logging
 from typing import Annotated, Any, NoReturn
 
 import typer
+import typer._click.exceptions as click_errors  # typer vendors click since 0.29
 from rich.console import Console
 from typer.core import TyperGroup
 
@@ -22,6 +23,11 @@ class _ReportsErrors(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
+        except click_errors.NoArgsIsHelpError:
+            raise
+        except click_errors.UsageError as exc:  # a missing option, a bad value, a typo
+            where = (exc.ctx or ctx).command_path
+            fail(f"{exc.format_message()} (see `{where} --help`)")
         except input_errors() as exc:
             fail(str(exc))
         except OSError as exc:

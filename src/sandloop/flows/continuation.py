@@ -10,12 +10,16 @@ Duplicates are resolved by an idempotency key per (thread, next step): whoever r
 point first creates the continuation, and everyone else gets that same flow run back. A flow run
 that gets *itself* back is the continuation, started early (workers fetch scheduled runs ahead
 of time), and simply waits out the rest in-process.
+
+A duplicate that starts so close to the due time that its own wait would not be handed off must
+not run the step either: the thread's record names the continuation it is waiting for, and
+while that flow run can still run, everyone else leaves the thread to it (``live_continuation``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from prefect.context import FlowRunContext
@@ -85,3 +89,24 @@ def schedule_continuation(
         f"could not schedule a continuation of thread {thread[:12]} at step {step}: "
         f"{_MAX_KEYS} earlier continuations ended without running it"
     )
+
+
+def live_continuation(run: dict[str, Any]) -> Continuation | None:
+    """The continuation a waiting thread was handed to, if it is another flow run than this one
+    and can still run: then this flow run is a duplicate and must leave the thread alone."""
+    flow_run_id = run.get("continuation")
+    if run.get("status") != "waiting" or not flow_run_id or flow_run_id == _own_flow_run_id():
+        return None
+    from uuid import UUID
+
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(UUID(str(flow_run_id)))
+    state_type = flow_run.state.type.value if flow_run.state is not None else ""
+    if state_type in _FINAL:
+        return None  # cancelled, crashed or failed without the step: take the thread on
+    scheduled: datetime = (
+        flow_run.expected_start_time or run.get("next_due_at") or datetime.now(UTC)
+    )
+    return Continuation(str(flow_run.id), str(flow_run.name), scheduled)

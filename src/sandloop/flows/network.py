@@ -30,6 +30,7 @@ from sandloop.flows.artifacts import RunArtifacts, label_flow_run, run_tags
 from sandloop.flows.continuation import (
     Continuation,
     current_deployment_id,
+    live_continuation,
     schedule_continuation,
 )
 from sandloop.flows.home import open_home, resolve_seed
@@ -195,14 +196,17 @@ def network_run(
         # A duplicate of a flow run that is still going: that one carries the thread on.
         return Completed(message=f"{exc}; this flow run has nothing to do")
     try:
+        # Read under the lock: a predecessor may have written the run just before letting go.
+        recorded = store.steps(thread)
+        if (existing := store.get_run(thread)) is not None:
+            store.check_recorded(existing, recorded)  # never recompute steps the store lost
         if run_spec is not None:
             api.register_run(store, run_spec, session)
-        # Read under the lock: a predecessor may have written the run just before letting go.
         row = store.get_run(thread)
         if row is None:
             raise NotFound(f"no run with thread {thread}; register it with `sandloop run` first")
         recorded_spec = RunSpec.model_validate_json(row["spec"])
-        summary = _run_steps(store, log, settings, recorded_spec, row, deployment_id)
+        summary = _run_steps(store, log, settings, recorded_spec, row, recorded, deployment_id)
     except DamagedStore as exc:
         return Failed(message=str(exc), data=exc)  # nothing ran: the store needs a doctor
     finally:
@@ -247,11 +251,10 @@ def _run_steps(
     settings: Settings,
     spec: RunSpec,
     run: dict[str, Any],
+    recorded: pd.DataFrame,
     deployment_id: str | None = None,
 ) -> RunSummary:
     thread = str(run["thread"])
-    recorded = store.steps(thread)
-    store.check_recorded(run, recorded)  # never recompute steps the store has lost
     state = engine.resume(spec, thread, str(run["genesis"]), run["created_at"], recorded)
     embedder = _convergence_embedder(state, recorded, settings)
     background = _BackgroundEmbedding(settings, thread)
@@ -266,6 +269,23 @@ def _run_steps(
     reason = state.stop_reason(session_started, session_started)
     if reason in FINAL_REASONS and run["status"] == "completed":
         return _summary(spec, state, reason, first_step, already_finished=True)
+    if deployment_id is not None and (handed := live_continuation(run)) is not None:
+        get_run_logger().info(
+            "thread %s waits for flow run %s (due %s); this flow run has nothing to do",
+            thread[:12],
+            handed.flow_run_name,
+            handed.scheduled_at,
+        )
+        label_flow_run(
+            name=f"{spec.network.name} · thread {thread[:6]} · no steps",
+            tags=run_tags("network", spec.network.realm, thread, run.get("session")),
+        )
+        return replace(
+            _summary(spec, state, StopReason.HANDED_OFF, first_step),
+            flow_run_id=flow_run_id,
+            next_due_at=handed.scheduled_at.isoformat(),
+            continuation=handed.flow_run_id,
+        )
 
     store.put_run(
         {

@@ -27,7 +27,7 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow
-	# The fuzz suite again, with five times the cases of `make test` (see benchmarks/RESULTS.md).
+	# The fuzz suite again, with eight times the cases of `make test` (see benchmarks/RESULTS.md).
 	SANDLOOP_FUZZ_EXAMPLES=2000 $(BIN)/pytest -q -s tests/fuzz
 
 lint: $(STAMP)

@@ -351,7 +351,11 @@ def describe_validation_error(exc: ValidationError, source: str) -> str:
     """One line: 'source: field.path: message; other.field: message' (an error is one line)."""
     problems = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        loc = ".".join(
+            str(p) if str(p).isprintable() else repr(p)
+            for p in err["loc"]
+            if not str(p).startswith("function-")
+        )
         msg = " ".join(str(err["msg"]).removeprefix("Value error, ").split())
         problems.append(f"{loc + ': ' if loc else ''}{msg}")
     return f"{source}: {'; '.join(problems)}"

@@ -205,3 +205,32 @@ def test_traces_are_redacted_like_datasets(tmp_path: Path, prefect_api_url: str)
     text = out.read_text()
     assert secret not in text and "[REDACTED:openai_key]" in text
     assert "redacted 2" in result.output  # the trace's input and step 0's input
+
+
+def test_runs_lists_runs_that_have_no_stop_reason_yet(home: Path) -> None:
+    """Registered, running or killed before they ended: `runs` used to crash on these (a
+    missing stop reason read back as NaN under pandas 3)."""
+    from datetime import UTC, datetime
+
+    from sandloop.storage.store import AkashicStore
+
+    store = AkashicStore.open(home)
+    for thread, status in (("a" * 32, "registered"), ("b" * 32, "running")):
+        store.put_run(
+            {
+                "thread": thread,
+                "realm": "r" * 32,
+                "kind": "network",
+                "name": "echo",
+                "spec": "{}",
+                "genesis": "g",
+                "seed": None,
+                "status": status,
+                "steps": 0,
+                "created_at": datetime.now(UTC),
+            }
+        )
+    listed = invoke(["runs"], home, COLUMNS="200")
+    assert listed.exit_code == 0, (listed.output, listed.exception)
+    assert "interrupted" in listed.output and "registered" in listed.output
+    assert "nan" not in listed.output.lower()

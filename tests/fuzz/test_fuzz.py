@@ -38,7 +38,7 @@ BASES = {
     "dialogue": [ROOT / "examples" / "dialogues" / "scripted.yaml"],
     "recipe": [ROOT / "examples" / "recipes" / "review.yaml"],
 }
-EXAMPLES = int(os.environ.get("SANDLOOP_FUZZ_EXAMPLES", "400"))
+EXAMPLES = int(os.environ.get("SANDLOOP_FUZZ_EXAMPLES", "250"))
 FIXED = os.environ.get("SANDLOOP_FUZZ_RANDOM") != "1"
 
 fuzz = settings(

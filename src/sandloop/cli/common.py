@@ -84,7 +84,8 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
     from sandloop.scrub import scrub
 
-    err.print(f"[bold red]error:[/] {escape(scrub(message))}", highlight=False, soft_wrap=True)
+    line = " ".join(scrub(message).split())  # one line, whatever the message holds
+    err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -25,8 +25,8 @@ def main() -> None:
     import orjson
     import pyarrow as pa
 
+    from sandloop.storage.lance_io import to_frame
     from sandloop.storage.schema import INVOCATIONS
-    from sandloop.storage.store import to_frame
     from sandloop.storage.wal import read_log_checked
 
     with tempfile.TemporaryDirectory() as folder:

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 
 from _common import invocation_rows
+from sandloop.storage.lance_io import to_frame
 from sandloop.storage.store import (
     AkashicStore,
     DamagedStore,
     NotFound,
     check_writable,
-    to_frame,
 )
 
 THREAD = "cd" * 16

@@ -15,7 +15,8 @@ import orjson
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from sandloop.storage.store import AkashicStore, StoreError, scan, sql_str
+from sandloop.storage.lance_io import scan
+from sandloop.storage.store import AkashicStore, StoreError, sql_str
 
 PINNED_TABLES = ("runs", "invocations", "messages", "embeddings")
 Kind = Literal["network", "dialogue", "recipe"]

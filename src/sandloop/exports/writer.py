@@ -43,7 +43,8 @@ from sandloop.exports.paths import cannot_write, check_output
 from sandloop.exports.redact import Redactor
 from sandloop.exports.snapshot import Pinned, SnapshotError
 from sandloop.exports.validate import DEFAULT_MAX_TOKENS, Report, check
-from sandloop.storage.store import scan, sql_str
+from sandloop.storage.lance_io import scan
+from sandloop.storage.store import sql_str
 
 SPLITS = ("train", "validation")
 RANGE_ROWS = 25_000  # network rows per spill bucket, roughly: bounds the export's memory

@@ -19,8 +19,9 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from sandloop.storage.lance_io import to_frame
 from sandloop.storage.schema import TABLES
-from sandloop.storage.store import AkashicStore, StoreError, sql_str, to_frame
+from sandloop.storage.store import AkashicStore, StoreError, sql_str
 from sandloop.storage.wal import is_locked, pending_logs
 
 Severity = Literal["damaged", "warning"]

@@ -7,6 +7,7 @@ FAISS index is rebuilt from it whenever it is missing, unreadable or of the wron
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -200,8 +201,14 @@ def open_index(
     if behind:
         meta, vectors = stored_vectors(store, embedder.name)
         if index.add(meta, vectors):
-            index.save()
+            _save_cache(index)
     return index
+
+
+def _save_cache(index: VectorIndex) -> None:
+    """The index is a cache of the store: on a read-only disk a search works from memory."""
+    with contextlib.suppress(OSError):
+        index.save()
 
 
 def rebuild_index(
@@ -211,7 +218,7 @@ def rebuild_index(
     index = _index(store, embedder, settings, load=False)
     meta, vectors = stored_vectors(store, embedder.name)
     index.rebuild(meta, vectors if len(meta) else np.zeros((0, embedder.dim), np.float32))
-    index.save()
+    _save_cache(index)
     return index
 
 

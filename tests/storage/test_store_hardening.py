@@ -239,7 +239,7 @@ def test_a_store_on_a_read_only_disk_can_be_read(home: Path) -> None:
             "sh",
             "-c",
             'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && touch "$1/x" 2>/dev/null'
-            f' && exit 9; {commands}',
+            f" && exit 9; {commands}",
             "sh",
             str(home),
         ],

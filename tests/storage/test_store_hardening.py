@@ -183,11 +183,20 @@ def test_lost_steps_are_reported_never_silently_recomputed(home: Path) -> None:
     store.check_recorded(run, store.steps(THREAD))
 
 
-def test_a_deleted_data_file_is_one_line_naming_the_doctor(home: Path) -> None:
+@pytest.mark.parametrize("damage", ["delete", "truncate", "overwrite"])
+def test_a_damaged_data_file_is_one_line_naming_the_doctor(home: Path, damage: str) -> None:
     store = AkashicStore.open(home)
     store.upsert("invocations", invocation_rows(20, THREAD))
     for data_file in (home / "akashic" / "invocations.lance" / "data").iterdir():
-        data_file.unlink()
+        if damage == "delete":
+            data_file.unlink()
+            continue
+        with open(data_file, "r+b") as handle:
+            if damage == "truncate":
+                handle.truncate(data_file.stat().st_size // 2)
+            else:
+                handle.seek(0)
+                handle.write(b"\0" * data_file.stat().st_size)
     with pytest.raises(DamagedStore, match="sandloop doctor"):
         AkashicStore.open(home).steps(THREAD)
 
@@ -251,3 +260,19 @@ def test_a_store_on_a_read_only_disk_can_be_read(home: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.count(THREAD) >= 3 and "lantern" in done.stdout
     assert not (home / "indexes").exists()
+
+
+def test_a_resume_of_a_damaged_table_is_one_line_naming_the_doctor(home: Path) -> None:
+    """A resume writes first (it commits the thread's log): the merge reads the damaged table."""
+    store = AkashicStore.open(home)
+    store.upsert("invocations", invocation_rows(20, THREAD))
+    log = store.open_thread(THREAD)
+    log.append(invocation_rows(1, THREAD, offset=20)[0])
+    log.close()
+    for data_file in (home / "akashic" / "invocations.lance" / "data").iterdir():
+        with open(data_file, "r+b") as handle:
+            handle.truncate(data_file.stat().st_size // 2)
+    with pytest.raises(DamagedStore, match=r"sandloop doctor") as refused:
+        AkashicStore.open(home).open_thread(THREAD)
+    assert ".rs:" not in str(refused.value)
+    assert (home / "akashic" / "_wal" / f"{THREAD}.jsonl").stat().st_size > 0  # kept

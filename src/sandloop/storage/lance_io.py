@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -66,10 +67,30 @@ def to_frame(table: pa.Table) -> pd.DataFrame:
     return frame[table.column_names]
 
 
+#: How LanceDB says a file it needs is gone, cut short or garbled.
+_DAMAGE_SIGNS = (
+    "not found",
+    "no such file",
+    "does not exist",
+    "object at",
+    "lanceerror(io)",
+    "failed to fill whole buffer",
+    "corrupt",
+    "not appear to be a lance file",
+)
+
+
 def is_missing_data(exc: BaseException) -> bool:
-    """LanceDB's way of saying a data file or manifest it needs is gone."""
+    """A read failed because a data file or manifest is missing or damaged (not because the
+    query was wrong)."""
     text = str(exc).lower()
-    return any(s in text for s in ("not found", "no such file", "does not exist", "object at"))
+    return any(sign in text for sign in _DAMAGE_SIGNS)
+
+
+def lance_message(exc: BaseException) -> str:
+    """LanceDB's error, for a person: its first line, without the Rust source locations."""
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return re.sub(r",? /\S+\.rs:\d+:\d+", "", first)
 
 
 def scan(table: Any, where: str | None = None, columns: list[str] | None = None) -> Any:

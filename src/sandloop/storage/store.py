@@ -27,6 +27,7 @@ from sandloop.storage.lance_io import (
     add_missing_columns,
     is_commit_conflict,
     is_missing_data,
+    lance_message,
     maintenance_lock,
     optimize,
     retry_conflicts,
@@ -194,7 +195,12 @@ class AkashicStore:
 
         for start in range(0, len(unique), WRITE_BATCH_ROWS):
             batch = pa.Table.from_pylist(unique[start : start + WRITE_BATCH_ROWS], schema=schema)
-            retry_conflicts(functools.partial(merge, batch))
+            try:
+                retry_conflicts(functools.partial(merge, batch))
+            except (RuntimeError, OSError, ValueError) as exc:
+                if is_missing_data(exc):  # the merge reads the table: it cannot be trusted
+                    raise damaged(self.home, f"table {name}: {lance_message(exc)}") from None
+                raise
         self._maybe_compact(table)
         return len(unique)
 
@@ -278,7 +284,7 @@ class AkashicStore:
             raise
         except Exception as exc:
             if is_missing_data(exc):
-                raise damaged(self.home, f"table {name}: {str(exc).splitlines()[0]}") from None
+                raise damaged(self.home, f"table {name}: {lance_message(exc)}") from None
             raise
         return result
 

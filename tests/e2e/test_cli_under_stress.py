@@ -73,8 +73,7 @@ def test_a_full_disk_is_one_line_keeps_the_steps_and_the_home_works_again(
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1500k", "tmpfs", str(disk)], check=True)
     try:
         env = {**cli_env, "SANDLOOP_HOME": str(disk / "home"), "SANDLOOP_FLUSH_EVERY": "4"}
-        args = ["full", 1, 100_000, "--no-stop-on-repeat"]
-        full = run_echo(*args, env=env)  # type: ignore[arg-type]
+        full = run_echo("full", 1, 100_000, "--no-stop-on-repeat", env=env)
         assert full.returncode == 1
         assert "no space left on device" in one_error_line(full.stderr)
         (before,) = json.loads(sandloop("runs", "--json", env=env).stdout)

@@ -14,19 +14,11 @@ from typer.testing import CliRunner, Result
 from sandloop import api
 from sandloop.cli import app
 from sandloop.specs import RunSpec
+from tests.store_rows import run_row, tree
 
 ROOT = Path(__file__).resolve().parents[2]
 ECHO = ROOT / "examples" / "networks" / "echo.yaml"
 GOOD_SPEC = "name: probe\nmodels: [dummy:text]\n"
-
-
-def tree(folder: Path) -> list[tuple[str, int]]:
-    if not folder.exists():
-        return []
-    return sorted(
-        (str(p.relative_to(folder)), p.stat().st_size if p.is_file() else -1)
-        for p in folder.rglob("*")
-    )
 
 
 def invoke(args: list[str], home: Path, **env: str) -> Result:
@@ -210,26 +202,11 @@ def test_traces_are_redacted_like_datasets(tmp_path: Path, prefect_api_url: str)
 def test_runs_lists_runs_that_have_no_stop_reason_yet(home: Path) -> None:
     """Registered, running or killed before they ended: `runs` used to crash on these (a
     missing stop reason read back as NaN under pandas 3)."""
-    from datetime import UTC, datetime
-
     from sandloop.storage.store import AkashicStore
 
     store = AkashicStore.open(home)
     for thread, status in (("a" * 32, "registered"), ("b" * 32, "running")):
-        store.put_run(
-            {
-                "thread": thread,
-                "realm": "r" * 32,
-                "kind": "network",
-                "name": "echo",
-                "spec": "{}",
-                "genesis": "g",
-                "seed": None,
-                "status": status,
-                "steps": 0,
-                "created_at": datetime.now(UTC),
-            }
-        )
+        store.put_run(run_row(thread, status=status, seed=None))
     listed = invoke(["runs"], home, COLUMNS="200")
     assert listed.exit_code == 0, (listed.output, listed.exception)
     assert "interrupted" in listed.output and "registered" in listed.output

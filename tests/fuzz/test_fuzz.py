@@ -31,6 +31,7 @@ from sandloop.dialogues.spec import load_dialogue
 from sandloop.recipes.spec import load_recipe
 from sandloop.specs import RunSpec, SpecError
 from sandloop.storage.store import AkashicStore
+from tests.store_rows import tree
 
 ROOT = Path(__file__).resolve().parents[2]
 BASES = {
@@ -156,13 +157,6 @@ def test_spec_loaders_refuse_only_with_a_spec_error(
 
 
 # -- the CLI entry point --------------------------------------------------------------------
-
-
-def tree(folder: Path) -> list[tuple[str, int]]:
-    return sorted(
-        (str(p.relative_to(folder)), p.stat().st_size if p.is_file() else -1)
-        for p in folder.rglob("*")
-    )
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ deleted table, a deleted data file, rows gone from the latest version, a dead wr
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from _common import invocation_rows
 from sandloop.cli import app
 from sandloop.storage.doctor import examine
 from sandloop.storage.store import AkashicStore, DamagedStore
+from tests.store_rows import run_row
 
 THREAD = "ef" * 16
 
@@ -25,21 +25,7 @@ def recorded_run(home: Path, steps: int = 40, batch: int = 10) -> AkashicStore:
     rows = invocation_rows(steps, THREAD)
     for start in range(0, steps, batch):
         store.upsert("invocations", rows[start : start + batch])
-    store.put_run(
-        {
-            "thread": THREAD,
-            "realm": "r" * 32,
-            "kind": "network",
-            "name": "echo",
-            "spec": "{}",
-            "genesis": "g",
-            "seed": 1,
-            "status": "completed",
-            "stop_reason": "max_steps",
-            "steps": steps,
-            "created_at": datetime.now(UTC),
-        }
-    )
+    store.put_run(run_row(THREAD, status="completed", stop_reason="max_steps", steps=steps))
     return store
 
 

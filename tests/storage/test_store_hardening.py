@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,28 +22,14 @@ from sandloop.storage.store import (
     NotFound,
     check_writable,
 )
+from tests.store_rows import run_row as shared_run_row
+from tests.store_rows import tree
 
 THREAD = "cd" * 16
 
 
 def run_row(thread: str = THREAD, **fields: Any) -> dict[str, Any]:
-    return {
-        "thread": thread,
-        "realm": "r" * 32,
-        "kind": "network",
-        "name": "echo",
-        "spec": "{}",
-        "genesis": "hello",
-        "seed": 1,
-        "status": "running",
-        "steps": 0,
-        "created_at": datetime.now(UTC),
-        **fields,
-    }
-
-
-def tree(folder: Path) -> list[str]:
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
+    return shared_run_row(thread, **{"genesis": "hello", **fields})
 
 
 def test_missing_strings_read_back_as_none(home: Path) -> None:

@@ -261,3 +261,12 @@ def test_a_resume_of_a_damaged_table_is_one_line_naming_the_doctor(home: Path) -
         AkashicStore.open(home).open_thread(THREAD)
     assert ".rs:" not in str(refused.value)
     assert (home / "akashic" / "_wal" / f"{THREAD}.jsonl").stat().st_size > 0  # kept
+
+
+def test_a_full_disk_is_not_mistaken_for_damage() -> None:
+    from sandloop.storage.lance_io import is_missing_data
+
+    full = "lance error: LanceError(IO): Generic LocalFileSystem error: No space left on device"
+    assert not is_missing_data(RuntimeError(full))
+    assert is_missing_data(RuntimeError("lance error: LanceError(IO): failed to fill whole buffer"))
+    assert not is_missing_data(RuntimeError("lance error: Invalid user input: no column x"))

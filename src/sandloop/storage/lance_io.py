@@ -84,6 +84,8 @@ def is_missing_data(exc: BaseException) -> bool:
     """A read failed because a data file or manifest is missing or damaged (not because the
     query was wrong)."""
     text = str(exc).lower()
+    if "no space left on device" in text:
+        return False  # a write that failed: nothing it had committed is damaged
     return any(sign in text for sign in _DAMAGE_SIGNS)
 
 

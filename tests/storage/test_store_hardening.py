@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -86,28 +87,34 @@ def test_a_reader_of_a_live_thread_sees_a_growing_prefix_without_holes(home: Pat
     reader = AkashicStore.open(home)
     total = 160
     done = threading.Event()
+    failures: list[BaseException] = []
 
     def write() -> None:
-        log = writer.open_thread(THREAD)
         try:
+            log = writer.open_thread(THREAD)
             for row in invocation_rows(total, THREAD):
                 log.append(row)
                 if (row["step"] + 1) % 4 == 0:
                     writer.flush(log)
-        finally:
             writer.flush(log)
             log.close()
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
             done.set()
 
     thread = threading.Thread(target=write)
     thread.start()
     seen: list[int] = []
+    deadline = time.monotonic() + 120
     while not done.is_set() or not seen or seen[-1] < total:
+        assert not failures and time.monotonic() < deadline, (failures, seen[-1:])
         steps = list(reader.steps(THREAD)["step"])
         assert steps == list(range(len(steps))), f"a hole: {steps}"
         assert not seen or len(steps) >= seen[-1], f"shrank from {seen[-1]} to {len(steps)}"
         seen.append(len(steps))
     thread.join()
+    assert not failures, failures
     assert seen[-1] == total and len(set(seen)) > 3  # the reads really overlapped the writes
 
 

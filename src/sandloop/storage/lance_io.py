@@ -145,6 +145,19 @@ def maintenance_lock(path: Path) -> Iterator[bool]:
         handle.close()
 
 
+@contextmanager
+def creation_lock(path: Path) -> Iterator[None]:
+    """Held while a process opens or creates a table: creating one is two commits (the table,
+    then its key), and a folder caught between them must not look like a crash's leftover."""
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / "_create.lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def add_missing_columns(table: Any, schema: pa.Schema) -> None:
     """A store written by an older sandloop lacks newer nullable columns: add them, all null,
     without rewriting the data. Only additions are migrated this way."""

@@ -25,6 +25,7 @@ from sandloop.scrub import scrub
 from sandloop.storage.blobs import BlobStore
 from sandloop.storage.lance_io import (
     add_missing_columns,
+    creation_lock,
     is_commit_conflict,
     is_missing_data,
     lance_message,
@@ -135,19 +136,24 @@ class AkashicStore:
 
     def table(self, name: str) -> Any:
         table = self._tables.get(name)
-        if table is None:
-            schema, key = TABLES[name]
-            if not self.readonly:
-                self._discard_uncommitted(name)
-            if name in self._table_names():
-                table = self._open_table(name)
-                if not self.readonly:
-                    add_missing_columns(table, schema)
-            elif self.readonly:
+        if table is not None:
+            return table
+        schema, key = TABLES[name]
+        if self.readonly:
+            if name not in self._table_names():
                 raise NotFound(f"the store in {str(self.home)!r} has no {name} yet")
-            else:
-                table = self._create_table(name, schema, key)
-            self._tables[name] = table
+            table = self._open_table(name)
+        else:
+            # Under the creation lock, a folder without a manifest is a crash's leftover, never
+            # a table another process is making at this moment.
+            with creation_lock(self.path):
+                self._discard_uncommitted(name)
+                if name in self._table_names():
+                    table = self._open_table(name)
+                    add_missing_columns(table, schema)
+                else:
+                    table = self._create_table(name, schema, key)
+        self._tables[name] = table
         return table
 
     def _open_table(self, name: str) -> Any:

@@ -38,6 +38,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_step_overhead.py
 	$(BIN)/python benchmarks/bench_record_throughput.py
+	$(BIN)/python benchmarks/bench_store_reads.py
 	$(BIN)/python benchmarks/bench_search.py
 	$(BIN)/python benchmarks/bench_embed.py
 	$(BIN)/python benchmarks/bench_local_reuse.py

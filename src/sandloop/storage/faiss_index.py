@@ -176,7 +176,9 @@ class FaissIndex:
         """Write beside the old files and swap the folder in, so a crash leaves one or the other."""
         self.folder.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=self.folder.parent, prefix=".faiss-"))
-        self._faiss.write_index(self._index, str(staging / INDEX_FILE))
+        # Serialised in memory and written by Python: FAISS's own file writer prints its I/O
+        # errors (a full disk) to the console from C++, beside the command's one error line.
+        (staging / INDEX_FILE).write_bytes(self._faiss.serialize_index(self._index).tobytes())
         self._meta.to_parquet(staging / META_FILE, index=False)
         manifest = {
             "embedding_model": self.embedding_model,

@@ -200,9 +200,10 @@ def network_run(
         recorded = store.steps(thread)
         if (existing := store.get_run(thread)) is not None:
             store.check_recorded(existing, recorded)  # never recompute steps the store lost
+        row = existing
         if run_spec is not None:
             api.register_run(store, run_spec, session)
-        row = store.get_run(thread)
+            row = store.get_run(thread)  # read back: registering rewrote it
         if row is None:
             raise NotFound(f"no run with thread {thread}; register it with `sandloop run` first")
         recorded_spec = RunSpec.model_validate_json(row["spec"])

@@ -27,6 +27,8 @@ os.environ.update(
         # A real keyring backend (a file) in a private folder, never the developer's own.
         "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring",
         "XDG_DATA_HOME": tempfile.mkdtemp(prefix="sandloop-keyring-"),
+        # Never the developer's own `sandloop server`: commands would find it and use it.
+        "SANDLOOP_SERVER_DIR": tempfile.mkdtemp(prefix="sandloop-server-"),
     }
 )
 for _name in ("OPENAI_API_KEY", "REPLICATE_API_TOKEN", "HF_TOKEN", "SANDLOOP_USER"):

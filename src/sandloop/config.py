@@ -73,6 +73,11 @@ class Settings(BaseSettings):
         None, description="a converted Gemma 3 270M folder; default: <home>/models/gemma-3-270m"
     )
 
+    server_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".sandloop" / "server",
+        description="where `sandloop server` keeps its PID, log and SQLite database",
+    )
+
     @field_validator("home", mode="before")
     @classmethod
     def _home_given(cls, value: object) -> object:

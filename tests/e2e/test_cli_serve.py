@@ -41,4 +41,4 @@ def test_serve_needs_a_prefect_server(home: Path) -> None:
     with temporary_settings({PREFECT_API_URL: None}):
         result = CliRunner().invoke(app, ["serve", ECHO, "--genesis", "x", "--home", str(home)])
     assert result.exit_code == 2
-    assert "needs a Prefect server: run `prefect server start`" in " ".join(result.output.split())
+    assert "needs a Prefect server: run `sandloop server start`" in " ".join(result.output.split())

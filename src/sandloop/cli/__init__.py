@@ -9,6 +9,7 @@ from sandloop.cli import (  # noqa: F401 - importing registers the commands
     runs,
     search,
     serve,
+    server,
     sessions,
 )
 from sandloop.cli.common import app

@@ -42,7 +42,7 @@ class _ReportsErrors(TyperGroup):
                 url = text.removeprefix(PREFECT_UNREACHABLE).strip()
                 fail(
                     f"the Prefect server at {url} does not answer (its client retried with "
-                    "backoff); start it (`prefect server start`), or unset PREFECT_API_URL to "
+                    "backoff); start it (`sandloop server start`), or unset PREFECT_API_URL to "
                     "run on a temporary local one"
                 )
             raise
@@ -140,9 +140,10 @@ _RUN_LOGGERS = (
 )
 
 
-def quiet_prefect(verbose: bool = False) -> None:
-    """Prefect's INFO lines would bury the command's own output, and its ERROR lines repeat the
-    command's own error line; --verbose brings both back."""
+def prepare_prefect(verbose: bool = False) -> None:
+    """Before a command's first Prefect call: the managed server when it is up (said once), and
+    quiet logs, since Prefect's INFO lines would bury the command's own output and its ERROR lines
+    repeat the command's own error line; --verbose brings both back."""
     import os
 
     if not verbose:
@@ -153,6 +154,48 @@ def quiet_prefect(verbose: bool = False) -> None:
                 logger.addFilter(_CommandReportsFailures())
     # No network but the package registries: Prefect's telemetry would only log errors.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    _use_managed_server()
+
+
+def _use_managed_server() -> None:
+    """A server the user named (PREFECT_API_URL, or their Prefect profile) wins; otherwise the
+    one `sandloop server start` keeps, which spares the temporary server's start on every call.
+    Prefect reads its settings once, on import, so this runs before anything imports it."""
+    import os
+    import sys
+
+    if os.environ.get("PREFECT_API_URL") or "prefect" in sys.modules or _profile_api_url():
+        return
+    from sandloop import server
+    from sandloop.config import Settings
+
+    try:
+        found = server.running(Settings().server_dir.expanduser())
+    except ValueError:  # a bad SANDLOOP_* setting: the command itself reports it
+        return
+    if found is not None:
+        os.environ["PREFECT_API_URL"] = found.url
+        err.print(
+            f"using the Prefect server at {found.ui_url} (`sandloop server status`)",
+            highlight=False,
+        )
+
+
+def _profile_api_url() -> str | None:
+    """PREFECT_API_URL from the active Prefect profile (profiles.toml under PREFECT_HOME)."""
+    import os
+    import tomllib
+    from pathlib import Path
+
+    prefect_home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+    try:
+        profiles = tomllib.loads((prefect_home / "profiles.toml").read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active", "ephemeral")
+    settings = profiles.get("profiles", {}).get(active, {})
+    url = settings.get("PREFECT_API_URL") if isinstance(settings, dict) else None
+    return str(url) if url else None
 
 
 def parse_pairs(pairs: list[str], option: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ from sandloop.cli.common import (
     fail,
     input_errors,
     out,
-    quiet_prefect,
+    prepare_prefect,
 )
 from sandloop.cli.sessions import resolve_session
 
@@ -47,7 +47,7 @@ def dialogue_run(
     verbose: Annotated[bool, typer.Option("--verbose", help="Show Prefect's logs.")] = False,
 ) -> None:
     """Run (or resume) a dialogue: actors take turns, each a task run `turn 4 · Theaetetus`."""
-    quiet_prefect(verbose)
+    prepare_prefect(verbose)
     from sandloop import api
     from sandloop.dialogues.spec import load_dialogue
     from sandloop.progress import StepEvent, observing

@@ -12,7 +12,15 @@ from rich import box
 from rich.table import Table
 from typer.core import TyperGroup
 
-from sandloop.cli.common import HomeOption, JsonOption, app, fail, input_errors, out, quiet_prefect
+from sandloop.cli.common import (
+    HomeOption,
+    JsonOption,
+    app,
+    fail,
+    input_errors,
+    out,
+    prepare_prefect,
+)
 
 snapshot_app = typer.Typer(
     help="Pinned selections of the record, for exports.", no_args_is_help=True
@@ -192,7 +200,7 @@ def export_dataset(
 ) -> None:
     """Write SNAPSHOT as datasets (an export flow run): files per format and split,
     manifest.json and a dataset card. Nothing is written if a check fails."""
-    quiet_prefect(verbose)
+    prepare_prefect(verbose)
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     from sandloop import api

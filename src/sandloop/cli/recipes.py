@@ -19,7 +19,7 @@ from sandloop.cli.common import (
     input_errors,
     out,
     parse_pairs,
-    quiet_prefect,
+    prepare_prefect,
 )
 from sandloop.cli.sessions import resolve_session
 
@@ -74,7 +74,7 @@ def recipe_run(
     The same recipe version, input, context and seed is a cache hit: no model is called.
     Exit 1 when the output never validated (the rounds are recorded).
     """
-    quiet_prefect(verbose)
+    prepare_prefect(verbose)
     from sandloop import api
     from sandloop.recipes.spec import load_recipe
 
@@ -111,7 +111,7 @@ def recipe_pipeline(
     verbose: Annotated[bool, typer.Option("--verbose", help="Show Prefect's logs.")] = False,
 ) -> None:
     """Run recipes in order as one flow: each stage's output is the next stage's input."""
-    quiet_prefect(verbose)
+    prepare_prefect(verbose)
     from sandloop import api
     from sandloop.recipes.spec import load_pipeline, load_recipe
 

@@ -20,7 +20,7 @@ from sandloop.cli.common import (
     fail,
     input_errors,
     out,
-    quiet_prefect,
+    prepare_prefect,
 )
 from sandloop.cli.sessions import resolve_session
 from sandloop.display import excerpt
@@ -123,7 +123,7 @@ def run(
 
     Running the same network, genesis and seed again resumes the run where it stopped.
     """
-    quiet_prefect(verbose)
+    prepare_prefect(verbose)
     from sandloop import api
     from sandloop.models.factory import prepare_models
 

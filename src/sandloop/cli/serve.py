@@ -119,10 +119,13 @@ def serve(
 ) -> None:
     """Serve a spec as a Prefect deployment from this process, until Ctrl-C.
 
-    Needs a Prefect server (`prefect server start`, then PREFECT_API_URL); its UI shows the
+    Needs a Prefect server (`sandloop server start`, or PREFECT_API_URL); its UI shows the
     deployment, its schedule and every run. A paced network's long waits become scheduled
     continuations of the deployment, which this process runs when they come due.
     """
+    from sandloop.cli.common import prepare_prefect
+
+    prepare_prefect(verbose=True)
     from prefect.settings import PREFECT_API_URL
 
     from sandloop import api
@@ -152,8 +155,8 @@ def serve(
         fail(str(exc))
     if not PREFECT_API_URL.value():
         fail(
-            "sandloop serve needs a Prefect server: run `prefect server start` and set "
-            "PREFECT_API_URL=http://127.0.0.1:4200/api"
+            "sandloop serve needs a Prefect server: run `sandloop server start` (or point "
+            "PREFECT_API_URL at one)"
         )
     _serve(flow, name or spec_path.stem, parameters, cron, interval, now, limit)
 

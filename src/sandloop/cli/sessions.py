@@ -17,7 +17,7 @@ from sandloop.cli.common import (
     input_errors,
     out,
     parse_pairs,
-    quiet_prefect,
+    prepare_prefect,
 )
 
 session_app = typer.Typer(
@@ -170,7 +170,7 @@ def session_classify(
     as_json: JsonOption = False,
 ) -> None:
     """Label each run of a session with its phase, using the classify-phase recipe."""
-    quiet_prefect()
+    prepare_prefect()
     from sandloop import api, sessions
 
     labelled: list[dict[str, str | None]] = []

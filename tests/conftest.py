@@ -41,9 +41,11 @@ import pytest  # noqa: E402
 # Rows shaped like real network steps, shared with the benchmarks.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+from tests import s3_server  # noqa: E402
 from tests.hf_server import FakeHF  # noqa: E402
 from tests.openai_server import FakeOpenAI  # noqa: E402
 from tests.replicate_server import FakeReplicate  # noqa: E402
+from tests.s3_server import S3Server  # noqa: E402
 from tests.tiny_models import build_tiny_gpt2  # noqa: E402
 
 
@@ -55,6 +57,22 @@ def prefect_api_url() -> Iterator[str]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield str(PREFECT_API_URL.value())
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    """moto's S3 server on 127.0.0.1 for the session (a bucket per test: `s3.bucket()`)."""
+    server = s3_server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_home(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A remote home in a fresh bucket; the AWS variables point this process at it too."""
+    for name, value in s3.env().items():
+        monkeypatch.setenv(name, value)
+    return f"s3://{s3.bucket()}/home"
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from sandloop.config import Settings
 from sandloop.keys import hash_bytes
 from sandloop.specs import RunSpec, SpecError, describe_validation_error, load_network
 from sandloop.storage.store import AkashicStore
-from sandloop.storage.wal import ThreadLocked, is_locked, locked_message
+from sandloop.storage.wal import ThreadLocked, locked_message
 
 
 def settings_for(home: Path | str | None = None) -> Settings:
@@ -27,7 +27,7 @@ def settings_for(home: Path | str | None = None) -> Settings:
     from sandloop.models import registry
 
     settings = Settings.for_home(home)
-    registry.configure(settings.models_file_path, settings.home)
+    registry.configure(settings.models_file_path, settings.local_dir)
     return settings
 
 
@@ -35,7 +35,7 @@ def open_store(home: Path | str | None = None, *, readonly: bool = False) -> Aka
     """The home's store; ``readonly`` for reads, which create nothing and work on a read-only
     disk."""
     settings = settings_for(home)
-    return AkashicStore.open(settings.home, compact_every=settings.compact_every, readonly=readonly)
+    return AkashicStore.for_settings(settings, readonly=readonly)
 
 
 def load_run_spec(network_path: Path | str, **fields: Any) -> RunSpec:
@@ -74,7 +74,7 @@ def ensure_idle(store: AkashicStore, spec: RunSpec) -> str:
     """The spec's thread, refused (ThreadLocked) while another process runs it: checked before
     any Prefect start-up or model load; the flow checks again under the lock."""
     thread = thread_of(spec)
-    if is_locked(store.wal_dir, thread):
+    if store.is_live(thread):
         raise ThreadLocked(locked_message(thread))
     return thread
 
@@ -135,7 +135,7 @@ def run_network(
     from sandloop.flows.network import network_run
 
     settings = settings_for(home)
-    store = AkashicStore.open(settings.home, compact_every=settings.compact_every)
+    store = AkashicStore.for_settings(settings)
     thread = ensure_idle(store, spec)
     # The heartbeat thread makes every flow run wait ~1 s at its end and has no env switch.
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
@@ -228,7 +228,7 @@ def run_dialogue(
     from sandloop.flows.dialogue import dialogue_flow
 
     settings = settings_for(home)
-    store = AkashicStore.open(settings.home, compact_every=settings.compact_every)
+    store = AkashicStore.for_settings(settings)
     thread = register_dialogue(store, spec, seed, session)
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         state = dialogue_flow(thread=thread, home=str(settings.home), return_state=True)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from sandloop.storage.location import Location
 
 
 class SettingsError(ValueError):
@@ -16,9 +19,27 @@ class SettingsError(ValueError):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SANDLOOP_", env_file=".env", extra="ignore")
 
-    home: Path = Field(
-        default_factory=lambda: Path.home() / ".sandloop",
-        description="where the Akashic store, blobs and converted models live",
+    home: str = Field(
+        default_factory=lambda: str(Path.home() / ".sandloop"),
+        description="where the Akashic store and blobs live: a folder, or s3://BUCKET/PREFIX "
+        "(gs://, az://) on object storage",
+    )
+    storage_options: str | None = Field(
+        None,
+        description="JSON object of LanceDB storage options for a remote home, over those "
+        "read from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION",
+    )
+    cache_dir: Path | None = Field(
+        None,
+        description="this machine's cache for a remote home (converted models, FAISS indexes); "
+        "default ~/.cache/sandloop/<home hash>",
+    )
+    lease_s: float = Field(
+        30.0,
+        ge=2,
+        le=3600,
+        description="seconds a remote thread's writer holds it without renewing: how soon a "
+        "dead worker's thread can be taken over",
     )
     device: str = Field("cpu", description="torch device for local models")
     flush_every: int = Field(
@@ -81,9 +102,28 @@ class Settings(BaseSettings):
     @field_validator("home", mode="before")
     @classmethod
     def _home_given(cls, value: object) -> object:
-        """An empty home would silently mean the current folder."""
+        """An empty home would silently mean the current folder. A local home is made
+        absolute here; a URL is checked (its scheme, a bucket) and kept as typed."""
+        from sandloop.storage.location import LocationError, parse
+
         if isinstance(value, str | Path) and not str(value).strip():
             raise ValueError("is empty; give a folder (the default is ~/.sandloop)")
+        if isinstance(value, str | Path):
+            try:
+                return parse(value).url
+            except LocationError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("storage_options")
+    @classmethod
+    def _options_are_json(cls, value: str | None) -> str | None:
+        from sandloop.storage.location import LocationError, parse_options
+
+        try:
+            parse_options(value)
+        except LocationError as exc:
+            raise ValueError(str(exc).removeprefix("SANDLOOP_STORAGE_OPTIONS ")) from None
         return value
 
     @classmethod
@@ -92,7 +132,7 @@ class Settings(BaseSettings):
         if home is not None and not str(home).strip():
             raise SettingsError("--home is empty; give a folder (the default is ~/.sandloop)")
         try:
-            return cls(home=Path(home).expanduser()) if home is not None else cls()
+            return cls(home=str(home)) if home is not None else cls()
         except ValidationError as exc:
             first = exc.errors()[0]
             name = "SANDLOOP_" + "_".join(str(p) for p in first["loc"]).upper()
@@ -101,13 +141,24 @@ class Settings(BaseSettings):
             ) from None
 
     @property
-    def store_path(self) -> Path:
-        return self.home / "akashic"
+    def location(self) -> Location:
+        from sandloop.storage.location import parse
+
+        return parse(self.home, self.storage_options)
+
+    @property
+    def local_dir(self) -> Path:
+        """The home itself when it is a folder; this machine's cache of it when it is remote.
+        Converted models, indexes, your models.yaml and recipes are found here."""
+        location = self.location
+        if not location.remote:
+            return location.local
+        return self.cache_dir.expanduser() if self.cache_dir else location.cache_dir()
 
     @property
     def models_file_path(self) -> Path:
-        return self.models_file or self.home / "models.yaml"
+        return self.models_file or self.local_dir / "models.yaml"
 
     @property
     def models_path(self) -> Path:
-        return self.home / "models"
+        return self.local_dir / "models"

@@ -96,6 +96,7 @@ def input_errors() -> tuple[type[BaseException], ...]:
     from sandloop.models.registry import RegistryError, UnknownModel
     from sandloop.specs import SpecError
     from sandloop.storage.faiss_index import VectorIndexError
+    from sandloop.storage.location import LocationError
     from sandloop.storage.store import StoreError
     from sandloop.storage.wal import ThreadLocked
 
@@ -109,6 +110,7 @@ def input_errors() -> tuple[type[BaseException], ...]:
         ModelError,
         UnknownEmbedder,
         VectorIndexError,
+        LocationError,
     )
 
 

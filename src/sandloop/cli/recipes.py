@@ -81,7 +81,7 @@ def recipe_run(
     try:
         settings = api.settings_for(home)
         session = resolve_session(settings.home, session)
-        load_recipe(recipe, settings.home, model)  # bad specs fail here, before Prefect starts
+        load_recipe(recipe, settings.local_dir, model)  # bad specs fail here, before Prefect starts
         result = api.run_recipe(
             recipe,
             input_text,
@@ -119,7 +119,7 @@ def recipe_pipeline(
         settings = api.settings_for(home)
         session = resolve_session(settings.home, session)
         for stage in load_pipeline(pipeline).stages:
-            load_recipe(stage.recipe, settings.home, stage.model)
+            load_recipe(stage.recipe, settings.local_dir, stage.model)
         result = api.run_pipeline(
             pipeline, input_text, seed=seed, session=session, home=settings.home
         )
@@ -146,8 +146,8 @@ def recipe_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
 
     try:
         settings = api.settings_for(home)
-        names = sorted({*builtin_names(), *user_recipe_names(settings.home)})
-        specs = [load_recipe(n, settings.home) for n in names]
+        names = sorted({*builtin_names(), *user_recipe_names(settings.local_dir)})
+        specs = [load_recipe(n, settings.local_dir) for n in names]
     except _recipe_errors() as exc:
         fail(str(exc))
     if as_json:
@@ -183,8 +183,8 @@ def recipe_show(
 
     try:
         settings = api.settings_for(home)
-        spec = load_recipe(recipe, settings.home)
-        path = find_recipe_file(recipe, settings.home)
+        spec = load_recipe(recipe, settings.local_dir)
+        path = find_recipe_file(recipe, settings.local_dir)
     except _recipe_errors() as exc:
         fail(str(exc))
     if as_json:

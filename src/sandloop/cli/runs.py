@@ -162,7 +162,7 @@ def run(
 
 
 def _run_with_progress(
-    spec: Any, home: Path, quiet: bool, session: str | None = None
+    spec: Any, home: Path | str, quiet: bool, session: str | None = None
 ) -> dict[str, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -320,7 +320,7 @@ def show(
         for row in steps.itertuples(index=False):
             out.rule(f"step {row.step} · {row.facet} · {row.status}")
             out.print(
-                row.output if row.output_type == "text" else store.blobs.path(str(row.output)),
+                row.output if row.output_type == "text" else store.blobs.url(str(row.output)),
                 highlight=False,
             )
         return

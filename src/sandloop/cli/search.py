@@ -142,7 +142,7 @@ def search(
         fail(str(exc))
     if as_json:
         hits["output"] = [
-            o if t == "text" else store.blobs.path(str(o))
+            o if t == "text" else store.blobs.url(str(o))
             for o, t in zip(hits["output"], hits["output_type"], strict=True)
         ]
         out.print_json(hits.to_json(orient="records"))

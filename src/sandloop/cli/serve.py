@@ -72,7 +72,9 @@ def _deployment_of(
     if kind == "pipeline":
         load_pipeline(path)
         return pipeline_flow, {"pipeline": str(path), "input": input_text, "seed": seed, **common}
-    load_recipe(str(path), Path(home))
+    from sandloop.config import Settings
+
+    load_recipe(str(path), Settings.for_home(home).local_dir)
     return recipe_flow, {"recipe": str(path), "input": input_text, "seed": seed, **common}
 
 

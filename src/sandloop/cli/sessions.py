@@ -30,10 +30,10 @@ def resolve_session(home: Path | str, prefix: str | None) -> str | None:
     """The full id of the session a --session prefix names (it must exist and be open)."""
     if prefix is None:
         return None
-    from sandloop import sessions
-    from sandloop.storage.store import AkashicStore, StoreError
+    from sandloop import api, sessions
+    from sandloop.storage.store import StoreError
 
-    row = sessions.find(AkashicStore.open(Path(home), readonly=True), prefix)
+    row = sessions.find(api.open_store(home, readonly=True), prefix)
     if row["status"] != "open":
         raise StoreError(f"session {row['id']} has ended; start a new one")
     return str(row["id"])

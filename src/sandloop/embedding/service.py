@@ -177,7 +177,7 @@ def _index(
         )
         name = es_index.index_name(settings.es_index_prefix, embedder.name)
         return es_index.ElasticsearchIndex(client, name, embedder.name, embedder.dim)
-    folder = folder_for(index_root(store.home), embedder.name)
+    folder = folder_for(index_root(store.cache), embedder.name)
     make = FaissIndex.load if load else FaissIndex
     return make(folder, embedder.name, embedder.dim, ivf_threshold=settings.ivf_threshold)
 
@@ -239,7 +239,7 @@ def embed_and_index(
     One writer per embedding model at a time (a file lock, across threads and processes), so
     concurrent back-fills never embed the same rows twice or lose each other's index updates.
     """
-    root = index_root(store.home)
+    root = index_root(store.cache)
     root.mkdir(parents=True, exist_ok=True)
     with open(folder_for(root, embedder.name).with_suffix(".lock"), "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from sandloop.storage.store import StoreError
+from sandloop.storage.errors import StoreError
 
 
 class OutputPathError(StoreError):
@@ -20,13 +20,14 @@ def _overlaps(out: Path, home: Path) -> bool:
     return out == home or home in out.parents or out in home.parents
 
 
-def check_output(out: Path | str, home: Path | None, *, folder: bool) -> Path:
+def check_output(out: Path | str, home: Path | str | None, *, folder: bool) -> Path:
     """The resolved output path, or OutputPathError naming the problem. Checks only: nothing
     is created, so a refused export leaves no trace."""
     if not str(out).strip():
         raise OutputPathError("--out is empty; give a path")
     resolved = Path(out).expanduser().resolve()
-    if home is not None and _overlaps(resolved, Path(home).expanduser().resolve()):
+    remote = home is not None and "://" in str(home)  # a local folder cannot overlap a bucket
+    if home is not None and not remote and _overlaps(resolved, Path(home).expanduser().resolve()):
         raise OutputPathError(
             f"--out {out}: overlaps the store's home {home}; write exports somewhere else"
         )

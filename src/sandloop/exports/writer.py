@@ -81,7 +81,7 @@ class ExportOptions:
     redact: tuple[str, ...] = ()
     max_tokens: int = DEFAULT_MAX_TOKENS
 
-    def check(self, home: Path | None = None) -> None:
+    def check(self, home: Path | str | None = None) -> None:
         """``home``: the store's, which the output must not overlap."""
         check_output(self.out, home, folder=True)
         unknown = [f for f in self.formats if f not in FORMATS]

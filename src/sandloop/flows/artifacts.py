@@ -87,7 +87,7 @@ class RunArtifacts:
             "markdown",
             lambda: create_markdown_artifact(page, key=f"{self.key}-page", description=title),
         )
-        link = Path(store.path).resolve().as_uri()
+        link = store.url if store.remote else Path(store.path).resolve().as_uri()
         _quietly(
             "link",
             lambda: create_link_artifact(
@@ -104,7 +104,8 @@ def _markdown(steps: pd.DataFrame, store: AkashicStore, title: str) -> str:
         if row.status != "ok":
             lines.append(f"**{row.step} · {row.facet}** failed: {row.error}")
         elif row.output_type == "image":
-            uri = Path(store.blobs.path(str(row.output))).resolve().as_uri()
+            blob = store.blobs.url(str(row.output))
+            uri = blob if store.remote else Path(blob).resolve().as_uri()
             lines.append(f"**{row.step} · {row.facet}**\n\n![step {row.step}]({uri})")
         else:
             lines.append(f"**{row.step} · {row.facet}**: {row.output}")

@@ -127,7 +127,7 @@ def _judge(
     from sandloop.recipes.spec import load_recipe
 
     assert spec.judge is not None
-    recipe = load_recipe(spec.judge.recipe, settings.home, spec.judge.model)
+    recipe = load_recipe(spec.judge.recipe, settings.local_dir, spec.judge.model)
     text = f"Question: {spec.question}\n\n" + "\n\n".join(f"{t.actor}: {t.content}" for t in turns)
     result = run_stage(store, settings, recipe, text, {}, seed, session)
     if result["error"] is not None:

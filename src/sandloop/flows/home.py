@@ -31,5 +31,5 @@ def resolve_seed(seed: int | str | None) -> int | None:
 
 def open_home(home: Path | str | None) -> tuple[Settings, AkashicStore]:
     settings = Settings.for_home(home)
-    registry.configure(settings.models_file_path, settings.home)
-    return settings, AkashicStore.open(settings.home, compact_every=settings.compact_every)
+    registry.configure(settings.models_file_path, settings.local_dir)
+    return settings, AkashicStore.for_settings(settings)

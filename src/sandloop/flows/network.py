@@ -40,8 +40,9 @@ from sandloop.pacing import hands_off
 from sandloop.progress import StepEvent, publish
 from sandloop.specs import RunSpec, SpecError
 from sandloop.stopping import FINAL_REASONS, StopReason
+from sandloop.storage.journal import WriterLog
 from sandloop.storage.store import AkashicStore, DamagedStore, NotFound
-from sandloop.storage.wal import ThreadLocked, ThreadLog
+from sandloop.storage.wal import ThreadLocked
 from sandloop.tasks.embed import embed_thread_outputs
 from sandloop.tasks.invoke import invoke_model
 
@@ -248,7 +249,7 @@ def _hand_off(
 
 def _run_steps(
     store: AkashicStore,
-    log: ThreadLog,
+    log: WriterLog,
     settings: Settings,
     spec: RunSpec,
     run: dict[str, Any],

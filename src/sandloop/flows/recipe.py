@@ -32,8 +32,8 @@ from sandloop.recipes.context import prompt_for, resolve_context
 from sandloop.recipes.refine import Attempt, run_recipe
 from sandloop.recipes.spec import RecipeSpec, load_pipeline, load_recipe
 from sandloop.records import CallAddress, call_row, dumps
+from sandloop.storage.journal import WriterLog
 from sandloop.storage.store import AkashicStore
-from sandloop.storage.wal import ThreadLog
 from sandloop.tasks.invoke import invoke_model, retry_only_retryable
 
 
@@ -85,7 +85,7 @@ class _Recorder:
     def __init__(
         self,
         store: AkashicStore,
-        log: ThreadLog,
+        log: WriterLog,
         spec: RecipeSpec,
         thread: str,
         seed: int | None,
@@ -398,7 +398,7 @@ def recipe_flow(
     if recipe.lstrip().startswith("{"):  # a recipe written in Python, passed as its JSON
         spec = RecipeSpec.model_validate_json(recipe)
     else:
-        spec = load_recipe(recipe, settings.home, model)
+        spec = load_recipe(recipe, settings.local_dir, model)
     result = run_stage(store, settings, spec, input, dict(context or {}), seed, session)
     return _finish(store, spec.realm, [result], result, f"{spec.name} v{spec.version}", session)
 
@@ -441,7 +441,7 @@ def pipeline_flow(
     text = input
     title, realm = f"pipeline {spec.name}", ""
     for stage in spec.stages:
-        recipe = load_recipe(stage.recipe, settings.home, stage.model)
+        recipe = load_recipe(stage.recipe, settings.local_dir, stage.model)
         realm = recipe.realm
         result = run_stage(store, settings, recipe, text, stage.context, seed, session, outputs)
         stages.append(result)

@@ -7,7 +7,6 @@ validates fails the step as ``InvalidOutput``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from sandloop.config import Settings
@@ -21,7 +20,7 @@ class RecipeNodeAdapter:
         from sandloop.recipes.spec import load_recipe
 
         self.ref, self.settings = ref, settings
-        self.spec = load_recipe(recipe, Path(settings.home))
+        self.spec = load_recipe(recipe, settings.local_dir)
 
     def generate(
         self, model_input: ModelInput, params: dict[str, Any], ctx: CallContext

@@ -298,7 +298,7 @@ def catalog() -> Catalog:
         from sandloop.config import Settings
 
         settings = Settings()
-        return configure(settings.models_file_path, settings.home)
+        return configure(settings.models_file_path, settings.local_dir)
     return _catalog
 
 

@@ -6,28 +6,41 @@ same image twice is a no-op and records hold the hash, never a URL that can expi
 
 from __future__ import annotations
 
+from typing import Any
+
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 from sandloop.keys import hash_bytes
 
 
 class BlobStore:
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, **storage_options: Any) -> None:
+        """``storage_options``: fsspec's for the root's filesystem (s3fs's endpoint, keys)."""
         self.root = root.rstrip("/")
-        self.fs, self._base = fsspec.core.url_to_fs(self.root)
+        self.fs, self._base = fsspec.core.url_to_fs(self.root, **storage_options)
 
     def path(self, blob_hash: str) -> str:
         return f"{self._base}/{blob_hash[:2]}/{blob_hash}"
 
+    def url(self, blob_hash: str) -> str:
+        """Where a person or program finds the blob: a path locally, ``s3://…`` remotely."""
+        path = self.path(blob_hash)
+        return path if isinstance(self.fs, LocalFileSystem) else str(self.fs.unstrip_protocol(path))
+
     def put(self, data: bytes) -> str:
         blob_hash = hash_bytes(data)
         target = self.path(blob_hash)
-        if not self.fs.exists(target):
-            self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
-            partial = f"{target}.partial"
-            with self.fs.open(partial, "wb") as handle:
-                handle.write(data)
-            self.fs.mv(partial, target)
+        if self.fs.exists(target):
+            return blob_hash
+        if not isinstance(self.fs, LocalFileSystem):
+            self.fs.pipe_file(target, data)  # an object put is atomic: no reader sees half
+            return blob_hash
+        self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+        partial = f"{target}.partial"
+        with self.fs.open(partial, "wb") as handle:
+            handle.write(data)
+        self.fs.mv(partial, target)
         return blob_hash
 
     def get(self, blob_hash: str) -> bytes:

@@ -22,7 +22,6 @@ from typing import Any, Literal
 from sandloop.storage.lance_io import to_frame
 from sandloop.storage.schema import TABLES
 from sandloop.storage.store import AkashicStore, StoreError, sql_str
-from sandloop.storage.wal import is_locked, pending_logs
 
 Severity = Literal["damaged", "warning"]
 
@@ -163,7 +162,7 @@ def _check_runs(store: AkashicStore, repair: bool, rewind: bool) -> list[Finding
 
 def _check_logs(store: AkashicStore, repair: bool) -> list[Finding]:
     findings = []
-    dead = [p for p in pending_logs(store.wal_dir) if not is_locked(store.wal_dir, p.stem)]
+    dead = store.journal.abandoned()
     if dead:
         finding = Finding(
             "warning",
@@ -175,7 +174,7 @@ def _check_logs(store: AkashicStore, repair: bool) -> list[Finding]:
             store.recover()
             finding.repaired = True
         findings.append(finding)
-    if store.wal_dir.is_dir():
+    if store.local is not None and store.wal_dir.is_dir():
         for path in sorted(store.wal_dir.glob("*.jsonl.quarantine")):
             findings.append(
                 Finding(
@@ -188,6 +187,8 @@ def _check_logs(store: AkashicStore, repair: bool) -> list[Finding]:
 
 
 def _check_uncommitted(store: AkashicStore) -> list[Finding]:
+    if store.local is None:
+        return []  # on object storage a table's creation is one conditional put
     return [
         Finding(
             "warning",
@@ -200,7 +201,7 @@ def _check_uncommitted(store: AkashicStore) -> list[Finding]:
 def examine(store: AkashicStore, *, repair: bool = False, rewind: bool = False) -> list[Finding]:
     """Every problem found, in the order repairs must run: logs first (they hold the newest
     steps), then tables, then what the runs claim."""
-    if not store.path.is_dir():
+    if store.local is not None and not store.local.is_dir():
         return []
     findings = _check_logs(store, repair)
     findings += _check_tables(store, repair)

@@ -12,7 +12,8 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,11 @@ import lancedb
 import pandas as pd
 import pyarrow as pa
 
+from sandloop.config import Settings
 from sandloop.scrub import scrub
 from sandloop.storage.blobs import BlobStore
+from sandloop.storage.errors import StoreError as StoreError
+from sandloop.storage.journal import Journal, LocalJournal, WriterLog
 from sandloop.storage.lance_io import (
     add_missing_columns,
     creation_lock,
@@ -35,8 +39,9 @@ from sandloop.storage.lance_io import (
     scan,
     to_frame,
 )
+from sandloop.storage.location import Location, LocationError, parse
 from sandloop.storage.schema import INVOCATIONS, TABLES
-from sandloop.storage.wal import ThreadLocked, ThreadLog, is_locked, pending_logs, read_log
+from sandloop.storage.wal import ThreadLocked
 
 log = logging.getLogger("sandloop.store")
 
@@ -44,10 +49,6 @@ log = logging.getLogger("sandloop.store")
 #: larger calls win: 10k-row batches ran at 0.67x a bare `add`, one call per 50k rows at 0.81x
 #: (benchmarks/bench_record_throughput.py). The cap bounds memory for huge back-fills.
 WRITE_BATCH_ROWS = 100_000
-
-
-class StoreError(RuntimeError):
-    """The store cannot be opened or written; the message says what to change."""
 
 
 class AmbiguousPrefix(StoreError):
@@ -63,7 +64,7 @@ class DamagedStore(StoreError):
     show holes and resuming would silently recompute recorded steps."""
 
 
-def damaged(home: Path, what: str) -> DamagedStore:
+def damaged(home: Path | str, what: str) -> DamagedStore:
     return DamagedStore(
         f"the store in {str(home)!r} is damaged: {what}; run `sandloop doctor --home {home}` to "
         "see what is wrong and repair what can be repaired"
@@ -98,38 +99,141 @@ def check_writable(home: Path) -> None:
         ) from None
 
 
+def _location(home: Path | str | Location) -> Location:
+    if isinstance(home, Location):
+        return home
+    try:
+        return parse(home)
+    except LocationError as exc:
+        raise StoreError(str(exc)) from None
+
+
 class AkashicStore:
-    def __init__(self, home: Path, *, compact_every: int = 100, readonly: bool = False) -> None:
+    def __init__(
+        self,
+        home: Path | str | Location,
+        *,
+        compact_every: int = 100,
+        readonly: bool = False,
+        lease_s: float = 30.0,
+    ) -> None:
         """``readonly``: for commands that only read. Nothing is created (not even the home),
-        nothing is migrated or replayed, and a store on a read-only disk can be read."""
-        self.home = home
-        self.path = home / "akashic"
-        self.wal_dir = self.path / "_wal"
-        self.blobs = BlobStore(str(home / "blobs"))
+        nothing is migrated or replayed, and a store on a read-only disk can be read.
+
+        ``home`` is a folder or a URL on object storage (``s3://bucket/prefix``); ``lease_s``
+        is how long a remote thread's writer holds it without renewing (a dead one's expiry)."""
+        self.location = _location(home)
+        self.remote = self.location.remote
+        self.home: Path | str = self.location.url if self.remote else self.location.local
+        #: The local folder of the store (None on object storage).
+        self.local: Path | None = None if self.remote else self.location.local / "akashic"
+        self.url = self.location.child("akashic")
+        self.blobs = BlobStore(self.location.child("blobs"), **self.location.fsspec_options())
         self.compact_every = compact_every
         self.readonly = readonly
+        self.lease_s = lease_s
+        #: This machine's folder for indexes and caches of the store (the home when local).
+        self.cache: Path = self.location.cache_dir() if self.remote else self.location.local
+        self._journal: Journal | None = None
         self._connection: Any = None
         self._tables: dict[str, Any] = {}
 
     @classmethod
-    def open(cls, home: Path, *, compact_every: int = 100, readonly: bool = False) -> AkashicStore:
-        if not readonly:
-            check_writable(home)
-        return cls(home, compact_every=compact_every, readonly=readonly)
+    def for_settings(cls, settings: Settings, *, readonly: bool = False) -> AkashicStore:
+        """The store of a home as its settings describe it (options, lease, local cache)."""
+        store = cls.open(
+            settings.location,
+            compact_every=settings.compact_every,
+            readonly=readonly,
+            lease_s=settings.lease_s,
+        )
+        store.cache = settings.local_dir
+        return store
+
+    @property
+    def path(self) -> Path:
+        """The store's folder, for what only a local store has (lock files, the doctor)."""
+        if self.local is None:
+            raise StoreError(f"the store in {self.home} is on object storage, not in a folder")
+        return self.local
+
+    @property
+    def wal_dir(self) -> Path:
+        return self.path / "_wal"
+
+    @property
+    def journal(self) -> Journal:
+        if self._journal is None:
+            if self.remote:
+                from sandloop.storage.object_log import ObjectJournal
+
+                self._journal = ObjectJournal(self.location, self.lease_s)
+            else:
+                self._journal = LocalJournal(self.wal_dir)
+        return self._journal
+
+    @classmethod
+    def open(
+        cls,
+        home: Path | str | Location,
+        *,
+        compact_every: int = 100,
+        readonly: bool = False,
+        lease_s: float = 30.0,
+    ) -> AkashicStore:
+        location = _location(home)
+        if location.remote:
+            from sandloop.storage.object_log import probe, reach
+
+            # Reachable, and for writers, writable with conditional puts honoured.
+            reach(location) if readonly else probe(location)
+        elif not readonly:
+            check_writable(location.local)
+        return cls(location, compact_every=compact_every, readonly=readonly, lease_s=lease_s)
 
     @property
     def _db(self) -> Any:
         if self._connection is None:
             # read_consistency_interval=0: a long-lived handle sees other processes' writes.
             self._connection = lancedb.connect(
-                str(self.path), read_consistency_interval=timedelta(0)
+                self.url,
+                read_consistency_interval=timedelta(0),
+                storage_options=self.location.options or None,
             )
         return self._connection
+
+    @contextmanager
+    def _creating(self) -> Iterator[None]:
+        """Locally, tables are opened and created under a lock (see creation_lock). On object
+        storage a table's creation is one conditional put: of two creators, one wins and the
+        other opens what it made."""
+        if self.local is None:
+            yield
+        else:
+            with creation_lock(self.local):
+                yield
+
+    @contextmanager
+    def _maintaining(self) -> Iterator[bool]:
+        """One compactor per home: a lock file locally, a lease on object storage."""
+        if self.local is not None:
+            with maintenance_lock(self.local) as mine:
+                yield mine
+            return
+        try:
+            holder = self.journal.open("_maintenance")
+        except ThreadLocked:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            holder.close()
 
     # -- tables ---------------------------------------------------------------------------
 
     def _table_names(self) -> list[str]:
-        if self.readonly and not self.path.is_dir():
+        if self.readonly and self.local is not None and not self.local.is_dir():
             return []  # connecting would create the folder
         names: list[str] = self._db.list_tables().tables
         return names
@@ -146,7 +250,7 @@ class AkashicStore:
         else:
             # Under the creation lock, a folder without a manifest is a crash's leftover, never
             # a table another process is making at this moment.
-            with creation_lock(self.path):
+            with self._creating():
                 self._discard_uncommitted(name)
                 if name in self._table_names():
                     table = self._open_table(name)
@@ -167,7 +271,9 @@ class AkashicStore:
     def _discard_uncommitted(self, name: str) -> None:
         """A table folder without a committed version is what a crash (a full disk) during
         creation leaves: it holds nothing, and LanceDB would call the table missing forever."""
-        folder = self.path / f"{name}.lance"
+        if self.local is None:
+            return
+        folder = self.local / f"{name}.lance"
         if not folder.is_dir() or any((folder / "_versions").glob("*.manifest")):
             return
         # Nothing refers to what it holds; it is moved aside, not deleted, in case a person
@@ -177,7 +283,12 @@ class AkashicStore:
         log.warning("moved %s aside to %s: a table whose creation never committed", folder, aside)
 
     def _create_table(self, name: str, schema: pa.Schema, key: str) -> Any:
-        table = self._db.create_table(name, schema=schema, exist_ok=True)
+        try:
+            table = self._db.create_table(name, schema=schema, exist_ok=True)
+        except (RuntimeError, OSError, ValueError) as exc:
+            if "already exists" not in str(exc).lower():
+                raise
+            table = self._db.open_table(name)  # another machine created it since we looked
         # Declared key: concurrent merge_inserts of the same keys stay unique.
         retry_conflicts(lambda: table.set_unenforced_primary_key(key))
         return table
@@ -220,7 +331,7 @@ class AkashicStore:
         try:
             if table.stats()["fragment_stats"]["num_small_fragments"] < self.compact_every:
                 return
-            with maintenance_lock(self.path) as mine:
+            with self._maintaining() as mine:
                 if mine:
                     retry_conflicts(functools.partial(optimize, table), attempts=3)
         except Exception as exc:
@@ -238,9 +349,9 @@ class AkashicStore:
         return name in self._tables or name in self._table_names()
 
     def compact(self, cleanup_older_than: timedelta | None = None) -> None:
-        with maintenance_lock(self.path) as mine:
+        with self._maintaining() as mine:
             if not mine:
-                log.warning("another process is compacting %s; skipped", self.path)
+                log.warning("another process is compacting %s; skipped", self.home)
                 return
             for name in TABLES:
                 if self.has_table(name):
@@ -248,9 +359,10 @@ class AkashicStore:
 
     # -- invocations ----------------------------------------------------------------------
 
-    def open_thread(self, thread: str, wait_s: float = 0.0) -> ThreadLog:
-        """Take the thread's writer lock and replay whatever a crashed writer left behind."""
-        log = ThreadLog(self.wal_dir, thread, wait_s)
+    def open_thread(self, thread: str, wait_s: float = 0.0) -> WriterLog:
+        """Take the thread's writer lock (a lease on object storage) and replay whatever a
+        crashed writer left behind."""
+        log = self.journal.open(thread, wait_s)
         try:
             self.flush(log)
         except BaseException:
@@ -258,8 +370,9 @@ class AkashicStore:
             raise
         return log
 
-    def flush(self, log: ThreadLog) -> int:
+    def flush(self, log: WriterLog) -> int:
         rows = log.pending()
+        log.check()  # a writer that lost its lease never commits (fencing)
         written = self.upsert("invocations", rows)
         log.truncate()
         return written
@@ -269,12 +382,9 @@ class AkashicStore:
         if self.readonly:
             return 0
         recovered = 0
-        for path in pending_logs(self.wal_dir):
-            thread = path.stem
-            if is_locked(self.wal_dir, thread):
-                continue
+        for thread in self.journal.abandoned():
             try:
-                log = ThreadLog(self.wal_dir, thread)
+                log = self.journal.open(thread)
             except ThreadLocked:
                 continue  # a writer took it since we looked
             try:
@@ -328,7 +438,7 @@ class AkashicStore:
         the other way, so a flush landing between the two reads can only add rows. A reader of a
         live run sees a prefix of the thread that never shrinks and has no holes.
         """
-        pending = read_log(self.wal_dir / f"{thread}.jsonl")
+        pending = self.journal.read(thread)
         stored = self.select("invocations", f"thread = {sql_str(thread)}")
         if pending:
             fresh = pa.Table.from_pylist(dedupe_last(pending, "key"), schema=INVOCATIONS)
@@ -367,7 +477,7 @@ class AkashicStore:
         frame = self.select("runs")
         if frame.empty:
             return frame
-        live = pd.Series([is_locked(self.wal_dir, t) for t in frame["thread"]], index=frame.index)
+        live = pd.Series([self.is_live(t) for t in frame["thread"]], index=frame.index)
         # A 'running' run whose lock nobody holds was killed: call it what it is.
         frame.loc[(frame["status"] == "running") & ~live, "status"] = "interrupted"
         # An unfinished network run counts its steps only when it ends: count what it recorded.
@@ -378,6 +488,10 @@ class AkashicStore:
             recorded = self.recorded_steps(str(frame.at[index, "thread"]))
             frame.at[index, "steps"] = max(int(frame.at[index, "steps"] or 0), recorded)
         return frame.sort_values("created_at", ascending=False).reset_index(drop=True)
+
+    def is_live(self, thread: str) -> bool:
+        """Whether some process (on any machine, for a remote home) is writing the thread."""
+        return self.journal.is_live(thread)
 
     def recorded_steps(self, thread: str) -> int:
         """How many steps of a network thread are recorded in a row from step 0 (what a resume

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from prefect import task
@@ -24,7 +23,7 @@ from sandloop.storage.store import AkashicStore
 def embed_thread_outputs(home: str, thread: str, settings: Settings) -> dict[str, Any]:
     """Idempotent: embeds whatever of the thread has no vector yet, so overlapping or repeated
     submissions cost a query, not model time."""
-    store = AkashicStore.open(Path(home), compact_every=settings.compact_every)
+    store = AkashicStore.for_settings(settings.model_copy(update={"home": home}))
     embedder = embedder_from(settings)
     report = embed_and_index(store, embedder, thread=thread, settings=settings)
     return asdict(report)

@@ -301,6 +301,10 @@ def create_snapshot(name: str, home: Path | str | None = None, **selection: Any)
     return snapshots.create(open_store(home), name, snapshots.Selection(**selection))
 
 
+def _output(out: Path | str) -> str:
+    return str(out) if "://" in str(out) else str(Path(out).resolve())
+
+
 def export_snapshot(
     name: str,
     formats: list[str],
@@ -316,6 +320,6 @@ def export_snapshot(
     settings = settings_for(home)
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         manifest: dict[str, Any] = export_flow(
-            name, list(formats), str(Path(out).resolve()), home=str(settings.home), **options
+            name, list(formats), _output(out), home=str(settings.home), **options
         )
     return manifest

@@ -126,6 +126,19 @@ def test_every_command_works_on_an_s3_home(
     )
     assert exported.returncode == 0, exported.stderr
     assert (out / "openai-chat" / "train.jsonl").read_text().count("\n") >= 1
+    # The same snapshot exported into a bucket: the same bytes, uploaded once complete.
+    datasets = s3.bucket()
+    uploaded = sandloop(
+        "export", "remote-1", "--format", "openai-chat", "--out", f"s3://{datasets}/ds", env=env
+    )
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert "openai-chat/train.jsonl" in uploaded.stdout
+    body = s3.client().get_object(Bucket=datasets, Key="ds/openai-chat/train.jsonl")["Body"].read()
+    assert body == (out / "openai-chat" / "train.jsonl").read_bytes()
+    again = sandloop(
+        "export", "remote-1", "--format", "openai-chat", "--out", f"s3://{datasets}/ds", env=env
+    )
+    assert again.returncode == 2 and "pass --overwrite" in again.stderr
     traces = sandloop("export", "traces", "--out", str(tmp_path / "traces.json"), env=env)
     assert traces.returncode == 0, traces.stderr
 

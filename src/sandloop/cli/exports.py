@@ -3,6 +3,8 @@ fine-tuning datasets (and traces) that validate and reproduce."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -177,7 +179,10 @@ def snapshot_delete(
 @export_app.command("dataset", hidden=True)
 def export_dataset(
     snapshot: Annotated[str, typer.Argument(help="A snapshot's name.")],
-    out_dir: Annotated[str, typer.Option("--out", help="The folder to write (created).")],
+    out_dir: Annotated[
+        str,
+        typer.Option("--out", help="The folder to write (created), or s3://BUCKET/PREFIX."),
+    ],
     formats: Annotated[
         list[str],
         typer.Option(
@@ -205,6 +210,7 @@ def export_dataset(
 
     from sandloop import api
     from sandloop.exports import snapshot as snapshots
+    from sandloop.exports.destination import check_remote, is_url
     from sandloop.exports.paths import check_output
     from sandloop.exports.writer import ExportOptions
     from sandloop.flows.export import export_flow
@@ -213,10 +219,17 @@ def export_dataset(
         settings = api.settings_for(home)
         store = api.open_store(settings.home)
         snapshots.get(store, snapshot)
-        out_path = check_output(out_dir, settings.home, folder=True)
+        if is_url(out_dir):  # checked here, staged locally and uploaded by the flow
+            out_path: Path | str = check_remote(
+                out_dir, str(settings.home), overwrite=overwrite
+            ).url
+            staging_check = Path(tempfile.gettempdir()) / f"sandloop-check-{os.getpid()}"
+        else:
+            out_path = check_output(out_dir, settings.home, folder=True)
+            staging_check = out_path
         ExportOptions(
             tuple(formats),
-            out_path,
+            staging_check,
             val_fraction,
             dedupe,
             compress=compress,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -9,8 +11,10 @@ from typing import Any
 from prefect import flow, runtime, task
 
 from sandloop.exports import snapshot as snapshots
+from sandloop.exports.destination import check_remote, is_url, upload
 from sandloop.exports.writer import ExportOptions, export
 from sandloop.flows.home import open_home
+from sandloop.storage.location import parse
 
 
 def _run_name() -> str:
@@ -29,11 +33,18 @@ def _dated(text: str) -> str:
 
 
 @task(task_run_name="write {snapshot}", persist_result=False)
-def write_datasets(snapshot: str, home: str, options: dict[str, Any]) -> dict[str, Any]:
+def write_datasets(
+    snapshot: str, home: str, options: dict[str, Any], destination: str | None = None
+) -> dict[str, Any]:
+    """``destination``: an object-store URL; the export is made in a local staging folder
+    (``options["out"]``) and uploaded once it is complete."""
     _, store = open_home(home)
     row = snapshots.get(store, snapshot)
     assert row is not None
-    return export(snapshots.Pinned(store, row), ExportOptions(**options))
+    manifest = export(snapshots.Pinned(store, row), ExportOptions(**options))
+    if destination is not None:
+        upload(Path(options["out"]), parse(destination), overwrite=bool(options["overwrite"]))
+    return manifest
 
 
 @flow(name="export", flow_run_name=_run_name, persist_result=False, validate_parameters=False)
@@ -57,6 +68,10 @@ def export_flow(
     snapshot, out = _dated(snapshot), _dated(out)
     if select is not None and snapshots.get(store, snapshot, missing_ok=True) is None:
         snapshots.create(store, snapshot, snapshots.Selection.model_validate(select))
+    destination = None
+    if is_url(out):  # staged locally, checked, then uploaded
+        destination = check_remote(out, str(settings.home), overwrite=overwrite).url
+        out = str(Path(tempfile.mkdtemp(prefix="sandloop-export-")) / "export")
     options: dict[str, Any] = {
         "formats": tuple(formats),
         "out": Path(out),
@@ -68,5 +83,11 @@ def export_flow(
         "redact": tuple(redact or ()),
     }
     ExportOptions(**options).check(settings.home)  # bad options fail before any work
-    manifest: dict[str, Any] = write_datasets(snapshot, str(settings.home), options)
+    try:
+        manifest: dict[str, Any] = write_datasets(
+            snapshot, str(settings.home), options, destination
+        )
+    finally:
+        if destination is not None:
+            shutil.rmtree(Path(out).parent, ignore_errors=True)
     return manifest

@@ -43,6 +43,19 @@ class FakeOpenAI:
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail_with: int | None = None  # an HTTP status to answer every request with
     script: list[str] = field(default_factory=list)  # failures for the next chat requests
+    chat_delay_s: float = 0.0  # how long each chat answer takes
+    in_flight: int = 0  # chat requests being answered right now
+    max_in_flight: int = 0  # the most ever answered at once: what a concurrency limit bounds
+    _counting: threading.Lock = field(default_factory=threading.Lock)
+
+    def enter(self) -> None:
+        with self._counting:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def leave(self) -> None:
+        with self._counting:
+            self.in_flight -= 1
 
     def scripted(self, authorization: str | None = None) -> tuple[int, Any, dict[str, str]] | None:
         if not self.script:
@@ -51,6 +64,7 @@ class FakeOpenAI:
         error = {"message": mode, "type": "x", "code": None}
         # "401-echo", "429-masked", …: a provider repeating the key it was sent, as some do.
         mode, _, echo = mode.partition("-")
+        mode, _, retry_after = mode.partition(":")  # "429:2": come back in 2 s
         if echo:
             key = (authorization or "").removeprefix("Bearer ")
             shown = key if echo == "echo" else f"{key[:8]}{'*' * 20}…{key[-4:]}"
@@ -58,7 +72,8 @@ class FakeOpenAI:
         if mode == "401":
             return 401, {"error": {**error, "code": "invalid_api_key"}}, {}
         if mode == "429":
-            return 429, {"error": {**error, "code": "rate_limit_exceeded"}}, {"Retry-After": "0.05"}
+            wait = retry_after or "0.05"
+            return 429, {"error": {**error, "code": "rate_limit_exceeded"}}, {"Retry-After": wait}
         if mode == "quota":
             return 429, {"error": {**error, "code": "insufficient_quota"}}, {}
         if mode == "500":
@@ -96,13 +111,32 @@ class _Handler(BaseHTTPRequestHandler):
     state: FakeOpenAI
 
     def do_POST(self) -> None:
+        if self.path != "/v1/chat/completions":
+            self._answer()
+            return
+        # Counted while it "works", and let go before the answer is sent: a client cannot start
+        # its next call before this one is no longer counted, so overlaps are real ones.
+        self.state.enter()
+        try:
+            time.sleep(self.state.chat_delay_s)
+        finally:
+            self.state.leave()
+        self._answer()
+
+    def _answer(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.state.requests.append(
-            {"path": self.path, "body": body, "authorization": self.headers.get("Authorization")}
-        )
-        headers: dict[str, str] = {}
         authorization = self.headers.get("Authorization")
         scripted = self.state.scripted(authorization) if self.path in _SCRIPTED else None
+        self.state.requests.append(
+            {
+                "path": self.path,
+                "body": body,
+                "authorization": authorization,
+                "at": time.time(),  # when it was answered (after chat_delay_s)
+                "status": scripted[0] if scripted else 200,
+            }
+        )
+        headers: dict[str, str] = {}
         if scripted is not None:
             status, payload, headers = scripted
         elif self.state.fail_with is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -108,6 +108,25 @@ class CostRates(BaseModel):
         )
 
 
+class RateLimit(BaseModel):
+    """Calls per minute across every worker (a Prefect rate limit: slots that decay)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    per_minute: float = Field(gt=0, le=60_000, description="calls per minute, all workers")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a provider allows, held across every worker by Prefect's global concurrency
+    limits (created on first use, named ``sandloop-<model>``, visible in the UI)."""
+
+    max_concurrent: int | None = None
+    per_minute: float | None = None
+
+    def __bool__(self) -> bool:
+        return self.max_concurrent is not None or self.per_minute is not None
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     ref: str
@@ -122,6 +141,7 @@ class ModelInfo:
     cost_usd: CostRates | None = None
     max_input_chars: int | None = None  # routes skip it for longer inputs
     runs_here: bool | None = None  # overrides the platform's default (Ollama is openai, local)
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def platform(self) -> str:
@@ -162,6 +182,10 @@ class CatalogModel(BaseModel):
     sovereign: bool | None = Field(
         None, description="runs on your own hardware (e.g. Ollama); default: local and dummy"
     )
+    max_concurrent: int | None = Field(
+        None, ge=1, le=10_000, description="calls in flight at once, across every worker"
+    )
+    rate_limit: RateLimit | None = None
 
 
 class RouteSpec(BaseModel):
@@ -174,6 +198,10 @@ class RouteSpec(BaseModel):
     params: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per-candidate parameters, by model ref"
     )
+    max_concurrent: int | None = Field(
+        None, ge=1, le=10_000, description="calls of the route in flight at once, all workers"
+    )
+    rate_limit: RateLimit | None = None
 
 
 class ModelsFile(BaseModel):
@@ -228,7 +256,12 @@ def _build(entry: CatalogModel, origin: str) -> ModelInfo:
         cost_usd=entry.cost_usd,
         max_input_chars=entry.max_input_chars,
         runs_here=entry.sovereign,
+        limits=_limits(entry.max_concurrent, entry.rate_limit),
     )
+
+
+def _limits(max_concurrent: int | None, rate: RateLimit | None) -> Limits:
+    return Limits(max_concurrent, rate.per_minute if rate else None)
 
 
 def _tasks(platform: str) -> str:
@@ -349,7 +382,8 @@ def lookup(ref: str) -> ModelInfo:
         hint = f" (did you mean @{close[0]}?)" if close else ""
         raise UnknownModel(f"unknown task {task!r} in {ref!r}{hint}; tasks: {', '.join(TASK_IO)}")
     if task is not None and (base := known.get(f"{platform}:{name}")) is not None:
-        return _build(CatalogModel(ref=ref, source=base.source, cost_usd=base.cost_usd), "ref")
+        variant = CatalogModel(ref=ref, source=base.source, cost_usd=base.cost_usd)
+        return replace(_build(variant, "ref"), limits=base.limits)  # the same provider model
     info = _dynamic(platform, name, task, ref)
     if info is not None:
         return info
@@ -402,6 +436,7 @@ def _route_info(ref: str, name: str) -> ModelInfo:
         params_model=RouteParams,
         cost_hint="that of the candidate chosen",
         task=first.task,
+        limits=_limits(spec.max_concurrent, spec.rate_limit),
     )
 
 

@@ -15,10 +15,11 @@ from prefect.tasks import exponential_backoff
 from sandloop.config import Settings
 from sandloop.credentials import known_secrets
 from sandloop.models.base import CallContext, ModelInput, ModelOutput
-from sandloop.models.errors import is_retryable
+from sandloop.models.errors import RateLimited, is_retryable
 from sandloop.models.factory import get_adapter
 from sandloop.models.registry import lookup
 from sandloop.scrub import scrub_exception, scrub_value
+from sandloop.tasks import limits
 
 
 def secrets_of(settings: Settings) -> list[str]:
@@ -74,8 +75,12 @@ def invoke_model(
 ) -> ModelOutput:
     info = lookup(model)
     try:
-        output = get_adapter(info, settings).generate(model_input, params, ctx)
+        with limits.held(info):
+            output = get_adapter(info, settings).generate(model_input, params, ctx)
     except Exception as exc:
+        retry_after = getattr(exc, "retry_after", None)
+        if isinstance(exc, RateLimited) and retry_after and limits.shares_cooldown(info):
+            limits.start_cooldown(info, retry_after)  # every worker backs off, not just this
         # Before Prefect sees it: its state, logs and events would keep an echoed key.
         raise scrub_exception(exc, secrets_of(settings)) from None
     if "route" in output.metadata:  # the route's failed candidates recorded their errors

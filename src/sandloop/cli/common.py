@@ -29,7 +29,7 @@ class _ReportsErrors(TyperGroup):
             where = (exc.ctx or ctx).command_path
             fail(f"{exc.format_message()} (see `{where} --help`)")
         except input_errors() as exc:
-            fail(str(exc))
+            fail(str(exc), code=exit_code_of(exc))
         except OSError as exc:
             if exc.errno != errno.ENOSPC:
                 raise
@@ -87,6 +87,14 @@ def fail(message: str, code: int = 2) -> NoReturn:
     line = " ".join(scrub(message).split())  # one line, whatever the message holds
     err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def exit_code_of(exc: BaseException) -> int:
+    """Bad input is 2; a store that stopped answering mid-run is 1, like a failed run: the
+    command was right, and the same command goes on once the store answers."""
+    from sandloop.storage.errors import StoreUnavailable
+
+    return 1 if isinstance(exc, StoreUnavailable) else 2
 
 
 def input_errors() -> tuple[type[BaseException], ...]:

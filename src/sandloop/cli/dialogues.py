@@ -13,6 +13,7 @@ from sandloop.cli.common import (
     SessionOption,
     app,
     err,
+    exit_code_of,
     fail,
     input_errors,
     out,
@@ -65,7 +66,7 @@ def dialogue_run(
             summary = api.run_dialogue(spec, seed, settings.home, session)
         messages = api.dialogue_messages(summary["thread"], settings.home)
     except input_errors() as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     if as_json:
         out.print_json(
             data={
@@ -98,7 +99,7 @@ def dialogue_show(
     try:
         messages = api.dialogue_messages(thread, home)
     except input_errors() as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     if as_json:
         out.print_json(messages.drop(columns=["created_at"]).to_json(orient="records"))
         return

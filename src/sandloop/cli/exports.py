@@ -18,6 +18,7 @@ from sandloop.cli.common import (
     HomeOption,
     JsonOption,
     app,
+    exit_code_of,
     fail,
     input_errors,
     out,
@@ -90,7 +91,7 @@ def snapshot_create(
     except ValidationError as exc:
         fail(describe_validation_error(exc, "snapshot"))
     except _errors() as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     if as_json:
         out.print_json(data={"name": name, "threads": row["threads"], "versions": row["versions"]})
         return
@@ -109,7 +110,7 @@ def snapshot_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
     try:
         frame = snapshots.listing(api.open_store(home, readonly=True))
     except _errors() as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     if as_json:
         out.print_json(frame.to_json(orient="records", date_format="iso"))
         return
@@ -140,7 +141,7 @@ def snapshot_show(
         assert row is not None
         runs = snapshots.Pinned(store, row).runs()
     except _errors() as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     columns = ["thread", "kind", "name", "status", "steps", "session", "phase"]
     if as_json:
         out.print_json(
@@ -172,7 +173,7 @@ def snapshot_delete(
     try:
         snapshots.delete(api.open_store(home), name)
     except _errors() as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     out.print(f"snapshot {name} deleted")
 
 
@@ -256,7 +257,7 @@ def export_dataset(
             raise result
         manifest: dict[str, Any] = result
     except _errors() as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     if as_json:
         out.print_json(data=manifest)
         return
@@ -354,7 +355,7 @@ def export_traces(
             data = orjson.dumps({"batch": events}, option=orjson.OPT_INDENT_2)
         write_atomically(target, data)
     except _errors() as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     redacted = sum(redactor.counts.values())
     out.print(
         f"wrote {len(events)} events for {len(runs)} runs to {target}"

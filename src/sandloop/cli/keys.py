@@ -8,7 +8,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from sandloop.cli.common import app, fail, out
+from sandloop.cli.common import app, exit_code_of, fail, out
 
 keys_app = typer.Typer(
     help="Per-user API keys (shown only by their last 4 characters).", no_args_is_help=True
@@ -49,7 +49,7 @@ def keys_set(
     try:
         set_key(platform, key, user=user, store=store)
     except CredentialError as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     out.print(f"stored the {platform} key …{key.strip()[-4:]} in the {store}", highlight=False)
 
 
@@ -61,7 +61,7 @@ def keys_list(user: UserOption = None) -> None:
     try:
         found = list_keys(user)
     except CredentialError as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("platform", "key", "from"):
         table.add_column(column)
@@ -85,7 +85,7 @@ def keys_remove(
     try:
         removed = remove_key(platform, user=user)
     except CredentialError as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     out.print(
         f"removed the {platform} key from {' and '.join(removed)}"
         if removed

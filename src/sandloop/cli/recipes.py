@@ -15,6 +15,7 @@ from sandloop.cli.common import (
     JsonOption,
     SessionOption,
     app,
+    exit_code_of,
     fail,
     input_errors,
     out,
@@ -92,7 +93,7 @@ def recipe_run(
             home=settings.home,
         )
     except _recipe_errors() as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     if result["error"] is not None and not as_json:
         fail(f"{result['error']} (thread {result['thread']})", code=1)
     _print_result(result, as_json)
@@ -124,7 +125,7 @@ def recipe_pipeline(
             pipeline, input_text, seed=seed, session=session, home=settings.home
         )
     except _recipe_errors() as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     if as_json:
         out.print_json(data=result)
         if result["error"] is not None:
@@ -149,7 +150,7 @@ def recipe_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
         names = sorted({*builtin_names(), *user_recipe_names(settings.local_dir)})
         specs = [load_recipe(n, settings.local_dir) for n in names]
     except _recipe_errors() as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     if as_json:
         out.print_json(
             data=[
@@ -186,7 +187,7 @@ def recipe_show(
         spec = load_recipe(recipe, settings.local_dir)
         path = find_recipe_file(recipe, settings.local_dir)
     except _recipe_errors() as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     if as_json:
         out.print_json(data={**spec.model_dump(), "realm": spec.realm, "file": str(path)})
         return

@@ -17,6 +17,7 @@ from sandloop.cli.common import (
     SessionOption,
     app,
     err,
+    exit_code_of,
     fail,
     input_errors,
     out,
@@ -151,7 +152,7 @@ def run(
             )
         summary = _run_with_progress(spec, settings.home, quiet=as_json, session=session)
     except input_errors() as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     steps = api.run_steps(summary["thread"], settings.home)
     if as_json:
         out.print_json(data={**summary, "steps": _step_dicts(steps)})
@@ -223,7 +224,7 @@ def runs(home: HomeOption = None, as_json: JsonOption = False) -> None:
     try:
         frame = api.list_runs(home)
     except input_errors() as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     columns = [
         "thread",
         "name",
@@ -296,7 +297,7 @@ def show(
         steps = store.steps(str(run_row["thread"]))
         store.check_recorded(run_row, steps)
     except input_errors() as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     if as_json:
         meta = {
             k: run_row[k] for k in ("thread", "realm", "name", "status", "stop_reason", "genesis")
@@ -340,7 +341,7 @@ def models(home: HomeOption = None, as_json: JsonOption = False) -> None:
         api.settings_for(home)
         known = catalog()
     except input_errors() as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     infos = list(known.models.values())
     if as_json:
         out.print_json(

@@ -8,7 +8,16 @@ import typer
 from rich import box
 from rich.table import Table
 
-from sandloop.cli.common import HomeOption, JsonOption, app, err, fail, input_errors, out
+from sandloop.cli.common import (
+    HomeOption,
+    JsonOption,
+    app,
+    err,
+    exit_code_of,
+    fail,
+    input_errors,
+    out,
+)
 from sandloop.display import excerpt
 
 EmbedModelOption = Annotated[
@@ -96,7 +105,7 @@ def embed(
                 announce=lambda m: err.print(m, highlight=False),
             )
     except input_errors() as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     if as_json:
         out.print_json(data={"embedding_model": embedder.name, **asdict(report)})
         return
@@ -139,7 +148,7 @@ def search(
             settings=_settings(home, backend),
         )
     except input_errors() as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     if as_json:
         hits["output"] = [
             o if t == "text" else store.blobs.url(str(o))
@@ -182,7 +191,7 @@ def index_rebuild(
         embedder = _embedder(model, home)
         index = rebuild_index(store, embedder, settings)
     except input_errors() as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     out.print(
         f"{embedder.name}: rebuilt the {index.kind} index, {len(index)} vectors", highlight=False
     )

@@ -11,7 +11,16 @@ from typing import Annotated, Any
 
 import typer
 
-from sandloop.cli.common import HomeOption, SessionOption, app, err, fail, input_errors, out
+from sandloop.cli.common import (
+    HomeOption,
+    SessionOption,
+    app,
+    err,
+    exit_code_of,
+    fail,
+    input_errors,
+    out,
+)
 from sandloop.cli.runs import parse_pace
 
 
@@ -154,7 +163,7 @@ def serve(
             session=session,
         )
     except input_errors() as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     if not PREFECT_API_URL.value():
         fail(
             "sandloop serve needs a Prefect server: run `sandloop server start` (or point "

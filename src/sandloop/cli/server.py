@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from sandloop.cli.common import JsonOption, app, err, fail, out
+from sandloop.cli.common import JsonOption, app, err, exit_code_of, fail, out
 
 server_app = typer.Typer(
     help="A Prefect server in the background: every command then uses it (no temporary server "
@@ -71,7 +71,7 @@ def start(
                 folder, host=host, port=port, database=database, timeout_s=timeout, tick=tick
             )
         except server.ServerError as exc:
-            fail(str(exc))
+            fail(str(exc), code=exit_code_of(exc))
     verb = "started" if started else "already running"
     out.print(
         f"Prefect server {verb} at {found.ui_url} (pid {found.pid}, {found.database}); "

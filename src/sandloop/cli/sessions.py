@@ -13,6 +13,7 @@ from sandloop.cli.common import (
     HomeOption,
     JsonOption,
     app,
+    exit_code_of,
     fail,
     input_errors,
     out,
@@ -53,7 +54,7 @@ def session_start(
     try:
         row = sessions.start(api.open_store(home), title, tag, parse_pairs(meta, "--meta"))
     except input_errors() as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     if as_json:
         out.print_json(data={"id": row["id"], "title": title, "tags": sorted(set(tag))})
         return
@@ -72,7 +73,7 @@ def session_end(
     try:
         row = sessions.end(api.open_store(home), session_id)
     except input_errors() as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     out.print(f"session {row['id']} ended", highlight=False)
 
 
@@ -84,7 +85,7 @@ def session_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
     try:
         frame = sessions.listing(api.open_store(home, readonly=True))
     except input_errors() as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     if as_json:
         out.print_json(frame.to_json(orient="records", date_format="iso"))
         return
@@ -115,7 +116,7 @@ def session_show(
         row = sessions.find(store, session_id)
         runs = sessions.runs_of(store, str(row["id"]))
     except input_errors() as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     columns = ["thread", "kind", "name", "status", "phase", "genesis"]
     if as_json:
         out.print_json(
@@ -155,7 +156,7 @@ def session_label(
     try:
         run = sessions.label(api.open_store(home), thread, phase)
     except input_errors() as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     out.print(f"{run['thread'][:10]} → {phase}", highlight=False)
 
 
@@ -190,7 +191,7 @@ def session_classify(
             sessions.label(store, str(run["thread"]), phase)
             labelled.append({"thread": run["thread"], "phase": phase, "error": None})
     except input_errors() as exc:
-        fail(str(exc))
+        fail(str(exc), code=exit_code_of(exc))
     if as_json:
         out.print_json(data=labelled)
         return

@@ -3,3 +3,8 @@
 
 class StoreError(RuntimeError):
     """The store cannot be opened or written; the message says what to change."""
+
+
+class StoreUnavailable(StoreError):
+    """The object store stopped answering mid-work, after its client's retries: nothing durable
+    is lost, and the same command goes on from the last durable step once it answers again."""

@@ -23,15 +23,17 @@ folded into LanceDB by the writer (or, after a crash, by the next one), then del
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import obstore
 import orjson
@@ -42,17 +44,51 @@ from obstore.exceptions import (
     UnauthenticatedError,
 )
 
-from sandloop.storage.errors import StoreError
+from sandloop.storage.errors import StoreError, StoreUnavailable
 from sandloop.storage.location import Location
 from sandloop.storage.wal import BadLine, ThreadLocked, decode_row, locked_message
 
 log = logging.getLogger("sandloop.store")
+T = TypeVar("T")
 
 DEFAULT_LEASE_S = 30.0
 
 
 class LeaseLost(ThreadLocked):
     """This writer's lease expired or was taken over: it may not record anything more."""
+
+
+def unavailable(exc: BaseException, location: str) -> StoreUnavailable:
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    first = first.split(" in ", 1)[0] if "Error performing" in first else first
+    return StoreUnavailable(
+        f"the object store of home {location} stopped answering ({first[:200]}); every step "
+        "recorded so far is kept: run the same command again once it answers"
+    )
+
+
+_UNREACHABLE = ("error sending request", "connection refused", "tcp connect error", "timed out")
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """A failure to reach the object store at all (LanceDB's errors say so only in text)."""
+    text = str(exc).lower()
+    return any(sign in text for sign in _UNREACHABLE)
+
+
+def _reaching(method: Callable[..., T]) -> Callable[..., T]:
+    """An object-store failure that outlasted the client's retries, as one line."""
+
+    @functools.wraps(method)
+    def wrapper(self: ObjectThreadLog, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except (ThreadLocked, StoreError):
+            raise
+        except obstore.exceptions.BaseError as exc:
+            raise unavailable(exc, self.home) from None
+
+    return wrapper
 
 
 def connect(location: Location, subpath: str = "akashic") -> Any:
@@ -64,7 +100,16 @@ def connect(location: Location, subpath: str = "akashic") -> Any:
     options: Any = {
         "config": config,
         "client_options": {"timeout": "30s", "connect_timeout": "5s", **client},
-        "retry_config": {"max_retries": 3, "retry_timeout": timedelta(seconds=20)},
+        # Backing off up to 5 s between tries: rides out ~30 s of an endpoint restarting.
+        "retry_config": {
+            "max_retries": 10,
+            "retry_timeout": timedelta(seconds=30),
+            "backoff": {
+                "init_backoff": timedelta(milliseconds=100),
+                "max_backoff": timedelta(seconds=5),
+                "base": 2,
+            },
+        },
     }
     return from_url(location.child(subpath), **options)
 
@@ -161,9 +206,15 @@ class ObjectThreadLog:
     """The exclusive writer of one thread on a remote home, for as long as its lease holds."""
 
     def __init__(
-        self, store: Any, thread: str, wait_s: float = 0.0, lease_s: float = DEFAULT_LEASE_S
+        self,
+        store: Any,
+        thread: str,
+        wait_s: float = 0.0,
+        lease_s: float = DEFAULT_LEASE_S,
+        home: str = "",
     ) -> None:
         self.store = store
+        self.home = home
         self.thread = thread
         self.lease_s = lease_s
         self.owner = uuid.uuid4().hex
@@ -248,6 +299,7 @@ class ObjectThreadLog:
                         str(exc).splitlines()[0],
                     )
 
+    @_reaching
     def check(self) -> None:
         """Refuse to go on unless this writer's lease certainly still holds."""
         if self._lost is None and time.monotonic() >= self._valid_until:
@@ -270,6 +322,7 @@ class ObjectThreadLog:
 
     # -- steps --------------------------------------------------------------------------
 
+    @_reaching
     def append(self, row: dict[str, Any]) -> None:
         self._check_local()
         name = f"{self._prefix}{int(row['step']):010d}-{row['key']}.json"
@@ -280,6 +333,7 @@ class ObjectThreadLog:
             )
         self._written[name] = row
 
+    @_reaching
     def pending(self) -> list[dict[str, Any]]:
         """Every step object of the thread, this writer's from memory, a predecessor's read."""
         rows, self._folding = [], []
@@ -292,6 +346,7 @@ class ObjectThreadLog:
                 self._folding.append(name)
         return rows
 
+    @_reaching
     def truncate(self) -> None:
         """Called only after the pending rows are committed to LanceDB."""
         for name in self._folding:
@@ -349,7 +404,10 @@ class ObjectJournal:
         self.store = connect(location)
 
     def open(self, thread: str, wait_s: float = 0.0) -> ObjectThreadLog:
-        return ObjectThreadLog(self.store, thread, wait_s, self.lease_s)
+        try:
+            return ObjectThreadLog(self.store, thread, wait_s, self.lease_s, self.location.url)
+        except obstore.exceptions.BaseError as exc:
+            raise unavailable(exc, self.location.url) from None
 
     def read(self, thread: str) -> list[dict[str, Any]]:
         rows = []

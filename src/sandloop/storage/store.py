@@ -315,6 +315,7 @@ class AkashicStore:
             try:
                 retry_conflicts(functools.partial(merge, batch))
             except (RuntimeError, OSError, ValueError) as exc:
+                self._unreachable(exc)
                 if is_missing_data(exc):  # the merge reads the table: it cannot be trusted
                     raise damaged(self.home, f"table {name}: {lance_message(exc)}") from None
                 raise
@@ -338,6 +339,14 @@ class AkashicStore:
             # Writers preempting a compaction is routine: the next flush tries again.
             level = logging.INFO if is_commit_conflict(exc) else logging.WARNING
             log.log(level, "compaction of %s skipped: %s", table.name, str(exc).splitlines()[0])
+
+    def _unreachable(self, exc: BaseException) -> None:
+        """Raise StoreUnavailable for a remote store that stopped answering (one line)."""
+        if self.remote:
+            from sandloop.storage.object_log import is_unreachable, unavailable
+
+            if is_unreachable(exc):
+                raise unavailable(exc, self.location.url) from None
 
     def table_at(self, name: str, version: int | str) -> Any:
         """A read-only view of a table at a version number or tag (a snapshot's pin)."""
@@ -399,6 +408,7 @@ class AkashicStore:
         except DamagedStore:
             raise
         except Exception as exc:
+            self._unreachable(exc)
             if is_missing_data(exc):
                 raise damaged(self.home, f"table {name}: {lance_message(exc)}") from None
             raise

@@ -46,6 +46,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_export.py --million
 	$(BIN)/python benchmarks/bench_prefect_backends.py
 	$(BIN)/python benchmarks/bench_handoff.py
+	$(BIN)/python benchmarks/bench_cli_start.py
+	$(BIN)/python benchmarks/bench_remote_home.py
+	$(BIN)/python benchmarks/bench_workers.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

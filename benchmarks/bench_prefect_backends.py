@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -33,6 +34,8 @@ from _common import drain  # noqa: E402
 
 STEPS = 101
 REPEATS = 5
+#: Task runs one measure() makes: the first and warm-up runs, then per repeat 1 + 101 of each.
+TASK_RUNS = 2 + REPEATS * 2 * (1 + STEPS)
 
 
 def measure() -> dict[str, float]:
@@ -104,8 +107,43 @@ def in_child(env: dict[str, str]) -> dict[str, float]:
     return result
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes and all their descendants (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry.name)] = fields
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    total, todo = 0.0, list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            total += (int(stats[pid][11]) + int(stats[pid][12])) / ticks
+        todo += children.get(pid, [])
+    return total
+
+
+def server_work(server: Any, extra_pids: list[int], env: dict[str, str]) -> dict[str, float]:
+    """measure() in a child process, and the CPU the server (and its database) spent on it."""
+    pids = [server.process.pid, *extra_pids]
+    before = cpu_seconds(pids)
+    found = in_child(env)
+    found["server_cpu_ms_per_task"] = (cpu_seconds(pids) - before) / TASK_RUNS * 1000
+    return found
+
+
+def postmaster_pid(pg: Any) -> int:
+    return int((pg.root / "data" / "postmaster.pid").read_text().split()[0])
+
+
 def main() -> None:
-    from tests import prefect_server
+    from tests import postgres_server, prefect_server
 
     base = {
         **os.environ,
@@ -118,12 +156,21 @@ def main() -> None:
     ephemeral = in_child({**base, "PREFECT_HOME": tempfile.mkdtemp(prefix="bench-ephemeral-")})
     server = prefect_server.start(Path(tempfile.mkdtemp(prefix="bench-server-")))
     try:
-        served = in_child({**base, **server.env(), "SANDLOOP_EMBED_DURING_RUNS": "false"})
+        served = server_work(server, [], {**base, **server.env()})
     finally:
         server.stop()
+    pg = postgres_server.start()
+    try:
+        server = prefect_server.start(Path(tempfile.mkdtemp(prefix="bench-pg-")), database=pg.url)
+        try:
+            on_pg = server_work(server, [postmaster_pid(pg)], {**base, **server.env()})
+        finally:
+            server.stop()
+    finally:
+        pg.stop()
 
     print(f"Prefect backends, {STEPS - 1}-step slope, median of {REPEATS}, {time.strftime('%F')}")
-    print(f"{'':34}{'ephemeral':>12}{'server':>12}")
+    print(f"{'':34}{'ephemeral':>12}{'SQLite':>12}{'PostgreSQL':>12}")
     rows = [
         ("first flow call (start-up), s", "first_call_s", "{:12.2f}"),
         ("per flow run, sandloop, ms", "flow_run_ours_ms", "{:12.1f}"),
@@ -133,8 +180,17 @@ def main() -> None:
         ("server catch-up after 101 steps, s", "catch_up_s", "{:12.2f}"),
     ]
     for label, key, fmt in rows:
-        print(f"{label:34}{fmt.format(ephemeral[key])}{fmt.format(served[key])}")
-    for name, found in (("ephemeral", ephemeral), ("server", served)):
+        print(
+            f"{label:34}{fmt.format(ephemeral[key])}{fmt.format(served[key])}"
+            f"{fmt.format(on_pg[key])}"
+        )
+    print(
+        f"server CPU per task run (flow runs amortised; PostgreSQL's own processes included): "
+        f"SQLite {served['server_cpu_ms_per_task']:.1f} ms, "
+        f"PostgreSQL {on_pg['server_cpu_ms_per_task']:.1f} ms, ratio PostgreSQL/SQLite "
+        f"{on_pg['server_cpu_ms_per_task'] / served['server_cpu_ms_per_task']:.2f}x"
+    )
+    for name, found in (("ephemeral", ephemeral), ("SQLite", served), ("PostgreSQL", on_pg)):
         print(
             f"{name}: sandloop/bare per flow run "
             f"{found['flow_run_ours_ms'] / found['flow_run_bare_ms']:.2f}x, per step "

@@ -86,13 +86,17 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=20)
 
 
-def start(home: Path, timeout_s: float = 120) -> PrefectServer:
+def start(home: Path, timeout_s: float = 120, database: str | None = None) -> PrefectServer:
+    """``database``: a PostgreSQL URL (postgresql+asyncpg://…); default SQLite in ``home``."""
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = open(home / "server.log", "wb")  # noqa: SIM115 - the server's lifetime
+    env = prefect_env(home)
+    if database is not None:
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database
     process = subprocess.Popen(
         [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=prefect_env(home),
+        env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,

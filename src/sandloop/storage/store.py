@@ -487,9 +487,11 @@ class AkashicStore:
         frame = self.select("runs")
         if frame.empty:
             return frame
-        live = pd.Series([self.is_live(t) for t in frame["thread"]], index=frame.index)
-        # A 'running' run whose lock nobody holds was killed: call it what it is.
-        frame.loc[(frame["status"] == "running") & ~live, "status"] = "interrupted"
+        # A 'running' run whose lock nobody holds was killed: call it what it is. (Only those
+        # are asked: on object storage each question is a request.)
+        running = frame.index[frame["status"] == "running"]
+        dead = [i for i in running if not self.is_live(str(frame.at[i, "thread"]))]
+        frame.loc[dead, "status"] = "interrupted"
         # An unfinished network run counts its steps only when it ends: count what it recorded.
         unfinished = frame["status"].isin(["running", "interrupted", "registered"]) & (
             frame["kind"] == "network"

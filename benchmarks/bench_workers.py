@@ -1,5 +1,6 @@
 """Throughput of M concurrent network runs over K = 1, 2, 4 `process` workers on one work pool,
-all writing to one `s3://` home (moto's S3 server in its own process), on one Prefect server.
+all writing to one `s3://` home (moto's S3 server in its own process), on one Prefect server on
+SQLite, then on PostgreSQL.
 
 Each configuration: a fresh bucket, K workers (each its own folder and cache, at most M/K flow
 runs at a time), M deployment runs of STEPS steps of `dummy:text` submitted at once; timed from
@@ -41,7 +42,7 @@ def run_fields(i: int) -> dict[str, Any]:
     }
 
 
-def with_workers(k: int, endpoint: str, s3: Any) -> float:
+def with_workers(k: int, endpoint: str, s3: Any, database: str | None = None) -> float:
     import yaml
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -53,7 +54,7 @@ def with_workers(k: int, endpoint: str, s3: Any) -> float:
     bucket = f"bench-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=bucket)
     home = f"s3://{bucket}/home"
-    server = prefect_server.start(root / "prefect")
+    server = prefect_server.start(root / "prefect", database=database)
     try:
         (root / "prefect.yaml").write_text(
             yaml.safe_dump(
@@ -141,22 +142,28 @@ def main() -> None:
         }
     )
     s3 = boto3.client("s3", endpoint_url=endpoint)
+    from tests import postgres_server
+
+    pg = postgres_server.start()
     try:
         single = in_one_process(endpoint, s3)
         results = {k: with_workers(k, endpoint, s3) for k in (1, 2, 4)}
+        on_pg = {k: with_workers(k, endpoint, s3, pg.url) for k in (1, 2, 4)}
     finally:
         os.killpg(process.pid, signal.SIGTERM)
+        pg.stop()
     total = M * STEPS
     print(
         f"{M} runs × {STEPS} steps of dummy:text on one s3:// home (moto), "
         f"{time.strftime('%F')}, {os.cpu_count()} cores"
     )
     print(f"  one process, runs one after another: {total / single:6.1f} steps/s ({single:.1f} s)")
-    for k, seconds in results.items():
-        print(
-            f"  {k} worker(s):{'':26}{total / seconds:6.1f} steps/s ({seconds:.1f} s), "
-            f"ratio to one process {single / seconds:.2f}x"
-        )
+    for backend, found in (("SQLite", results), ("PostgreSQL", on_pg)):
+        for k, seconds in found.items():
+            print(
+                f"  {k} worker(s), {backend + ':':12}{'':11}{total / seconds:6.1f} steps/s "
+                f"({seconds:.1f} s), ratio to one process {single / seconds:.2f}x"
+            )
 
 
 if __name__ == "__main__":

@@ -209,3 +209,22 @@ def test_an_endpoint_that_does_not_answer_is_one_line(
 def test_a_missing_bucket_is_named(s3_home: str) -> None:
     with pytest.raises(StoreError, match="bucket of home s3://no-such-bucket-x/h does not exist"):
         AkashicStore.open("s3://no-such-bucket-x/h")
+
+
+def test_a_step_another_writer_recorded_first_stands(s3_home: str) -> None:
+    """The same step, recorded by a writer that should not have (a stale one, in the moment
+    before it checked its lease): the first record stands, and a writer whose output differs
+    stops rather than build on a step the record does not hold."""
+    import obstore
+    import orjson
+
+    store = AkashicStore.open(s3_home)
+    log = store.open_thread(THREAD)
+    first = row("k0", 0)
+    journal: Any = store.journal
+    name = f"_wal/{THREAD}/{0:010d}-k0.json"
+    obstore.put(journal.store, name, orjson.dumps(first, option=orjson.OPT_NAIVE_UTC))
+    log.append(dict(first))  # the same record again (a retried put): accepted, not doubled
+    with pytest.raises(LeaseLost, match="another writer recorded step 0 first"):
+        log.append({**first, "output": "something else"})
+    assert [r["output"] for r in store.journal.read(THREAD)] == ["out 0"]

@@ -22,7 +22,6 @@ folded into LanceDB by the writer (or, after a crash, by the next one), then del
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
@@ -326,11 +325,18 @@ class ObjectThreadLog:
     def append(self, row: dict[str, Any]) -> None:
         self._check_local()
         name = f"{self._prefix}{int(row['step']):010d}-{row['key']}.json"
-        # Already there: this writer's retry, or a predecessor's record of the same key.
-        with contextlib.suppress(AlreadyExistsError, PreconditionError):
-            obstore.put(
-                self.store, name, orjson.dumps(row, option=orjson.OPT_NAIVE_UTC), mode="create"
-            )
+        data = orjson.dumps(row, option=orjson.OPT_NAIVE_UTC)
+        try:
+            obstore.put(self.store, name, data, mode="create")
+        except (AlreadyExistsError, PreconditionError):
+            # Already there: this writer's retried put, or another writer's record of the same
+            # step. The first record stands; one whose output differs ends this writer, so the
+            # thread stays one lineage (a resume goes on from what was recorded).
+            existing = _read_row(self.store, name, quarantine=False)
+            if existing is not None and existing.get("output") != row.get("output"):
+                self._lost = f"another writer recorded step {row['step']} first"
+                self.check()
+            return
         self._written[name] = row
 
     @_reaching

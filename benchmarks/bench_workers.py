@@ -8,7 +8,7 @@ the first submission to the last run's completion. The raw-library baseline is t
 steps in one process (`sandloop run`'s code path, no workers), so the ratio shows what the
 workers buy on this machine.
 
-Run: python benchmarks/bench_workers.py
+Run: python benchmarks/bench_workers.py [sqlite] [postgresql]   (default: both)
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def with_workers(k: int, endpoint: str, s3: Any, database: str | None = None) ->
         env = server.env(SANDLOOP_HOME=home, SANDLOOP_EMBED_DURING_RUNS="false")
         prefect = str(prefect_server.BIN / "prefect")
         for args in (
-            ["work-pool", "create", "pool", "--type", "process"],
+            ["work-pool", "create", "pool", "--type", "process", "--overwrite"],
             ["--no-prompt", "deploy", "--all"],
         ):
             subprocess.run([prefect, *args], env=env, cwd=root, check=True, capture_output=True)
@@ -144,26 +144,31 @@ def main() -> None:
     s3 = boto3.client("s3", endpoint_url=endpoint)
     from tests import postgres_server
 
-    pg = postgres_server.start()
-    try:
-        single = in_one_process(endpoint, s3)
-        results = {k: with_workers(k, endpoint, s3) for k in (1, 2, 4)}
-        on_pg = {k: with_workers(k, endpoint, s3, pg.url) for k in (1, 2, 4)}
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        pg.stop()
+    backends = sys.argv[1:] or ["sqlite", "postgresql"]
     total = M * STEPS
     print(
         f"{M} runs × {STEPS} steps of dummy:text on one s3:// home (moto), "
         f"{time.strftime('%F')}, {os.cpu_count()} cores"
     )
-    print(f"  one process, runs one after another: {total / single:6.1f} steps/s ({single:.1f} s)")
-    for backend, found in (("SQLite", results), ("PostgreSQL", on_pg)):
-        for k, seconds in found.items():
-            print(
-                f"  {k} worker(s), {backend + ':':12}{'':11}{total / seconds:6.1f} steps/s "
-                f"({seconds:.1f} s), ratio to one process {single / seconds:.2f}x"
-            )
+    pg = postgres_server.start() if "postgresql" in backends else None
+    try:
+        single = in_one_process(endpoint, s3)
+        print(
+            f"  one process, runs one after another: {total / single:6.1f} steps/s ({single:.1f} s)"
+        )
+        for backend in backends:
+            database = pg.url if backend == "postgresql" and pg is not None else None
+            for k in (1, 2, 4):
+                seconds = with_workers(k, endpoint, s3, database)
+                print(
+                    f"  {k} worker(s), {backend + ':':12}{'':11}{total / seconds:6.1f} steps/s "
+                    f"({seconds:.1f} s), ratio to one process {single / seconds:.2f}x",
+                    flush=True,
+                )
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        if pg is not None:
+            pg.stop()
 
 
 if __name__ == "__main__":

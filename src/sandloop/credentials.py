@@ -148,7 +148,10 @@ def known_secrets(user: str | None = None) -> list[str]:
     """Every key configured for ``user`` wherever sandloop looks, and every platform variable
     that is set: what error text is scrubbed of (see ``scrub``). A source that cannot be asked
     is skipped; key-shaped text is scrubbed anyway."""
+    from sandloop.storage.location import storage_secrets
+
     found = {os.environ[v] for v in PLATFORM_ENV.values() if os.environ.get(v)}
+    found.update(storage_secrets())
     for platform in PLATFORM_ENV:
         try:
             key = resolve_key(platform, user=user)

@@ -83,8 +83,9 @@ def fail(message: str, code: int = 2) -> NoReturn:
     from rich.markup import escape
 
     from sandloop.scrub import scrub
+    from sandloop.storage.location import storage_secrets
 
-    line = " ".join(scrub(message).split())  # one line, whatever the message holds
+    line = " ".join(scrub(message, storage_secrets()).split())  # one line, whatever it holds
     err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 

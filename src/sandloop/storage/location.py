@@ -46,6 +46,22 @@ SECRET_OPTIONS = {
 }
 
 
+def storage_secrets() -> list[str]:
+    """The object-store secrets this process was given (variables and SANDLOOP_STORAGE_OPTIONS):
+    what error lines and records are scrubbed of, beside the model keys."""
+    found = [
+        os.environ[variable]
+        for options in _ENV_OPTIONS.values()
+        for variable, option in options.items()
+        if option in SECRET_OPTIONS and os.environ.get(variable)
+    ]
+    try:
+        extra = parse_options(os.environ.get("SANDLOOP_STORAGE_OPTIONS"))
+    except LocationError:
+        extra = {}
+    return found + [v for k, v in extra.items() if k in SECRET_OPTIONS and v]
+
+
 class LocationError(ValueError):
     """A home URL that cannot be used; one line."""
 

@@ -151,6 +151,7 @@ def test_every_command_works_on_an_s3_home(
         assert not list((tmp_path / folder).rglob("*.lance"))
 
 
+@pytest.mark.slow  # a CLI start per case; the store-level refusals are in the fast suite
 @pytest.mark.parametrize(
     ("home", "extra", "message"),
     [

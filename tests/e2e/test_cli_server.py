@@ -125,6 +125,7 @@ def test_managed_server_on_postgresql(server_env: dict[str, str]) -> None:
         pg.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -146,6 +147,7 @@ def test_server_refusals_are_one_line(
     assert sandloop(server_env, "server", "status").returncode == 1
 
 
+@pytest.mark.slow
 def test_a_taken_port_is_refused(server_env: dict[str, str]) -> None:
     import socket
 

@@ -180,6 +180,7 @@ def test_a_store_that_ignores_conditional_puts_is_refused(
     assert s3.keys(bucket_of(s3_home)) == []  # the probe cleaned up after itself
 
 
+@pytest.mark.slow  # its own moto process, with IAM checks on
 def test_wrong_credentials_are_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     server = s3_server.start_process(check_credentials=True)
     try:

@@ -29,7 +29,10 @@ COMMIT_ATTEMPTS = 8
 
 
 def is_commit_conflict(exc: BaseException) -> bool:
-    return "retryable commit conflict" in str(exc).lower()
+    """LanceDB's retryable conflicts, and its giving up on them after its own retries
+    ("Too many concurrent writers"): many writers on a slow object store reach that."""
+    text = str(exc).lower()
+    return "retryable commit conflict" in text or "too many concurrent writers" in text
 
 
 def retry_conflicts(action: Callable[[], T], attempts: int = COMMIT_ATTEMPTS) -> T:

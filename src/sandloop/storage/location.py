@@ -37,6 +37,9 @@ _ENV_OPTIONS = {
 }
 # Options that configure the HTTP client rather than the store (obstore takes them apart).
 _CLIENT_OPTIONS = {"allow_http", "timeout", "connect_timeout", "allow_invalid_certificates"}
+#: LanceDB's own retries of a request: its default (3 tries in half a second) gives up on an
+#: endpoint that is restarting; these back off for up to three minutes.
+LANCE_RETRIES = {"client_max_retries": "10", "client_retry_timeout": "180"}
 #: Secrets among the options: never shown, logged or recorded.
 SECRET_OPTIONS = {
     "aws_secret_access_key",
@@ -119,8 +122,9 @@ class Location:
 
     def obstore_options(self) -> tuple[dict[str, str], dict[str, str]]:
         """(store config, HTTP client options) for obstore, which splits what LanceDB joins."""
-        config = {k: v for k, v in self.options.items() if k not in _CLIENT_OPTIONS}
-        client = {k: v for k, v in self.options.items() if k in _CLIENT_OPTIONS}
+        store = {k: v for k, v in self.options.items() if k not in LANCE_RETRIES}
+        config = {k: v for k, v in store.items() if k not in _CLIENT_OPTIONS}
+        client = {k: v for k, v in store.items() if k in _CLIENT_OPTIONS}
         return config, client
 
     def cache_dir(self, root: Path | None = None) -> Path:
@@ -176,5 +180,5 @@ def parse(home: str | Path, storage_options: str | None = None) -> Location:
     if not bucket:
         raise LocationError(f"home {text!r} names no bucket: give {scheme}://BUCKET/PREFIX")
     url = f"{scheme.lower()}://{bucket}" + (f"/{prefix.strip('/')}" if prefix.strip("/") else "")
-    options = {**_env_options(cloud), **parse_options(storage_options)}
+    options = {**LANCE_RETRIES, **_env_options(cloud), **parse_options(storage_options)}
     return Location(url, cloud, options)

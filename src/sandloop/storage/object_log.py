@@ -90,19 +90,19 @@ def _reaching(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-def connect(location: Location, subpath: str = "akashic") -> Any:
-    """An obstore store at ``<home>/<subpath>``; its retries are short, so an endpoint that
-    does not answer is a prompt error, not minutes of silence."""
+def connect(location: Location, subpath: str = "akashic", *, patient: bool = True) -> Any:
+    """An obstore store at ``<home>/<subpath>``. A patient one (the journal's) backs off for up
+    to 30 s, riding out an endpoint restarting mid-run; a probe at opening is not patient, so an
+    endpoint that does not answer is a prompt error, not half a minute of silence."""
     from obstore.store import from_url
 
     config, client = location.obstore_options()
     options: Any = {
         "config": config,
         "client_options": {"timeout": "30s", "connect_timeout": "5s", **client},
-        # Backing off up to 5 s between tries: rides out ~30 s of an endpoint restarting.
         "retry_config": {
-            "max_retries": 10,
-            "retry_timeout": timedelta(seconds=30),
+            "max_retries": 10 if patient else 2,
+            "retry_timeout": timedelta(seconds=30 if patient else 5),
             "backoff": {
                 "init_backoff": timedelta(milliseconds=100),
                 "max_backoff": timedelta(seconds=5),
@@ -140,7 +140,7 @@ def probe(location: Location) -> None:
     """Refuse a remote home that cannot be written, or whose store ignores conditional puts:
     LanceDB's commits and the leases rely on them, and without them concurrent writers would
     silently lose commits."""
-    store = connect(location)
+    store = connect(location, patient=False)
     name = f"_probe/{uuid.uuid4().hex}"
     try:
         obstore.put(store, name, b"probe", mode="create")
@@ -165,7 +165,7 @@ def probe(location: Location) -> None:
 def reach(location: Location) -> None:
     """For readers: the home's bucket answers to these credentials (nothing is written)."""
     try:
-        obstore.list_with_delimiter(connect(location), "_leases/")
+        obstore.list_with_delimiter(connect(location, patient=False), "_leases/")
     except Exception as exc:
         raise StoreError(describe(exc, location)) from None
 

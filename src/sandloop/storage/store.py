@@ -242,6 +242,13 @@ class AkashicStore:
         table = self._tables.get(name)
         if table is not None:
             return table
+        try:
+            return self._table(name)
+        except (RuntimeError, OSError, ValueError) as exc:
+            self._unreachable(exc)
+            raise
+
+    def _table(self, name: str) -> Any:
         schema, key = TABLES[name]
         if self.readonly:
             if name not in self._table_names():

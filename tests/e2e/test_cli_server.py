@@ -109,6 +109,7 @@ def check_lifecycle(env: dict[str, str], database: str | None, secret: str | Non
     assert "using the Prefect server" not in run.stderr
 
 
+@pytest.mark.slow  # a server start and three runs: ~25 s, and the fast suite is near 10 min
 def test_managed_server_on_sqlite(server_env: dict[str, str]) -> None:
     check_lifecycle(server_env, None, None)
 

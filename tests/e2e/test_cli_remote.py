@@ -17,23 +17,11 @@ import pytest
 
 from sandloop.storage.store import AkashicStore
 from sandloop.storage.wal import ThreadLocked
+from tests.e2e.test_cli import sandloop
 from tests.s3_server import S3Server
 
 ROOT = Path(__file__).resolve().parents[2]
 ECHO = str(ROOT / "examples" / "networks" / "echo.yaml")
-
-
-def sandloop(
-    *args: str, env: dict[str, str], timeout: float = 240
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sandloop.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def machine(base: dict[str, str], folder: Path) -> dict[str, str]:

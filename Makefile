@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(BIN)/sandloop runs
 
 test: $(STAMP)
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -m "not slow" --durations=15
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow

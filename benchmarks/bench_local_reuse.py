@@ -29,8 +29,8 @@ def main() -> None:
 
     from sandloop import api
     from sandloop.config import Settings
+    from sandloop.loops.network.spec import RunSpec
     from sandloop.models.gemma import ensure_gemma_folder
-    from sandloop.specs import RunSpec
 
     folder = ensure_gemma_folder(Settings().models_path, print)
     home = Path(tempfile.mkdtemp())

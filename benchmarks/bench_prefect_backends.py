@@ -45,7 +45,7 @@ def measure() -> dict[str, float]:
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     from sandloop import api
-    from sandloop.specs import RunSpec
+    from sandloop.loops.network.spec import RunSpec
 
     @task(cache_policy=NO_CACHE, persist_result=False)
     def noop(i: int) -> int:

@@ -32,9 +32,9 @@ def main() -> None:
     from prefect.testing.utilities import prefect_test_harness
 
     from sandloop import api, engine
+    from sandloop.loops.network.spec import RunSpec
     from sandloop.models.base import CallContext, ModelInput
     from sandloop.models.dummy import DummyAdapter
-    from sandloop.specs import RunSpec
     from sandloop.storage.store import AkashicStore
     from sandloop.storage.wal import ThreadLog
 

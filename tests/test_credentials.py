@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sandloop import api, credentials
-from sandloop.specs import RunSpec
+from sandloop.loops.network.spec import RunSpec
 from tests import openai_server
 from tests.e2e.test_cli import sandloop
 from tests.hf_server import FakeHF

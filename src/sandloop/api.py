@@ -8,18 +8,40 @@ api.run_steps(summary["thread"][:8]) # one run's steps as a DataFrame
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import ValidationError
 
 from sandloop.config import Settings
-from sandloop.keys import hash_bytes
-from sandloop.specs import RunSpec, SpecError, describe_validation_error, load_network
+from sandloop.loops.network.spec import RunSpec
+from sandloop.registration import (
+    load_run_spec,
+    register_dialogue,
+    run_spec_from,
+    thread_of,
+)
 from sandloop.storage.store import AkashicStore
 from sandloop.storage.wal import ThreadLocked, locked_message
+
+__all__ = [
+    "create_snapshot",
+    "dialogue_messages",
+    "ensure_idle",
+    "export_snapshot",
+    "list_runs",
+    "load_run_spec",
+    "open_store",
+    "run_dialogue",
+    "run_embeddings",
+    "run_network",
+    "run_pipeline",
+    "run_recipe",
+    "run_spec_from",
+    "run_steps",
+    "settings_for",
+    "thread_of",
+]
 
 
 def settings_for(home: Path | str | None = None) -> Settings:
@@ -38,91 +60,12 @@ def open_store(home: Path | str | None = None, *, readonly: bool = False) -> Aka
     return AkashicStore.for_settings(settings, readonly=readonly)
 
 
-def load_run_spec(network_path: Path | str, **fields: Any) -> RunSpec:
-    """A RunSpec from a network file plus run fields (genesis, seed, stop, pace)."""
-    network = load_network(Path(network_path))
-    try:
-        return RunSpec.model_validate({"network": network, **fields})
-    except ValidationError as exc:
-        raise SpecError(describe_validation_error(exc, "run")) from None
-
-
-def run_spec_from(fields: dict[str, Any]) -> RunSpec:
-    """A RunSpec from a mapping, as deployments pass it: ``network`` is a file path (relative to
-    the working directory) or the network itself; the other keys are RunSpec fields."""
-    fields = dict(fields)
-    network = fields.pop("network", None)
-    if network is None:
-        raise SpecError("run: network: missing; give a network file path or its models")
-    if isinstance(network, str | Path):
-        return load_run_spec(network, **fields)
-    try:
-        return RunSpec.model_validate({"network": network, **fields})
-    except ValidationError as exc:
-        raise SpecError(describe_validation_error(exc, "run")) from None
-
-
-def thread_of(spec: RunSpec) -> str:
-    """The thread a run spec names, computed without writing anything. An image genesis counts
-    by its content hash, so renaming the file does not make a new thread."""
-    if spec.network.input_type == "image":
-        return spec.thread(hash_bytes(Path(spec.genesis).read_bytes()))
-    return spec.thread()
-
-
 def ensure_idle(store: AkashicStore, spec: RunSpec) -> str:
     """The spec's thread, refused (ThreadLocked) while another process runs it: checked before
     any Prefect start-up or model load; the flow checks again under the lock."""
     thread = thread_of(spec)
     if store.is_live(thread):
         raise ThreadLocked(locked_message(thread))
-    return thread
-
-
-def register_run(store: AkashicStore, spec: RunSpec, session: str | None = None) -> str:
-    """Record the run (or refresh its stop conditions and pace) and return its thread id.
-
-    Call it only while holding the thread's writer lock: it rewrites the spec a running writer
-    reads. An image genesis is stored as a blob first.
-    """
-    genesis_value = spec.genesis
-    if spec.network.input_type == "image":
-        genesis_value = store.blobs.put(Path(spec.genesis).read_bytes())
-    thread = spec.thread(genesis_value if spec.network.input_type == "image" else None)
-    existing = store.get_run(thread)
-    now = datetime.now(UTC)
-    row: dict[str, Any] = {
-        "thread": thread,
-        "realm": spec.network.realm,
-        "kind": "network",
-        "name": spec.network.name,
-        "spec": spec.model_dump_json(),
-        "genesis": genesis_value,
-        "seed": spec.seed,
-        "status": "registered",
-        "stop_reason": None,
-        "loop_length": None,
-        "steps": 0,
-        "error": None,
-        "created_at": now,
-        "flow_run_id": None,
-        "session": session,
-        "phase": None,
-    }
-    if existing is not None:
-        keep = (
-            "status",
-            "stop_reason",
-            "loop_length",
-            "steps",
-            "error",
-            "created_at",
-            "flow_run_id",
-            "phase",
-        )
-        row.update({k: existing[k] for k in keep})
-        row["session"] = session or existing.get("session")
-    store.put_run(row)
     return thread
 
 
@@ -193,30 +136,6 @@ def run_embeddings(
     steps = store.steps(thread).merge(vectors[["key", "vector"]], on="key", how="inner")
     matrix = np.asarray(steps.pop("vector").tolist(), dtype=np.float32)
     return steps.reset_index(drop=True), matrix
-
-
-def register_dialogue(
-    store: AkashicStore, spec: Any, seed: int | None, session: str | None = None
-) -> str:
-    """Record a dialogue (once) and return its thread id."""
-    thread: str = spec.thread(seed)
-    if store.get_run(thread) is None:
-        store.put_run(
-            {
-                "thread": thread,
-                "realm": spec.realm,
-                "kind": "dialogue",
-                "name": spec.name,
-                "spec": spec.model_dump_json(),
-                "genesis": spec.question,
-                "seed": seed,
-                "status": "registered",
-                "steps": 0,
-                "created_at": datetime.now(UTC),
-                "session": session,
-            }
-        )
-    return thread
 
 
 def run_dialogue(

@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sandloop.errors import SandloopError
+
 if TYPE_CHECKING:
     from sandloop.storage.location import Location
 
 
-class SettingsError(ValueError):
+class SettingsError(SandloopError, ValueError):
     """A setting (an environment variable, .env or a flag) that cannot be used; one line."""
 
 

@@ -13,13 +13,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from sandloop.errors import SandloopError
+
 PLATFORM_ENV = {"openai": "OPENAI_API_KEY", "replicate": "REPLICATE_API_TOKEN", "hf": "HF_TOKEN"}
 KEYRING_SERVICE = "sandloop"
 DEFAULT_USER = "default"
 Source = Literal["argument", "prefect-secret", "keyring", "env"]
 
 
-class CredentialError(ValueError):
+class CredentialError(SandloopError, ValueError):
     """A key cannot be stored or found where asked; the message says what would work."""
 
 

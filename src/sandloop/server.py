@@ -23,12 +23,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from sandloop.errors import SandloopError
+
 STATE_FILE = "server.json"
 LOG_FILE = "server.log"
 DEFAULT_PORT = 4200
 
 
-class ServerError(ValueError):
+class ServerError(SandloopError, ValueError):
     """The server cannot be started or reached; one line that says what to change."""
 
 

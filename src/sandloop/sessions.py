@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from sandloop.specs import SpecError
+from sandloop.loops.spec_files import SpecError
 from sandloop.storage.store import AkashicStore, NotFound, sql_str
 
 PHASES = ("prepare", "install", "start", "use", "debug", "export")

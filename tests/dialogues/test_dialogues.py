@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from sandloop import api
-from sandloop.dialogues import engine
-from sandloop.dialogues.spec import DialogueSpec, load_dialogue
-from sandloop.specs import SpecError
+from sandloop.loops.dialogue import engine
+from sandloop.loops.dialogue.spec import DialogueSpec, load_dialogue
+from sandloop.loops.spec_files import SpecError
 from tests import openai_server
 
 

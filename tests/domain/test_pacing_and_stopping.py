@@ -4,9 +4,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sandloop.pacing import hands_off, next_due_at, pace_delay_seconds
-from sandloop.specs import AgeBucketPace, ConstantPace, ExponentialPace, NoPace
-from sandloop.stopping import RepeatDetector
+from sandloop.loops.network.pacing import hands_off, next_due_at, pace_delay_seconds
+from sandloop.loops.network.spec import AgeBucketPace, ConstantPace, ExponentialPace, NoPace
+from sandloop.loops.network.stopping import RepeatDetector
 
 
 def test_no_pace_and_first_step_never_wait() -> None:

@@ -122,7 +122,7 @@ def test_unknown_route_names_the_known_ones(tmp_path: Path) -> None:
 
 
 def test_the_example_models_file_and_networks_load() -> None:
-    from sandloop.specs import load_network
+    from sandloop.loops.network.spec import load_network
 
     root = Path(__file__).resolve().parents[2] / "examples"
     configure(root / "models.yaml")

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from sandloop.specs import NetworkSpec, RunSpec, SpecError, load_network
+from sandloop.loops.network.spec import NetworkSpec, RunSpec, load_network
+from sandloop.loops.spec_files import SpecError
 
 
 def network(*models: Any, name: str = "n") -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typer.testing import CliRunner, Result
 
 from sandloop import api
 from sandloop.cli import app
-from sandloop.specs import RunSpec
+from sandloop.loops.network.spec import RunSpec
 from tests.store_rows import run_row, tree
 
 ROOT = Path(__file__).resolve().parents[2]

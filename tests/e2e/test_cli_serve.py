@@ -12,7 +12,7 @@ from sandloop.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
 ECHO = str(ROOT / "examples/networks/echo.yaml")
-RECIPE = str(ROOT / "src/sandloop/recipes/builtin/summarize.yaml")
+RECIPE = str(ROOT / "src/sandloop/loops/recipe/builtin/summarize.yaml")
 
 
 @pytest.mark.parametrize(

@@ -11,12 +11,12 @@ import pytest
 import yaml
 
 from sandloop import api
-from sandloop.dialogues.spec import DialogueSpec
 from sandloop.exports import snapshot as snapshots
 from sandloop.exports import writer
 from sandloop.exports.langfuse import run_events
 from sandloop.exports.writer import ExportError, ExportOptions, export
-from sandloop.specs import RunSpec
+from sandloop.loops.dialogue.spec import DialogueSpec
+from sandloop.loops.network.spec import RunSpec
 from sandloop.storage.store import sql_str
 
 pytestmark = pytest.mark.usefixtures("prefect_api_url")

@@ -43,7 +43,7 @@ def test_a_network_deployment_registers_its_thread_seeded_by_the_schedule(home: 
 
 def test_a_network_without_thread_or_run_is_a_clear_error(home: Path) -> None:
     from sandloop.flows.network import network_run
-    from sandloop.specs import SpecError
+    from sandloop.loops.spec_files import SpecError
 
     with pytest.raises(SpecError, match="give a thread to resume, or run:"):
         network_run(home=str(home))
@@ -133,15 +133,18 @@ def test_a_continuation_the_server_refuses_is_waited_for_in_process(home: Path) 
 
     from prefect import flow
 
-    from sandloop.engine import now_utc
     from sandloop.flows.network import _hand_off
+    from sandloop.loops.network.engine import now_utc
 
-    spec = api.load_run_spec(REPO / "examples/networks/echo.yaml", genesis="x", seed=1)
+    pace = {"kind": "constant", "seconds": 60, "hand_off_after_s": 1}
+    spec = api.load_run_spec(REPO / "examples/networks/echo.yaml", genesis="x", seed=1, pace=pace)
 
     @flow
     def hand_off_to_nowhere() -> Any:
         settings = api.settings_for(home)
-        return _hand_off(str(uuid4()), spec, "t" * 32, 3, now_utc(), settings, [])
+        hand_off = _hand_off(str(uuid4()), spec, "t" * 32, settings, [])
+        assert hand_off is not None  # in a deployment, a 60 s wait would be handed off
+        return hand_off(3, now_utc(), 60.0)
 
     assert hand_off_to_nowhere() is None
 
@@ -154,9 +157,9 @@ def test_duplicates_find_one_continuation_and_a_cancelled_one_gets_a_successor()
     from prefect.states import Cancelled
     from prefect.types.entrypoint import EntrypointType
 
-    from sandloop.engine import now_utc
     from sandloop.flows.continuation import schedule_continuation
     from sandloop.flows.network import network_run
+    from sandloop.loops.network.engine import now_utc
 
     deployment_id = str(
         network_run.to_deployment(

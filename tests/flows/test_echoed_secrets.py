@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from sandloop import api, credentials
 from sandloop.cli import app
-from sandloop.specs import RunSpec
+from sandloop.loops.network.spec import RunSpec
 from tests import openai_server
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from sandloop import api
-from sandloop.specs import RunSpec
+from sandloop.loops.network.spec import RunSpec
 
 pytestmark = pytest.mark.usefixtures("prefect_api_url")
 

@@ -8,7 +8,7 @@ import pytest
 
 from sandloop import api
 from sandloop.config import Settings
-from sandloop.specs import RunSpec
+from sandloop.loops.network.spec import RunSpec
 
 SECRETS = {"SANDLOOP_ES_API_KEY": "es-key-0xC0FFEE", "SANDLOOP_ES_PASSWORD": "es-pass-0xBEEF"}
 

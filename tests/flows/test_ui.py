@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from sandloop import api
-from sandloop.dialogues.spec import DialogueSpec
-from sandloop.specs import RunSpec
+from sandloop.loops.dialogue.spec import DialogueSpec
+from sandloop.loops.network.spec import RunSpec
 
 pytestmark = pytest.mark.usefixtures("prefect_api_url")
 

@@ -27,9 +27,10 @@ from typer.testing import CliRunner, Result
 from _common import invocation_rows
 from sandloop import api
 from sandloop.cli import app
-from sandloop.dialogues.spec import load_dialogue
-from sandloop.recipes.spec import load_recipe
-from sandloop.specs import RunSpec, SpecError
+from sandloop.loops.dialogue.spec import load_dialogue
+from sandloop.loops.network.spec import RunSpec
+from sandloop.loops.recipe.spec import load_recipe
+from sandloop.loops.spec_files import SpecError
 from sandloop.storage.store import AkashicStore
 from tests.store_rows import tree
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from sandloop import api
+from sandloop.loops.network.spec import RunSpec
 from sandloop.models import errors
 from sandloop.models.base import CallContext, ModelInput
 from sandloop.models.hf_inference import HFInferenceAdapter
-from sandloop.specs import RunSpec
 from tests import fake_images
 from tests.hf_server import FakeHF
 

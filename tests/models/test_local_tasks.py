@@ -8,11 +8,11 @@ import pytest
 
 from sandloop import api
 from sandloop.config import Settings
+from sandloop.loops.network.spec import RunSpec
 from sandloop.models.base import CallContext, ModelInput
 from sandloop.models.errors import InvalidInput
 from sandloop.models.factory import get_adapter
 from sandloop.models.registry import lookup
-from sandloop.specs import RunSpec
 from tests import fake_images
 
 

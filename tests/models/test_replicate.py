@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from sandloop import api
+from sandloop.loops.network.spec import RunSpec
 from sandloop.models import errors
 from sandloop.models.base import CallContext, ModelInput
 from sandloop.models.replicate_adapter import ReplicateAdapter
-from sandloop.specs import RunSpec
 from tests import fake_images, openai_server
 from tests.replicate_server import FakeReplicate
 

@@ -11,11 +11,11 @@ import pytest
 
 from sandloop import api
 from sandloop.config import Settings
+from sandloop.loops.network.spec import RunSpec
 from sandloop.models import registry
 from sandloop.models.base import CallContext, ModelInput
 from sandloop.models.factory import get_adapter
 from sandloop.models.router import RouteFailed, RouterAdapter, RouterHealth
-from sandloop.specs import RunSpec
 from tests import openai_server
 
 MODELS = """

@@ -11,7 +11,7 @@ from nbclient import NotebookClient
 from sandloop import api
 from sandloop.embedding.embedders import get_embedder
 from sandloop.embedding.service import embed_and_index
-from sandloop.specs import RunSpec
+from sandloop.loops.network.spec import RunSpec
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "explore.ipynb"
 

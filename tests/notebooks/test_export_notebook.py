@@ -9,7 +9,7 @@ import pytest
 from nbclient import NotebookClient
 
 from sandloop import api
-from sandloop.specs import RunSpec
+from sandloop.loops.network.spec import RunSpec
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "export.ipynb"
 

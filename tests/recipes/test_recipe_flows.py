@@ -128,7 +128,7 @@ def test_a_pipeline_of_three_recipes_passes_each_output_on(home: Path, tmp_path:
 
 
 def test_the_oblique_recipe_records_its_card(home: Path) -> None:
-    from sandloop.recipes import deck
+    from sandloop.loops.recipe import deck
 
     result = api.run_recipe("oblique", "a red balloon", seed=3, model="dummy:text", home=home)
     run = api.open_store(home).get_run(result["thread"])
@@ -150,7 +150,7 @@ def test_a_recipe_on_a_real_local_model(home: Path, tiny_gpt2: Path) -> None:
 
 
 def test_a_recipe_is_a_node_of_a_network(home: Path, tmp_path: Path) -> None:
-    from sandloop.specs import RunSpec
+    from sandloop.loops.network.spec import RunSpec
 
     path = write_recipe(
         tmp_path,
@@ -183,7 +183,7 @@ def test_a_recipe_is_a_node_of_a_network(home: Path, tmp_path: Path) -> None:
 def test_a_recipe_written_in_python_with_a_pydantic_output(home: Path) -> None:
     from pydantic import BaseModel
 
-    from sandloop.recipes.spec import RecipeSpec
+    from sandloop.loops.recipe.spec import RecipeSpec
 
     class Verdict(BaseModel):
         ok: bool
@@ -204,7 +204,7 @@ def test_a_recipe_written_in_python_with_a_pydantic_output(home: Path) -> None:
 
 
 def test_a_search_slot_brings_in_recorded_outputs(home: Path, tmp_path: Path) -> None:
-    from sandloop.specs import RunSpec
+    from sandloop.loops.network.spec import RunSpec
 
     network = RunSpec.model_validate(
         {

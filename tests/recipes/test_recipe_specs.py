@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from sandloop.recipes import deck
-from sandloop.recipes.context import prompt_for, resolve_context
-from sandloop.recipes.render import TemplateError, check_output, extract_json, render
-from sandloop.recipes.spec import RecipeSpec, builtin_names, load_recipe
-from sandloop.specs import SpecError
+from sandloop.loops.recipe import deck
+from sandloop.loops.recipe.context import prompt_for, resolve_context
+from sandloop.loops.recipe.files import builtin_names
+from sandloop.loops.recipe.render import TemplateError, check_output, extract_json, render
+from sandloop.loops.recipe.spec import RecipeSpec, load_recipe
+from sandloop.loops.spec_files import SpecError
 
 BASE = {"name": "r", "version": "1", "template": "Say {{ input }}", "model": "dummy:text"}
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from sandloop import api
-from sandloop.dialogues.spec import load_dialogue
+from sandloop.loops.dialogue.spec import load_dialogue
 
 pytestmark = pytest.mark.usefixtures("prefect_api_url")
 

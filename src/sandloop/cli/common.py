@@ -1,7 +1,8 @@
 """What every sandloop command shares: the app, consoles, common options and the error line.
 
-Exit codes: 0 done, 1 the run failed (a model failure retries could not fix), 2 bad input
-(spec, model, genesis, home, index) with nothing written.
+Exit codes: 0 done, 1 the run failed (a model failure retries could not fix, a store that stopped
+answering), 2 bad input (spec, model, genesis, home, index) with nothing written. Every expected
+error is a `SandloopError` that knows its code, reported once, here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import typer
 import typer._click.exceptions as click_errors  # typer vendors click since 0.29
 from rich.console import Console
 from typer.core import TyperGroup
+
+from sandloop.errors import SandloopError
 
 
 class _ReportsErrors(TyperGroup):
@@ -28,8 +31,8 @@ class _ReportsErrors(TyperGroup):
         except click_errors.UsageError as exc:  # a missing option, a bad value, a typo
             where = (exc.ctx or ctx).command_path
             fail(f"{exc.format_message()} (see `{where} --help`)")
-        except input_errors() as exc:
-            fail(str(exc), code=exit_code_of(exc))
+        except SandloopError as exc:
+            fail(str(exc), code=exc.exit_code)
         except OSError as exc:
             if exc.errno != errno.ENOSPC:
                 raise
@@ -88,39 +91,6 @@ def fail(message: str, code: int = 2) -> NoReturn:
     line = " ".join(scrub(message, storage_secrets()).split())  # one line, whatever it holds
     err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
-
-
-def exit_code_of(exc: BaseException) -> int:
-    """Bad input is 2; a store that stopped answering mid-run is 1, like a failed run: the
-    command was right, and the same command goes on once the store answers."""
-    from sandloop.storage.errors import StoreUnavailable
-
-    return 1 if isinstance(exc, StoreUnavailable) else 2
-
-
-def input_errors() -> tuple[type[BaseException], ...]:
-    from sandloop.config import SettingsError
-    from sandloop.embedding.embedders import UnknownEmbedder
-    from sandloop.models.errors import ModelError
-    from sandloop.models.registry import RegistryError, UnknownModel
-    from sandloop.specs import SpecError
-    from sandloop.storage.faiss_index import VectorIndexError
-    from sandloop.storage.location import LocationError
-    from sandloop.storage.store import StoreError
-    from sandloop.storage.wal import ThreadLocked
-
-    return (
-        SettingsError,
-        SpecError,
-        StoreError,
-        ThreadLocked,
-        UnknownModel,
-        RegistryError,
-        ModelError,
-        UnknownEmbedder,
-        VectorIndexError,
-        LocationError,
-    )
 
 
 SessionOption = Annotated[

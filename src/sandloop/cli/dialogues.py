@@ -13,9 +13,6 @@ from sandloop.cli.common import (
     SessionOption,
     app,
     err,
-    exit_code_of,
-    fail,
-    input_errors,
     out,
     prepare_prefect,
 )
@@ -50,7 +47,7 @@ def dialogue_run(
     """Run (or resume) a dialogue: actors take turns, each a task run `turn 4 · Theaetetus`."""
     prepare_prefect(verbose)
     from sandloop import api
-    from sandloop.dialogues.spec import load_dialogue
+    from sandloop.loops.dialogue.spec import load_dialogue
     from sandloop.progress import StepEvent, observing
 
     def on_turn(event: StepEvent) -> None:
@@ -58,15 +55,12 @@ def dialogue_run(
             err.print(f"[bold]{event.step} · {event.model}[/]", highlight=False)
             err.print(event.output_excerpt, markup=False, highlight=False)
 
-    try:
-        settings = api.settings_for(home)
-        session = resolve_session(settings.home, session)
-        spec = load_dialogue(spec_path, question)
-        with observing(on_turn):
-            summary = api.run_dialogue(spec, seed, settings.home, session)
-        messages = api.dialogue_messages(summary["thread"], settings.home)
-    except input_errors() as exc:
-        fail(str(exc), code=exit_code_of(exc))
+    settings = api.settings_for(home)
+    session = resolve_session(settings.home, session)
+    spec = load_dialogue(spec_path, question)
+    with observing(on_turn):
+        summary = api.run_dialogue(spec, seed, settings.home, session)
+    messages = api.dialogue_messages(summary["thread"], settings.home)
     if as_json:
         out.print_json(
             data={
@@ -96,10 +90,7 @@ def dialogue_show(
     """Print a dialogue's turns: actor, temperature, content and the judge's verdicts."""
     from sandloop import api
 
-    try:
-        messages = api.dialogue_messages(thread, home)
-    except input_errors() as exc:
-        fail(str(exc), code=exit_code_of(exc))
+    messages = api.dialogue_messages(thread, home)
     if as_json:
         out.print_json(messages.drop(columns=["created_at"]).to_json(orient="records"))
         return

@@ -18,9 +18,7 @@ from sandloop.cli.common import (
     HomeOption,
     JsonOption,
     app,
-    exit_code_of,
     fail,
-    input_errors,
     out,
     prepare_prefect,
 )
@@ -49,10 +47,6 @@ export_app = typer.Typer(
 app.add_typer(export_app, name="export")
 
 
-def _errors() -> tuple[type[BaseException], ...]:
-    return (*input_errors(), ValueError)
-
-
 @snapshot_app.command("create")
 def snapshot_create(
     name: Annotated[str, typer.Option("--name", help="The snapshot's name.")],
@@ -74,7 +68,7 @@ def snapshot_create(
 
     from sandloop import api
     from sandloop.exports import snapshot as snapshots
-    from sandloop.specs import describe_validation_error
+    from sandloop.loops.spec_files import describe_validation_error
 
     try:
         selection = snapshots.Selection(
@@ -90,8 +84,6 @@ def snapshot_create(
         row = snapshots.create(api.open_store(home), name, selection)
     except ValidationError as exc:
         fail(describe_validation_error(exc, "snapshot"))
-    except _errors() as exc:
-        fail(str(exc), code=exit_code_of(exc))
     if as_json:
         out.print_json(data={"name": name, "threads": row["threads"], "versions": row["versions"]})
         return
@@ -107,10 +99,7 @@ def snapshot_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
     from sandloop import api
     from sandloop.exports import snapshot as snapshots
 
-    try:
-        frame = snapshots.listing(api.open_store(home, readonly=True))
-    except _errors() as exc:
-        fail(str(exc), code=exit_code_of(exc))
+    frame = snapshots.listing(api.open_store(home, readonly=True))
     if as_json:
         out.print_json(frame.to_json(orient="records", date_format="iso"))
         return
@@ -135,13 +124,10 @@ def snapshot_show(
     from sandloop import api
     from sandloop.exports import snapshot as snapshots
 
-    try:
-        store = api.open_store(home, readonly=True)
-        row = snapshots.get(store, name)
-        assert row is not None
-        runs = snapshots.Pinned(store, row).runs()
-    except _errors() as exc:
-        fail(str(exc), code=exit_code_of(exc))
+    store = api.open_store(home, readonly=True)
+    row = snapshots.get(store, name)
+    assert row is not None
+    runs = snapshots.Pinned(store, row).runs()
     columns = ["thread", "kind", "name", "status", "steps", "session", "phase"]
     if as_json:
         out.print_json(
@@ -170,10 +156,7 @@ def snapshot_delete(
     from sandloop import api
     from sandloop.exports import snapshot as snapshots
 
-    try:
-        snapshots.delete(api.open_store(home), name)
-    except _errors() as exc:
-        fail(str(exc), code=exit_code_of(exc))
+    snapshots.delete(api.open_store(home), name)
     out.print(f"snapshot {name} deleted")
 
 
@@ -216,48 +199,43 @@ def export_dataset(
     from sandloop.exports.writer import ExportOptions
     from sandloop.flows.export import export_flow
 
-    try:
-        settings = api.settings_for(home)
-        store = api.open_store(settings.home)
-        snapshots.get(store, snapshot)
-        if is_url(out_dir):  # checked here, staged locally and uploaded by the flow
-            out_path: Path | str = check_remote(
-                out_dir, str(settings.home), overwrite=overwrite
-            ).url
-            staging_check = Path(tempfile.gettempdir()) / f"sandloop-check-{os.getpid()}"
-        else:
-            out_path = check_output(out_dir, settings.home, folder=True)
-            staging_check = out_path
-        ExportOptions(
-            tuple(formats),
-            staging_check,
+    settings = api.settings_for(home)
+    store = api.open_store(settings.home)
+    snapshots.get(store, snapshot)
+    if is_url(out_dir):  # checked here, staged locally and uploaded by the flow
+        out_path: Path | str = check_remote(out_dir, str(settings.home), overwrite=overwrite).url
+        staging_check = Path(tempfile.gettempdir()) / f"sandloop-check-{os.getpid()}"
+    else:
+        out_path = check_output(out_dir, settings.home, folder=True)
+        staging_check = out_path
+    ExportOptions(
+        tuple(formats),
+        staging_check,
+        val_fraction,
+        dedupe,
+        compress=compress,
+        overwrite=overwrite,
+        allow_invalid=allow_invalid,
+        redact=tuple(redact),
+    ).check(settings.home)
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        state = export_flow(
+            snapshot,
+            formats,
+            str(out_path),
             val_fraction,
             dedupe,
-            compress=compress,
-            overwrite=overwrite,
-            allow_invalid=allow_invalid,
-            redact=tuple(redact),
-        ).check(settings.home)
-        with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-            state = export_flow(
-                snapshot,
-                formats,
-                str(out_path),
-                val_fraction,
-                dedupe,
-                compress,
-                overwrite,
-                allow_invalid,
-                redact,
-                str(settings.home),
-                return_state=True,
-            )
-        result = state.result(raise_on_failure=False)
-        if isinstance(result, BaseException):
-            raise result
-        manifest: dict[str, Any] = result
-    except _errors() as exc:
-        fail(str(exc), code=exit_code_of(exc))
+            compress,
+            overwrite,
+            allow_invalid,
+            redact,
+            str(settings.home),
+            return_state=True,
+        )
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result
+    manifest: dict[str, Any] = result
     if as_json:
         out.print_json(data=manifest)
         return
@@ -330,32 +308,29 @@ def export_traces(
     from sandloop.storage.store import sql_str
 
     events: list[dict[str, Any]] = []
-    try:
-        settings = api.settings_for(home)
-        target = check_output(out_file, settings.home, folder=False)
-        store = api.open_store(settings.home, readonly=True)
-        if snapshot is not None:
-            row = snapshots.get(store, snapshot)
-            assert row is not None
-            pinned = snapshots.Pinned(store, row)
-            runs, read = pinned.runs(), pinned.read
-        else:
-            runs, read = store.runs(), store.select
-        if thread:
-            runs = runs[runs["thread"].str.startswith(thread)]
-        if runs.empty:
-            fail("no runs to export")
-        redactor = Redactor()
-        for run in runs.to_dict("records"):
-            calls = read("invocations", f"thread = {sql_str(run['thread'])}")
-            events.extend(redact_event(e, redactor) for e in run_events(run, calls))
-        if target.suffix == ".jsonl":
-            data = b"".join(orjson.dumps(e) + b"\n" for e in events)
-        else:
-            data = orjson.dumps({"batch": events}, option=orjson.OPT_INDENT_2)
-        write_atomically(target, data)
-    except _errors() as exc:
-        fail(str(exc), code=exit_code_of(exc))
+    settings = api.settings_for(home)
+    target = check_output(out_file, settings.home, folder=False)
+    store = api.open_store(settings.home, readonly=True)
+    if snapshot is not None:
+        row = snapshots.get(store, snapshot)
+        assert row is not None
+        pinned = snapshots.Pinned(store, row)
+        runs, read = pinned.runs(), pinned.read
+    else:
+        runs, read = store.runs(), store.select
+    if thread:
+        runs = runs[runs["thread"].str.startswith(thread)]
+    if runs.empty:
+        fail("no runs to export")
+    redactor = Redactor()
+    for run in runs.to_dict("records"):
+        calls = read("invocations", f"thread = {sql_str(run['thread'])}")
+        events.extend(redact_event(e, redactor) for e in run_events(run, calls))
+    if target.suffix == ".jsonl":
+        data = b"".join(orjson.dumps(e) + b"\n" for e in events)
+    else:
+        data = orjson.dumps({"batch": events}, option=orjson.OPT_INDENT_2)
+    write_atomically(target, data)
     redacted = sum(redactor.counts.values())
     out.print(
         f"wrote {len(events)} events for {len(runs)} runs to {target}"

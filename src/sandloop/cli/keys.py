@@ -8,7 +8,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from sandloop.cli.common import app, exit_code_of, fail, out
+from sandloop.cli.common import app, out
 
 keys_app = typer.Typer(
     help="Per-user API keys (shown only by their last 4 characters).", no_args_is_help=True
@@ -44,24 +44,18 @@ def keys_set(
     ] = "keyring",
 ) -> None:
     """Store a key for PLATFORM. Prefer the prompt: a key typed as --key stays in shell history."""
-    from sandloop.credentials import CredentialError, set_key
+    from sandloop.credentials import set_key
 
-    try:
-        set_key(platform, key, user=user, store=store)
-    except CredentialError as exc:
-        fail(str(exc), code=exit_code_of(exc))
+    set_key(platform, key, user=user, store=store)
     out.print(f"stored the {platform} key …{key.strip()[-4:]} in the {store}", highlight=False)
 
 
 @keys_app.command("list")
 def keys_list(user: UserOption = None) -> None:
     """Which key each platform would use, and where it comes from."""
-    from sandloop.credentials import CredentialError, list_keys
+    from sandloop.credentials import list_keys
 
-    try:
-        found = list_keys(user)
-    except CredentialError as exc:
-        fail(str(exc), code=exit_code_of(exc))
+    found = list_keys(user)
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("platform", "key", "from"):
         table.add_column(column)
@@ -80,12 +74,9 @@ def keys_remove(
     user: UserOption = None,
 ) -> None:
     """Remove PLATFORM's key from the keyring and Prefect (environment variables stay)."""
-    from sandloop.credentials import CredentialError, remove_key
+    from sandloop.credentials import remove_key
 
-    try:
-        removed = remove_key(platform, user=user)
-    except CredentialError as exc:
-        fail(str(exc), code=exit_code_of(exc))
+    removed = remove_key(platform, user=user)
     out.print(
         f"removed the {platform} key from {' and '.join(removed)}"
         if removed

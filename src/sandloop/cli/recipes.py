@@ -15,9 +15,7 @@ from sandloop.cli.common import (
     JsonOption,
     SessionOption,
     app,
-    exit_code_of,
     fail,
-    input_errors,
     out,
     parse_pairs,
     prepare_prefect,
@@ -28,12 +26,6 @@ recipe_app = typer.Typer(help="Versioned prompt recipes.", no_args_is_help=True)
 app.add_typer(recipe_app, name="recipe")
 
 SeedOption = Annotated[int | None, typer.Option(help="Seed; the same seed and input repeat.")]
-
-
-def _recipe_errors() -> tuple[type[BaseException], ...]:
-    from sandloop.recipes.render import TemplateError
-
-    return (*input_errors(), TemplateError)
 
 
 def _print_result(result: dict[str, Any], as_json: bool) -> None:
@@ -77,23 +69,20 @@ def recipe_run(
     """
     prepare_prefect(verbose)
     from sandloop import api
-    from sandloop.recipes.spec import load_recipe
+    from sandloop.loops.recipe.spec import load_recipe
 
-    try:
-        settings = api.settings_for(home)
-        session = resolve_session(settings.home, session)
-        load_recipe(recipe, settings.local_dir, model)  # bad specs fail here, before Prefect starts
-        result = api.run_recipe(
-            recipe,
-            input_text,
-            context=parse_pairs(context, "--context"),
-            seed=seed,
-            model=model,
-            session=session,
-            home=settings.home,
-        )
-    except _recipe_errors() as exc:
-        fail(str(exc), code=exit_code_of(exc))
+    settings = api.settings_for(home)
+    session = resolve_session(settings.home, session)
+    load_recipe(recipe, settings.local_dir, model)  # bad specs fail here, before Prefect starts
+    result = api.run_recipe(
+        recipe,
+        input_text,
+        context=parse_pairs(context, "--context"),
+        seed=seed,
+        model=model,
+        session=session,
+        home=settings.home,
+    )
     if result["error"] is not None and not as_json:
         fail(f"{result['error']} (thread {result['thread']})", code=1)
     _print_result(result, as_json)
@@ -114,18 +103,13 @@ def recipe_pipeline(
     """Run recipes in order as one flow: each stage's output is the next stage's input."""
     prepare_prefect(verbose)
     from sandloop import api
-    from sandloop.recipes.spec import load_pipeline, load_recipe
+    from sandloop.loops.recipe.spec import load_pipeline, load_recipe
 
-    try:
-        settings = api.settings_for(home)
-        session = resolve_session(settings.home, session)
-        for stage in load_pipeline(pipeline).stages:
-            load_recipe(stage.recipe, settings.local_dir, stage.model)
-        result = api.run_pipeline(
-            pipeline, input_text, seed=seed, session=session, home=settings.home
-        )
-    except _recipe_errors() as exc:
-        fail(str(exc), code=exit_code_of(exc))
+    settings = api.settings_for(home)
+    session = resolve_session(settings.home, session)
+    for stage in load_pipeline(pipeline).stages:
+        load_recipe(stage.recipe, settings.local_dir, stage.model)
+    result = api.run_pipeline(pipeline, input_text, seed=seed, session=session, home=settings.home)
     if as_json:
         out.print_json(data=result)
         if result["error"] is not None:
@@ -143,14 +127,12 @@ def recipe_pipeline(
 def recipe_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Built-in recipes and yours (<home>/recipes/*.yaml)."""
     from sandloop import api
-    from sandloop.recipes.spec import builtin_names, load_recipe, user_recipe_names
+    from sandloop.loops.recipe.files import builtin_names, user_recipe_names
+    from sandloop.loops.recipe.spec import load_recipe
 
-    try:
-        settings = api.settings_for(home)
-        names = sorted({*builtin_names(), *user_recipe_names(settings.local_dir)})
-        specs = [load_recipe(n, settings.local_dir) for n in names]
-    except _recipe_errors() as exc:
-        fail(str(exc), code=exit_code_of(exc))
+    settings = api.settings_for(home)
+    names = sorted({*builtin_names(), *user_recipe_names(settings.local_dir)})
+    specs = [load_recipe(n, settings.local_dir) for n in names]
     if as_json:
         out.print_json(
             data=[
@@ -180,14 +162,12 @@ def recipe_show(
 ) -> None:
     """A recipe's template, slots, output schema, model and refine settings."""
     from sandloop import api
-    from sandloop.recipes.spec import find_recipe_file, load_recipe
+    from sandloop.loops.recipe.files import find_recipe_file
+    from sandloop.loops.recipe.spec import load_recipe
 
-    try:
-        settings = api.settings_for(home)
-        spec = load_recipe(recipe, settings.local_dir)
-        path = find_recipe_file(recipe, settings.local_dir)
-    except _recipe_errors() as exc:
-        fail(str(exc), code=exit_code_of(exc))
+    settings = api.settings_for(home)
+    spec = load_recipe(recipe, settings.local_dir)
+    path = find_recipe_file(recipe, settings.local_dir)
     if as_json:
         out.print_json(data={**spec.model_dump(), "realm": spec.realm, "file": str(path)})
         return

@@ -17,9 +17,7 @@ from sandloop.cli.common import (
     SessionOption,
     app,
     err,
-    exit_code_of,
     fail,
-    input_errors,
     out,
     prepare_prefect,
 )
@@ -137,22 +135,15 @@ def run(
         stop["converge_above"] = converge_above
     if converge_window is not None:
         stop["converge_window"] = converge_window
-    try:
-        settings = api.settings_for(home)  # loads the home's models file before the spec
-        session = resolve_session(settings.home, session)
-        spec = api.load_run_spec(
-            network, genesis=genesis, seed=seed, stop=stop, pace=parse_pace(pace)
-        )
-        # An unwritable home, or a thread another process runs, fails here, before models load.
-        api.ensure_idle(api.open_store(settings.home), spec)
-        status = err.status("preparing models…")
-        with status:
-            prepare_models(
-                [e.model for e in spec.network.models], settings, lambda m: status.update(m)
-            )
-        summary = _run_with_progress(spec, settings.home, quiet=as_json, session=session)
-    except input_errors() as exc:
-        fail(str(exc), code=exit_code_of(exc))
+    settings = api.settings_for(home)  # loads the home's models file before the spec
+    session = resolve_session(settings.home, session)
+    spec = api.load_run_spec(network, genesis=genesis, seed=seed, stop=stop, pace=parse_pace(pace))
+    # An unwritable home, or a thread another process runs, fails here, before models load.
+    api.ensure_idle(api.open_store(settings.home), spec)
+    status = err.status("preparing models…")
+    with status:
+        prepare_models([e.model for e in spec.network.models], settings, lambda m: status.update(m))
+    summary = _run_with_progress(spec, settings.home, quiet=as_json, session=session)
     steps = api.run_steps(summary["thread"], settings.home)
     if as_json:
         out.print_json(data={**summary, "steps": _step_dicts(steps)})
@@ -221,10 +212,7 @@ def runs(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """List recorded runs, newest first."""
     from sandloop import api
 
-    try:
-        frame = api.list_runs(home)
-    except input_errors() as exc:
-        fail(str(exc), code=exit_code_of(exc))
+    frame = api.list_runs(home)
     columns = [
         "thread",
         "name",
@@ -291,13 +279,10 @@ def show(
     """Print one run's steps."""
     from sandloop import api
 
-    try:
-        store = api.open_store(home, readonly=True)
-        run_row = store.find_run(thread)
-        steps = store.steps(str(run_row["thread"]))
-        store.check_recorded(run_row, steps)
-    except input_errors() as exc:
-        fail(str(exc), code=exit_code_of(exc))
+    store = api.open_store(home, readonly=True)
+    run_row = store.find_run(thread)
+    steps = store.steps(str(run_row["thread"]))
+    store.check_recorded(run_row, steps)
     if as_json:
         meta = {
             k: run_row[k] for k in ("thread", "realm", "name", "status", "stop_reason", "genesis")
@@ -337,11 +322,8 @@ def models(home: HomeOption = None, as_json: JsonOption = False) -> None:
     from sandloop import api
     from sandloop.models.registry import catalog
 
-    try:
-        api.settings_for(home)
-        known = catalog()
-    except input_errors() as exc:
-        fail(str(exc), code=exit_code_of(exc))
+    api.settings_for(home)
+    known = catalog()
     infos = list(known.models.values())
     if as_json:
         out.print_json(

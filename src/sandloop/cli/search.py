@@ -13,9 +13,7 @@ from sandloop.cli.common import (
     JsonOption,
     app,
     err,
-    exit_code_of,
     fail,
-    input_errors,
     out,
 )
 from sandloop.display import excerpt
@@ -85,27 +83,24 @@ def embed(
     from sandloop.embedding.service import embed_and_index
 
     settings = _settings(home, backend)
-    try:
-        store = api.open_store(home)
-        embedder = _embedder(model, home)
-        progress = Progress(
-            TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), console=err, disable=as_json
+    store = api.open_store(home)
+    embedder = _embedder(model, home)
+    progress = Progress(
+        TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), console=err, disable=as_json
+    )
+    bar = progress.add_task("embed", total=None)
+    with progress:
+        report = embed_and_index(
+            store,
+            embedder,
+            realm=realm,
+            thread=thread,
+            batch_size=batch_size,
+            settings=settings,
+            on_total=lambda n: progress.update(bar, total=n),
+            on_batch=lambda n: progress.advance(bar, n),
+            announce=lambda m: err.print(m, highlight=False),
         )
-        bar = progress.add_task("embed", total=None)
-        with progress:
-            report = embed_and_index(
-                store,
-                embedder,
-                realm=realm,
-                thread=thread,
-                batch_size=batch_size,
-                settings=settings,
-                on_total=lambda n: progress.update(bar, total=n),
-                on_batch=lambda n: progress.advance(bar, n),
-                announce=lambda m: err.print(m, highlight=False),
-            )
-    except input_errors() as exc:
-        fail(str(exc), code=exit_code_of(exc))
     if as_json:
         out.print_json(data={"embedding_model": embedder.name, **asdict(report)})
         return
@@ -135,20 +130,17 @@ def search(
     from sandloop.embedding.service import search as semantic_search
     from sandloop.storage.faiss_index import SearchFilter
 
-    try:
-        store = api.open_store(home, readonly=True)
-        embedder = _embedder(model, home)
-        hits = semantic_search(
-            store,
-            embedder,
-            query,
-            k,
-            SearchFilter(realm=realm, thread=thread, model=from_model),
-            announce=lambda m: err.print(m, highlight=False),
-            settings=_settings(home, backend),
-        )
-    except input_errors() as exc:
-        fail(str(exc), code=exit_code_of(exc))
+    store = api.open_store(home, readonly=True)
+    embedder = _embedder(model, home)
+    hits = semantic_search(
+        store,
+        embedder,
+        query,
+        k,
+        SearchFilter(realm=realm, thread=thread, model=from_model),
+        announce=lambda m: err.print(m, highlight=False),
+        settings=_settings(home, backend),
+    )
     if as_json:
         hits["output"] = [
             o if t == "text" else store.blobs.url(str(o))
@@ -186,12 +178,9 @@ def index_rebuild(
     from sandloop.embedding.service import rebuild_index
 
     settings = _settings(home, backend)
-    try:
-        store = api.open_store(home)
-        embedder = _embedder(model, home)
-        index = rebuild_index(store, embedder, settings)
-    except input_errors() as exc:
-        fail(str(exc), code=exit_code_of(exc))
+    store = api.open_store(home)
+    embedder = _embedder(model, home)
+    index = rebuild_index(store, embedder, settings)
     out.print(
         f"{embedder.name}: rebuilt the {index.kind} index, {len(index)} vectors", highlight=False
     )

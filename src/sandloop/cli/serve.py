@@ -16,9 +16,7 @@ from sandloop.cli.common import (
     SessionOption,
     app,
     err,
-    exit_code_of,
     fail,
-    input_errors,
     out,
 )
 from sandloop.cli.runs import parse_pace
@@ -52,9 +50,9 @@ def _deployment_of(
     """The flow that runs this kind of spec, and its parameters; the spec is checked here, so a
     bad one fails now rather than at every firing."""
     from sandloop import api
-    from sandloop.dialogues.spec import load_dialogue
-    from sandloop.recipes.spec import load_pipeline, load_recipe
-    from sandloop.specs import read_mapping, spec_kind
+    from sandloop.loops.dialogue.spec import load_dialogue
+    from sandloop.loops.recipe.spec import load_pipeline, load_recipe
+    from sandloop.loops.spec_files import read_mapping, spec_kind
 
     kind = spec_kind(read_mapping(path), str(path))
     common = {"home": home, "session": session}
@@ -149,21 +147,18 @@ def serve(
             fail("--hand-off-after needs a --pace")
         pace_fields["hand_off_after_s"] = hand_off_after
     stop = {"max_steps": max_steps} if max_steps is not None else {}
-    try:
-        settings = api.settings_for(home)
-        flow, parameters = _deployment_of(
-            spec_path.resolve(),
-            genesis=genesis,
-            question=question,
-            input_text=input_text,
-            seed=_seed(seed, scheduled=cron is not None or interval is not None),
-            stop=stop,
-            pace=pace_fields,
-            home=str(settings.home),
-            session=session,
-        )
-    except input_errors() as exc:
-        fail(str(exc), code=exit_code_of(exc))
+    settings = api.settings_for(home)
+    flow, parameters = _deployment_of(
+        spec_path.resolve(),
+        genesis=genesis,
+        question=question,
+        input_text=input_text,
+        seed=_seed(seed, scheduled=cron is not None or interval is not None),
+        stop=stop,
+        pace=pace_fields,
+        home=str(settings.home),
+        session=session,
+    )
     if not PREFECT_API_URL.value():
         fail(
             "sandloop serve needs a Prefect server: run `sandloop server start` (or point "

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from sandloop.cli.common import JsonOption, app, err, exit_code_of, fail, out
+from sandloop.cli.common import JsonOption, app, err, fail, out
 
 server_app = typer.Typer(
     help="A Prefect server in the background: every command then uses it (no temporary server "
@@ -66,12 +66,9 @@ def start(
         def tick(elapsed: float) -> None:
             status.update(f"starting the Prefect server ({elapsed:.0f} s)")
 
-        try:
-            found, started = server.start(
-                folder, host=host, port=port, database=database, timeout_s=timeout, tick=tick
-            )
-        except server.ServerError as exc:
-            fail(str(exc), code=exit_code_of(exc))
+        found, started = server.start(
+            folder, host=host, port=port, database=database, timeout_s=timeout, tick=tick
+        )
     verb = "started" if started else "already running"
     out.print(
         f"Prefect server {verb} at {found.ui_url} (pid {found.pid}, {found.database}); "

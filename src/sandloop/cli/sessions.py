@@ -13,9 +13,6 @@ from sandloop.cli.common import (
     HomeOption,
     JsonOption,
     app,
-    exit_code_of,
-    fail,
-    input_errors,
     out,
     parse_pairs,
     prepare_prefect,
@@ -51,10 +48,7 @@ def session_start(
     """Start a session; pass its id to run/dialogue/recipe with --session (or SANDLOOP_SESSION)."""
     from sandloop import api, sessions
 
-    try:
-        row = sessions.start(api.open_store(home), title, tag, parse_pairs(meta, "--meta"))
-    except input_errors() as exc:
-        fail(str(exc), code=exit_code_of(exc))
+    row = sessions.start(api.open_store(home), title, tag, parse_pairs(meta, "--meta"))
     if as_json:
         out.print_json(data={"id": row["id"], "title": title, "tags": sorted(set(tag))})
         return
@@ -70,10 +64,7 @@ def session_end(
     """End a session: no more runs can join it."""
     from sandloop import api, sessions
 
-    try:
-        row = sessions.end(api.open_store(home), session_id)
-    except input_errors() as exc:
-        fail(str(exc), code=exit_code_of(exc))
+    row = sessions.end(api.open_store(home), session_id)
     out.print(f"session {row['id']} ended", highlight=False)
 
 
@@ -82,10 +73,7 @@ def session_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Sessions, newest first, with how many runs each holds."""
     from sandloop import api, sessions
 
-    try:
-        frame = sessions.listing(api.open_store(home, readonly=True))
-    except input_errors() as exc:
-        fail(str(exc), code=exit_code_of(exc))
+    frame = sessions.listing(api.open_store(home, readonly=True))
     if as_json:
         out.print_json(frame.to_json(orient="records", date_format="iso"))
         return
@@ -111,12 +99,9 @@ def session_show(
     """A session's runs, dialogues and recipes with their phases."""
     from sandloop import api, sessions
 
-    try:
-        store = api.open_store(home, readonly=True)
-        row = sessions.find(store, session_id)
-        runs = sessions.runs_of(store, str(row["id"]))
-    except input_errors() as exc:
-        fail(str(exc), code=exit_code_of(exc))
+    store = api.open_store(home, readonly=True)
+    row = sessions.find(store, session_id)
+    runs = sessions.runs_of(store, str(row["id"]))
     columns = ["thread", "kind", "name", "status", "phase", "genesis"]
     if as_json:
         out.print_json(
@@ -153,10 +138,7 @@ def session_label(
     """Set a run's phase by hand."""
     from sandloop import api, sessions
 
-    try:
-        run = sessions.label(api.open_store(home), thread, phase)
-    except input_errors() as exc:
-        fail(str(exc), code=exit_code_of(exc))
+    run = sessions.label(api.open_store(home), thread, phase)
     out.print(f"{run['thread'][:10]} → {phase}", highlight=False)
 
 
@@ -175,23 +157,20 @@ def session_classify(
     from sandloop import api, sessions
 
     labelled: list[dict[str, str | None]] = []
-    try:
-        settings = api.settings_for(home)
-        store = api.open_store(settings.home)
-        row = sessions.find(store, session_id)
-        for run in sessions.runs_of(store, str(row["id"])).to_dict(orient="records"):
-            if (isinstance(run["phase"], str) and not overwrite) or run["kind"] == "recipe":
-                continue
-            text = sessions.describe_run(store, run)
-            result = api.run_recipe("classify-phase", text, model=model, home=settings.home)
-            if result["error"] is not None:
-                labelled.append({"thread": run["thread"], "phase": None, "error": result["error"]})
-                continue
-            phase = str(result["parsed"]["phase"])
-            sessions.label(store, str(run["thread"]), phase)
-            labelled.append({"thread": run["thread"], "phase": phase, "error": None})
-    except input_errors() as exc:
-        fail(str(exc), code=exit_code_of(exc))
+    settings = api.settings_for(home)
+    store = api.open_store(settings.home)
+    row = sessions.find(store, session_id)
+    for run in sessions.runs_of(store, str(row["id"])).to_dict(orient="records"):
+        if (isinstance(run["phase"], str) and not overwrite) or run["kind"] == "recipe":
+            continue
+        text = sessions.describe_run(store, run)
+        result = api.run_recipe("classify-phase", text, model=model, home=settings.home)
+        if result["error"] is not None:
+            labelled.append({"thread": run["thread"], "phase": None, "error": result["error"]})
+            continue
+        phase = str(result["parsed"]["phase"])
+        sessions.label(store, str(run["thread"]), phase)
+        labelled.append({"thread": run["thread"], "phase": phase, "error": None})
     if as_json:
         out.print_json(data=labelled)
         return

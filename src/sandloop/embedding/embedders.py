@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sandloop.config import Settings
+from sandloop.errors import SandloopError
 
 Vectors = npt.NDArray[np.float32]
 
@@ -25,7 +26,7 @@ _PACKAGED_ALIASES = {DEFAULT_EMBED_MODEL, f"sentence-transformers/{DEFAULT_EMBED
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
-class UnknownEmbedder(ValueError):
+class UnknownEmbedder(SandloopError, ValueError):
     """An embedding model that cannot be loaded; the message says what would work."""
 
 

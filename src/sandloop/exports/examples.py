@@ -19,9 +19,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sandloop.dialogues import engine as dialogue_engine
-from sandloop.dialogues.spec import DialogueSpec
 from sandloop.keys import hash_value
+from sandloop.loops.dialogue import engine as dialogue_engine
+from sandloop.loops.dialogue.spec import DialogueSpec
 
 Message = dict[str, Any]
 

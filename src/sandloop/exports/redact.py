@@ -11,12 +11,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandloop.errors import SandloopError
 from sandloop.scrub import KEY_PATTERNS
 
 DEFAULT_PATTERNS: dict[str, str] = {
     **KEY_PATTERNS,
     "email": r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b",
 }
+
+
+class RedactError(SandloopError, ValueError):
+    """A --redact pattern that is not a regular expression."""
 
 
 @dataclass
@@ -34,7 +39,7 @@ class Redactor:
             try:
                 re.compile(pattern)
             except re.error as exc:
-                raise ValueError(
+                raise RedactError(
                     f"--redact {pattern!r} is not a regular expression: {exc}"
                 ) from None
             patterns[f"custom_{i + 1}"] = pattern

@@ -27,7 +27,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sandloop import __version__
-from sandloop.dialogues.spec import DialogueSpec
 from sandloop.exports import tokens
 from sandloop.exports.examples import (
     Example,
@@ -43,6 +42,7 @@ from sandloop.exports.paths import cannot_write, check_output
 from sandloop.exports.redact import Redactor
 from sandloop.exports.snapshot import Pinned, SnapshotError
 from sandloop.exports.validate import DEFAULT_MAX_TOKENS, Report, check
+from sandloop.loops.dialogue.spec import DialogueSpec
 from sandloop.storage.lance_io import scan
 from sandloop.storage.store import sql_str
 

@@ -14,26 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from prefect import State, flow, get_run_logger, runtime
+from prefect import flow, get_run_logger, runtime
 from prefect.states import Failed
-from prefect.tasks import exponential_backoff
 
-from sandloop import api
 from sandloop.config import Settings
-from sandloop.dialogues import engine
-from sandloop.dialogues.spec import DialogueSpec, load_dialogue
-from sandloop.display import excerpt
 from sandloop.flows.artifacts import RunArtifacts, label_flow_run, run_tags
+from sandloop.flows.driver import Driver, current_flow_run_id
 from sandloop.flows.home import open_home, resolve_seed
-from sandloop.keys import derive_seed
-from sandloop.models import registry
-from sandloop.models.base import CallContext, ModelInput, ModelOutput
-from sandloop.models.errors import ModelError
-from sandloop.progress import StepEvent, publish
-from sandloop.records import CallAddress, call_row, dumps
-from sandloop.specs import SpecError
-from sandloop.storage.store import AkashicStore, NotFound
-from sandloop.tasks.invoke import invoke_model
+from sandloop.loops.dialogue import engine
+from sandloop.loops.dialogue.spec import DialogueSpec, load_dialogue
+from sandloop.loops.protocol import Call, Outcome
+from sandloop.loops.spec_files import SpecError
+from sandloop.loops.status import RunStatus, StopReason, status_after
+from sandloop.records import dumps
+from sandloop.registration import RunRecord, get_record, put_record, register_dialogue
+from sandloop.storage.store import AkashicStore, NotFound, sql_str
 
 
 @dataclass(frozen=True)
@@ -75,8 +70,6 @@ def _repair_messages(
 ) -> None:
     """A crash between a turn's invocation and its message row leaves the view short: refill
     it from the invocations (the judge's verdict for that turn is not re-asked)."""
-    from sandloop.storage.store import sql_str
-
     have = set(store.select("messages", f"thread = {sql_str(thread)}")["turn"].tolist())
     missing = [t for t in turns if t.turn not in have]
     if missing:
@@ -86,15 +79,6 @@ def _repair_messages(
         store.upsert(
             "messages", [_message_row(spec, thread, str(keys[t.turn]), t, None) for t in missing]
         )
-
-
-def _actor_params(spec: DialogueSpec, actor: str, temperature: float) -> dict[str, Any]:
-    chosen = spec.actor(actor)
-    info = registry.lookup(chosen.model)
-    merged = {**info.default_params, **chosen.params}
-    if "temperature" in info.params_model.model_fields:
-        merged["temperature"] = temperature
-    return info.params_model.model_validate(merged).model_dump()
 
 
 def _message_row(
@@ -124,7 +108,7 @@ def _judge(
 ) -> dict[str, Any] | None:
     """The judge's verdict, or None (and a warning) if it could not give one."""
     from sandloop.flows.recipe import run_stage
-    from sandloop.recipes.spec import load_recipe
+    from sandloop.loops.recipe.spec import load_recipe
 
     assert spec.judge is not None
     recipe = load_recipe(spec.judge.recipe, settings.local_dir, spec.judge.model)
@@ -137,15 +121,6 @@ def _judge(
         return None
     parsed = result["parsed"]
     return parsed if isinstance(parsed, dict) else None
-
-
-def _stops(spec: DialogueSpec, verdict: dict[str, Any] | None) -> bool:
-    if verdict is None or spec.judge is None:
-        return False
-    if verdict.get("verdict") == "stop":
-        return True
-    threshold, score = spec.judge.stop_at_score, verdict.get("score")
-    return threshold is not None and isinstance(score, int | float) and score >= threshold
 
 
 @flow(
@@ -167,137 +142,59 @@ def dialogue_flow(
         if spec is None:
             raise SpecError("dialogue: give a thread to resume, or spec: a dialogue file")
         dialogue = load_dialogue(Path(spec), question)
-        thread = api.register_dialogue(store, dialogue, resolve_seed(seed), session)
-    run = store.get_run(thread)
+        thread = register_dialogue(store, dialogue, resolve_seed(seed), session)
+    run = get_record(store, thread)
     if run is None:
         raise NotFound(f"no dialogue with thread {thread}; start it with `sandloop dialogue run`")
     return _run_turns(store, settings, thread, run)
 
 
-def _run_turns(store: AkashicStore, settings: Settings, thread: str, run: dict[str, Any]) -> Any:
-    spec = DialogueSpec.model_validate_json(run["spec"])
-    seed = run["seed"]
-    session = run.get("session")
-    invoke = invoke_model.with_options(
-        task_run_name="turn {step} · {facet}",
-        retries=settings.retries,
-        retry_delay_seconds=exponential_backoff(backoff_factor=settings.retry_backoff_s),
-    )
-    flow_run_id = str(runtime.flow_run.id or "") or None
-    if run["status"] == "completed" and run["stop_reason"]:
+def _run_turns(store: AkashicStore, settings: Settings, thread: str, run: RunRecord) -> Any:
+    spec = DialogueSpec.model_validate_json(run.spec)
+    if run.status == RunStatus.COMPLETED and run.stop_reason:
         return DialogueSummary(
-            thread, spec.name, "completed", str(run["stop_reason"]), int(run["steps"])
+            thread, spec.name, run.status, str(run.stop_reason), run.steps
         ).as_dict()
     log = store.open_thread(thread)
-    turns = recorded_turns(store, thread)
-    _repair_messages(store, spec, thread, turns)
-    first_turn = len(turns)
-    label_flow_run(tags=run_tags("dialogue", spec.realm, thread, session))
-    artifacts = RunArtifacts("dialogue", thread, spec.stop.max_turns, first_turn)
-    store.put_run({**run, "status": "running", "flow_run_id": flow_run_id, "error": None})
-    reason, error, tokens = "max_turns", None, 0
     try:
-        while True:
-            turn = len(turns)
-            if turn >= spec.stop.max_turns:
-                reason = "max_turns"
-                break
-            actor = engine.speaker(spec, turn)
-            model = spec.actor(actor).model
-            temperature = spec.temperature.at(turn)
-            messages = engine.view_for(spec, actor, turns)
-            address = CallAddress("dialogue", spec.realm, thread, turn, actor, model)
-            params = _actor_params(spec, actor, temperature)
-            step_seed = derive_seed(seed, thread, turn) if seed is not None else None
-            text = engine.transcript(messages, actor)
-            started = datetime.now(UTC)
-            state: State[ModelOutput] = invoke(
-                turn,
-                actor,
-                model,
-                ModelInput("text", text=text, messages=tuple(messages)),
-                params,
-                CallContext(step_seed, address.step_key, index=engine.own_turns(turns, actor)),
-                settings,
-                return_state=True,
-            )
-            finished = datetime.now(UTC)
-            meta: dict[str, Any] = {"actor": actor, "temperature": temperature, "turn": turn}
-            common: dict[str, Any] = {
-                "input_text": text,
-                "params": params,
-                "seed": step_seed,
-                "started_at": started,
-                "finished_at": finished,
-                "flow_run_id": flow_run_id,
-                "task_run_id": str(state.state_details.task_run_id or "") or None,
-            }
-            if not state.is_completed():
-                failure = state.result(raise_on_failure=False)
-                error = failure.one_line() if isinstance(failure, ModelError) else repr(failure)
-                kind = getattr(failure, "kind", type(failure).__name__)
-                log.append(
-                    call_row(
-                        address,
-                        **common,
-                        status="failed",
-                        output=None,
-                        error=error,
-                        error_type=kind,
-                        metadata=meta,
-                    )
-                )
-                reason = "failed"
-                break
-            output = state.result()
-            content = (output.text or "").strip()
-            meta.update({"usage": output.usage} if output.usage else {})
-            meta.update(output.metadata)
-            row = call_row(address, **common, status="ok", output=content, metadata=meta)
-            log.append(row)
-            store.flush(log)  # a turn takes seconds; keep messages and invocations in step
-            repeated = spec.stop.stop_on_repeat and engine.repeats(turns, content)
-            turns.append(engine.Turn(turn, actor, content, temperature))
-            tokens += int(output.usage.get("output_tokens") or 0)
-            verdict = None
-            if spec.judge is not None and (turn + 1) % spec.judge.every == 0:
-                verdict = _judge(store, settings, spec, turns, seed, session)
-            store.upsert("messages", [_message_row(spec, thread, row["key"], turns[-1], verdict)])
-            publish(
-                StepEvent(thread, turn, actor, "ok", row["latency_ms"], excerpt(content, "text"))
-            )
-            artifacts.step_done(turn + 1)
-            if engine.hits_sentinel(spec, content):
-                reason = "sentinel"
-            elif _stops(spec, verdict):
-                reason = "judge"
-            elif repeated:
-                reason = "repeat"
-            elif spec.stop.max_output_tokens and tokens >= spec.stop.max_output_tokens:
-                reason = "budget"
-            else:
-                continue
-            break
+        turns = recorded_turns(store, thread)
+        _repair_messages(store, spec, thread, turns)
+        loop = engine.DialogueLoop(spec, thread, run.seed, turns)
+        first_turn = len(turns)
+        label_flow_run(tags=run_tags("dialogue", spec.realm, thread, run.session))
+        running = run.but(
+            status=RunStatus.RUNNING.value, flow_run_id=current_flow_run_id(), error=None
+        )
+        put_record(store, running)
+
+        def after_turn(call: Call, outcome: Outcome, row: dict[str, Any]) -> None:
+            """The judge speaks once the turn is recorded; then the turn joins `messages`."""
+            if not outcome.ok:
+                return
+            if loop.judge_due():
+                loop.take_verdict(_judge(store, settings, spec, loop.turns, run.seed, run.session))
+            message = _message_row(spec, thread, row["key"], loop.turns[-1], loop.verdict)
+            store.upsert("messages", [message])
+
+        driver = Driver(
+            store,
+            log,
+            settings,
+            task_run_name="turn {step} · {facet}",
+            flush_every=1,  # a turn takes seconds; keep messages and invocations in step
+            artifacts=RunArtifacts("dialogue", thread, spec.stop.max_turns, first_turn),
+            on_recorded=after_turn,
+        )
+        session = driver.run(loop)
     finally:
-        store.flush(log)
         log.close()
+    reason, error = session.reason, session.error
     summary = DialogueSummary(
-        thread,
-        spec.name,
-        "failed" if reason == "failed" else "completed",
-        reason,
-        len(turns),
-        error,
+        thread, spec.name, status_after(reason).value, reason.value, len(turns), error
     )
-    store.put_run(
-        {
-            **run,
-            "status": summary.status,
-            "stop_reason": reason,
-            "steps": len(turns),
-            "error": error,
-            "flow_run_id": flow_run_id,
-        }
+    put_record(
+        store,
+        running.but(status=summary.status, stop_reason=reason.value, steps=len(turns), error=error),
     )
     title = f"{spec.name} · thread {thread[:6]} · turns {first_turn}–{len(turns) - 1}"
     conversation = "\n\n".join(
@@ -306,10 +203,11 @@ def _run_turns(store: AkashicStore, settings: Settings, thread: str, run: dict[s
             f"**{t.turn} · {t.actor}** (temperature {t.temperature:g})\n\n{t.content}"
             for t in turns
         ]
-        + ([f"**stopped**: {reason}" + (f" ({error})" if error else "")])
+        + ([f"**stopped**: {reason.value}" + (f" ({error})" if error else "")])
     )
-    artifacts.finish(store.steps(thread), store, title, markdown=conversation)
+    if driver.artifacts is not None:
+        driver.artifacts.finish(store.steps(thread), store, title, markdown=conversation)
     label_flow_run(name=title)
-    if summary.status == "failed":
+    if reason is StopReason.FAILED:
         return Failed(message=f"turn {len(turns)}: {error}", data=summary.as_dict())
     return summary.as_dict()

@@ -11,8 +11,8 @@ from pathlib import Path
 from prefect import runtime
 
 from sandloop.config import Settings
+from sandloop.loops.spec_files import SpecError
 from sandloop.models import registry
-from sandloop.specs import SpecError
 from sandloop.storage.store import AkashicStore
 
 

@@ -16,25 +16,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from prefect import State, flow, runtime, task
+from prefect import flow, runtime, task
 from prefect.context import TaskRunContext
 from prefect.states import Failed
-from prefect.tasks import exponential_backoff
 
 from sandloop.config import Settings
+from sandloop.errors import SandloopError
 from sandloop.flows.artifacts import label_flow_run, recipe_artifacts, run_tags
+from sandloop.flows.driver import Driver, current_flow_run_id
 from sandloop.flows.home import open_home
-from sandloop.keys import derive_seed
-from sandloop.models import registry
-from sandloop.models.base import CallContext, ModelInput, ModelOutput
-from sandloop.models.errors import ModelError
-from sandloop.recipes.context import prompt_for, resolve_context
-from sandloop.recipes.refine import Attempt, run_recipe
-from sandloop.recipes.spec import RecipeSpec, load_pipeline, load_recipe
-from sandloop.records import CallAddress, call_row, dumps
-from sandloop.storage.journal import WriterLog
+from sandloop.loops.recipe.context import prompt_for, resolve_context
+from sandloop.loops.recipe.engine import RefineLoop
+from sandloop.loops.recipe.spec import RecipeSpec, load_pipeline, load_recipe
+from sandloop.loops.status import RunStatus, StopReason
+from sandloop.records import dumps
+from sandloop.registration import RunRecord, put_record
 from sandloop.storage.store import AkashicStore
-from sandloop.tasks.invoke import invoke_model, retry_only_retryable
+from sandloop.tasks.invoke import retry_only_retryable
 
 
 @dataclass(frozen=True)
@@ -58,11 +56,12 @@ class RecipeResult:
         return asdict(self)
 
 
-class RecipeFailed(RuntimeError):
+class RecipeFailed(SandloopError, RuntimeError):
     """The output never validated, or a model failed in a way retries could not fix. Never
     retryable: the calls that could be retried already were."""
 
     retryable = False
+    exit_code = 1  # a failed run, not bad input
 
     def __init__(self, message: str, result: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -71,108 +70,6 @@ class RecipeFailed(RuntimeError):
 
 def _cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     return f"recipe-{parameters['thread']}-{parameters['home']}"
-
-
-def _model_params(spec: RecipeSpec, model: str) -> dict[str, Any]:
-    info = registry.lookup(model)
-    own = spec.params if model == spec.model_ref else {}
-    return info.params_model.model_validate({**info.default_params, **own}).model_dump()
-
-
-class _Recorder:
-    """Calls models as nested task runs and writes each call to the thread's log as it ends."""
-
-    def __init__(
-        self,
-        store: AkashicStore,
-        log: WriterLog,
-        spec: RecipeSpec,
-        thread: str,
-        seed: int | None,
-        settings: Settings,
-    ) -> None:
-        self.store, self.log, self.spec, self.thread = store, log, spec, thread
-        self.seed, self.settings = seed, settings
-        self.rows: dict[int, dict[str, Any]] = {}
-        self.outputs: dict[int, ModelOutput] = {}
-        self.flow_run_id = str(runtime.flow_run.id or "") or None
-        self.invoke = invoke_model.with_options(
-            retries=settings.retries,
-            retry_delay_seconds=exponential_backoff(backoff_factor=settings.retry_backoff_s),
-        )
-
-    def address(self, index: int, role: str, model: str) -> CallAddress:
-        return CallAddress("recipe", self.spec.realm, self.thread, index, f"{model}#{role}", model)
-
-    def call(self, role: str, model: str, prompt: str, index: int) -> str:
-        address = self.address(index, role, model)
-        params = _model_params(self.spec, model)
-        seed = derive_seed(self.seed, self.thread, index) if self.seed is not None else None
-        started = datetime.now(UTC)
-        state: State[ModelOutput] = self.invoke(
-            index,
-            address.facet,
-            model,
-            ModelInput("text", text=prompt),
-            params,
-            CallContext(seed=seed, step_key=address.step_key, index=index),
-            self.settings,
-            return_state=True,
-        )
-        finished = datetime.now(UTC)
-        base: dict[str, Any] = {
-            "input_text": prompt,
-            "params": params,
-            "seed": seed,
-            "started_at": started,
-            "finished_at": finished,
-            "flow_run_id": self.flow_run_id,
-            "task_run_id": str(state.state_details.task_run_id or "") or None,
-        }
-        if not state.is_completed():
-            failure = state.result(raise_on_failure=False)
-            message = failure.one_line() if isinstance(failure, ModelError) else repr(failure)
-            self.log.append(
-                call_row(
-                    address,
-                    **base,
-                    status="failed",
-                    output=None,
-                    error=message,
-                    error_type=getattr(failure, "kind", type(failure).__name__),
-                    metadata=self._meta(role, index),
-                )
-            )
-            raise RecipeFailed(f"{self.spec.name}: {message}")
-        output = state.result()
-        self.outputs[index] = output
-        self.rows[index] = call_row(address, **base, status="ok", output=output.text, metadata={})
-        return output.text or ""
-
-    def _meta(self, role: str, round_: int, **extra: Any) -> dict[str, Any]:
-        # Langfuse's names, so traces export without renaming.
-        return {
-            "promptName": self.spec.name,
-            "promptVersion": self.spec.version,
-            "role": role,
-            "round": round_,
-            **extra,
-        }
-
-    def record(self, attempt: Attempt, final: bool = False) -> None:
-        row = self.rows[attempt.index]
-        output = self.outputs[attempt.index]
-        meta = self._meta(
-            attempt.role,
-            attempt.round,
-            parsed=attempt.parsed if attempt.role != "critic" else None,
-            validation_errors=list(attempt.errors),
-            score=attempt.score,
-            final=final,
-            **({"usage": output.usage} if output.usage else {}),
-            **output.metadata,
-        )
-        self.log.append({**row, "metadata": dumps(meta)})
 
 
 def execute_recipe(
@@ -188,42 +85,44 @@ def execute_recipe(
     recorded = recorded_result(store, spec, thread)
     if recorded is not None:
         return recorded
-    prompt = prompt_for(spec, values)
-    now = datetime.now(UTC)
-    run_row: dict[str, Any] = {
-        "thread": thread,
-        "realm": spec.realm,
-        "kind": "recipe",
-        "name": spec.name,
-        "spec": spec.model_dump_json(),
-        "genesis": dumps(values),
-        "seed": seed,
-        "status": "running",
-        "stop_reason": None,
-        "loop_length": None,
-        "steps": 0,
-        "error": None,
-        "created_at": now,
-        "flow_run_id": str(runtime.flow_run.id or "") or None,
-        "session": session,
-    }
-    store.put_run(run_row)
+    record = RunRecord(
+        thread=thread,
+        realm=spec.realm,
+        kind="recipe",
+        name=spec.name,
+        spec=spec.model_dump_json(),
+        genesis=dumps(values),
+        seed=seed,
+        status=RunStatus.RUNNING.value,
+        created_at=datetime.now(UTC),
+        flow_run_id=current_flow_run_id(),
+        session=session,
+    )
+    put_record(store, record)
+    loop = RefineLoop(spec, prompt_for(spec, values), thread, seed)
     log = store.open_thread(thread)
-    recorder = _Recorder(store, log, spec, thread, seed, settings)
     try:
-        try:
-            outcome = run_recipe(spec, prompt, recorder.call, recorder.record)
-        except RecipeFailed as exc:
-            store.flush(log)
-            store.put_run(
-                {**run_row, "status": "failed", "error": str(exc), "steps": len(recorder.rows)}
+        driver = Driver(store, log, settings, events=False)
+        session_ = driver.run(loop)
+        if session_.reason is StopReason.FAILED:
+            put_record(
+                store,
+                record.but(
+                    status=RunStatus.FAILED.value,
+                    error=f"{spec.name}: {session_.error}",
+                    steps=len(session_.rows),
+                ),
             )
-            raise
-        final = next(a for a in reversed(outcome.attempts) if a.role != "critic")
-        recorder.record(final, final=True)
+            raise RecipeFailed(f"{spec.name}: {session_.error}")
+        final = loop.final()
+        assert final is not None
+        row = next(r for r in session_.rows if r["step"] == final.index)
+        meta = {**json.loads(row["metadata"]), **loop.details(final, final=True)}
+        log.append({**row, "metadata": dumps(meta)})  # the answer the run ends on
         store.flush(log)
     finally:
         log.close()
+    outcome = loop.outcome()
     error = None
     if not outcome.accepted:
         rounds = spec.refine.max_rounds if spec.refine else 0
@@ -231,14 +130,14 @@ def execute_recipe(
             f"{spec.name} v{spec.version}: the output never validated in {rounds} refine "
             f"rounds: {'; '.join(outcome.errors)}"
         )
-    store.put_run(
-        {
-            **run_row,
-            "status": "completed" if outcome.accepted else "failed",
-            "stop_reason": outcome.status,
-            "steps": len(outcome.attempts),
-            "error": error,
-        }
+    put_record(
+        store,
+        record.but(
+            status=RunStatus.COMPLETED.value if outcome.accepted else RunStatus.FAILED.value,
+            stop_reason=outcome.status,
+            steps=len(outcome.attempts),
+            error=error,
+        ),
     )
     return RecipeResult(
         thread,

@@ -6,8 +6,10 @@ the run at once with the failure recorded, because calling again cannot change t
 
 from __future__ import annotations
 
+from sandloop.errors import SandloopError
 
-class ModelError(Exception):
+
+class ModelError(SandloopError):
     retryable: bool = False
     kind: str = "model_error"
 

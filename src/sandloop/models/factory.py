@@ -32,7 +32,7 @@ def _create(info: ModelInfo, settings: Settings, announce: Callable[[str], None]
     if info.platform == "recipe":
         from sandloop.models.recipe_node import RecipeNodeAdapter
 
-        return RecipeNodeAdapter(info.ref, info.name, settings)
+        return RecipeNodeAdapter(info.ref, info.name, settings, get_adapter)
     if info.platform == "route":
         from sandloop.models.registry import route
         from sandloop.models.router import RouterAdapter

@@ -7,46 +7,53 @@ validates fails the step as ``InvalidOutput``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sandloop.config import Settings
-from sandloop.models.base import CallContext, ModelInput, ModelOutput
+from sandloop.models.base import CallContext, ModelAdapter, ModelInput, ModelOutput
 from sandloop.models.errors import InvalidInput, InvalidOutput
+from sandloop.models.registry import ModelInfo
 from sandloop.records import dumps
+
+#: The factory's adapter for a model (passed in: the factory makes this adapter too).
+AdapterFor = Callable[[ModelInfo, Settings], ModelAdapter]
 
 
 class RecipeNodeAdapter:
-    def __init__(self, ref: str, recipe: str, settings: Settings) -> None:
-        from sandloop.recipes.spec import load_recipe
+    def __init__(self, ref: str, recipe: str, settings: Settings, adapter_for: AdapterFor) -> None:
+        from sandloop.loops.recipe.spec import load_recipe
 
-        self.ref, self.settings = ref, settings
+        self.ref, self.settings, self.adapter_for = ref, settings, adapter_for
         self.spec = load_recipe(recipe, settings.local_dir)
 
     def generate(
         self, model_input: ModelInput, params: dict[str, Any], ctx: CallContext
     ) -> ModelOutput:
-        from sandloop.keys import derive_seed
-        from sandloop.models.factory import get_adapter
+        from datetime import UTC, datetime
+
+        from sandloop.loops.protocol import Outcome
+        from sandloop.loops.recipe.context import prompt_for, resolve_context
+        from sandloop.loops.recipe.engine import RefineLoop
         from sandloop.models.registry import lookup
-        from sandloop.recipes.context import prompt_for, resolve_context
-        from sandloop.recipes.refine import run_recipe
 
         if model_input.text is None:
             raise InvalidInput("a recipe takes text", model=self.ref)
         spec = self.spec
         values = resolve_context(spec, model_input.text, params.get("context", {}), ctx.seed)
-
-        def call(role: str, model: str, prompt: str, index: int) -> str:
-            info = lookup(model)
-            own = spec.params if model == spec.model_ref else {}
-            merged = info.params_model.model_validate({**info.default_params, **own}).model_dump()
-            seed = derive_seed(ctx.seed, ctx.step_key, index) if ctx.seed is not None else None
-            out = get_adapter(info, self.settings).generate(
-                ModelInput("text", text=prompt), merged, CallContext(seed, ctx.step_key, index)
+        # The node's step is the recipe's thread: each call's seed derives from it.
+        loop = RefineLoop(spec, prompt_for(spec, values), ctx.step_key, ctx.seed)
+        while loop.stop_reason(datetime.now(UTC)) is None:
+            call = loop.plan()
+            adapter = self.adapter_for(lookup(call.model), self.settings)
+            out = adapter.generate(
+                ModelInput("text", text=call.input_value),
+                call.params,
+                CallContext(call.seed, ctx.step_key, call.index),
             )
-            return out.text or ""
-
-        outcome = run_recipe(spec, prompt_for(spec, values), call)
+            now = datetime.now(UTC)
+            loop.advance(call, Outcome(now, now, value=out.text or ""))
+        outcome = loop.outcome()
         if not outcome.accepted:
             raise InvalidOutput(
                 f"recipe {spec.name} v{spec.version} never validated: {'; '.join(outcome.errors)}",

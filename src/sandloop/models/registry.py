@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from sandloop.errors import SandloopError
 from sandloop.models.params import (
     DummyParams,
     HFParams,
@@ -84,11 +85,11 @@ _REPLICATE_ID = re.compile(r"^[\w.\-]+/[\w.\-]+(:[0-9a-f]{8,64})?$")
 _ROUTE_NAME = re.compile(r"^[\w][\w.\-]*$")
 
 
-class UnknownModel(ValueError):
+class UnknownModel(SandloopError, ValueError):
     """A model reference that names no known model; the message lists close matches."""
 
 
-class RegistryError(ValueError):
+class RegistryError(SandloopError, ValueError):
     """A models file that cannot be read or does not validate; names the file and the field."""
 
 
@@ -445,22 +446,25 @@ class RecipeNodeParams(PlatformParams):
 
 
 def _recipe_info(ref: str, name: str) -> ModelInfo:
-    """A recipe (built-in, in <home>/recipes, or a file path) used as a text→text model."""
-    from sandloop.recipes.spec import load_recipe
-    from sandloop.specs import SpecError
+    """A recipe (built-in, in <home>/recipes, or a file path) used as a text→text model. Only
+    its file is read here; the specs that use it check the recipe itself
+    (`loops.recipe.spec.check_recipe_ref`)."""
+    from sandloop.loops.recipe.files import find_recipe_file
+    from sandloop.loops.spec_files import SpecError, read_mapping
 
-    home = catalog().home
     try:
-        spec = load_recipe(name, home)
+        path = find_recipe_file(name, catalog().home)
+        data = read_mapping(path)
     except SpecError as exc:
         raise UnknownModel(str(exc)) from None
+    model = data.get("model") or f"route:{data.get('route')}"
     return ModelInfo(
         ref=ref,
         input_type="text",
         output_type="text",
-        description=f"recipe {spec.name} v{spec.version} on {spec.model_ref}",
+        description=f"recipe {data.get('name', path.stem)} v{data.get('version')} on {model}",
         params_model=RecipeNodeParams,
-        cost_hint=f"that of {spec.model_ref}, per refine round",
+        cost_hint=f"that of {model}, per refine round",
         task="text-generation",
     )
 

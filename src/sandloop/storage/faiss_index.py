@@ -25,12 +25,13 @@ import numpy as np
 import pandas as pd
 
 from sandloop.embedding.embedders import Vectors
+from sandloop.errors import SandloopError
 
 META_COLUMNS = ("key", "realm", "thread", "model", "step")
 INDEX_FILE, META_FILE, MANIFEST_FILE = "index.faiss", "meta.parquet", "manifest.json"
 
 
-class VectorIndexError(RuntimeError):
+class VectorIndexError(SandloopError, RuntimeError):
     """The index cannot serve this request; the message says how to fix it."""
 
 

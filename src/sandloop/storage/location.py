@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sandloop.errors import SandloopError
+
 #: The schemes LanceDB and obstore both support, by the cloud they are.
 REMOTE_SCHEMES = {"s3": "s3", "s3a": "s3", "gs": "gs", "gcs": "gs", "az": "az", "abfs": "az"}
 
@@ -65,7 +67,7 @@ def storage_secrets() -> list[str]:
     return found + [v for k, v in extra.items() if k in SECRET_OPTIONS and v]
 
 
-class LocationError(ValueError):
+class LocationError(SandloopError, ValueError):
     """A home URL that cannot be used; one line."""
 
 

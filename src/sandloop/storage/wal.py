@@ -27,6 +27,7 @@ from typing import IO, Any
 import orjson
 import pyarrow as pa
 
+from sandloop.errors import SandloopError
 from sandloop.storage.schema import INVOCATIONS
 
 log = logging.getLogger("sandloop.store")
@@ -37,7 +38,7 @@ _REQUIRED = frozenset(f.name for f in INVOCATIONS if not f.nullable)
 _COLUMNS = {f.name: f.type for f in INVOCATIONS}
 
 
-class ThreadLocked(RuntimeError):
+class ThreadLocked(SandloopError, RuntimeError):
     """Another process is running this thread right now."""
 
 

@@ -8,9 +8,10 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from sandloop.keys import realm_key, thread_key
-from sandloop.models.registry import lookup
-from sandloop.recipes.render import TemplateError, slots_used
-from sandloop.specs import SPEC_CONFIG, load_spec
+from sandloop.loops.recipe.render import TemplateError, slots_used
+from sandloop.loops.recipe.spec import check_recipe_ref
+from sandloop.loops.spec_files import SPEC_CONFIG, load_spec
+from sandloop.models.registry import catalog, lookup
 
 NAME = r"^[A-Za-z0-9][\w.\- ]*$"
 
@@ -28,6 +29,7 @@ class Actor(_Spec):
     @model_validator(mode="after")
     def _checks(self) -> Actor:
         info = lookup(self.model)
+        check_recipe_ref(self.model, catalog().home)
         if (info.input_type, info.output_type) != ("text", "text"):
             raise ValueError(f"{self.model} is not text→text; an actor needs a text model")
         try:

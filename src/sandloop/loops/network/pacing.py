@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sandloop.specs import (
+from sandloop.loops.network.spec import (
     AgeBucketPace,
     ConstantPace,
     ExponentialPace,

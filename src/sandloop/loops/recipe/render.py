@@ -15,11 +15,13 @@ import jinja2
 from jinja2 import meta
 from jinja2.sandbox import SandboxedEnvironment
 
+from sandloop.errors import SandloopError
+
 _ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
 
-class TemplateError(ValueError):
+class TemplateError(SandloopError, ValueError):
     """A template that does not parse or names a slot that has no value."""
 
 

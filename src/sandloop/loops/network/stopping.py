@@ -1,29 +1,12 @@
-"""Stop conditions of a loop, evaluated between steps.
-
-Plain Python so the runner, tests and later schedulers share one definition of "done".
-"""
+"""The detectors behind a network run's repeat and convergence stops."""
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
-
-
-class StopReason(StrEnum):
-    MAX_STEPS = "max_steps"
-    MAX_DURATION = "max_duration"
-    REPEAT = "repeat"
-    CONVERGED = "converged"
-    FAILED = "failed"
-    HANDED_OFF = "handed_off"  # a long pace wait went to a scheduled continuation
-
-
-#: Reasons after which running the same thread again has nothing to do.
-FINAL_REASONS = frozenset({StopReason.MAX_STEPS, StopReason.REPEAT, StopReason.CONVERGED})
 
 
 @dataclass

@@ -7,23 +7,22 @@ and takes the params. Errors name the file, the field and the fix.
 
 from __future__ import annotations
 
-import difflib
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from sandloop.keys import realm_key, thread_key
-from sandloop.models.registry import lookup
-from sandloop.recipes.render import TemplateError, slots_used
-from sandloop.specs import (
+from sandloop.loops.recipe.files import find_recipe_file
+from sandloop.loops.recipe.render import TemplateError, slots_used
+from sandloop.loops.spec_files import (
     SPEC_CONFIG,
     SpecError,
     describe_validation_error,
     load_spec,
     read_mapping,
 )
+from sandloop.models.registry import lookup
 
 NAME_PATTERN = r"^[A-Za-z0-9][\w.\-]*$"
 
@@ -179,45 +178,6 @@ class PipelineSpec(_Spec):
 # -- finding recipes -------------------------------------------------------------------------
 
 
-def builtin_names() -> list[str]:
-    folder = resources.files("sandloop.recipes").joinpath("builtin")
-    return sorted(
-        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
-    )
-
-
-def recipe_folders(home: Path) -> list[Path]:
-    return [home / "recipes"]
-
-
-def find_recipe_file(name_or_path: str, home: Path) -> Path:
-    """A path, else ``<home>/recipes/NAME.yaml``, else a built-in."""
-    path = Path(name_or_path).expanduser()
-    if path.suffix in (".yaml", ".yml", ".json") or path.is_file():
-        if not path.is_file():
-            raise SpecError(f"{path}: no such recipe file")
-        return path
-    for folder in recipe_folders(home):
-        candidate = folder / f"{name_or_path}.yaml"
-        if candidate.is_file():
-            return candidate
-    if name_or_path in builtin_names():
-        ref = resources.files("sandloop.recipes").joinpath("builtin", f"{name_or_path}.yaml")
-        return Path(str(ref))
-    known = sorted({*builtin_names(), *user_recipe_names(home)})
-    close = difflib.get_close_matches(name_or_path, known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise SpecError(
-        f"no recipe {name_or_path!r}{hint}; `sandloop recipe list` shows {', '.join(known)}"
-    )
-
-
-def user_recipe_names(home: Path) -> list[str]:
-    return sorted(
-        p.stem for folder in recipe_folders(home) if folder.is_dir() for p in folder.glob("*.yaml")
-    )
-
-
 def load_recipe(name_or_path: str, home: Path, model: str | None = None) -> RecipeSpec:
     """Load and check a recipe; ``model`` replaces its model (or route) for this use."""
     path = find_recipe_file(name_or_path, home)
@@ -240,3 +200,10 @@ def load_recipe(name_or_path: str, home: Path, model: str | None = None) -> Reci
 
 def load_pipeline(path: Path) -> PipelineSpec:
     return load_spec(path, PipelineSpec)
+
+
+def check_recipe_ref(ref: str, home: Path) -> None:
+    """A ``recipe:NAME`` model reference names a recipe that loads and checks (the registry
+    knows it only by name; the recipe's own checks are here)."""
+    if ref.startswith("recipe:"):
+        load_recipe(ref.removeprefix("recipe:"), home)

@@ -10,10 +10,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sandloop.recipes import deck
-from sandloop.recipes.render import render
-from sandloop.recipes.spec import RecipeSpec
-from sandloop.specs import SpecError
+from sandloop.loops.recipe import deck
+from sandloop.loops.recipe.render import render
+from sandloop.loops.recipe.spec import RecipeSpec
+from sandloop.loops.spec_files import SpecError
 
 # search(query, k) -> the texts of the k nearest recorded outputs
 Search = Callable[[str, int], list[str]]

@@ -1,0 +1,63 @@
+"""Where a run stands and why it stopped: one vocabulary for every loop kind, as stored in the
+`runs` table (`status`, `stop_reason`) and shown by `sandloop runs`."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RunStatus(StrEnum):
+    REGISTERED = "registered"  # recorded, no step run yet
+    RUNNING = "running"
+    WAITING = "waiting"  # a paced run handed its next step to a scheduled continuation
+    STOPPED = "stopped"  # a session limit (max_duration) ended it; running it again goes on
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class StopReason(StrEnum):
+    # network runs
+    MAX_STEPS = "max_steps"
+    MAX_DURATION = "max_duration"
+    REPEAT = "repeat"  # an exact repeat (networks: same node, same output; dialogues: a turn)
+    CONVERGED = "converged"
+    HANDED_OFF = "handed_off"  # a long pace wait went to a scheduled continuation
+    # dialogues
+    MAX_TURNS = "max_turns"
+    SENTINEL = "sentinel"
+    JUDGE = "judge"
+    BUDGET = "budget"
+    # recipes: how the refine loop ended
+    VALID = "valid"
+    JUDGED = "judged"
+    GAVE_UP = "gave_up"
+    # any kind: a model failed in a way retries could not fix
+    FAILED = "failed"
+
+
+#: Reasons after which running the same thread again has nothing to do.
+FINAL_REASONS = frozenset(
+    {
+        StopReason.MAX_STEPS,
+        StopReason.REPEAT,
+        StopReason.CONVERGED,
+        StopReason.MAX_TURNS,
+        StopReason.SENTINEL,
+        StopReason.JUDGE,
+        StopReason.BUDGET,
+        StopReason.VALID,
+        StopReason.JUDGED,
+        StopReason.GAVE_UP,
+    }
+)
+
+
+def status_after(reason: StopReason) -> RunStatus:
+    """The run's status once a session ends for ``reason``."""
+    if reason in (StopReason.FAILED, StopReason.GAVE_UP):
+        return RunStatus.FAILED
+    if reason is StopReason.MAX_DURATION:
+        return RunStatus.STOPPED
+    if reason is StopReason.HANDED_OFF:
+        return RunStatus.WAITING
+    return RunStatus.COMPLETED

@@ -1,0 +1,77 @@
+"""What a run, a dialogue, a recipe or a pipeline came to, as the API returns it.
+
+Typed, so a notebook or the CLI reads ``summary.thread`` and a typo is an error; ``as_dict()`` is
+the same summary as JSON-ready data (`--json` prints it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+class _Summary:
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class RunSummary(_Summary):
+    """One session of a network run."""
+
+    thread: str
+    name: str
+    status: str  # completed | failed | stopped | waiting
+    stop_reason: str
+    steps_total: int
+    steps_this_session: int
+    loop_length: int | None = None
+    error: str | None = None
+    already_finished: bool = False
+    duration_s: float = 0.0
+    flow_run_id: str | None = None
+    embedded: int | None = None  # outputs embedded in the background (None: off or failed)
+    next_due_at: str | None = None  # a handed-off run: when its continuation is due
+    continuation: str | None = None  # ... and which flow run that is
+
+
+@dataclass(frozen=True)
+class DialogueSummary(_Summary):
+    thread: str
+    name: str
+    status: str  # completed | failed
+    stop_reason: str  # max_turns | sentinel | judge | repeat | budget | failed
+    turns: int
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RecipeResult(_Summary):
+    thread: str
+    name: str
+    version: str
+    status: str  # valid | judged | gave_up | failed
+    output: str | None
+    parsed: Any
+    errors: list[str]
+    score: float | None
+    calls: int
+    cached: bool = False
+    error: str | None = None  # why the recipe failed; None when it was accepted
+
+    @property
+    def accepted(self) -> bool:
+        return self.status in ("valid", "judged")
+
+
+@dataclass(frozen=True)
+class PipelineResult(_Summary):
+    pipeline: str
+    output: str | None
+    stages: list[RecipeResult] = field(default_factory=list)
+    error: str | None = None

@@ -2,7 +2,9 @@
 
 The same 200-step network run of `dummy:text` is timed inside its flow run (the steps only),
 with the code of `--before` (default e013193, the last commit before the driver) and with the
-working tree, alternately, each in its own process against one shared Prefect server. Each
+working tree, interleaved, each in its own process against one shared Prefect server. Both run
+with the background embedding of outputs on (the default) and off
+(`SANDLOOP_EMBED_DURING_RUNS=false`): on two cores it competes with the loop for the CPU. Each
 process also times a bare no-op Prefect task per step, the floor that any Prefect step pays, so
 each version is also given as a ratio to that floor.
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -63,12 +66,13 @@ def noop_flow():
 
 with temporary_settings({{PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}}):
     warm = api.run_network(spec("warm-up"), tempfile.mkdtemp())
-    drain(warm["flow_run_id"], STEPS)
+    drain(warm["flow_run_id"] if isinstance(warm, dict) else warm.flow_run_id, STEPS)
     steps_s = []
     for n in range({repeats}):
         summary = api.run_network(spec(f"run {{n}}"), tempfile.mkdtemp())
-        steps_s.append(summary["duration_s"])
-        drain(summary["flow_run_id"], STEPS)
+        get = summary.get if isinstance(summary, dict) else summary.__getattribute__
+        steps_s.append(get("duration_s"))
+        drain(get("flow_run_id"), STEPS)
         state = noop_flow(return_state=True)
         drain(str(state.state_details.flow_run_id), STEPS)
 print(json.dumps({{"step_ms": statistics.median(steps_s) * 1000 / STEPS,
@@ -88,8 +92,22 @@ def source_of(rev: str) -> Path:
     return folder / "src"
 
 
-def measure(src: Path, api_url: str, repeats: int) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": str(src), "PREFECT_API_URL": api_url}
+def working_tree() -> Path:
+    """A copy of the working tree's `src`, so editing the code while this runs changes nothing."""
+    folder = Path(tempfile.mkdtemp(prefix="sandloop-now-")) / "src"
+    shutil.copytree(
+        ROOT / "src", folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
+    return folder
+
+
+def measure(src: Path, api_url: str, repeats: int, embed: bool) -> dict[str, float]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(src),
+        "PREFECT_API_URL": api_url,
+        "SANDLOOP_EMBED_DURING_RUNS": "true" if embed else "false",
+    }
     code = CHILD.format(bench=str(Path(__file__).parent), steps=STEPS, repeats=repeats)
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
@@ -108,28 +126,32 @@ def main() -> None:
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
-    before_src, after_src = source_of(args.before), ROOT / "src"
-    results: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+    sources = {"before": source_of(args.before), "after": working_tree()}
+    runs = [(code, embed) for embed in (True, False) for code in ("before", "after")]
+    results: dict[tuple[str, bool], list[dict[str, float]]] = {run: [] for run in runs}
     with prefect_test_harness(server_startup_timeout=120):
         url = str(PREFECT_API_URL.value())
-        for _ in range(args.rounds):  # alternate, so a drifting machine hits both alike
-            results["before"].append(measure(before_src, url, args.repeats))
-            results["after"].append(measure(after_src, url, args.repeats))
+        for _ in range(args.rounds):  # interleaved, so a drifting machine hits all alike
+            for code, embed in runs:
+                results[code, embed].append(measure(sources[code], url, args.repeats, embed))
 
-    def median(which: str, field: str) -> float:
-        return statistics.median(r[field] for r in results[which])
+    def median(run: tuple[str, bool], field: str) -> float:
+        return statistics.median(r[field] for r in results[run])
 
     print(
         f"{STEPS} steps of dummy:text, {args.rounds} rounds × {args.repeats} runs, medians, "
         f"{time.strftime('%Y-%m-%d')}"
     )
-    for which, label in (("before", f"before ({args.before})"), ("after", "after (driver)")):
-        step, noop = median(which, "step_ms"), median(which, "noop_ms")
-        print(
-            f"{label:<22} {step:6.2f} ms/step; no-op task {noop:5.2f} ms; "
-            f"ratio to the no-op {step / noop:4.2f}x"
-        )
-    print(f"after / before: {median('after', 'step_ms') / median('before', 'step_ms'):.2f}x")
+    for embed in (True, False):
+        print("embedding outputs during the run" if embed else "no embedding during the run")
+        for code, label in (("before", f"before ({args.before})"), ("after", "after (driver)")):
+            step, noop = median((code, embed), "step_ms"), median((code, embed), "noop_ms")
+            print(
+                f"  {label:<20} {step:6.2f} ms/step; no-op task {noop:5.2f} ms; "
+                f"ratio to the no-op {step / noop:4.2f}x"
+            )
+        ratio = median(("after", embed), "step_ms") / median(("before", embed), "step_ms")
+        print(f"  after / before: {ratio:.2f}x")
 
 
 if __name__ == "__main__":

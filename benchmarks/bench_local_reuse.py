@@ -67,7 +67,7 @@ def main() -> None:
         start = time.perf_counter()
         summary = api.run_network(run, home)
         ours_wall = time.perf_counter() - start
-    steps = api.run_steps(summary["thread"], home)
+    steps = api.run_steps(summary.thread, home)
     ours = steps["latency_ms"].tolist()
 
     generator = pipeline("text-generation", model=str(folder), device="cpu")

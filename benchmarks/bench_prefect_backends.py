@@ -68,7 +68,7 @@ def measure() -> dict[str, float]:
                 "stop": {"max_steps": n, "stop_on_repeat": False},
             }
         )
-        return str(api.run_network(spec, tempfile.mkdtemp())["flow_run_id"])
+        return str(api.run_network(spec, tempfile.mkdtemp()).flow_run_id)
 
     catch_up: list[float] = []
 

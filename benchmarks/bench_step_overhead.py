@@ -65,14 +65,14 @@ def main() -> None:
         temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
     ):
         warm = api.run_network(spec("warm-up"), tempfile.mkdtemp())
-        drain(warm["flow_run_id"], STEPS)
+        drain(warm.flow_run_id, STEPS)
         wall, in_flow, catch_up = [], [], []
         for n in range(REPEATS):
             start = time.perf_counter()
             summary = api.run_network(spec(f"run {n}"), tempfile.mkdtemp())
             wall.append(time.perf_counter() - start)
-            in_flow.append(summary["duration_s"])
-            catch_up.append(drain(summary["flow_run_id"], STEPS))
+            in_flow.append(summary.duration_s)
+            catch_up.append(drain(summary.flow_run_id, STEPS))
 
         noop_seconds: list[float] = []
 

@@ -101,7 +101,7 @@ def test_a_sentinel_key_appears_only_in_the_request_header(
         summary = api.run_network(run, home)
     finally:
         server.shutdown()
-    assert summary["status"] == "completed" and summary["embedded"] == 4
+    assert summary.status == "completed" and summary.embedded == 4
     assert {r["authorization"] for r in state.requests} == {f"Bearer {sentinel}"}
     assert all(sentinel not in str(r["body"]) for r in state.requests)
     written = [home, Path(os.environ["PREFECT_HOME"])]  # the store and Prefect's database/logs
@@ -144,7 +144,7 @@ def test_replicate_and_hf_keys_appear_only_in_their_request_headers(
         }
     )
     summary = api.run_network(run, home)
-    assert summary["status"] == "completed"
+    assert summary.status == "completed"
     assert {r["authorization"] for r in replicate_api.requests} == {
         f"Bearer {sentinels['replicate']}"
     }

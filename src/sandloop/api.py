@@ -3,17 +3,18 @@
 from sandloop import api
 summary = api.run_network(api.load_run_spec("examples/networks/echo.yaml", genesis="hi", seed=7))
 api.list_runs()                      # a pandas DataFrame, newest first
-api.run_steps(summary["thread"][:8]) # one run's steps as a DataFrame
+api.run_steps(summary.thread[:8])    # one run's steps as a DataFrame
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
 from sandloop.config import Settings
+from sandloop.loops.dialogue.spec import DialogueSpec
 from sandloop.loops.network.spec import RunSpec
 from sandloop.registration import (
     load_run_spec,
@@ -23,6 +24,7 @@ from sandloop.registration import (
 )
 from sandloop.storage.store import AkashicStore
 from sandloop.storage.wal import ThreadLocked, locked_message
+from sandloop.summaries import DialogueSummary, PipelineResult, RecipeResult, RunSummary
 
 __all__ = [
     "create_snapshot",
@@ -71,7 +73,7 @@ def ensure_idle(store: AkashicStore, spec: RunSpec) -> str:
 
 def run_network(
     spec: RunSpec, home: Path | str | None = None, session: str | None = None
-) -> dict[str, Any]:
+) -> RunSummary:
     """Run (or resume) a network run as one Prefect flow run; returns its summary."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
@@ -89,17 +91,21 @@ def run_network(
             session=session,
             return_state=True,
         )
-    return _summary_of(state)
+    return _summary_of(state, RunSummary)
 
 
-def _summary_of(state: Any) -> dict[str, Any]:
+SummaryT = TypeVar("SummaryT")
+
+
+def _summary_of(state: Any, kind: type[SummaryT]) -> SummaryT:
     """A flow's summary, whether it ended Completed or Failed (a failed run is an answer, not an
     exception); an exception that crashed the flow is raised."""
     result = state.result(raise_on_failure=False)
     if isinstance(result, BaseException):
         raise result
-    summary: dict[str, Any] = result
-    return summary
+    if not isinstance(result, kind):
+        raise TypeError(f"the flow returned {type(result).__name__}, not {kind.__name__}")
+    return result
 
 
 def list_runs(home: Path | str | None = None) -> pd.DataFrame:
@@ -139,8 +145,11 @@ def run_embeddings(
 
 
 def run_dialogue(
-    spec: Any, seed: int | None = None, home: Path | str | None = None, session: str | None = None
-) -> dict[str, Any]:
+    spec: DialogueSpec,
+    seed: int | None = None,
+    home: Path | str | None = None,
+    session: str | None = None,
+) -> DialogueSummary:
     """Run (or resume) a dialogue as one Prefect flow run; returns its summary."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
@@ -151,7 +160,7 @@ def run_dialogue(
     thread = register_dialogue(store, spec, seed, session)
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         state = dialogue_flow(thread=thread, home=str(settings.home), return_state=True)
-    return _summary_of(state)
+    return _summary_of(state, DialogueSummary)
 
 
 def dialogue_messages(thread_prefix: str, home: Path | str | None = None) -> pd.DataFrame:
@@ -176,7 +185,7 @@ def run_recipe(
     model: str | None = None,
     session: str | None = None,
     home: Path | str | None = None,
-) -> dict[str, Any]:
+) -> RecipeResult:
     """Run a recipe (a name, a YAML path, or a ``RecipeSpec`` built in Python) as a Prefect flow
     run; returns its result."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
@@ -190,7 +199,7 @@ def run_recipe(
         state = recipe_flow(
             recipe, input_text, context, seed, model, session, str(settings.home), return_state=True
         )
-    return _summary_of(state)
+    return _summary_of(state, RecipeResult)
 
 
 def run_pipeline(
@@ -200,7 +209,7 @@ def run_pipeline(
     seed: int | None = None,
     session: str | None = None,
     home: Path | str | None = None,
-) -> dict[str, Any]:
+) -> PipelineResult:
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     from sandloop.flows.recipe import pipeline_flow
@@ -210,7 +219,7 @@ def run_pipeline(
         state = pipeline_flow(
             str(pipeline), input_text, seed, session, str(settings.home), return_state=True
         )
-    return _summary_of(state)
+    return _summary_of(state, PipelineResult)
 
 
 def create_snapshot(name: str, home: Path | str | None = None, **selection: Any) -> dict[str, Any]:

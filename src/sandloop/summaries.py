@@ -7,16 +7,17 @@ the same summary as JSON-ready data (`--json` prints it).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Self, cast
 
 
 class _Summary:
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]
+        data: dict[str, Any] = asdict(cast(Any, self))
+        return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Any:
-        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        names = {f.name for f in fields(cast(Any, cls))}
         return cls(**{k: v for k, v in data.items() if k in names})
 
 

@@ -92,12 +92,12 @@ def test_turns_alternate_with_the_scheduled_temperature(home: Path) -> None:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter
 
     summary = api.run_dialogue(dialogue(), seed=1, home=home)
-    assert (summary["status"], summary["stop_reason"], summary["turns"]) == (
+    assert (summary.status, summary.stop_reason, summary.turns) == (
         "completed",
         "max_turns",
         4,
     )
-    messages = api.dialogue_messages(summary["thread"], home)
+    messages = api.dialogue_messages(summary.thread, home)
     assert messages["actor"].tolist() == ["Socrates", "Theaetetus"] * 2
     assert messages["content"].tolist() == [
         "Is it perception?",
@@ -106,7 +106,7 @@ def test_turns_alternate_with_the_scheduled_temperature(home: Path) -> None:
         "It may be.",
     ]
     assert messages["temperature"].tolist() == [0.2, 0.45, 0.7, 0.9]
-    steps = api.open_store(home).steps(summary["thread"]).sort_values("step")
+    steps = api.open_store(home).steps(summary.thread).sort_values("step")
     assert [json.loads(p)["temperature"] for p in steps["params"]] == [0.2, 0.45, 0.7, 0.9]
     assert set(steps["kind"]) == {"dialogue"}
     with get_client(sync_client=True) as client:
@@ -121,7 +121,7 @@ def test_turns_alternate_with_the_scheduled_temperature(home: Path) -> None:
         "turn 3 · Theaetetus",
     ]
     again = api.run_dialogue(dialogue(), seed=1, home=home)  # finished: nothing new
-    assert again["turns"] == 4 and len(api.open_store(home).steps(summary["thread"])) == 4
+    assert again.turns == 4 and len(api.open_store(home).steps(summary.thread)) == 4
 
 
 @pytest.mark.usefixtures("prefect_api_url")
@@ -138,7 +138,7 @@ def test_a_sentinel_ends_the_dialogue(home: Path) -> None:
         stop={"max_turns": 10},
     )
     summary = api.run_dialogue(spec, seed=1, home=home)
-    assert (summary["stop_reason"], summary["turns"]) == ("sentinel", 3)
+    assert (summary.stop_reason, summary.turns) == ("sentinel", 3)
 
 
 @pytest.mark.usefixtures("prefect_api_url")
@@ -160,8 +160,8 @@ def test_the_judge_stops_the_dialogue_and_its_verdicts_are_recorded(
     )
     spec = dialogue(judge={"recipe": str(judge), "every": 2}, stop={"max_turns": 10})
     summary = api.run_dialogue(spec, seed=1, home=home)
-    assert (summary["stop_reason"], summary["turns"]) == ("judge", 2)
-    messages = api.dialogue_messages(summary["thread"], home)
+    assert (summary.stop_reason, summary.turns) == ("judge", 2)
+    messages = api.dialogue_messages(summary.thread, home)
     assert messages["verdict"].isna().iloc[0]
     assert json.loads(messages["verdict"].iloc[1]) == {"verdict": "stop", "score": 8}
 
@@ -176,7 +176,7 @@ def test_a_repeated_turn_ends_the_dialogue(home: Path) -> None:
         stop={"max_turns": 10, "sentinel": None},
     )
     summary = api.run_dialogue(spec, seed=1, home=home)
-    assert (summary["stop_reason"], summary["turns"]) == ("repeat", 3)
+    assert (summary.stop_reason, summary.turns) == ("repeat", 3)
 
 
 @pytest.mark.usefixtures("prefect_api_url")
@@ -198,7 +198,7 @@ def test_chat_models_get_the_conversation_from_their_side(
         stop={"max_turns": 2},
     )
     summary = api.run_dialogue(spec, seed=1, home=home)
-    assert summary["status"] == "completed"
+    assert summary.status == "completed"
     sent = next(r for r in state.requests if r["path"] == "/v1/chat/completions")["body"]
     assert sent["messages"] == [{"role": "user", "content": "What is knowledge?\n\nSocrates: Why?"}]
     assert sent["temperature"] == 0.45
@@ -212,6 +212,6 @@ def test_a_dialogue_between_real_local_models(home: Path, tiny_gpt2: Path) -> No
         stop={"max_turns": 2, "sentinel": None, "stop_on_repeat": False},
     )
     summary = api.run_dialogue(spec, seed=4, home=home)
-    messages = api.dialogue_messages(summary["thread"], home)
-    assert summary["status"] == "completed" and len(messages) == 2
+    messages = api.dialogue_messages(summary.thread, home)
+    assert summary.status == "completed" and len(messages) == 2
     assert all(content.strip() for content in messages["content"])

@@ -34,10 +34,10 @@ def test_a_network_deployment_registers_its_thread_seeded_by_the_schedule(home: 
         "stop": {"max_steps": 3},
     }
     summary = network_run(run=run, home=str(home))
-    scheduled = flow_run(summary["flow_run_id"]).expected_start_time
+    scheduled = flow_run(summary.flow_run_id).expected_start_time
     seed = int(scheduled.timestamp())
-    assert summary["thread"] == api.run_spec_from({**run, "seed": seed}).thread()
-    recorded = api.open_store(home).get_run(summary["thread"])
+    assert summary.thread == api.run_spec_from({**run, "seed": seed}).thread()
+    recorded = api.open_store(home).get_run(summary.thread)
     assert recorded is not None and recorded["seed"] == seed and recorded["steps"] == 3
 
 
@@ -63,13 +63,13 @@ def test_outside_a_deployment_long_waits_count_down_in_process(home: Path) -> No
     events: list[StepEvent] = []
     with observing(events.append):
         summary = api.run_network(spec, home)
-    assert summary["status"] == "completed" and summary["steps_this_session"] == 3
-    assert summary["continuation"] is None
+    assert summary.status == "completed" and summary.steps_this_session == 3
+    assert summary.continuation is None
     waits = [e for e in events if e.status == "waiting"]
     before_step_1 = [e.waiting_s for e in waits if e.step == 1]
     assert len(before_step_1) >= 2  # a countdown, not one announcement
     assert before_step_1 == sorted(before_step_1, reverse=True) and before_step_1[0] <= 1.5
-    steps = api.run_steps(summary["thread"], home)
+    steps = api.run_steps(summary.thread, home)
     gap = steps["started_at"].iloc[1] - steps["finished_at"].iloc[0]
     assert gap.total_seconds() >= 1.5
 
@@ -79,8 +79,8 @@ def test_a_dialogue_deployment_registers_its_spec(home: Path) -> None:
 
     spec = REPO / "examples/dialogues/scripted.yaml"
     summary = dialogue_flow(spec=str(spec), seed="4", home=str(home))
-    assert summary["status"] == "completed" and summary["turns"] > 0
-    recorded = api.open_store(home).get_run(summary["thread"])
+    assert summary.status == "completed" and summary.turns > 0
+    recorded = api.open_store(home).get_run(summary.thread)
     assert recorded is not None and recorded["kind"] == "dialogue" and recorded["seed"] == 4
 
 

@@ -80,15 +80,15 @@ def test_an_echoed_key_is_recorded_nowhere(
         summary = api.run_network(run, home)
     finally:
         server.shutdown()
-    assert summary["status"] == "failed" and summary["steps_total"] == 1
-    assert "[secret]" in summary["error"]
+    assert summary.status == "failed" and summary.steps_total == 1
+    assert "[secret]" in summary.error
     refused = [r for r in state.requests if r["path"] == "/v1/chat/completions"]
     assert len(refused) == 2 + retries  # the echo really happened
     assert {r["authorization"] for r in refused} == {f"Bearer {sentinel}"}
 
     runner = CliRunner()
     env = {"SANDLOOP_HOME": str(home)}
-    thread = summary["thread"]
+    thread = summary.thread
     outputs = [
         runner.invoke(app, ["show", thread[:8]], env=env),
         runner.invoke(app, ["show", thread[:8], "--json"], env=env),
@@ -104,7 +104,7 @@ def test_an_echoed_key_is_recorded_nowhere(
     )
 
     needles = [sentinel, sentinel[:12], sentinel[-12:]]
-    texts = [o.output for o in outputs] + prefect_texts(str(summary["flow_run_id"]))
+    texts = [o.output for o in outputs] + prefect_texts(str(summary.flow_run_id))
     captured = capfd.readouterr()
     texts += [captured.out, captured.err]
     for text in texts:

@@ -25,11 +25,11 @@ def spec(
 def test_run_records_every_step_under_deterministic_keys(home: Path, tmp_path: Path) -> None:
     run = spec(["dummy:text", {"model": "dummy:text", "role": "b"}], stop={"max_steps": 6})
     summary = api.run_network(run, home)
-    assert summary["status"] == "completed" and summary["stop_reason"] == "max_steps"
-    steps = api.run_steps(summary["thread"][:10], home)
+    assert summary.status == "completed" and summary.stop_reason == "max_steps"
+    steps = api.run_steps(summary.thread[:10], home)
     assert steps["step"].tolist() == list(range(6))
     assert steps["status"].eq("ok").all()
-    assert steps["thread"].eq(summary["thread"]).all()
+    assert steps["thread"].eq(summary.thread).all()
     # lineage: each step's parent is the previous step's key; inputs chain outputs
     assert pd.isna(steps["parent_key"].iloc[0])
     assert steps["parent_key"].iloc[1:].tolist() == steps["key"].iloc[:-1].tolist()
@@ -39,10 +39,10 @@ def test_run_records_every_step_under_deterministic_keys(home: Path, tmp_path: P
 
     # the same spec, genesis and seed in another store gives the same keys and outputs
     elsewhere = api.run_network(run, tmp_path / "other-home")
-    again = api.run_steps(elsewhere["thread"], tmp_path / "other-home")
-    assert elsewhere["thread"] == summary["thread"]
+    again = api.run_steps(elsewhere.thread, tmp_path / "other-home")
+    assert elsewhere.thread == summary.thread
     assert again["key"].tolist() == steps["key"].tolist()
-    assert again["output"].tolist() == steps["output"].tolist()
+    assert again.output.tolist() == steps["output"].tolist()
 
 
 def test_rerun_is_reported_finished_and_writes_nothing(home: Path) -> None:
@@ -51,37 +51,35 @@ def test_rerun_is_reported_finished_and_writes_nothing(home: Path) -> None:
     before = api.open_store(home).invocations()
     second = api.run_network(run, home)
     after = api.open_store(home).invocations()
-    assert second["already_finished"] and second["steps_this_session"] == 0
+    assert second.already_finished and second.steps_this_session == 0
     assert len(after) == len(before) == 4 and after["key"].is_unique
-    assert first["thread"] == second["thread"]
+    assert first.thread == second.thread
 
 
 def test_a_longer_rerun_resumes_after_the_last_step(home: Path) -> None:
     short = api.run_network(spec(["dummy:text"], stop={"max_steps": 3}), home)
     longer = api.run_network(spec(["dummy:text"], stop={"max_steps": 7}), home)
-    assert longer["steps_this_session"] == 4 and longer["steps_total"] == 7
-    steps = api.run_steps(short["thread"], home)
+    assert longer.steps_this_session == 4 and longer.steps_total == 7
+    steps = api.run_steps(short.thread, home)
     assert steps["step"].tolist() == list(range(7)) and steps["key"].is_unique
     straight = api.run_network(spec(["dummy:text"], stop={"max_steps": 7}), home / "fresh")
-    assert (
-        api.run_steps(straight["thread"], home / "fresh")["key"].tolist() == steps["key"].tolist()
-    )
+    assert api.run_steps(straight.thread, home / "fresh")["key"].tolist() == steps["key"].tolist()
 
 
 def test_exact_repeat_stops_with_the_loop_length(home: Path) -> None:
     summary = api.run_network(
         spec([{"model": "dummy:text", "params": {"vocab": 3}}], stop={"max_steps": 50}), home
     )
-    assert summary["stop_reason"] == "repeat" and summary["status"] == "completed"
-    steps = api.run_steps(summary["thread"], home)
+    assert summary.stop_reason == "repeat" and summary.status == "completed"
+    steps = api.run_steps(summary.thread, home)
     last = steps.iloc[-1]
     earlier = steps[steps["output"] == last["output"]]["step"].tolist()
-    assert len(earlier) == 2 and summary["loop_length"] == earlier[1] - earlier[0]
-    assert api.list_runs(home).iloc[0]["loop_length"] == summary["loop_length"]
+    assert len(earlier) == 2 and summary.loop_length == earlier[1] - earlier[0]
+    assert api.list_runs(home).iloc[0]["loop_length"] == summary.loop_length
     # resuming a run that ended in an attractor reports it finished
     assert api.run_network(
         spec([{"model": "dummy:text", "params": {"vocab": 3}}], stop={"max_steps": 50}), home
-    )["already_finished"]
+    ).already_finished
 
 
 def test_unseeded_runs_never_stop_on_repeat(home: Path) -> None:
@@ -89,14 +87,14 @@ def test_unseeded_runs_never_stop_on_repeat(home: Path) -> None:
         spec([{"model": "dummy:text", "params": {"vocab": 2}}], seed=None, stop={"max_steps": 8}),
         home,
     )
-    assert summary["stop_reason"] == "max_steps" and summary["steps_total"] == 8
+    assert summary.stop_reason == "max_steps" and summary.steps_total == 8
 
 
 def test_retryable_failures_are_retried(home: Path) -> None:
     model = {"model": "dummy:text", "params": {"fail_times": 2, "fail_with": "unavailable"}}
     summary = api.run_network(spec([model], stop={"max_steps": 2}), home)
-    assert summary["status"] == "completed"
-    assert api.run_steps(summary["thread"], home)["status"].eq("ok").all()
+    assert summary.status == "completed"
+    assert api.run_steps(summary.thread, home)["status"].eq("ok").all()
 
 
 @pytest.mark.parametrize("kind", ["auth", "invalid_input"])
@@ -104,19 +102,19 @@ def test_a_failure_retries_cannot_fix_stops_the_run_at_once(home: Path, kind: st
     # One injected failure: had it been retried, the second attempt would have succeeded.
     model = {"model": "dummy:text", "params": {"fail_times": 1, "fail_with": kind}}
     summary = api.run_network(spec([model], stop={"max_steps": 3}), home)
-    assert summary["status"] == "failed" and summary["stop_reason"] == "failed"
-    assert kind.split("_")[0].lower() in summary["error"].lower()
-    steps = api.run_steps(summary["thread"], home)
+    assert summary.status == "failed" and summary.stop_reason == "failed"
+    assert kind.split("_")[0].lower() in summary.error.lower()
+    steps = api.run_steps(summary.thread, home)
     assert steps["status"].tolist() == ["failed"] and steps["error_type"].iloc[0] == kind
     run_row = api.list_runs(home).iloc[0]
-    assert run_row["status"] == "failed" and run_row["error"] == summary["error"]
+    assert run_row["status"] == "failed" and run_row["error"] == summary.error
 
 
 def test_exhausted_retries_record_the_failure_and_a_rerun_continues(home: Path) -> None:
     failing = {"model": "dummy:text", "params": {"fail_times": 50}}
     broken = api.run_network(spec(["dummy:text", failing], stop={"max_steps": 4}), home)
-    assert broken["status"] == "failed" and broken["steps_total"] == 1
-    steps = api.run_steps(broken["thread"], home)
+    assert broken.status == "failed" and broken.steps_total == 1
+    steps = api.run_steps(broken.thread, home)
     assert steps["status"].tolist() == ["ok", "failed"]
     assert "Unavailable" in steps["error"].iloc[1]
 
@@ -124,7 +122,7 @@ def test_exhausted_retries_record_the_failure_and_a_rerun_continues(home: Path) 
 def test_image_networks_store_blobs(home: Path) -> None:
     run = spec(["dummy:text-to-image", "dummy:image-to-text"], stop={"max_steps": 4})
     summary = api.run_network(run, home)
-    steps = api.run_steps(summary["thread"], home)
+    steps = api.run_steps(summary.thread, home)
     store = api.open_store(home)
     images = steps[steps["output_type"] == "image"]
     assert len(images) == 2
@@ -148,7 +146,7 @@ def test_an_image_genesis_is_read_from_a_file(home: Path, tmp_path: Path) -> Non
         ["dummy:image-to-text", "dummy:text-to-image"], genesis=str(picture), stop={"max_steps": 2}
     )
     summary = api.run_network(run, home)
-    steps = api.run_steps(summary["thread"], home)
+    steps = api.run_steps(summary.thread, home)
     assert api.open_store(home).blobs.get(steps["input"].iloc[0]) == picture.read_bytes()
     assert steps["output"].iloc[0].startswith("a 32x32 picture")
 
@@ -159,7 +157,7 @@ def test_pace_waits_between_steps_and_stores_the_due_time(home: Path) -> None:
     summary = api.run_network(
         spec(["dummy:text"], stop={"max_steps": 3}, pace={"kind": "constant", "seconds": 0.3}), home
     )
-    steps = api.run_steps(summary["thread"], home)
+    steps = api.run_steps(summary.thread, home)
     # a lower bound only: the policy's wait happened (a slow machine cannot make this flaky)
     gaps = steps["started_at"].iloc[1:].reset_index(drop=True) - steps["finished_at"].iloc[:-1]
     assert all(gap.total_seconds() >= 0.29 for gap in gaps)
@@ -170,8 +168,8 @@ def test_pace_waits_between_steps_and_stores_the_due_time(home: Path) -> None:
 def test_max_duration_stops_the_session(home: Path) -> None:
     model = {"model": "dummy:text", "params": {"delay_ms": 150}}
     summary = api.run_network(spec([model], stop={"max_steps": 100, "max_duration_s": 0.5}), home)
-    assert summary["stop_reason"] == "max_duration" and summary["status"] == "stopped"
-    assert 1 <= summary["steps_total"] < 100
+    assert summary.stop_reason == "max_duration" and summary.status == "stopped"
+    assert 1 <= summary.steps_total < 100
 
 
 def test_a_pace_wait_longer_than_max_duration_ends_the_session(home: Path) -> None:
@@ -181,13 +179,13 @@ def test_a_pace_wait_longer_than_max_duration_ends_the_session(home: Path) -> No
         pace={"kind": "constant", "seconds": 30},
     )
     summary = api.run_network(run, home)
-    assert summary["stop_reason"] == "max_duration" and summary["steps_total"] == 1
+    assert summary.stop_reason == "max_duration" and summary.steps_total == 1
 
 
 def test_local_model_network(home: Path, tiny_gpt2: Path) -> None:
     local = {"model": f"local:{tiny_gpt2}", "params": {"max_new_tokens": 5, "prefix": "# "}}
     summary = api.run_network(spec([local, {**local, "role": "b"}], stop={"max_steps": 3}), home)
-    steps = api.run_steps(summary["thread"], home)
+    steps = api.run_steps(summary.thread, home)
     assert steps["status"].eq("ok").all() and steps["output"].str.len().gt(0).all()
 
 
@@ -198,17 +196,17 @@ def test_task_runs_are_named_for_the_step_and_model(home: Path) -> None:
     summary = api.run_network(
         spec(["dummy:text", {"model": "dummy:text", "role": "b"}], stop={"max_steps": 2}), home
     )
-    flow_run_id = api.run_steps(summary["thread"], home)["flow_run_id"].iloc[0]
+    flow_run_id = api.run_steps(summary.thread, home)["flow_run_id"].iloc[0]
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(flow_run_id)
         task_runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])),
             task_run_filter=TaskRunFilter(),
         )
-    assert flow_run.name == f"t · thread {summary['thread'][:6]} · steps 0–1"
+    assert flow_run.name == f"t · thread {summary.thread[:6]} · steps 0–1"
     assert flow_run.state is not None and flow_run.state.is_completed()
     assert sorted(t.name for t in task_runs) == [
-        f"embed · thread {summary['thread'][:8]}",  # the background embedding, once at the end
+        f"embed · thread {summary.thread[:8]}",  # the background embedding, once at the end
         "step 0 · dummy:text",
         "step 1 · dummy:text#b",
     ]
@@ -217,7 +215,7 @@ def test_task_runs_are_named_for_the_step_and_model(home: Path) -> None:
 def test_runs_embed_their_outputs_in_the_background(home: Path) -> None:
     summary = api.run_network(spec(["dummy:text"], stop={"max_steps": 5}), home)
     embeddings = api.open_store(home).select("embeddings")
-    assert summary["embedded"] == 5
+    assert summary.embedded == 5
     assert sorted(embeddings["step"]) == list(range(5))
     assert embeddings["embedding_model"].eq("hashing-256").all()
 
@@ -237,14 +235,14 @@ def test_convergence_stops_with_the_matched_step(home: Path) -> None:
         },
     )
     summary = api.run_network(run, home)
-    assert summary["stop_reason"] == "converged"
-    steps = api.run_steps(summary["thread"], home)
+    assert summary.stop_reason == "converged"
+    steps = api.run_steps(summary.thread, home)
     last = json.loads(steps["metadata"].iloc[-1])
     assert last["cosine"] >= 0.4
-    assert summary["loop_length"] == steps["step"].iloc[-1] - last["converged_with_step"]
-    assert 1 <= summary["loop_length"] <= 5
+    assert summary.loop_length == steps["step"].iloc[-1] - last["converged_with_step"]
+    assert 1 <= summary.loop_length <= 5
     again = api.run_network(run, home)
-    assert again["already_finished"] and again["stop_reason"] == "converged"
+    assert again.already_finished and again.stop_reason == "converged"
 
 
 def test_a_flow_run_refused_the_lock_fails_cleanly_and_changes_nothing(
@@ -260,12 +258,12 @@ def test_a_flow_run_refused_the_lock_fails_cleanly_and_changes_nothing(
     first = spec(["dummy:text"], stop={"max_steps": 3})
     done = api.run_network(first, home)
     store = api.open_store(home)
-    spec_before = store.get_run(done["thread"])["spec"]  # type: ignore[index]
-    holder = ThreadLog(store.wal_dir, done["thread"])
+    spec_before = store.get_run(done.thread)["spec"]  # type: ignore[index]
+    holder = ThreadLog(store.wal_dir, done.thread)
     try:
         with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             state = network_run(
-                thread=done["thread"],
+                thread=done.thread,
                 home=str(home),
                 spec=spec(["dummy:text"], stop={"max_steps": 300}).model_dump_json(),
                 return_state=True,
@@ -274,7 +272,7 @@ def test_a_flow_run_refused_the_lock_fails_cleanly_and_changes_nothing(
         holder.close()
     assert state.is_failed()
     assert isinstance(state.result(raise_on_failure=False), ThreadLocked)
-    assert store.get_run(done["thread"])["spec"] == spec_before  # type: ignore[index]
+    assert store.get_run(done.thread)["spec"] == spec_before  # type: ignore[index]
     assert "Traceback" not in capfd.readouterr().err
 
 
@@ -291,5 +289,5 @@ def test_resuming_a_run_whose_steps_were_lost_refuses_instead_of_recomputing(
     with pytest.raises(DamagedStore, match="sandloop doctor"):
         api.run_network(longer, home)
     assert sorted(store.invocations()["step"]) == [0, 1, 2, 3]  # nothing recomputed
-    row = store.get_run(done["thread"])
+    row = store.get_run(done.thread)
     assert row is not None and row["steps"] == 6 and row["spec"] == run.model_dump_json()

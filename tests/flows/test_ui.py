@@ -39,8 +39,8 @@ def flow_run_and_artifacts(flow_run_id: str, prefix: str) -> tuple[Any, dict[str
 
 def test_a_network_run_is_named_tagged_and_has_its_artifacts(home: Path) -> None:
     summary = api.run_network(run_spec(["dummy:text-to-image", "dummy:image-to-text"]), home)
-    thread = summary["thread"]
-    flow_run, artifacts = flow_run_and_artifacts(summary["flow_run_id"], f"network-{thread[:12]}")
+    thread = summary.thread
+    flow_run, artifacts = flow_run_and_artifacts(summary.flow_run_id, f"network-{thread[:12]}")
     assert flow_run.name == f"ui · thread {thread[:6]} · steps 0–3"
     assert {f"thread:{thread[:12]}", "sandloop:network"} <= set(flow_run.tags)
     key = f"network-{thread[:12]}"
@@ -57,10 +57,10 @@ def test_a_network_run_is_named_tagged_and_has_its_artifacts(home: Path) -> None
 def test_a_failed_run_ends_its_flow_run_failed_with_the_step_and_error(home: Path) -> None:
     failing = {"model": "dummy:text", "params": {"fail_times": 99, "fail_with": "auth"}}
     summary = api.run_network(run_spec(["dummy:text", failing], steps=4), home)
-    assert summary["status"] == "failed" and summary["steps_total"] == 1
-    flow_run, _ = flow_run_and_artifacts(summary["flow_run_id"], "none")
+    assert summary.status == "failed" and summary.steps_total == 1
+    flow_run, _ = flow_run_and_artifacts(summary.flow_run_id, "none")
     assert flow_run.state is not None and flow_run.state.is_failed()
-    assert flow_run.state.message == f"step 1: {summary['error']}"
+    assert flow_run.state.message == f"step 1: {summary.error}"
     assert "AuthError" in flow_run.state.message
 
 
@@ -77,10 +77,10 @@ def test_a_dialogue_publishes_its_conversation(home: Path) -> None:
         }
     )
     summary = api.run_dialogue(spec, seed=1, home=home)
-    steps = api.open_store(home).steps(summary["thread"])
-    key = f"dialogue-{summary['thread'][:12]}"
+    steps = api.open_store(home).steps(summary.thread)
+    key = f"dialogue-{summary.thread[:12]}"
     flow_run, artifacts = flow_run_and_artifacts(steps["flow_run_id"].iloc[0], key)
-    assert flow_run.name == f"talk · thread {summary['thread'][:6]} · turns 0–1"
+    assert flow_run.name == f"talk · thread {summary.thread[:6]} · turns 0–1"
     page = str(artifacts[f"{key}-page"].data)
     assert "# Why loops?" in page and "**0 · A**" in page and "Why not." in page
 
@@ -105,14 +105,14 @@ def test_a_recipe_that_never_validates_fails_its_flow_run_with_its_rounds(
         )
     )
     result = api.run_recipe(str(recipe), "pip install", seed=1, home=home)
-    assert result["status"] == "gave_up"
-    run = api.open_store(home).get_run(result["thread"])
+    assert result.status == "gave_up"
+    run = api.open_store(home).get_run(result.thread)
     assert run is not None
-    key = f"recipe-{result['thread'][:12]}"
+    key = f"recipe-{result.thread[:12]}"
     flow_run, artifacts = flow_run_and_artifacts(run["flow_run_id"], key)
     assert flow_run.state is not None and flow_run.state.is_failed()
-    assert flow_run.state.message == result["error"]
-    assert flow_run.name == f"phase v1 · thread {result['thread'][:6]} · failed"
+    assert flow_run.state.message == result.error
+    assert flow_run.name == f"phase v1 · thread {result.thread[:6]} · failed"
     assert "sandloop:recipe" in flow_run.tags
     rows = artifacts[f"{key}-calls"].data
     assert str(rows).count("phase v1") == 4  # generate, critic, revise, critic

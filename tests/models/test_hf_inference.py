@@ -112,6 +112,6 @@ def test_a_catalog_model_in_a_network(
         }
     )
     summary = api.run_network(run, home)
-    steps = api.run_steps(summary["thread"], home)
-    assert summary["status"] == "completed"
+    steps = api.run_steps(summary.thread, home)
+    assert summary.status == "completed"
     assert steps["output"].iloc[0] == "one two three" and len(hf_api.requests) == 2

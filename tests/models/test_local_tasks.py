@@ -91,7 +91,7 @@ def test_a_local_image_loop_with_a_captioner(
         }
     )
     summary = api.run_network(run, home)
-    steps = api.run_steps(summary["thread"], home)
-    assert summary["status"] == "completed" and steps["status"].eq("ok").all()
+    steps = api.run_steps(summary.thread, home)
+    assert summary.status == "completed" and steps["status"].eq("ok").all()
     assert steps["output_type"].tolist() == ["image", "text", "image", "text"]
     assert steps["input"].iloc[1] == steps["output"].iloc[0]

@@ -92,8 +92,8 @@ def test_a_network_mixing_local_and_remote_models(
         }
     )
     summary = api.run_network(run, home)
-    assert summary["status"] == "completed"
-    steps = api.run_steps(summary["thread"], home)
+    assert summary.status == "completed"
+    steps = api.run_steps(summary.thread, home)
     remote = steps[steps["model"] == "openai:llama3"]
     assert len(remote) == 2 and remote["status"].eq("ok").all()
     for row in remote.itertuples():
@@ -122,5 +122,5 @@ def test_an_auth_failure_stops_the_run_without_retrying(
         }
     )
     summary = api.run_network(run, home)
-    assert summary["status"] == "failed" and "AuthError" in summary["error"]
+    assert summary.status == "failed" and "AuthError" in summary.error
     assert len([r for r in state.requests if r["path"] == "/v1/chat/completions"]) == 1

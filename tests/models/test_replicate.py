@@ -125,8 +125,8 @@ def test_a_network_from_replicate_images_to_openai_vision(
         }
     )
     summary = api.run_network(run, home)
-    assert summary["status"] == "completed"
-    steps = api.run_steps(summary["thread"], home)
+    assert summary.status == "completed"
+    steps = api.run_steps(summary.thread, home)
     store = api.open_store(home)
     images = steps[steps["output_type"] == "image"]
     captions = steps[steps["output_type"] == "text"]

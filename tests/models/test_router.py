@@ -224,8 +224,8 @@ def test_a_network_records_route_decisions_and_cost(
         summary = api.run_network(run, home)
     finally:
         HEALTH.reset()
-    assert summary["status"] == "completed"
-    steps = api.run_steps(summary["thread"], home)
+    assert summary.status == "completed"
+    steps = api.run_steps(summary.thread, home)
     routed = [json.loads(m) for m in steps["metadata"].iloc[::2]]
     assert [m["route"]["chosen"] for m in routed] == ["openai:chat", "openai:chat"]
     assert routed[0]["route"]["decisions"][0]["decision"] == "failed"

@@ -59,14 +59,14 @@ def test_an_old_network_run_resumes_as_if_never_interrupted(
         ROOT / "examples/networks" / network, genesis=genesis, seed=seed, stop=stop
     )
     resumed = api.run_network(spec, old_home)
-    assert resumed["thread"] == EXPECTED["threads"][name]
-    assert resumed["steps_this_session"] == 7 - len(EXPECTED["keys"][name])
+    assert resumed.thread == EXPECTED["threads"][name]
+    assert resumed.steps_this_session == 7 - len(EXPECTED["keys"][name])
     fresh = api.run_network(spec, tmp_path / "fresh-home")
-    kept = keys_of(old_home, resumed["thread"])
+    kept = keys_of(old_home, resumed.thread)
     assert kept[: len(EXPECTED["keys"][name])] == EXPECTED["keys"][name]
-    assert kept == keys_of(tmp_path / "fresh-home", fresh["thread"])
-    old = api.run_steps(resumed["thread"], old_home)
-    new = api.run_steps(fresh["thread"], tmp_path / "fresh-home")
+    assert kept == keys_of(tmp_path / "fresh-home", fresh.thread)
+    old = api.run_steps(resumed.thread, old_home)
+    new = api.run_steps(fresh.thread, tmp_path / "fresh-home")
     assert old["output"].tolist() == new["output"].tolist()
     assert old["parent_key"].iloc[1:].tolist() == old["key"].iloc[:-1].tolist()
 
@@ -80,20 +80,18 @@ def test_an_old_dialogue_and_recipe_are_finished_and_made_again_with_the_same_ke
     )
     again = api.run_dialogue(dialogue, seed=5, home=old_home)
     fresh = api.run_dialogue(dialogue, seed=5, home=tmp_path / "fresh-home")
-    assert again["thread"] == fresh["thread"] == EXPECTED["threads"]["dialogue"]
-    assert again["turns"] == fresh["turns"] == 3
-    assert keys_of(old_home, again["thread"]) == EXPECTED["keys"]["dialogue"]
-    assert keys_of(tmp_path / "fresh-home", fresh["thread"]) == EXPECTED["keys"]["dialogue"]
-    messages = api.dialogue_messages(again["thread"][:8], old_home)
+    assert again.thread == fresh.thread == EXPECTED["threads"]["dialogue"]
+    assert again.turns == fresh.turns == 3
+    assert keys_of(old_home, again.thread) == EXPECTED["keys"]["dialogue"]
+    assert keys_of(tmp_path / "fresh-home", fresh.thread) == EXPECTED["keys"]["dialogue"]
+    messages = api.dialogue_messages(again.thread[:8], old_home)
     assert messages["turn"].tolist() == [0, 1, 2]
 
     recipe = api.run_recipe(str(FIXTURE / "phase.yaml"), "pip install foo", seed=1, home=old_home)
-    assert recipe["thread"] == EXPECTED["threads"]["recipe"]
-    assert recipe["cached"] and recipe["parsed"] == {"phase": "install"}
-    assert keys_of(old_home, recipe["thread"]) == EXPECTED["keys"]["recipe"]
+    assert recipe.thread == EXPECTED["threads"]["recipe"]
+    assert recipe.cached and recipe.parsed == {"phase": "install"}
+    assert keys_of(old_home, recipe.thread) == EXPECTED["keys"]["recipe"]
     made = api.run_recipe(
         str(FIXTURE / "phase.yaml"), "pip install foo", seed=1, home=tmp_path / "r"
     )
-    assert (
-        not made["cached"] and keys_of(tmp_path / "r", made["thread"]) == EXPECTED["keys"]["recipe"]
-    )
+    assert not made.cached and keys_of(tmp_path / "r", made.thread) == EXPECTED["keys"]["recipe"]

@@ -60,24 +60,24 @@ def dialogue_run(
     spec = load_dialogue(spec_path, question)
     with observing(on_turn):
         summary = api.run_dialogue(spec, seed, settings.home, session)
-    messages = api.dialogue_messages(summary["thread"], settings.home)
+    messages = api.dialogue_messages(summary.thread, settings.home)
     if as_json:
         out.print_json(
             data={
-                **summary,
+                **summary.as_dict(),
                 "messages": messages.drop(columns=["created_at"]).to_dict(orient="records"),
             }
         )
     else:
-        colour = "red" if summary["status"] == "failed" else "green"
+        colour = "red" if summary.status == "failed" else "green"
         out.print(
-            f"[{colour}]{summary['status']}[/]: {summary['stop_reason']} after "
-            f"{summary['turns']} turns · thread [bold]{summary['thread']}[/]",
+            f"[{colour}]{summary.status}[/]: {summary.stop_reason} after "
+            f"{summary.turns} turns · thread [bold]{summary.thread}[/]",
             highlight=False,
         )
-        if summary["error"]:
-            out.print(f"[red]{summary['error']}[/]", highlight=False)
-    if summary["status"] == "failed":
+        if summary.error:
+            out.print(f"[red]{summary.error}[/]", highlight=False)
+    if summary.status == "failed":
         raise typer.Exit(1)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -21,6 +21,7 @@ from sandloop.cli.common import (
     prepare_prefect,
 )
 from sandloop.cli.sessions import resolve_session
+from sandloop.summaries import RecipeResult
 
 recipe_app = typer.Typer(help="Versioned prompt recipes.", no_args_is_help=True)
 app.add_typer(recipe_app, name="recipe")
@@ -28,22 +29,22 @@ app.add_typer(recipe_app, name="recipe")
 SeedOption = Annotated[int | None, typer.Option(help="Seed; the same seed and input repeat.")]
 
 
-def _print_result(result: dict[str, Any], as_json: bool) -> None:
+def _print_result(result: RecipeResult, as_json: bool) -> None:
     if as_json:
-        out.print_json(data=result)
+        out.print_json(data=result.as_dict())
         return
-    parsed = result["parsed"]
+    parsed = result.parsed
     out.print(
         json.dumps(parsed, indent=2, ensure_ascii=False)
         if not isinstance(parsed, str)
-        else result["output"],
+        else result.output,
         markup=False,
         highlight=False,
     )
-    cached = " (cached: no model was called)" if result.get("cached") else ""
+    cached = " (cached: no model was called)" if result.cached else ""
     out.print(
-        f"[green]{result['status']}[/] · {result['name']} v{result['version']} · "
-        f"{result['calls']} model calls · thread [bold]{result['thread']}[/]{cached}",
+        f"[green]{result.status}[/] · {result.name} v{result.version} · "
+        f"{result.calls} model calls · thread [bold]{result.thread}[/]{cached}",
         highlight=False,
     )
 
@@ -83,10 +84,10 @@ def recipe_run(
         session=session,
         home=settings.home,
     )
-    if result["error"] is not None and not as_json:
-        fail(f"{result['error']} (thread {result['thread']})", code=1)
+    if result.error is not None and not as_json:
+        fail(f"{result.error} (thread {result.thread})", code=1)
     _print_result(result, as_json)
-    if result["error"] is not None:
+    if result.error is not None:
         raise typer.Exit(1)
 
 
@@ -111,16 +112,16 @@ def recipe_pipeline(
         load_recipe(stage.recipe, settings.local_dir, stage.model)
     result = api.run_pipeline(pipeline, input_text, seed=seed, session=session, home=settings.home)
     if as_json:
-        out.print_json(data=result)
-        if result["error"] is not None:
+        out.print_json(data=result.as_dict())
+        if result.error is not None:
             raise typer.Exit(1)
         return
-    for stage in result["stages"]:
-        cached = " (cached)" if stage.get("cached") else ""
-        out.print(f"[bold]{stage['name']} v{stage['version']}[/]{cached}", highlight=False)
-        out.print(stage["output"] or "", markup=False, highlight=False)
-    if result["error"] is not None:
-        fail(result["error"], code=1)
+    for done in result.stages:
+        cached = " (cached)" if done.cached else ""
+        out.print(f"[bold]{done.name} v{done.version}[/]{cached}", highlight=False)
+        out.print(done.output or "", markup=False, highlight=False)
+    if result.error is not None:
+        fail(result.error, code=1)
 
 
 @recipe_app.command("list")

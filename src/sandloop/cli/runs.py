@@ -23,6 +23,7 @@ from sandloop.cli.common import (
 )
 from sandloop.cli.sessions import resolve_session
 from sandloop.display import excerpt
+from sandloop.summaries import RunSummary
 
 
 def parse_pace(text: str) -> dict[str, Any]:
@@ -144,18 +145,18 @@ def run(
     with status:
         prepare_models([e.model for e in spec.network.models], settings, lambda m: status.update(m))
     summary = _run_with_progress(spec, settings.home, quiet=as_json, session=session)
-    steps = api.run_steps(summary["thread"], settings.home)
+    steps = api.run_steps(summary.thread, settings.home)
     if as_json:
-        out.print_json(data={**summary, "steps": _step_dicts(steps)})
+        out.print_json(data={**summary.as_dict(), "steps": _step_dicts(steps)})
     else:
         _print_summary(summary, steps)
-    if summary["status"] == "failed":
+    if summary.status == "failed":
         raise typer.Exit(1)
 
 
 def _run_with_progress(
     spec: Any, home: Path | str, quiet: bool, session: str | None = None
-) -> dict[str, Any]:
+) -> RunSummary:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from sandloop import api
@@ -193,18 +194,18 @@ def _run_with_progress(
             raise
 
 
-def _print_summary(summary: dict[str, Any], steps: Any) -> None:
-    if summary["already_finished"]:
-        out.print(f"run already finished ({summary['stop_reason']}); showing its record")
-    out.print(_steps_table(steps, f"{summary['name']} · {summary['steps_total']} steps"))
-    reason = summary["stop_reason"]
-    if summary.get("loop_length"):
-        reason += f" (loop length {summary['loop_length']})"
-    colour = "red" if summary["status"] == "failed" else "green"
-    out.print(f"[{colour}]{summary['status']}[/]: {reason}", highlight=False)
-    if summary["error"]:
-        out.print(f"[red]{summary['error']}[/]", highlight=False)
-    out.print(f"thread [bold]{summary['thread']}[/]", highlight=False)
+def _print_summary(summary: RunSummary, steps: Any) -> None:
+    if summary.already_finished:
+        out.print(f"run already finished ({summary.stop_reason}); showing its record")
+    out.print(_steps_table(steps, f"{summary.name} · {summary.steps_total} steps"))
+    reason = summary.stop_reason
+    if summary.loop_length:
+        reason += f" (loop length {summary.loop_length})"
+    colour = "red" if summary.status == "failed" else "green"
+    out.print(f"[{colour}]{summary.status}[/]: {reason}", highlight=False)
+    if summary.error:
+        out.print(f"[red]{summary.error}[/]", highlight=False)
+    out.print(f"thread [bold]{summary.thread}[/]", highlight=False)
 
 
 @app.command()

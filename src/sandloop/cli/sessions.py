@@ -165,10 +165,10 @@ def session_classify(
             continue
         text = sessions.describe_run(store, run)
         result = api.run_recipe("classify-phase", text, model=model, home=settings.home)
-        if result["error"] is not None:
-            labelled.append({"thread": run["thread"], "phase": None, "error": result["error"]})
+        if result.error is not None:
+            labelled.append({"thread": run["thread"], "phase": None, "error": result.error})
             continue
-        phase = str(result["parsed"]["phase"])
+        phase = str(result.parsed["phase"])
         sessions.label(store, str(run["thread"]), phase)
         labelled.append({"thread": run["thread"], "phase": phase, "error": None})
     if as_json:

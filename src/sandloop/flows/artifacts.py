@@ -8,8 +8,10 @@ failed run.
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from prefect import get_run_logger, runtime
 
 from sandloop.display import excerpt
 from sandloop.storage.store import AkashicStore
+from sandloop.summaries import RecipeResult
 
 # The progress artifact is an API call; a fast loop updates it at most this often.
 PROGRESS_EVERY_S = 2.0
@@ -38,6 +41,8 @@ class RunArtifacts:
         self.kind, self.thread, self.total = kind, thread, total
         self.key = f"{kind}-{thread[:12]}"
         self._last = 0.0
+        self._updates = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandloop-progress")
+        self._pending: Future[Any] | None = None
         self.progress_id = _quietly(
             "progress",
             lambda: create_progress_artifact(
@@ -49,14 +54,27 @@ class RunArtifacts:
         return 100.0 * min(1.0, done / self.total) if self.total else 0.0
 
     def step_done(self, done: int, force: bool = False) -> None:
+        """Move the progress bar. The update is an API call that waits on a busy server for as
+        long as a step takes, so it goes in a thread of its own and the loop does not wait:
+        while one is in flight the next is skipped; ``force`` (the last) waits for it."""
         from prefect.artifacts import update_progress_artifact
 
         now = time.monotonic()
         if self.progress_id is None or (not force and now - self._last < PROGRESS_EVERY_S):
             return
+        pending = self._pending
+        if pending is not None and not pending.done():
+            if not force:
+                return
+            pending.result()
         self._last = now
-        progress_id = self.progress_id
-        _quietly("progress", lambda: update_progress_artifact(progress_id, self._percent(done)))
+        progress_id, percent = self.progress_id, self._percent(done)
+        update = contextvars.copy_context().run  # the flow run's context: client, logger
+        self._pending = self._updates.submit(
+            update, _quietly, "progress", lambda: update_progress_artifact(progress_id, percent)
+        )
+        if force:
+            self._pending.result()
 
     def finish(
         self, steps: pd.DataFrame, store: AkashicStore, title: str, markdown: str | None = None
@@ -68,6 +86,7 @@ class RunArtifacts:
         )
 
         self.step_done(len(steps), force=True)
+        self._updates.shutdown(wait=True)
         table = [
             {
                 "step": int(row.step),
@@ -136,7 +155,7 @@ def label_flow_run(name: str | None = None, tags: list[str] | None = None) -> No
     _quietly("flow-run name", update)
 
 
-def recipe_artifacts(store: AkashicStore, stages: list[dict[str, Any]], title: str) -> None:
+def recipe_artifacts(store: AkashicStore, stages: list[RecipeResult], title: str) -> None:
     """A recipe (or pipeline) flow run's page: each call of each stage (role, round, whether it
     validated, its score) as a table, and the stages' outputs or errors as markdown."""
     import orjson
@@ -145,12 +164,12 @@ def recipe_artifacts(store: AkashicStore, stages: list[dict[str, Any]], title: s
     rows: list[dict[str, Any]] = []
     page = [f"# {title}", ""]
     for stage in stages:
-        calls = store.steps(str(stage["thread"]))
+        calls = store.steps(stage.thread)
         for call in calls.sort_values("step").itertuples():
             meta = orjson.loads(call.metadata or "{}")
             rows.append(
                 {
-                    "recipe": f"{stage['name']} v{stage['version']}",
+                    "recipe": f"{stage.name} v{stage.version}",
                     "call": int(call.step),
                     "role": meta.get("role", ""),
                     "round": meta.get("round"),
@@ -160,13 +179,13 @@ def recipe_artifacts(store: AkashicStore, stages: list[dict[str, Any]], title: s
                     "output": excerpt(call.output, "text", 80),
                 }
             )
-        page.append(f"## {stage['name']} v{stage['version']} · {stage['status']}")
-        if stage.get("error"):
-            page += ["", f"**{stage['error']}**"]
-        if stage.get("output") is not None:
-            page += ["", "```", str(stage["output"]), "```"]
+        page.append(f"## {stage.name} v{stage.version} · {stage.status}")
+        if stage.error:
+            page += ["", f"**{stage.error}**"]
+        if stage.output is not None:
+            page += ["", "```", str(stage.output), "```"]
         page.append("")
-    key = f"recipe-{str(stages[-1]['thread'])[:12]}" if stages else "recipe"
+    key = f"recipe-{stages[-1].thread[:12]}" if stages else "recipe"
     _quietly(
         "calls table",
         lambda: create_table_artifact(rows, key=f"{key}-calls", description=title),

@@ -8,7 +8,6 @@ are the record; `messages` is the conversation view of them, repaired on resume.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,19 +28,7 @@ from sandloop.loops.status import RunStatus, StopReason, status_after
 from sandloop.records import dumps
 from sandloop.registration import RunRecord, get_record, put_record, register_dialogue
 from sandloop.storage.store import AkashicStore, NotFound, sql_str
-
-
-@dataclass(frozen=True)
-class DialogueSummary:
-    thread: str
-    name: str
-    status: str  # completed | failed
-    stop_reason: str  # max_turns | sentinel | judge | repeat | budget | failed
-    turns: int
-    error: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+from sandloop.summaries import DialogueSummary
 
 
 def _flow_run_name() -> str:
@@ -114,12 +101,12 @@ def _judge(
     recipe = load_recipe(spec.judge.recipe, settings.local_dir, spec.judge.model)
     text = f"Question: {spec.question}\n\n" + "\n\n".join(f"{t.actor}: {t.content}" for t in turns)
     result = run_stage(store, settings, recipe, text, {}, seed, session)
-    if result["error"] is not None:
+    if result.error is not None:
         get_run_logger().warning(
-            "the judge gave no verdict after turn %d: %s", len(turns) - 1, result["error"]
+            "the judge gave no verdict after turn %d: %s", len(turns) - 1, result.error
         )
         return None
-    parsed = result["parsed"]
+    parsed = result.parsed
     return parsed if isinstance(parsed, dict) else None
 
 
@@ -152,9 +139,7 @@ def dialogue_flow(
 def _run_turns(store: AkashicStore, settings: Settings, thread: str, run: RunRecord) -> Any:
     spec = DialogueSpec.model_validate_json(run.spec)
     if run.status == RunStatus.COMPLETED and run.stop_reason:
-        return DialogueSummary(
-            thread, spec.name, run.status, str(run.stop_reason), run.steps
-        ).as_dict()
+        return DialogueSummary(thread, spec.name, run.status, str(run.stop_reason), run.steps)
     log = store.open_thread(thread)
     try:
         turns = recorded_turns(store, thread)
@@ -209,5 +194,5 @@ def _run_turns(store: AkashicStore, settings: Settings, thread: str, run: RunRec
         driver.artifacts.finish(store.steps(thread), store, title, markdown=conversation)
     label_flow_run(name=title)
     if reason is StopReason.FAILED:
-        return Failed(message=f"turn {len(turns)}: {error}", data=summary.as_dict())
-    return summary.as_dict()
+        return Failed(message=f"turn {len(turns)}: {error}", data=summary)
+    return summary

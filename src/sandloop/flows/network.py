@@ -11,7 +11,7 @@ its continuation at the due time (see `continuation`); elsewhere the process wai
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -41,29 +41,8 @@ from sandloop.registration import thread_of as registered_thread
 from sandloop.storage.journal import WriterLog
 from sandloop.storage.store import AkashicStore, DamagedStore, NotFound
 from sandloop.storage.wal import ThreadLocked
+from sandloop.summaries import RunSummary
 from sandloop.tasks.embed import embed_thread_outputs
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    thread: str
-    name: str
-    status: str  # completed | failed | stopped
-    stop_reason: str
-    steps_total: int
-    steps_this_session: int
-    loop_length: int | None = None
-    error: str | None = None
-    already_finished: bool = False
-    duration_s: float = 0.0
-    flow_run_id: str | None = None
-    embedded: int | None = None  # outputs embedded in the background (None: off or failed)
-    next_due_at: str | None = None  # a handed-off run: when its continuation is due
-    continuation: str | None = None  # ... and which flow run that is
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 # How long a deployed flow run waits for the thread's lock: its predecessor may still be
 # closing when a continuation starts (workers start scheduled runs a little early).
@@ -166,10 +145,8 @@ def network_run(
     finally:
         log.close()
     if summary.status == "failed":
-        return Failed(
-            message=f"step {summary.steps_total}: {summary.error}", data=summary.as_dict()
-        )
-    return summary.as_dict()
+        return Failed(message=f"step {summary.steps_total}: {summary.error}", data=summary)
+    return summary
 
 
 def _hand_off(

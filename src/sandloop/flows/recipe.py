@@ -11,7 +11,6 @@ model call.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,28 +31,8 @@ from sandloop.loops.status import RunStatus, StopReason
 from sandloop.records import dumps
 from sandloop.registration import RunRecord, put_record
 from sandloop.storage.store import AkashicStore
+from sandloop.summaries import PipelineResult, RecipeResult
 from sandloop.tasks.invoke import retry_only_retryable
-
-
-@dataclass(frozen=True)
-class RecipeResult:
-    thread: str
-    name: str
-    version: str
-    status: str  # valid | judged | gave_up
-    output: str
-    parsed: Any
-    errors: list[str]
-    score: float | None
-    calls: int
-    cached: bool = False
-
-    @property
-    def accepted(self) -> bool:
-        return self.status != "gave_up"
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class RecipeFailed(SandloopError, RuntimeError):
@@ -235,14 +214,17 @@ def run_stage(
     seed: int | None,
     session: str | None,
     previous: dict[str, str] | None = None,
-) -> dict[str, Any]:
+) -> RecipeResult:
+    """One recipe as a task run of the current flow: its result, or (``error`` set) why it
+    failed, with every call recorded either way."""
     values = resolve_context(
         spec, input_text, context, seed, previous, search=_search_for(store, settings)
     )
+    thread = spec.thread(values, seed)
     state = recipe_task(
         spec.name,
         spec.version,
-        spec.thread(values, seed),
+        thread,
         str(settings.home),
         spec.model_dump_json(),
         values,
@@ -254,21 +236,17 @@ def run_stage(
         failure = state.result(raise_on_failure=False)
         if not isinstance(failure, RecipeFailed):
             raise failure if isinstance(failure, Exception) else RecipeFailed(str(failure))
-        failed: dict[str, Any] = failure.result or {
-            "thread": spec.thread(values, seed),
-            "name": spec.name,
-            "version": spec.version,
-            "status": "failed",
-            "output": None,
-            "parsed": None,
-            "errors": [],
-            "score": None,
-            "calls": 0,
-        }
-        return {**failed, "error": str(failure), "cached": False}
+        failed = (
+            failure.result
+            or RecipeResult(
+                thread, spec.name, spec.version, "failed", None, None, [], None, 0
+            ).as_dict()
+        )
+        return RecipeResult.from_dict({**failed, "error": str(failure), "cached": False})
+    # A dict: Prefect's cache keeps the task's result as JSON.
     result: dict[str, Any] = state.result()
-    result["cached"] = result.get("cached", False) or state.name == "Cached"
-    return {**result, "error": None}
+    cached = bool(result.get("cached")) or state.name == "Cached"
+    return RecipeResult.from_dict({**result, "cached": cached, "error": None})
 
 
 def _recipe_run_name() -> str:
@@ -305,21 +283,21 @@ def recipe_flow(
 def _finish(
     store: AkashicStore,
     realm: str,
-    stages: list[dict[str, Any]],
-    result: dict[str, Any],
+    stages: list[RecipeResult],
+    result: RecipeResult | PipelineResult,
     title: str,
     session: str | None,
 ) -> Any:
     """Label the flow run, publish its artifacts, and fail it if the result is a failure."""
-    thread = str(stages[-1]["thread"]) if stages else ""
-    status = "failed" if result["error"] else str(stages[-1]["status"]) if stages else "empty"
+    thread = stages[-1].thread if stages else ""
+    status = "failed" if result.error else stages[-1].status if stages else "empty"
     label_flow_run(
         name=f"{title} · thread {thread[:6]} · {status}",
         tags=run_tags("recipe", realm, thread, session),
     )
     recipe_artifacts(store, stages, f"{title} · {status}")
-    if result["error"]:
-        return Failed(message=str(result["error"]), data=result)
+    if result.error:
+        return Failed(message=str(result.error), data=result)
     return result
 
 
@@ -336,7 +314,7 @@ def pipeline_flow(
     settings, store = open_home(home)
     spec = load_pipeline(Path(pipeline))
     outputs: dict[str, str] = {}
-    stages: list[dict[str, Any]] = []
+    stages: list[RecipeResult] = []
     text = input
     title, realm = f"pipeline {spec.name}", ""
     for stage in spec.stages:
@@ -344,13 +322,11 @@ def pipeline_flow(
         realm = recipe.realm
         result = run_stage(store, settings, recipe, text, stage.context, seed, session, outputs)
         stages.append(result)
-        if result["error"] is not None:
-            failed = {"pipeline": spec.name, "output": None, "stages": stages}
-            return _finish(
-                store, realm, stages, {**failed, "error": result["error"]}, title, session
-            )
-        parsed = result["parsed"]
+        if result.error is not None:
+            failed = PipelineResult(spec.name, None, stages, result.error)
+            return _finish(store, realm, stages, failed, title, session)
+        parsed = result.parsed
         text = parsed if isinstance(parsed, str) else dumps(parsed)
         outputs[recipe.name] = text
-    done = {"pipeline": spec.name, "output": text, "stages": stages, "error": None}
+    done = PipelineResult(spec.name, text, stages, None)
     return _finish(store, realm, stages, done, title, session)

@@ -8,6 +8,7 @@ api.run_steps(summary.thread[:8])    # one run's steps as a DataFrame
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,6 +17,8 @@ import pandas as pd
 from sandloop.config import Settings
 from sandloop.loops.dialogue.spec import DialogueSpec
 from sandloop.loops.network.spec import RunSpec
+from sandloop.loops.spec_files import SpecError
+from sandloop.loops.sweep.spec import SweepSpec
 from sandloop.registration import (
     load_run_spec,
     register_dialogue,
@@ -24,15 +27,24 @@ from sandloop.registration import (
 )
 from sandloop.storage.store import AkashicStore
 from sandloop.storage.wal import ThreadLocked, locked_message
-from sandloop.summaries import DialogueSummary, PipelineResult, RecipeResult, RunSummary
+from sandloop.summaries import (
+    DialogueSummary,
+    PipelineResult,
+    RecipeResult,
+    RunSummary,
+    SweepSummary,
+)
 
 __all__ = [
     "create_snapshot",
+    "deployable",
     "dialogue_messages",
     "ensure_idle",
     "export_snapshot",
     "list_runs",
+    "list_sweeps",
     "load_run_spec",
+    "load_sweep",
     "open_store",
     "run_dialogue",
     "run_embeddings",
@@ -41,7 +53,11 @@ __all__ = [
     "run_recipe",
     "run_spec_from",
     "run_steps",
+    "run_sweep",
+    "serve",
     "settings_for",
+    "sweep_report",
+    "sweep_threads",
     "thread_of",
 ]
 
@@ -100,7 +116,9 @@ SummaryT = TypeVar("SummaryT")
 def _summary_of(state: Any, kind: type[SummaryT]) -> SummaryT:
     """A flow's summary, whether it ended Completed or Failed (a failed run is an answer, not an
     exception); an exception that crashed the flow is raised."""
-    result = state.result(raise_on_failure=False)
+    from sandloop.flows.driver import value_of
+
+    result = value_of(state)
     if isinstance(result, BaseException):
         raise result
     if not isinstance(result, kind):
@@ -229,25 +247,214 @@ def create_snapshot(name: str, home: Path | str | None = None, **selection: Any)
     return snapshots.create(open_store(home), name, snapshots.Selection(**selection))
 
 
-def _output(out: Path | str) -> str:
-    return str(out) if "://" in str(out) else str(Path(out).resolve())
-
-
 def export_snapshot(
     name: str,
     formats: list[str],
     out: Path | str,
     home: Path | str | None = None,
-    **options: Any,
+    *,
+    val_fraction: float = 0.1,
+    dedupe: str = "exact",
+    compress: str | None = None,
+    overwrite: bool = False,
+    allow_invalid: bool = False,
+    redact: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Write a snapshot as datasets through the export flow; returns the manifest."""
+    """Write a snapshot as datasets through the export flow; returns the manifest. The snapshot,
+    the output place and the options are checked before Prefect starts, so a bad one is one
+    error and nothing is written."""
+    import os
+    import tempfile
+
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
+    from sandloop.exports import snapshot as snapshots
+    from sandloop.exports.destination import check_remote, is_url
+    from sandloop.exports.paths import check_output
+    from sandloop.exports.writer import ExportOptions
     from sandloop.flows.export import export_flow
 
     settings = settings_for(home)
+    snapshots.get(AkashicStore.for_settings(settings), name)  # a missing one is one line
+    target = str(out)
+    if is_url(target):  # checked here, staged locally and uploaded by the flow
+        out_path = check_remote(target, str(settings.home), overwrite=overwrite).url
+        staging = Path(tempfile.gettempdir()) / f"sandloop-check-{os.getpid()}"
+    else:
+        staging = check_output(target, settings.home, folder=True)
+        out_path = str(staging)
+    ExportOptions(
+        tuple(formats),
+        staging,
+        val_fraction,
+        dedupe,
+        compress=compress,
+        overwrite=overwrite,
+        allow_invalid=allow_invalid,
+        redact=tuple(redact or ()),
+    ).check(settings.home)
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        manifest: dict[str, Any] = export_flow(
-            name, list(formats), _output(out), home=str(settings.home), **options
+        state = export_flow(
+            name,
+            list(formats),
+            out_path,
+            val_fraction,
+            dedupe,
+            compress,
+            overwrite,
+            allow_invalid,
+            list(redact or ()),
+            str(settings.home),
+            return_state=True,
         )
+    from sandloop.flows.driver import value_of
+
+    result = value_of(state)
+    if isinstance(result, BaseException):
+        raise result
+    manifest: dict[str, Any] = result
     return manifest
+
+
+def deployable(
+    path: Path,
+    *,
+    genesis: str | None,
+    question: str | None,
+    input_text: str | None,
+    seed: int | str | None,
+    stop: dict[str, Any],
+    pace: dict[str, Any],
+    home: str,
+    session: str | None,
+) -> tuple[Any, dict[str, Any]]:
+    """The flow that runs this kind of spec as a deployment, and its parameters; the spec is
+    checked here, so a bad one fails now rather than at every firing."""
+    from sandloop.loops.dialogue.spec import load_dialogue
+    from sandloop.loops.recipe.spec import load_pipeline, load_recipe
+    from sandloop.loops.spec_files import read_mapping, spec_kind
+
+    kind = spec_kind(read_mapping(path), str(path))
+    common = {"home": home, "session": session}
+    if kind == "network":
+        from sandloop.flows.network import network_run
+
+        if genesis is None:
+            raise SpecError(f"{path} is a network: give --genesis, its first input")
+        run = {"network": str(path), "genesis": genesis, "seed": seed, "stop": stop, "pace": pace}
+        check_seed = 0 if seed == "scheduled" else seed
+        load_run_spec(path, genesis=genesis, seed=check_seed, stop=stop, pace=pace)
+        return network_run, {"run": run, **common}
+    if kind == "dialogue":
+        from sandloop.flows.dialogue import dialogue_flow
+
+        load_dialogue(path, question)
+        return dialogue_flow, {"spec": str(path), "question": question, "seed": seed, **common}
+    from sandloop.flows.recipe import pipeline_flow, recipe_flow
+
+    if input_text is None:
+        raise SpecError(f"{path} is a {kind}: give --input, the text it works on")
+    if isinstance(seed, str):
+        raise SpecError(
+            f"a {kind}'s --seed is a number: the same input and seed is the same result"
+        )
+    if kind == "pipeline":
+        load_pipeline(path)
+        return pipeline_flow, {"pipeline": str(path), "input": input_text, "seed": seed, **common}
+    from sandloop.config import Settings
+
+    load_recipe(str(path), Settings.for_home(home).local_dir)
+    return recipe_flow, {"recipe": str(path), "input": input_text, "seed": seed, **common}
+
+
+def serve(
+    flow: Any,
+    name: str,
+    parameters: dict[str, Any],
+    *,
+    cron: str | None = None,
+    interval: float | None = None,
+    now: bool = False,
+    limit: int | None = None,
+    started: Callable[[str], None] = lambda _name: None,
+) -> None:
+    """Register ``flow`` as a deployment (on a schedule if given) and run its flow runs from this
+    process until it is stopped; ``now`` also starts one at once (``started`` gets its name)."""
+    from prefect import serve as prefect_serve
+    from prefect.deployments import run_deployment
+    from prefect.types.entrypoint import EntrypointType
+
+    deployment = flow.to_deployment(
+        name=name,
+        cron=cron,
+        interval=interval,
+        parameters=parameters,
+        tags=["sandloop"],
+        entrypoint_type=EntrypointType.MODULE_PATH,
+    )
+    if now:
+        deployment_id: Any = deployment.apply()
+        flow_run: Any = run_deployment(deployment_id, timeout=0, as_subflow=False)
+        started(str(flow_run.name))
+    prefect_serve(deployment, limit=limit, print_starting_message=False)
+
+
+def load_sweep(path: Path | str) -> SweepSpec:
+    """A sweep file, with its network and genesis files, read and checked."""
+    from sandloop.loops.sweep.spec import load_sweep as load
+
+    return load(Path(path))
+
+
+def run_sweep(
+    spec: SweepSpec, home: Path | str | None = None, session: str | None = None
+) -> SweepSummary:
+    """Run (or go on with) a sweep as one Prefect flow run; returns its summary."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    from sandloop.flows.sweep import sweep_flow
+
+    settings = settings_for(home)
+    AkashicStore.for_settings(settings)  # an unusable home fails here, before Prefect starts
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        state = sweep_flow(
+            spec=spec.model_dump_json(), home=str(settings.home), session=session, return_state=True
+        )
+    return _summary_of(state, SweepSummary)
+
+
+def list_sweeps(home: Path | str | None = None) -> pd.DataFrame:
+    """Sweeps, newest first: name, status, threads (done), steps, created."""
+    store = open_store(home, readonly=True)
+    frame = store.select("sweeps")
+    columns = ["name", "status", "threads", "threads_done", "steps", "created_at", "updated_at"]
+    return frame.sort_values("created_at", ascending=False).reset_index(drop=True)[columns]
+
+
+def sweep_threads(name: str, home: Path | str | None = None) -> pd.DataFrame:
+    """Each thread of a sweep: network, genesis, seed, and where its run stands."""
+    from sandloop.loops.sweep.report import threads_of
+
+    store = open_store(home, readonly=True)
+    return threads_of(store, _sweep_spec(store, name))
+
+
+def sweep_report(name: str, home: Path | str | None = None) -> pd.DataFrame:
+    """Per network × genesis: threads, stop reasons, steps and loop lengths."""
+    from sandloop.loops.sweep.report import summarise
+
+    return summarise(sweep_threads(name, home))
+
+
+def _sweep_spec(store: AkashicStore, name: str) -> SweepSpec:
+    from sandloop.loops.sweep.spec import SweepSpec as Spec
+    from sandloop.storage.store import NotFound, sql_str
+
+    rows = store.rows("sweeps", f"name = {sql_str(name)}") if store.has_table("sweeps") else []
+    if not rows:
+        known = sorted(store.select("sweeps")["name"]) if store.has_table("sweeps") else []
+        listed = ", ".join(known[:10]) or "none yet"
+        raise NotFound(
+            f"no sweep named {name!r} (sweeps: {listed}); run one with `sandloop sweep run`"
+        )
+    return Spec.model_validate_json(rows[0]["spec"])

@@ -22,11 +22,23 @@ class StepEvent:
     waiting_s: float = 0.0
 
 
-Observer = Callable[[StepEvent], None]
+@dataclass(frozen=True)
+class SweepTick:
+    """A sweep finished a tick: how many of its threads are done, how many steps it took."""
+
+    sweep: str
+    tick: int
+    threads_done: int
+    threads: int
+    steps: int
+
+
+Event = StepEvent | SweepTick
+Observer = Callable[[Event], None]
 _observers: list[Observer] = []
 
 
-def publish(event: StepEvent) -> None:
+def publish(event: Event) -> None:
     for observer in list(_observers):
         observer(event)
 

@@ -76,3 +76,20 @@ class PipelineResult(_Summary):
     output: str | None
     stages: list[RecipeResult] = field(default_factory=list)
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class SweepSummary(_Summary):
+    """One session of a sweep."""
+
+    name: str
+    threads: int
+    threads_done: int  # stopped, in this session or before it
+    already_finished: int  # finished before this session, left untouched
+    busy: int  # being run by another process, left to it
+    steps_this_session: int
+    failed: int
+    stop_reasons: dict[str, int] = field(default_factory=dict)
+    task_runs: int = 0  # one per tick and model
+    duration_s: float = 0.0
+    flow_run_id: str | None = None

@@ -121,3 +121,14 @@ def test_the_flows_never_import_the_api() -> None:
     assert "sandloop.flows.driver" in flows
     assert {name for name in flows if "sandloop.api" in inside[name]} == set()
     assert "sandloop.flows.driver" in inside["sandloop.flows.network"]
+
+
+def test_the_cli_starts_flows_only_through_the_api() -> None:
+    inside, _ = graph()
+    cli = {name for name in inside if name.startswith("sandloop.cli")}
+    assert "sandloop.api" in inside["sandloop.cli.runs"]
+    reaching = {
+        name: sorted(m for m in inside[name] if m.startswith(("sandloop.flows", "sandloop.tasks")))
+        for name in cli
+    }
+    assert {name: found for name, found in reaching.items() if found} == {}

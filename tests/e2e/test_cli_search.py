@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.test_cli import ECHO, run_echo, sandloop
 
 
+@pytest.mark.slow  # seven commands, each loading all-MiniLM-L6-v2 (~70 s)
 def test_embed_search_rebuild(cli_env: dict[str, str], home: Path) -> None:
     env = {**cli_env, "SANDLOOP_EMBED_DURING_RUNS": "false"}
     ran = run_echo("a red balloon", 7, 12, "--json", env=env)

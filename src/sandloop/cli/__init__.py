@@ -11,6 +11,7 @@ from sandloop.cli import (  # noqa: F401 - importing registers the commands
     serve,
     server,
     sessions,
+    sweeps,
 )
 from sandloop.cli.common import app
 

@@ -48,10 +48,10 @@ def dialogue_run(
     prepare_prefect(verbose)
     from sandloop import api
     from sandloop.loops.dialogue.spec import load_dialogue
-    from sandloop.progress import StepEvent, observing
+    from sandloop.progress import Event, StepEvent, observing
 
-    def on_turn(event: StepEvent) -> None:
-        if not as_json:
+    def on_turn(event: Event) -> None:
+        if not as_json and isinstance(event, StepEvent):
             err.print(f"[bold]{event.step} · {event.model}[/]", highlight=False)
             err.print(event.output_excerpt, markup=False, highlight=False)
 

@@ -3,15 +3,11 @@ fine-tuning datasets (and traces) that validate and reproduce."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich import box
-from rich.table import Table
 from typer.core import TyperGroup
 
 from sandloop.cli.common import (
@@ -22,6 +18,7 @@ from sandloop.cli.common import (
     out,
     prepare_prefect,
 )
+from sandloop.cli.output import Column, print_records, short_id, text, when
 
 snapshot_app = typer.Typer(
     help="Pinned selections of the record, for exports.", no_args_is_help=True
@@ -100,18 +97,17 @@ def snapshot_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
     from sandloop.exports import snapshot as snapshots
 
     frame = snapshots.listing(api.open_store(home, readonly=True))
-    if as_json:
-        out.print_json(frame.to_json(orient="records", date_format="iso"))
-        return
-    if frame.empty:
-        out.print("no snapshots yet; take one with `sandloop snapshot create --name NAME`")
-        return
-    table = Table(box=box.SIMPLE_HEAD)
-    for column in ("name", "runs", "selection", "created"):
-        table.add_column(column)
-    for row in frame.itertuples():
-        table.add_row(row.name, str(row.threads), row.selection, f"{row.created_at:%m-%d %H:%M}")
-    out.print(table)
+    print_records(
+        frame,
+        [
+            Column("name"),
+            Column("threads", "runs"),
+            Column("selection"),
+            Column("created_at", "created", show=when),
+        ],
+        as_json=as_json,
+        empty="no snapshots yet; take one with `sandloop snapshot create --name NAME`",
+    )
 
 
 @snapshot_app.command("show")
@@ -129,23 +125,19 @@ def snapshot_show(
     assert row is not None
     runs = snapshots.Pinned(store, row).runs()
     columns = ["thread", "kind", "name", "status", "steps", "session", "phase"]
-    if as_json:
-        out.print_json(
-            data={
-                "name": name,
-                "selection": row["selection"],
-                "versions": row["versions"],
-                "runs": runs.reindex(columns=columns).to_dict(orient="records"),
-            }
-        )
-        return
-    out.print(f"[bold]{name}[/] · selection {row['selection']} · versions {row['versions']}")
-    table = Table(box=box.SIMPLE_HEAD)
-    for column in columns[:5]:
-        table.add_column(column)
-    for run in runs.itertuples():
-        table.add_row(run.thread[:10], run.kind, run.name, run.status, str(run.steps))
-    out.print(table)
+    if not as_json:
+        out.print(f"[bold]{name}[/] · selection {row['selection']} · versions {row['versions']}")
+    print_records(
+        runs,
+        [Column(c, show=short_id if c == "thread" else text) for c in columns[:5]],
+        as_json=as_json,
+        json_data={
+            "name": name,
+            "selection": row["selection"],
+            "versions": row["versions"],
+            "runs": runs.reindex(columns=columns).to_dict(orient="records"),
+        },
+    )
 
 
 @snapshot_app.command("delete")
@@ -190,52 +182,22 @@ def export_dataset(
     """Write SNAPSHOT as datasets (an export flow run): files per format and split,
     manifest.json and a dataset card. Nothing is written if a check fails."""
     prepare_prefect(verbose)
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
     from sandloop import api
-    from sandloop.exports import snapshot as snapshots
-    from sandloop.exports.destination import check_remote, is_url
-    from sandloop.exports.paths import check_output
-    from sandloop.exports.writer import ExportOptions
-    from sandloop.flows.export import export_flow
+    from sandloop.exports.destination import is_url
 
-    settings = api.settings_for(home)
-    store = api.open_store(settings.home)
-    snapshots.get(store, snapshot)
-    if is_url(out_dir):  # checked here, staged locally and uploaded by the flow
-        out_path: Path | str = check_remote(out_dir, str(settings.home), overwrite=overwrite).url
-        staging_check = Path(tempfile.gettempdir()) / f"sandloop-check-{os.getpid()}"
-    else:
-        out_path = check_output(out_dir, settings.home, folder=True)
-        staging_check = out_path
-    ExportOptions(
-        tuple(formats),
-        staging_check,
-        val_fraction,
-        dedupe,
+    manifest = api.export_snapshot(
+        snapshot,
+        formats,
+        out_dir,
+        home,
+        val_fraction=val_fraction,
+        dedupe=dedupe,
         compress=compress,
         overwrite=overwrite,
         allow_invalid=allow_invalid,
-        redact=tuple(redact),
-    ).check(settings.home)
-    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        state = export_flow(
-            snapshot,
-            formats,
-            str(out_path),
-            val_fraction,
-            dedupe,
-            compress,
-            overwrite,
-            allow_invalid,
-            redact,
-            str(settings.home),
-            return_state=True,
-        )
-    result = state.result(raise_on_failure=False)
-    if isinstance(result, BaseException):
-        raise result
-    manifest: dict[str, Any] = result
+        redact=redact,
+    )
+    out_path = out_dir if is_url(out_dir) else Path(out_dir).expanduser().resolve()
     if as_json:
         out.print_json(data=manifest)
         return

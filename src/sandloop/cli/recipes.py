@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from sandloop.cli.common import (
     HomeOption,
@@ -20,6 +19,7 @@ from sandloop.cli.common import (
     parse_pairs,
     prepare_prefect,
 )
+from sandloop.cli.output import Column, print_records
 from sandloop.cli.sessions import resolve_session
 from sandloop.summaries import RecipeResult
 
@@ -134,25 +134,15 @@ def recipe_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
     settings = api.settings_for(home)
     names = sorted({*builtin_names(), *user_recipe_names(settings.local_dir)})
     specs = [load_recipe(n, settings.local_dir) for n in names]
-    if as_json:
-        out.print_json(
-            data=[
-                {
-                    "name": s.name,
-                    "version": s.version,
-                    "model": s.model_ref,
-                    "description": s.description,
-                }
-                for s in specs
-            ]
-        )
-        return
-    table = Table()
-    for column in ("recipe", "version", "model", "description"):
-        table.add_column(column)
-    for s in specs:
-        table.add_row(s.name, s.version, escape(s.model_ref), escape(s.description))
-    out.print(table)
+    records = [
+        {"name": s.name, "version": s.version, "model": s.model_ref, "description": s.description}
+        for s in specs
+    ]
+    print_records(
+        records,
+        [Column("name", "recipe"), Column("version"), Column("model"), Column("description")],
+        as_json=as_json,
+    )
 
 
 @recipe_app.command("show")

@@ -21,6 +21,7 @@ from sandloop.cli.common import (
     out,
     prepare_prefect,
 )
+from sandloop.cli.output import Column, print_records, short_id, when
 from sandloop.cli.sessions import resolve_session
 from sandloop.display import excerpt
 from sandloop.summaries import RunSummary
@@ -160,7 +161,7 @@ def _run_with_progress(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from sandloop import api
-    from sandloop.progress import StepEvent, observing
+    from sandloop.progress import Event, StepEvent, observing
 
     total = spec.stop.max_steps
     progress = Progress(
@@ -174,7 +175,9 @@ def _run_with_progress(
     )
     bar = progress.add_task(spec.network.name, total=total)
 
-    def on_step(event: StepEvent) -> None:
+    def on_step(event: Event) -> None:
+        if not isinstance(event, StepEvent):
+            return
         if event.status == "waiting":
             progress.update(
                 bar, description=f"{spec.network.name} · waiting {event.waiting_s:.0f}s"
@@ -231,35 +234,33 @@ def runs(home: HomeOption = None, as_json: JsonOption = False) -> None:
         frame["created_at"] = frame["created_at"].map(
             lambda t: t.isoformat() if t is not None else None
         )
-        out.print_json(frame.to_json(orient="records"))
-        return
-    if frame.empty:
-        out.print("no runs yet; start one with `sandloop run`")
-        return
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    table.add_column("thread", no_wrap=True, min_width=10)
-    table.add_column("name", no_wrap=True, overflow="ellipsis", max_width=20)
-    table.add_column("kind", no_wrap=True)
-    table.add_column("status", no_wrap=True, min_width=9)
-    table.add_column("stop", no_wrap=True, min_width=9)
-    table.add_column("steps", justify="right", no_wrap=True)
-    table.add_column("seed", justify="right", no_wrap=True)
-    table.add_column("genesis", ratio=1, overflow="ellipsis", no_wrap=True)
-    table.add_column("created", no_wrap=True, min_width=11)
-    for row in frame.itertuples(index=False):
-        seed = "" if row.seed is None or row.seed != row.seed else str(int(row.seed))
-        table.add_row(
-            row.thread[:10],
-            row.name,
-            row.kind,
-            row.status,
-            row.stop_reason or "",
-            str(row.steps),
-            seed,
-            excerpt(row.genesis, "text", 30),
-            f"{row.created_at:%m-%d %H:%M}",
-        )
-    out.print(table)
+    print_records(
+        frame,
+        [
+            Column("thread", show=short_id, no_wrap=True, min_width=10),
+            Column("name", no_wrap=True, overflow="ellipsis", max_width=20),
+            Column("kind", no_wrap=True),
+            Column("status", no_wrap=True, min_width=9),
+            Column("stop_reason", "stop", no_wrap=True, min_width=9),
+            Column("steps", justify="right", no_wrap=True),
+            Column("seed", show=_seed, justify="right", no_wrap=True),
+            Column(
+                "genesis",
+                show=lambda g: excerpt(g, "text", 30),
+                ratio=1,
+                overflow="ellipsis",
+                no_wrap=True,
+            ),
+            Column("created_at", "created", show=when, no_wrap=True, min_width=11),
+        ],
+        as_json=as_json,
+        empty="no runs yet; start one with `sandloop run`",
+        compact=True,
+    )
+
+
+def _seed(seed: Any) -> str:
+    return "" if seed is None or seed != seed else str(int(seed))
 
 
 def _next_due(run_row: dict[str, Any]) -> Any:

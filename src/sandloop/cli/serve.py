@@ -7,7 +7,7 @@ then runs its flow runs as they come due, continuations of paced runs included, 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -33,56 +33,6 @@ def _seed(text: str | None, scheduled: bool) -> int | str | None:
         return int(text)
     except ValueError:
         fail(f"--seed {text!r}: use a number, 'scheduled' or 'none'")
-
-
-def _deployment_of(
-    path: Path,
-    *,
-    genesis: str | None,
-    question: str | None,
-    input_text: str | None,
-    seed: int | str | None,
-    stop: dict[str, Any],
-    pace: dict[str, Any],
-    home: str,
-    session: str | None,
-) -> tuple[Any, dict[str, Any]]:
-    """The flow that runs this kind of spec, and its parameters; the spec is checked here, so a
-    bad one fails now rather than at every firing."""
-    from sandloop import api
-    from sandloop.loops.dialogue.spec import load_dialogue
-    from sandloop.loops.recipe.spec import load_pipeline, load_recipe
-    from sandloop.loops.spec_files import read_mapping, spec_kind
-
-    kind = spec_kind(read_mapping(path), str(path))
-    common = {"home": home, "session": session}
-    if kind == "network":
-        from sandloop.flows.network import network_run
-
-        if genesis is None:
-            fail(f"{path} is a network: give --genesis, its first input")
-        run = {"network": str(path), "genesis": genesis, "seed": seed, "stop": stop, "pace": pace}
-        check_seed = 0 if seed == "scheduled" else seed
-        api.load_run_spec(path, genesis=genesis, seed=check_seed, stop=stop, pace=pace)
-        return network_run, {"run": run, **common}
-    if kind == "dialogue":
-        from sandloop.flows.dialogue import dialogue_flow
-
-        load_dialogue(path, question)
-        return dialogue_flow, {"spec": str(path), "question": question, "seed": seed, **common}
-    from sandloop.flows.recipe import pipeline_flow, recipe_flow
-
-    if input_text is None:
-        fail(f"{path} is a {kind}: give --input, the text it works on")
-    if isinstance(seed, str):
-        fail(f"a {kind}'s --seed is a number: the same input and seed is the same result")
-    if kind == "pipeline":
-        load_pipeline(path)
-        return pipeline_flow, {"pipeline": str(path), "input": input_text, "seed": seed, **common}
-    from sandloop.config import Settings
-
-    load_recipe(str(path), Settings.for_home(home).local_dir)
-    return recipe_flow, {"recipe": str(path), "input": input_text, "seed": seed, **common}
 
 
 @app.command()
@@ -148,7 +98,7 @@ def serve(
         pace_fields["hand_off_after_s"] = hand_off_after
     stop = {"max_steps": max_steps} if max_steps is not None else {}
     settings = api.settings_for(home)
-    flow, parameters = _deployment_of(
+    flow, parameters = api.deployable(
         spec_path.resolve(),
         genesis=genesis,
         question=question,
@@ -164,33 +114,16 @@ def serve(
             "sandloop serve needs a Prefect server: run `sandloop server start` (or point "
             "PREFECT_API_URL at one)"
         )
-    _serve(flow, name or spec_path.stem, parameters, cron, interval, now, limit)
-
-
-def _serve(
-    flow: Any,
-    name: str,
-    parameters: dict[str, Any],
-    cron: str | None,
-    interval: float | None,
-    now: bool,
-    limit: int | None,
-) -> None:
-    from prefect import serve as prefect_serve
-    from prefect.deployments import run_deployment
-    from prefect.types.entrypoint import EntrypointType
-
-    deployment = flow.to_deployment(
-        name=name,
+    out.print(
+        f"serving [bold]{flow.name}/{name or spec_path.stem}[/] (Ctrl-C stops)", highlight=False
+    )
+    api.serve(
+        flow,
+        name or spec_path.stem,
+        parameters,
         cron=cron,
         interval=interval,
-        parameters=parameters,
-        tags=["sandloop"],
-        entrypoint_type=EntrypointType.MODULE_PATH,
+        now=now,
+        limit=limit,
+        started=lambda run: err.print(f"started flow run [bold]{run}[/]", highlight=False),
     )
-    if now:
-        deployment_id: Any = deployment.apply()
-        flow_run: Any = run_deployment(deployment_id, timeout=0, as_subflow=False)
-        err.print(f"started flow run [bold]{flow_run.name}[/]", highlight=False)
-    out.print(f"serving [bold]{flow.name}/{name}[/] (Ctrl-C stops)", highlight=False)
-    prefect_serve(deployment, limit=limit, print_starting_message=False)

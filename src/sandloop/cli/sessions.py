@@ -6,8 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich import box
-from rich.table import Table
 
 from sandloop.cli.common import (
     HomeOption,
@@ -17,6 +15,7 @@ from sandloop.cli.common import (
     parse_pairs,
     prepare_prefect,
 )
+from sandloop.cli.output import Column, print_records, short_id, text, when
 
 session_app = typer.Typer(
     help="Sessions: work on one task, grouped, with phase labels.", no_args_is_help=True
@@ -74,20 +73,19 @@ def session_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
     from sandloop import api, sessions
 
     frame = sessions.listing(api.open_store(home, readonly=True))
-    if as_json:
-        out.print_json(frame.to_json(orient="records", date_format="iso"))
-        return
-    if frame.empty:
-        out.print("no sessions yet; start one with `sandloop session start TITLE`")
-        return
-    table = Table(box=box.SIMPLE_HEAD)
-    for column in ("id", "title", "status", "runs", "tags", "started"):
-        table.add_column(column)
-    for row in frame.itertuples():
-        table.add_row(
-            row.id, row.title, row.status, str(row.runs), row.tags, f"{row.started_at:%m-%d %H:%M}"
-        )
-    out.print(table)
+    print_records(
+        frame,
+        [
+            Column("id"),
+            Column("title"),
+            Column("status"),
+            Column("runs"),
+            Column("tags"),
+            Column("started_at", "started", show=when),
+        ],
+        as_json=as_json,
+        empty="no sessions yet; start one with `sandloop session start TITLE`",
+    )
 
 
 @session_app.command("show")
@@ -103,30 +101,22 @@ def session_show(
     row = sessions.find(store, session_id)
     runs = sessions.runs_of(store, str(row["id"]))
     columns = ["thread", "kind", "name", "status", "phase", "genesis"]
-    if as_json:
-        out.print_json(
-            data={
-                "id": row["id"],
-                "title": row["title"],
-                "status": row["status"],
-                "runs": runs.reindex(columns=columns).to_dict(orient="records"),
-            }
-        )
-        return
-    out.print(f"[bold]{row['title']}[/] ({row['id']}, {row['status']})", highlight=False)
-    table = Table(box=box.SIMPLE_HEAD)
-    for column in columns:
-        table.add_column(column, overflow="ellipsis", no_wrap=column != "genesis")
-    for run in runs.itertuples():
-        table.add_row(
-            run.thread[:10],
-            run.kind,
-            run.name,
-            run.status,
-            run.phase if isinstance(run.phase, str) else "",
-            str(run.genesis),
-        )
-    out.print(table)
+    if not as_json:
+        out.print(f"[bold]{row['title']}[/] ({row['id']}, {row['status']})", highlight=False)
+    print_records(
+        runs,
+        [
+            Column(c, show=short_id if c == "thread" else text, no_wrap=c != "genesis")
+            for c in columns
+        ],
+        as_json=as_json,
+        json_data={
+            "id": row["id"],
+            "title": row["title"],
+            "status": row["status"],
+            "runs": runs.reindex(columns=columns).to_dict(orient="records"),
+        },
+    )
 
 
 @session_app.command("label")

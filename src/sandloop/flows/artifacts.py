@@ -76,6 +76,17 @@ class RunArtifacts:
         if force:
             self._pending.result()
 
+    def finish_table(self, rows: list[dict[str, Any]], title: str) -> None:
+        """The last progress update, and ``rows`` as the run's table (a sweep's threads)."""
+        from prefect.artifacts import create_table_artifact
+
+        self.step_done(self.total or 0, force=True)
+        self._updates.shutdown(wait=True)
+        _quietly(
+            "table",
+            lambda: create_table_artifact(rows, key=f"{self.key}-threads", description=title),
+        )
+
     def finish(
         self, steps: pd.DataFrame, store: AkashicStore, title: str, markdown: str | None = None
     ) -> None:

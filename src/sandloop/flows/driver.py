@@ -61,13 +61,14 @@ def current_flow_run_id() -> str | None:
     return str(runtime.flow_run.id or "") or None
 
 
-def _value_of(state: State[Any]) -> Any:
-    """A finished task's return value or exception. In this process it is in the state's
-    result record already; `State.result()` would fetch it through Prefect's event-loop thread,
-    a few milliseconds per step."""
+def value_of(state: State[Any]) -> Any:
+    """A finished task's or flow's return value or exception. In this process it is in the
+    state's result record already; `State.result()` would fetch it through Prefect's event-loop
+    thread, a few milliseconds per step."""
     if isinstance(state.data, ResultRecord):
         return state.data.result
-    return state.result(raise_on_failure=False)
+    # _sync: under a running event loop (a notebook) Prefect would hand back a coroutine.
+    return state.result(raise_on_failure=False, _sync=True)  # type: ignore[call-overload]
 
 
 def outcome_of(
@@ -76,30 +77,39 @@ def outcome_of(
     finished: datetime,
     store: AkashicStore,
 ) -> Outcome:
-    """A task state as a typed outcome; an image output goes to the blob store, and the outcome
-    keeps its hash."""
+    """A task state as a typed outcome."""
     task_run_id = str(state.state_details.task_run_id or "") or None
-    if state.is_completed():
-        output: ModelOutput = _value_of(state)
-        value = output.text or "" if output.type == "text" else store.blobs.put(output.data or b"")
+    return outcome_from(value_of(state), started, finished, task_run_id, store)
+
+
+def outcome_from(
+    answer: ModelOutput | BaseException,
+    started: datetime,
+    finished: datetime,
+    task_run_id: str | None,
+    store: AkashicStore,
+) -> Outcome:
+    """A model's answer (an output, or the error retries could not fix) as a typed outcome; an
+    image output goes to the blob store, and the outcome keeps its hash."""
+    if isinstance(answer, ModelOutput):
+        value = answer.text or "" if answer.type == "text" else store.blobs.put(answer.data or b"")
         return Outcome(
             started,
             finished,
             value=value,
-            usage=dict(output.usage or {}),
-            metadata=dict(output.metadata),
+            usage=dict(answer.usage or {}),
+            metadata=dict(answer.metadata),
             task_run_id=task_run_id,
         )
-    failure = _value_of(state)
     metadata: dict[str, Any] = {}
-    if decisions := getattr(failure, "decisions", None):
+    if decisions := getattr(answer, "decisions", None):
         metadata["route"] = {"chosen": None, "decisions": decisions}
     return Outcome(
         started,
         finished,
         metadata=metadata,
-        error=failure.one_line() if isinstance(failure, ModelError) else repr(failure),
-        error_type=getattr(failure, "kind", type(failure).__name__),
+        error=answer.one_line() if isinstance(answer, ModelError) else repr(answer),
+        error_type=getattr(answer, "kind", type(answer).__name__),
         task_run_id=task_run_id,
     )
 

@@ -22,7 +22,7 @@ from prefect.states import Failed
 from sandloop.config import Settings
 from sandloop.errors import SandloopError
 from sandloop.flows.artifacts import label_flow_run, recipe_artifacts, run_tags
-from sandloop.flows.driver import Driver, current_flow_run_id
+from sandloop.flows.driver import Driver, current_flow_run_id, value_of
 from sandloop.flows.home import open_home
 from sandloop.loops.recipe.context import prompt_for, resolve_context
 from sandloop.loops.recipe.engine import RefineLoop
@@ -233,7 +233,7 @@ def run_stage(
         return_state=True,
     )
     if not state.is_completed():
-        failure = state.result(raise_on_failure=False)
+        failure = value_of(state)
         if not isinstance(failure, RecipeFailed):
             raise failure if isinstance(failure, Exception) else RecipeFailed(str(failure))
         failed = (
@@ -244,7 +244,7 @@ def run_stage(
         )
         return RecipeResult.from_dict({**failed, "error": str(failure), "cached": False})
     # A dict: Prefect's cache keeps the task's result as JSON.
-    result: dict[str, Any] = state.result()
+    result: dict[str, Any] = value_of(state)
     cached = bool(result.get("cached")) or state.name == "Cached"
     return RecipeResult.from_dict({**result, "cached": cached, "error": None})
 

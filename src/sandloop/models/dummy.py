@@ -139,6 +139,27 @@ class DummyAdapter:
         if p.delay_ms:
             time.sleep(p.delay_ms / 1000)
         self._maybe_fail(p, ctx)
+        return self._answer(model_input, p, ctx)
+
+    def generate_batch(
+        self, inputs: list[ModelInput], params: dict[str, Any], ctxs: list[CallContext]
+    ) -> list[ModelOutput | Exception]:
+        """The same answers as one call each, for one parameter check and one simulated latency
+        for the whole batch: what batching buys on real hardware. A row's injected failure is
+        that row's answer."""
+        p = DummyParams.model_validate(params)
+        if p.delay_ms:
+            time.sleep(p.delay_ms / 1000)
+        answers: list[ModelOutput | Exception] = []
+        for model_input, ctx in zip(inputs, ctxs, strict=True):
+            try:
+                self._maybe_fail(p, ctx)
+                answers.append(self._answer(model_input, p, ctx))
+            except ModelError as exc:
+                answers.append(exc)
+        return answers
+
+    def _answer(self, model_input: ModelInput, p: DummyParams, ctx: CallContext) -> ModelOutput:
         if p.script:
             return ModelOutput("text", text=p.script[ctx.index % len(p.script)])
         if self.task == "text-generation":

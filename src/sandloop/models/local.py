@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sandloop.models.base import CallContext, ModelInput, ModelOutput
-from sandloop.models.errors import InvalidInput, InvalidOutput, Unavailable
+from sandloop.models.errors import InvalidInput, InvalidOutput, ModelError, Unavailable
 from sandloop.models.params import LocalCaptionParams, LocalLabelParams, LocalTextParams
 
 SEQ2SEQ_TASKS = ("text2text-generation", "summarization", "translation")
@@ -98,6 +98,34 @@ def _sampling(temperature: float, top_p: float) -> dict[str, Any]:
     }
 
 
+def _decoding(p: LocalTextParams, pad_id: int, temperature: float) -> dict[str, Any]:
+    """`generate`'s options for a text step, alone or in a batch."""
+    return {
+        "max_new_tokens": p.max_new_tokens,
+        "min_new_tokens": min(4, p.max_new_tokens),
+        "repetition_penalty": p.repetition_penalty,
+        "pad_token_id": pad_id,
+        **_sampling(temperature, p.top_p),
+    }
+
+
+def _padded(rows: list[list[int]], pad_id: int, *, left: bool) -> Any:
+    """Token rows padded to one width, with their attention mask. A causal LM continues the
+    last token, so its rows are padded on the left and all end at the same position; the mask
+    hides the padding (many small tokenizers have no pad token to do this themselves)."""
+    import torch
+    from transformers import BatchEncoding
+
+    width = max(len(row) for row in rows)
+    ids, mask = [], []
+    for row in rows:
+        padding = [pad_id] * (width - len(row))
+        ids.append(padding + row if left else row + padding)
+        ones, zeros = [1] * len(row), [0] * len(padding)
+        mask.append(zeros + ones if left else ones + zeros)
+    return BatchEncoding({"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask)})
+
+
 class LocalTextAdapter:
     """Text generation by a causal LM (continues the prompt) or a seq2seq model (rewrites it)."""
 
@@ -130,14 +158,7 @@ class LocalTextAdapter:
             set_seed(ctx.seed)
         pad_id = loaded.tokenizer.pad_token_id or loaded.tokenizer.eos_token_id
         with torch.inference_mode():
-            generated = loaded.model.generate(
-                **encoded,
-                max_new_tokens=p.max_new_tokens,
-                min_new_tokens=min(4, p.max_new_tokens),
-                repetition_penalty=p.repetition_penalty,
-                pad_token_id=pad_id,
-                **_sampling(p.temperature, p.top_p),
-            )
+            generated = loaded.model.generate(**encoded, **_decoding(p, pad_id, p.temperature))
         # A causal LM echoes the prompt before its continuation; a seq2seq decoder does not.
         prompt_len = 0 if self.seq2seq else encoded["input_ids"].shape[1]
         new_tokens = generated[0, prompt_len:]
@@ -149,6 +170,61 @@ class LocalTextAdapter:
             "output_tokens": int((new_tokens != pad_id).sum()),
         }
         return ModelOutput("text", text=text, usage=usage)
+
+    def generate_batch(
+        self, inputs: list[ModelInput], params: dict[str, Any], ctxs: list[CallContext]
+    ) -> list[ModelOutput | Exception]:
+        """Greedy decoding (temperature 0) of the whole batch in one padded `generate`: each
+        row gets the continuation it gets alone. Sampled rows are generated one by one, each
+        under its own seed as `sandloop run` does, so a row's output never depends on which
+        other threads shared its tick."""
+        p = LocalTextParams.model_validate(params)
+        if p.temperature > 0 or len(inputs) == 1:
+            answers: list[ModelOutput | Exception] = []
+            for model_input, ctx in zip(inputs, ctxs, strict=True):
+                try:
+                    answers.append(self.generate(model_input, params, ctx))
+                except ModelError as exc:
+                    answers.append(exc)
+            return answers
+        return self._greedy_batch(inputs, p)
+
+    def _greedy_batch(
+        self, inputs: list[ModelInput], p: LocalTextParams
+    ) -> list[ModelOutput | Exception]:
+        import torch
+
+        loaded = load_text_model(self.source, self.device, self.seq2seq)
+        answers: list[ModelOutput | Exception | None] = [None] * len(inputs)
+        rows = []
+        for i, model_input in enumerate(inputs):
+            if model_input.text is None:
+                answers[i] = InvalidInput("local text models take text", model=self.ref)
+            else:
+                rows.append((i, p.prefix + model_input.text[-p.max_input_chars :] + p.suffix))
+        if rows:
+            tokenizer = loaded.tokenizer
+            pad_id = tokenizer.pad_token_id or tokenizer.eos_token_id
+            encoded = _padded(
+                [tokenizer(prompt, truncation=self.seq2seq)["input_ids"] for _, prompt in rows],
+                pad_id,
+                left=not self.seq2seq,
+            ).to(self.device)
+            with torch.inference_mode():
+                generated = loaded.model.generate(**encoded, **_decoding(p, pad_id, 0.0))
+            prompt_len = 0 if self.seq2seq else encoded["input_ids"].shape[1]
+            for row, (i, _) in enumerate(rows):
+                new_tokens = generated[row, prompt_len:]
+                text = tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
+                if not text:
+                    answers[i] = InvalidOutput("the model produced only whitespace", model=self.ref)
+                    continue
+                usage = {
+                    "input_tokens": int(encoded["attention_mask"][row].sum()),
+                    "output_tokens": int((new_tokens != pad_id).sum()),
+                }
+                answers[i] = ModelOutput("text", text=text, usage=usage)
+        return [a if a is not None else RuntimeError("no answer") for a in answers]
 
 
 class LocalLabelAdapter:

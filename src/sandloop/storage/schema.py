@@ -124,6 +124,24 @@ EMBEDDINGS = pa.schema(
     ]
 )
 
+# A sweep: its spec (which expands to its threads, each an ordinary network run in `runs`) and
+# where it stands.
+SWEEPS = pa.schema(
+    [
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("realm", pa.string(), nullable=False),
+        pa.field("spec", pa.string(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("threads", pa.int64(), nullable=False),
+        pa.field("threads_done", pa.int64(), nullable=False),
+        pa.field("steps", pa.int64(), nullable=False),
+        pa.field("error", pa.string()),
+        pa.field("created_at", _TS),
+        pa.field("updated_at", _TS),
+        pa.field("flow_run_id", pa.string()),
+    ]
+)
+
 TABLES: dict[str, tuple[pa.Schema, str]] = {
     "invocations": (INVOCATIONS, "key"),
     "runs": (RUNS, "thread"),
@@ -131,6 +149,7 @@ TABLES: dict[str, tuple[pa.Schema, str]] = {
     "messages": (MESSAGES, "key"),
     "sessions": (SESSIONS, "id"),
     "snapshots": (SNAPSHOTS, "name"),
+    "sweeps": (SWEEPS, "name"),
 }
 
 TIMESTAMP_COLUMNS = frozenset(

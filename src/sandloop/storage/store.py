@@ -393,6 +393,18 @@ class AkashicStore:
         log.truncate()
         return written
 
+    def flush_all(self, logs: Sequence[WriterLog]) -> int:
+        """Many threads' logs in one upsert (a sweep's window): one table version, not one per
+        thread. Each log is truncated only after the commit."""
+        rows: list[dict[str, Any]] = []
+        for log in logs:
+            rows.extend(log.pending())
+            log.check()
+        written = self.upsert("invocations", rows) if rows else 0
+        for log in logs:
+            log.truncate()
+        return written
+
     def recover(self) -> int:
         """Replay the logs of crashed writers (those whose lock nobody holds)."""
         if self.readonly:
@@ -463,6 +475,50 @@ class AkashicStore:
             frames = [f for f in (stored, to_frame(fresh)) if not f.empty]
             stored = pd.concat(frames, ignore_index=True) if frames else stored
         return stored.sort_values("step", kind="stable").reset_index(drop=True)
+
+    def steps_of(self, threads: Sequence[str]) -> dict[str, pd.DataFrame]:
+        """`steps` of many threads with one table read (those without any get an empty
+        frame)."""
+        if not threads:
+            return {}
+        where = f"thread IN ({', '.join(sql_str(t) for t in threads)})"
+        stored = self.select("invocations", where)
+        found: dict[str, pd.DataFrame] = {}
+        for thread, frame in stored.groupby("thread", sort=False):
+            found[str(thread)] = frame
+        result: dict[str, pd.DataFrame] = {}
+        empty = stored.iloc[0:0]
+        for thread in threads:
+            frame = found.get(thread, empty)
+            pending = self.journal.read(thread)
+            if pending:
+                fresh = pa.Table.from_pylist(dedupe_last(pending, "key"), schema=INVOCATIONS)
+                frame = frame[~frame["key"].isin(set(fresh.column("key").to_pylist()))]
+                frames = [f for f in (frame, to_frame(fresh)) if not f.empty]
+                frame = pd.concat(frames, ignore_index=True) if frames else frame
+            result[thread] = frame.sort_values("step", kind="stable").reset_index(drop=True)
+        return result
+
+    def runs_of(self, threads: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The `runs` rows of many threads, by thread, with one read."""
+        if not threads:
+            return {}
+        where = f"thread IN ({', '.join(sql_str(t) for t in threads)})"
+        return {str(row["thread"]): row for row in self.rows("runs", where)}
+
+    def put_runs(self, rows: Sequence[dict[str, Any]]) -> None:
+        now = datetime.now(UTC)
+        self.upsert(
+            "runs",
+            [
+                {
+                    **row,
+                    "updated_at": now,
+                    "error": scrub(row["error"]) if row.get("error") else None,
+                }
+                for row in rows
+            ],
+        )
 
     def check_recorded(self, run: dict[str, Any], steps: pd.DataFrame) -> None:
         """Refuse to read on (or resume) a run whose record has lost steps it once had: the

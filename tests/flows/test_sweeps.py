@@ -1,0 +1,167 @@
+"""Sweeps through a real Prefect API and a real store: each thread an ordinary network run with
+the keys `sandloop run` gives it, one task run per tick and model, a failing row failing only
+its thread, and a re-run that goes on only with what is unfinished."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sandloop import api
+from sandloop.loops.sweep.spec import SweepSpec
+
+pytestmark = pytest.mark.usefixtures("prefect_api_url")
+
+ROOT = Path(__file__).resolve().parents[2]
+ECHO = ROOT / "examples/networks/echo.yaml"
+
+
+def sweep_file(folder: Path, **fields: Any) -> Path:
+    spec = {
+        "name": "tides",
+        "networks": [str(ECHO)],
+        "genesis": ["a red balloon", "a lighthouse"],
+        "seeds": [1, 2],
+        "stop": {"max_steps": 6, "stop_on_repeat": False},
+        **fields,
+    }
+    path = folder / "tides.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def task_runs_of(flow_run_id: str, expected: int) -> list[Any]:
+    """The flow run's task runs, once the server has recorded them and their names (it does so
+    after the flow returns, from events: a name may come a moment after the run)."""
+    from uuid import UUID
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    flow_filter = FlowRunFilter(id=FlowRunFilterId(any_=[UUID(flow_run_id)]))
+    deadline = time.monotonic() + 60
+    with get_client(sync_client=True) as client:
+        while True:
+            found = client.read_task_runs(flow_run_filter=flow_filter, limit=expected + 10)
+            named = all(r.name.startswith("tick ") for r in found)
+            if (len(found) >= expected and named) or time.monotonic() > deadline:
+                return list(found)
+            time.sleep(0.2)
+
+
+def test_a_sweep_thread_has_the_keys_and_outputs_of_the_same_run_alone(
+    home: Path, tmp_path: Path
+) -> None:
+    spec = api.load_sweep(sweep_file(tmp_path))
+    summary = api.run_sweep(spec, home)
+    assert (summary.threads, summary.threads_done, summary.failed) == (4, 4, 0)
+    assert summary.steps_this_session == 24 and summary.stop_reasons == {"max_steps": 4}
+    threads = api.sweep_threads("tides", home)
+    assert threads["status"].eq("completed").all() and threads["steps"].eq(6).all()
+
+    alone = api.load_run_spec(
+        ECHO, genesis="a lighthouse", seed=2, stop={"max_steps": 6, "stop_on_repeat": False}
+    )
+    solo = api.run_network(alone, tmp_path / "alone")
+    assert solo.thread in set(threads["thread"])
+    in_sweep = api.run_steps(solo.thread, home)
+    by_itself = api.run_steps(solo.thread, tmp_path / "alone")
+    assert in_sweep["key"].tolist() == by_itself["key"].tolist()
+    assert in_sweep["output"].tolist() == by_itself["output"].tolist()
+    assert in_sweep["parent_key"].iloc[1:].tolist() == in_sweep["key"].iloc[:-1].tolist()
+    assert in_sweep["flow_run_id"].nunique() == 1  # the sweep's one flow run
+
+
+def test_a_sweep_makes_one_task_run_per_tick_and_model(home: Path, tmp_path: Path) -> None:
+    spec = api.load_sweep(sweep_file(tmp_path, seeds={"count": 8}))
+    summary = api.run_sweep(spec, home)
+    assert summary.threads == 16 and summary.steps_this_session == 96
+    # echo's two models take turns, every thread at the same step: one batch per tick
+    assert summary.task_runs == 6
+    assert summary.flow_run_id is not None
+    runs = task_runs_of(summary.flow_run_id, 6)
+    assert len(runs) == 6
+    assert {r.name for r in runs} == {
+        f"tick {t} · {facet} · 16 threads"
+        for t, facet in enumerate(["dummy:text", "dummy:text#answer"] * 3)
+    }
+
+
+def test_a_failing_model_fails_its_threads_and_the_others_go_on(home: Path, tmp_path: Path) -> None:
+    broken = {
+        "name": "broken",
+        "models": [{"model": "dummy:text", "params": {"fail_times": 9, "fail_with": "auth"}}],
+    }
+    spec = api.load_sweep(sweep_file(tmp_path, networks=[str(ECHO), broken]))
+    summary = api.run_sweep(spec, home)
+    assert (summary.threads, summary.failed) == (8, 4)
+    assert summary.stop_reasons == {"failed": 4, "max_steps": 4}
+    threads = api.sweep_threads("tides", home)
+    failed = threads[threads["network"] == "broken"]
+    assert failed["status"].eq("failed").all() and failed["steps"].eq(0).all()
+    steps = api.run_steps(str(failed["thread"].iloc[0]), home)
+    assert steps["status"].tolist() == ["failed"] and steps["error_type"].tolist() == ["auth"]
+    ok = threads[threads["network"] == "echo"]
+    assert ok["status"].eq("completed").all() and ok["steps"].eq(6).all()
+
+
+def test_a_re_run_goes_on_with_unfinished_threads_only(home: Path, tmp_path: Path) -> None:
+    drift = {"name": "drift", "models": [{"model": "dummy:text", "params": {"vocab": 3}}]}
+    path = sweep_file(
+        tmp_path, networks=[str(ECHO), drift], stop={"max_steps": 4, "stop_on_repeat": True}
+    )
+    first = api.run_sweep(api.load_sweep(path), home)
+    assert first.threads_done == 8
+    store = api.open_store(home)
+    before = {r["thread"]: r for r in store.rows("runs")}
+    looped = {t for t, r in before.items() if r["stop_reason"] == "repeat"}
+    assert looped  # three words: the drift threads fall into a loop within four steps
+    keys_before = set(store.invocations()["key"])
+
+    longer = api.load_sweep(
+        sweep_file(
+            tmp_path, networks=[str(ECHO), drift], stop={"max_steps": 10, "stop_on_repeat": True}
+        )
+    )
+    again = api.run_sweep(longer, home)
+    assert again.already_finished == len(looped)
+    after = {r["thread"]: r for r in api.open_store(home).rows("runs")}
+    for thread in looped:  # untouched
+        assert after[thread]["updated_at"] == before[thread]["updated_at"]
+    invocations = api.open_store(home).invocations()
+    assert invocations["key"].is_unique and keys_before <= set(invocations["key"])
+    for thread, run in after.items():
+        if thread not in looped and run["stop_reason"] == "max_steps":
+            assert run["steps"] == 10
+
+    third = api.run_sweep(longer, home)  # nothing left: nothing written
+    assert third.steps_this_session == 0 and third.already_finished == 8
+    assert len(api.open_store(home).invocations()) == len(invocations)
+
+
+def test_members_are_deduplicated_and_expanded_lazily(tmp_path: Path) -> None:
+    spec = api.load_sweep(
+        sweep_file(tmp_path, genesis=["a", "b", "a"], seeds=[1, 1, 2], max_concurrent=3)
+    )
+    assert isinstance(spec, SweepSpec)
+    assert spec.size() == 9 and spec.duplicates() == 5
+    members = list(spec.members())
+    assert [(m.spec.genesis, m.spec.seed) for m in members] == [
+        ("a", 1),
+        ("a", 2),
+        ("b", 1),
+        ("b", 2),
+    ]
+    big = SweepSpec.model_validate(
+        {
+            **spec.model_dump(),
+            "genesis": [f"prompt {i}" for i in range(1000)],
+            "seeds": {"count": 100},
+        }
+    )
+    first = next(big.members())  # a generator: 100k members are never all built at once
+    assert first.spec.genesis == "prompt 0" and big.size() == 100_000

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prefect import State, get_run_logger, runtime
-from prefect.results import ResultRecord  # type: ignore[attr-defined]  # its public home
+from prefect.results import ResultRecord  # type: ignore[attr-defined]  # re-exported there
 from prefect.tasks import exponential_backoff
 from prefect.utilities.annotations import quote
 
@@ -49,7 +49,7 @@ class Session:
     first_step: int
     error: str | None = None
     continuation: Continuation | None = None
-    rows: list[dict[str, Any]] = field(default_factory=list)  # recorded in this session
+    rows: list[dict[str, Any]] = field(default_factory=list)  # kept only when asked for
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -131,8 +131,12 @@ class Driver:
         on_recorded: OnRecorded | None = None,
         on_flush: Callable[[], None] | None = None,
         hand_off: HandOff | None = None,
+        keep_rows: bool = False,
     ) -> None:
+        """``keep_rows``: hand back this session's rows (a recipe records its final answer
+        again); a network run of many steps keeps none in memory."""
         self.store, self.log, self.settings = store, log, settings
+        self.keep_rows = keep_rows
         self.flush_every, self.artifacts, self.events = flush_every, artifacts, events
         self.on_recorded, self.on_flush, self.hand_off = on_recorded, on_flush, hand_off
         self.flow_run_id = current_flow_run_id()
@@ -191,7 +195,8 @@ class Driver:
                 call = loop.plan()
                 outcome = self.invoke(call)
                 row = self.record(call, outcome, loop.advance(call, outcome))
-                session.rows.append(row)
+                if self.keep_rows:
+                    session.rows.append(row)
                 since_flush += 1
                 if self.flush_every is not None and since_flush >= self.flush_every:
                     self.flush()

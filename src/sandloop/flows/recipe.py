@@ -81,7 +81,7 @@ def execute_recipe(
     loop = RefineLoop(spec, prompt_for(spec, values), thread, seed)
     log = store.open_thread(thread)
     try:
-        driver = Driver(store, log, settings, events=False)
+        driver = Driver(store, log, settings, events=False, keep_rows=True)
         session_ = driver.run(loop)
         if session_.reason is StopReason.FAILED:
             put_record(

@@ -112,6 +112,10 @@ class _CommandReportsFailures(logging.Filter):
         return record.levelno < logging.ERROR
 
 
+# Prefect's background services (events, API logs) say at exit how many items they still have to
+# send; they send them all the same, so in a command's output it is only a stray line.
+_SERVICE_LOGGERS = ("EventsWorker", "APILogWorker")
+
 # The loggers Prefect reports flow and task run failures through.
 _RUN_LOGGERS = (
     "prefect.flow_runs",
@@ -133,6 +137,8 @@ def prepare_prefect(verbose: bool = False) -> None:
             logger = logging.getLogger(name)
             if not any(isinstance(f, _CommandReportsFailures) for f in logger.filters):
                 logger.addFilter(_CommandReportsFailures())
+        for name in _SERVICE_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
     # No network but the package registries: Prefect's telemetry would only log errors.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     _use_managed_server()

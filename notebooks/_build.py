@@ -1,5 +1,5 @@
-"""Writes notebooks/explore.ipynb and notebooks/export.ipynb from the cells below (kept as code
-so diffs stay readable).
+"""Writes notebooks/explore.ipynb, notebooks/export.ipynb and notebooks/sweep.ipynb from the
+cells below (kept as code so diffs stay readable).
 
 Run: .venv/bin/python notebooks/_build.py
 """
@@ -144,7 +144,89 @@ dataset["train"].to_pandas()[["kind", "model"]].value_counts()""",
     ),
 ]
 
-NOTEBOOKS = {"explore.ipynb": EXPLORE, "export.ipynb": EXPORT}
+SWEEP = [
+    (
+        "markdown",
+        """# A sweep's trajectories
+
+What a batch experiment did: how far each network's outputs drift from their genesis and from
+the step before, how often and when threads fall into exact loops or converge, and where they
+end up (clusters of final outputs, each named by its medoid). Run a sweep first:
+
+```bash
+sandloop sweep run examples/sweeps/tides.yaml
+```
+
+`SANDLOOP_HOME` points at the store (default `~/.sandloop`), `SANDLOOP_SWEEP` names the sweep
+(default `tides`). Vectors come from the store; outputs without one are embedded now, with the
+configured model (`SANDLOOP_EMBED_MODEL`, by default the offline all-MiniLM-L6-v2), and kept.""",
+    ),
+    (
+        "code",
+        """%matplotlib inline
+import os
+
+import matplotlib.pyplot as plt
+from IPython.display import display
+
+from sandloop import api
+from sandloop.loops.sweep.plots import network_figure
+
+HOME = os.environ.get("SANDLOOP_HOME")
+NAME = os.environ.get("SANDLOOP_SWEEP", "tides")
+api.sweep_report(NAME, HOME)""",
+    ),
+    ("markdown", "## Trajectories"),
+    (
+        "code",
+        """trajectories = api.sweep_trajectories(NAME, HOME)
+print(
+    f"{len(trajectories.threads)} threads, {int(trajectories.drift['threads'].sum())} embedded "
+    f"steps ({trajectories.embedded} outputs embedded just now) with "
+    f"{trajectories.embedding_model}"
+)
+trajectories.outcomes""",
+    ),
+    (
+        "markdown",
+        """## One figure per network
+
+Left, the mean cosine of each step's output to the genesis and to the step before, ± one
+standard deviation over threads. Right, the share of threads that had fallen into an exact loop
+(the same output at the same place in the network) or converged (an output within
+`converge_above` cosine of one of the last `converge_window`) by each step.""",
+    ),
+    (
+        "code",
+        """for network in trajectories.outcomes["network"]:
+    display(network_figure(trajectories, network))""",
+    ),
+    ("markdown", "## Drift of every network, side by side"),
+    (
+        "code",
+        """fig, ax = plt.subplots(figsize=(7, 4))
+for network, drift in trajectories.drift.groupby("network", sort=False):
+    ax.plot(drift["step"], drift["to_genesis"], label=network)
+ax.set(xlabel="step", ylabel="mean cosine to the genesis", title=NAME)
+ax.legend()
+plt.show()""",
+    ),
+    (
+        "markdown",
+        """## Where the threads ended
+
+Final outputs clustered by cosine (spherical k-means, seeded); each cluster is named by its
+medoid, the final output closest to all the others in it.""",
+    ),
+    ("code", """trajectories.clusters"""),
+    (
+        "code",
+        """threads = trajectories.threads
+threads[threads["cluster"] == 0][["thread", "network", "genesis", "seed", "steps"]]""",
+    ),
+]
+
+NOTEBOOKS = {"explore.ipynb": EXPLORE, "export.ipynb": EXPORT, "sweep.ipynb": SWEEP}
 
 
 def main() -> None:
@@ -155,11 +237,12 @@ def main() -> None:
             "display_name": "Python 3",
             "language": "python",
         }
-        for kind, source in cells:
+        for number, (kind, source) in enumerate(cells):
             make = (
                 nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
             )
-            notebook.cells.append(make(source))
+            # ids by position, so rebuilding an unchanged notebook changes nothing
+            notebook.cells.append(make(source, id=f"cell-{number}"))
         nbformat.write(notebook, Path(__file__).with_name(name))
 
 

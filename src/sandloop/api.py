@@ -19,6 +19,7 @@ from sandloop.loops.dialogue.spec import DialogueSpec
 from sandloop.loops.network.spec import RunSpec
 from sandloop.loops.spec_files import SpecError
 from sandloop.loops.sweep.spec import SweepSpec
+from sandloop.loops.sweep.trajectories import Trajectories
 from sandloop.registration import (
     load_run_spec,
     register_dialogue,
@@ -58,6 +59,7 @@ __all__ = [
     "settings_for",
     "sweep_report",
     "sweep_threads",
+    "sweep_trajectories",
     "thread_of",
 ]
 
@@ -444,6 +446,41 @@ def sweep_report(name: str, home: Path | str | None = None) -> pd.DataFrame:
     from sandloop.loops.sweep.report import summarise
 
     return summarise(sweep_threads(name, home))
+
+
+def sweep_trajectories(
+    name: str,
+    home: Path | str | None = None,
+    *,
+    embedding_model: str | None = None,
+    clusters: int | None = None,
+    converge_above: float | None = None,
+    embed: bool = True,
+    on_chunk: Callable[[int, int], None] = lambda _threads, _embedded: None,
+) -> Trajectories:
+    """A sweep's trajectories: drift per network and step, when threads looped or converged,
+    and clusters of their final outputs with a medoid each.
+
+    Vectors are the store's, for ``embedding_model`` (default: the configured one); outputs
+    without one are embedded and recorded first, unless ``embed`` is off. ``on_chunk`` hears
+    (threads read, outputs embedded so far) as the threads stream by.
+    """
+    from sandloop.embedding.embedders import embedder_from
+    from sandloop.loops.sweep.report import trajectories_of
+
+    settings = settings_for(home)
+    store = AkashicStore.for_settings(settings, readonly=not embed)
+    spec = _sweep_spec(store, name)
+    return trajectories_of(
+        store,
+        spec,
+        embedder_from(settings, embedding_model),
+        embed=embed,
+        clusters=clusters,
+        converge_above=converge_above,
+        settings=settings,
+        on_chunk=on_chunk,
+    )
 
 
 def _sweep_spec(store: AkashicStore, name: str) -> SweepSpec:

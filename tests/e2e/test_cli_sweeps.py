@@ -35,13 +35,37 @@ def test_the_example_sweep_runs_and_reports(cli_env: dict[str, str], home: Path)
     assert [(s["name"], s["threads"], s["threads_done"]) for s in listed] == [("tides", 12, 12)]
     threads = json.loads(sandloop("sweep", "show", "tides", "--json", env=env).stdout)
     assert len(threads) == 12 and {t["network"] for t in threads} == {"echo", "drift"}
-    report = sandloop("sweep", "report", "tides", env=env)
+    report = sandloop("sweep", "report", "tides", "--embed-model", "hashing-64", env=env)
     assert report.returncode == 0 and "drift" in report.stdout and "a lighthouse" in report.stdout
-    rows = json.loads(sandloop("sweep", "report", "tides", "--json", env=env).stdout)
+    assert "semantic drift" in report.stdout and "clusters of final outputs" in report.stdout
+    assert "embedded" in report.stderr  # the first report embeds the outputs, and says so
+    plots = home.parent / "plots"
+    reported = json.loads(
+        sandloop(
+            "sweep",
+            "report",
+            "tides",
+            "--json",
+            "--embed-model",
+            "hashing-64",
+            "--plots",
+            str(plots),
+            env=env,
+        ).stdout
+    )
+    rows = reported["summary"]
     assert {(r["network"], r["genesis"]) for r in rows} == {
         (n, g) for n in ("echo", "drift") for g in ("a red balloon", "a lighthouse")
     }
     assert sum(r["threads"] for r in rows) == 12
+    trajectories = reported["trajectories"]
+    assert trajectories["embedded"] == 0  # made once, by the first report
+    assert {o["network"] for o in trajectories["outcomes"]} == {"echo", "drift"}
+    assert sum(c["threads"] for c in trajectories["clusters"]) == 12
+    steps = sum(r["steps_mean"] * r["threads"] for r in rows)
+    assert sum(d["threads"] for d in trajectories["drift"]) == pytest.approx(steps)
+    assert sorted(Path(p).name for p in reported["plots"]) == ["tides-drift.png", "tides-echo.png"]
+    assert all(Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in reported["plots"])
     # each thread is an ordinary run: `sandloop runs` lists them, `show` shows one
     runs = json.loads(sandloop("runs", "--json", env=env).stdout)
     assert len(runs) == 12
@@ -166,3 +190,21 @@ def test_a_killed_sweep_re_run_finishes_without_duplicate_steps(
 def test_sweep_commands_have_help(command: str, cli_env: dict[str, str]) -> None:
     helped = sandloop("sweep", command, "--help", env=cli_env)
     assert helped.returncode == 0 and "Usage" in helped.stdout and "--home" in helped.stdout
+
+
+def test_a_bad_report_is_one_line(cli_env: dict[str, str], home: Path, tmp_path: Path) -> None:
+    spec = {"name": "small", "networks": [str(ECHO)], "genesis": ["x"], "stop": {"max_steps": 2}}
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert sandloop("sweep", "run", str(path), "--json", env=cli_env).returncode == 0
+    taken = tmp_path / "taken"
+    taken.write_text("a file, not a folder")
+    for args, message in [
+        (["nothing"], "no sweep named 'nothing' (sweeps: small)"),
+        (["small", "--embed-model", "hashing-3"], "hashing-<dim> with 8 ≤ dim ≤ 4096"),
+        (["small", "--embed-model", "hashing-64", "--plots", str(taken)], "cannot write plots"),
+        (["small", "--clusters", "0"], "--clusters"),
+    ]:
+        done = sandloop("sweep", "report", *args, env=cli_env)
+        assert done.returncode == 2, (args, done.stderr)
+        assert message in one_error_line(done.stderr), args

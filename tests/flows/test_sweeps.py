@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
@@ -165,3 +166,53 @@ def test_members_are_deduplicated_and_expanded_lazily(tmp_path: Path) -> None:
     )
     first = next(big.members())  # a generator: 100k members are never all built at once
     assert first.spec.genesis == "prompt 0" and big.size() == 100_000
+
+
+def test_trajectories_embed_what_is_missing_once_and_agree_with_the_runs(
+    home: Path, tmp_path: Path
+) -> None:
+    from sandloop.embedding.embedders import get_embedder
+
+    drift = {"name": "drift", "models": [{"model": "dummy:text", "params": {"vocab": 3}}]}
+    path = sweep_file(
+        tmp_path, networks=[str(ECHO), drift], stop={"max_steps": 8, "stop_on_repeat": True}
+    )
+    api.run_sweep(api.load_sweep(path), home)
+    store = api.open_store(home, readonly=True)
+    texts = store.invocations("status = 'ok' AND output_type = 'text'")
+
+    # without embedding, nothing has a vector yet: no drift, and nothing is written
+    bare = api.sweep_trajectories("tides", home, embedding_model="hashing-64", embed=False)
+    assert bare.drift.empty and bare.outcomes["converged"].eq(0).all()
+    assert api.open_store(home, readonly=True).count("embeddings") == 0
+    assert bare.outcomes.set_index("network").loc["drift", "looped"] > 0  # loops need no vectors
+
+    made = api.sweep_trajectories("tides", home, embedding_model="hashing-64")
+    vectors = api.open_store(home, readonly=True).select("embeddings")
+    assert sorted(vectors["key"]) == sorted(texts["key"])  # every text step, once
+    assert made.embedded == texts["output"].nunique()
+    again = api.sweep_trajectories("tides", home, embedding_model="hashing-64")
+    assert again.embedded == 0
+    assert again.drift.equals(made.drift) and again.clusters.equals(made.clusters)
+
+    runs = {r["thread"]: r for r in store.rows("runs")}
+    for row in made.threads.itertuples():
+        run = runs[row.thread]
+        assert row.steps == run["steps"]
+        if run["stop_reason"] == "repeat":  # the run stopped where the loop was found
+            assert (row.loop_step, row.loop_length) == (run["steps"] - 1, run["loop_length"])
+
+    # drift at step 2 of echo, worked out from the recorded texts
+    embedder = get_embedder("hashing-64")
+    echo = texts[texts["thread"].isin(set(made.threads.query("network == 'echo'")["thread"]))]
+    at = {s: echo[echo["step"] == s].sort_values("thread") for s in (1, 2)}
+    genesis = dict(zip(made.threads["thread"], made.threads["genesis"], strict=True))
+    now = embedder.embed(at[2]["output"].tolist())
+    before = embedder.embed(at[1]["output"].tolist())
+    origin = embedder.embed([genesis[t] for t in at[2]["thread"]])
+    row = made.drift.query("network == 'echo' and step == 2").iloc[0]
+    assert row["threads"] == len(at[2]) == 4
+    assert row["to_genesis"] == pytest.approx(float(np.mean(np.sum(now * origin, axis=1))))
+    assert row["to_previous"] == pytest.approx(float(np.mean(np.sum(now * before, axis=1))))
+    assert made.clusters["threads"].sum() == 8
+    assert set(made.clusters["medoid"]) <= set(texts["output"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -222,6 +222,17 @@ def rebuild_index(
     return index
 
 
+@contextlib.contextmanager
+def _one_writer(store: AkashicStore, embedder: Embedder) -> Iterator[None]:
+    """One writer per embedding model at a time (a file lock, across threads and processes), so
+    concurrent back-fills never embed the same rows twice or lose each other's index updates."""
+    root = index_root(store.cache)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(folder_for(root, embedder.name).with_suffix(".lock"), "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def embed_and_index(
     store: AkashicStore,
     embedder: Embedder,
@@ -234,26 +245,60 @@ def embed_and_index(
     on_batch: Callable[[int], None] = lambda _n: None,
     announce: Callable[[str], None] = lambda _m: None,
 ) -> EmbedReport:
-    """Back-fill: embed every text output lacking a vector for this model, and index it.
-
-    One writer per embedding model at a time (a file lock, across threads and processes), so
-    concurrent back-fills never embed the same rows twice or lose each other's index updates.
-    """
-    root = index_root(store.cache)
-    root.mkdir(parents=True, exist_ok=True)
-    with open(folder_for(root, embedder.name).with_suffix(".lock"), "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    """Back-fill: embed every text output lacking a vector for this model, and index it."""
+    with _one_writer(store, embedder):
         todo = missing_rows(store, embedder.name, realm=realm, thread=thread)
         on_total(len(todo))
-        index = open_index(store, embedder, settings, announce)
+        return _embed_and_add(store, embedder, todo, batch_size, settings, on_batch, announce)
+
+
+def embed_missing(
+    store: AkashicStore,
+    embedder: Embedder,
+    rows: pd.DataFrame,
+    *,
+    settings: Settings | None = None,
+    announce: Callable[[str], None] = lambda _m: None,
+) -> EmbedReport:
+    """Embed and index those of ``rows`` (invocation rows) that are successful text outputs
+    without a vector yet: for readers that hold the steps already and need their vectors."""
+    with _one_writer(store, embedder):
+        texts = rows[(rows["status"] == "ok") & (rows["output_type"] == "text")]
+        done = _embedded_keys(store, embedder.name, texts["key"].tolist())
+        todo = texts[~texts["key"].isin(done)].reset_index(drop=True)
         if todo.empty:
             return EmbedReport()
-        report, meta, vectors = embed_rows(
-            store, embedder, todo, batch_size=batch_size, on_batch=on_batch
-        )
-        report.indexed = index.add(meta, vectors)
-        index.save()
-        return report
+        # large batches: one upsert per few thousand rows (the embedder batches its own calls)
+        return _embed_and_add(store, embedder, todo, 4096, settings, lambda _n: None, announce)
+
+
+def _embedded_keys(store: AkashicStore, embedding_model: str, keys: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(keys), _IN_CHUNK):
+        chunk = ", ".join(sql_str(k) for k in keys[start : start + _IN_CHUNK])
+        where = f"{_where(embedding_model)} AND key IN ({chunk})"
+        found.update(store.select("embeddings", where, ["key"])["key"])
+    return found
+
+
+def _embed_and_add(
+    store: AkashicStore,
+    embedder: Embedder,
+    todo: pd.DataFrame,
+    batch_size: int,
+    settings: Settings | None,
+    on_batch: Callable[[int], None],
+    announce: Callable[[str], None],
+) -> EmbedReport:
+    index = open_index(store, embedder, settings, announce)
+    if todo.empty:
+        return EmbedReport()
+    report, meta, vectors = embed_rows(
+        store, embedder, todo, batch_size=batch_size, on_batch=on_batch
+    )
+    report.indexed = index.add(meta, vectors)
+    index.save()
+    return report
 
 
 def search(

@@ -479,25 +479,31 @@ class AkashicStore:
     def steps_of(self, threads: Sequence[str]) -> dict[str, pd.DataFrame]:
         """`steps` of many threads with one table read (those without any get an empty
         frame)."""
+        together = self.steps_together(threads)
+        found = {str(t): f for t, f in together.groupby("thread", sort=False)}
+        empty = together.iloc[0:0]
+        return {t: found.get(t, empty).reset_index(drop=True) for t in threads}
+
+    def steps_together(
+        self, threads: Sequence[str], columns: list[str] | None = None
+    ) -> pd.DataFrame:
+        """The steps of many threads (journal included) as one frame, ordered by thread and
+        step; only ``columns`` (with ``thread``, ``step`` and ``key``) when given. For readers
+        of many threads: a frame per thread costs per thread and per column."""
+        if columns is not None:
+            columns = list(dict.fromkeys(["thread", "step", "key", *columns]))
         if not threads:
-            return {}
+            return self.select("invocations", "false", columns)
         where = f"thread IN ({', '.join(sql_str(t) for t in threads)})"
-        stored = self.select("invocations", where)
-        found: dict[str, pd.DataFrame] = {}
-        for thread, frame in stored.groupby("thread", sort=False):
-            found[str(thread)] = frame
-        result: dict[str, pd.DataFrame] = {}
-        empty = stored.iloc[0:0]
-        for thread in threads:
-            frame = found.get(thread, empty)
-            pending = self.journal.read(thread)
-            if pending:
-                fresh = pa.Table.from_pylist(dedupe_last(pending, "key"), schema=INVOCATIONS)
-                frame = frame[~frame["key"].isin(set(fresh.column("key").to_pylist()))]
-                frames = [f for f in (frame, to_frame(fresh)) if not f.empty]
-                frame = pd.concat(frames, ignore_index=True) if frames else frame
-            result[thread] = frame.sort_values("step", kind="stable").reset_index(drop=True)
-        return result
+        stored = self.select("invocations", where, columns)
+        pending = [row for t in threads for row in self.journal.read(t)]
+        if pending:
+            fresh = pa.Table.from_pylist(dedupe_last(pending, "key"), schema=INVOCATIONS)
+            stored = stored[~stored["key"].isin(set(fresh.column("key").to_pylist()))]
+            fresh_frame = to_frame(fresh if columns is None else fresh.select(columns))
+            frames = [f for f in (stored, fresh_frame) if not f.empty]
+            stored = pd.concat(frames, ignore_index=True) if frames else stored
+        return stored.sort_values(["thread", "step"], kind="stable").reset_index(drop=True)
 
     def runs_of(self, threads: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The `runs` rows of many threads, by thread, with one read."""

@@ -1,0 +1,64 @@
+"""notebooks/sweep.ipynb, executed for real on a sweep this test runs: the trajectories of two
+networks, their figures, and the clusters of where the threads ended."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from sandloop import api
+from sandloop.loops.sweep.spec import SweepSpec
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "sweep.ipynb"
+
+
+@pytest.mark.usefixtures("prefect_api_url")
+def test_sweep_notebook_runs_on_a_real_sweep(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = SweepSpec.model_validate(
+        {
+            "name": "waves",
+            "networks": [
+                {"name": "wide", "models": ["dummy:text"]},
+                {"name": "narrow", "models": [{"model": "dummy:text", "params": {"vocab": 6}}]},
+            ],
+            "genesis": ["a red balloon", "a lighthouse", "a kettle"],
+            "seeds": {"count": 4},
+            "stop": {"max_steps": 12},
+        }
+    )
+    summary = api.run_sweep(spec, home)
+    assert summary.threads_done == 24
+    monkeypatch.setenv("SANDLOOP_HOME", str(home))
+    monkeypatch.setenv("SANDLOOP_SWEEP", "waves")
+    monkeypatch.setenv("SANDLOOP_EMBED_MODEL", "all-MiniLM-L6-v2")  # the offline default
+
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+    ).execute()
+
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    outputs = [o for c in code for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 3  # a figure per network, and the networks side by side
+    printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    recorded = api.open_store(home, readonly=True).invocations()
+    steps, distinct = len(recorded), recorded["output"].nunique()
+    # nothing was embedded during the sweep: the notebook embedded each distinct output once
+    assert (
+        f"24 threads, {steps} embedded steps ({distinct} outputs embedded just now) with "
+        "all-MiniLM-L6-v2\n"
+    ) in printed
+    outcomes = code[1].outputs[-1]["data"]["text/html"]
+    assert "<td>wide</td>" in outcomes and "<td>narrow</td>" in outcomes
+    clusters = code[4].outputs[-1]["data"]["text/html"]
+    assert clusters.count("<tr") - 1 >= 2  # a header, then a row per cluster
+    stored = api.open_store(home, readonly=True).count("embeddings")
+    assert stored == steps

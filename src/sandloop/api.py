@@ -37,6 +37,7 @@ from sandloop.summaries import (
 )
 
 __all__ = [
+    "check_sweep_name",
     "create_snapshot",
     "deployable",
     "dialogue_messages",
@@ -409,20 +410,46 @@ def load_sweep(path: Path | str) -> SweepSpec:
 
 
 def run_sweep(
-    spec: SweepSpec, home: Path | str | None = None, session: str | None = None
+    spec: SweepSpec,
+    home: Path | str | None = None,
+    session: str | None = None,
+    *,
+    redefine: bool = False,
 ) -> SweepSummary:
-    """Run (or go on with) a sweep as one Prefect flow run; returns its summary."""
+    """Run (or go on with) a sweep as one Prefect flow run; returns its summary.
+
+    A sweep is its name. Another stop rule or window goes on with the same sweep; other
+    networks, genesis prompts or seeds under a name already taken are refused (SweepRedefined)
+    unless ``redefine``, so that a report never mixes two experiments by accident.
+    """
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     from sandloop.flows.sweep import sweep_flow
 
     settings = settings_for(home)
-    AkashicStore.for_settings(settings)  # an unusable home fails here, before Prefect starts
+    # an unusable home, or a name taken by another experiment, fails here, before Prefect
+    check_sweep_name(spec, AkashicStore.for_settings(settings), redefine=redefine)
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         state = sweep_flow(
             spec=spec.model_dump_json(), home=str(settings.home), session=session, return_state=True
         )
     return _summary_of(state, SweepSummary)
+
+
+def check_sweep_name(spec: SweepSpec, store: AkashicStore, *, redefine: bool = False) -> None:
+    """Refuse (SweepRedefined) a spec whose name already stands for other members."""
+    from sandloop.loops.sweep.spec import SweepRedefined
+    from sandloop.storage.store import sql_str
+
+    if redefine or not store.has_table("sweeps"):
+        return
+    earlier = store.rows("sweeps", f"name = {sql_str(spec.name)}")
+    if earlier and earlier[0]["realm"] != spec.realm:
+        raise SweepRedefined(
+            f"a sweep named {spec.name!r} already ran other networks, genesis prompts or seeds; "
+            "name this one differently (threads that already ran are reused either way: they "
+            "are keyed by network, genesis and seed), or pass --redefine to replace it"
+        )
 
 
 def list_sweeps(home: Path | str | None = None) -> pd.DataFrame:

@@ -208,3 +208,27 @@ def test_a_bad_report_is_one_line(cli_env: dict[str, str], home: Path, tmp_path:
         done = sandloop("sweep", "report", *args, env=cli_env)
         assert done.returncode == 2, (args, done.stderr)
         assert message in one_error_line(done.stderr), args
+
+
+def test_a_name_taken_by_other_members_is_refused_unless_redefined(
+    cli_env: dict[str, str], home: Path, tmp_path: Path
+) -> None:
+    spec = {"name": "same", "networks": [str(ECHO)], "genesis": ["x"], "stop": {"max_steps": 2}}
+    path = tmp_path / "same.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert sandloop("sweep", "run", str(path), "--json", env=cli_env).returncode == 0
+    # a longer stop rule is the same experiment, taken further
+    path.write_text(yaml.safe_dump({**spec, "stop": {"max_steps": 3}}))
+    assert sandloop("sweep", "run", str(path), "--json", env=cli_env).returncode == 0
+
+    path.write_text(yaml.safe_dump({**spec, "genesis": ["x", "y"]}))
+    refused = sandloop("sweep", "run", str(path), env=cli_env)
+    assert refused.returncode == 2
+    assert "a sweep named 'same' already ran other" in one_error_line(refused.stderr)
+    listed = json.loads(sandloop("sweep", "list", "--json", env=cli_env).stdout)
+    assert [(s["name"], s["threads"]) for s in listed] == [("same", 1)]  # nothing written
+
+    done = sandloop("sweep", "run", str(path), "--redefine", "--json", env=cli_env)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["threads"] == 2 and summary["already_finished"] == 1  # "x" was reused

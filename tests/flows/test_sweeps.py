@@ -216,3 +216,52 @@ def test_trajectories_embed_what_is_missing_once_and_agree_with_the_runs(
     assert row["to_previous"] == pytest.approx(float(np.mean(np.sum(now * before, axis=1))))
     assert made.clusters["threads"].sum() == 8
     assert set(made.clusters["medoid"]) <= set(texts["output"])
+
+
+def test_a_remote_model_is_fanned_out_under_its_limit_and_a_refused_row_fails_alone(
+    home: Path, tmp_path: Path, endpoint: tuple[Any, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state, url = endpoint
+    state.chat_delay_s = 0.2
+    state.script = ["ok"] * 5 + ["401"]  # the sixth call of the first tick is refused
+    monkeypatch.setenv("SANDLOOP_OPENAI_BASE_URL", url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-sweep-fan-out")
+    home.mkdir(parents=True)
+    (home / "models.yaml").write_text(
+        "models:\n  - ref: openai:fanned\n    source: gpt-fanned\n    max_concurrent: 3\n"
+    )
+    remote = {"name": "remote", "models": ["openai:fanned"]}
+    path = sweep_file(tmp_path, networks=[remote], seeds={"count": 4}, stop={"max_steps": 3})
+    summary = api.run_sweep(api.load_sweep(path), home)
+
+    assert (summary.threads, summary.failed) == (8, 1)
+    assert summary.stop_reasons == {"failed": 1, "max_steps": 7}
+    calls = [r for r in state.requests if r["path"] == "/v1/chat/completions"]
+    assert len(calls) == 8 + 7 + 7  # the refused thread made its one call and stopped
+    # eight threads wanted a call at once: the model's limit let three through, and did
+    assert state.max_in_flight == 3
+    threads = api.sweep_threads("tides", home)
+    failed = threads[threads["status"] == "failed"]
+    steps = api.run_steps(str(failed["thread"].iloc[0]), home)
+    assert steps["error_type"].tolist() == ["auth"]
+    assert "sk-test-sweep-fan-out" not in steps["error"].iloc[0]
+    done = threads[threads["status"] == "completed"]
+    assert len(done) == 7 and done["steps"].eq(3).all()
+
+
+def test_a_text_image_text_sweep_drifts_from_text_step_to_text_step(
+    home: Path, tmp_path: Path
+) -> None:
+    panic = {"name": "panic", "models": ["dummy:text-to-image", "dummy:image-to-text"]}
+    path = sweep_file(tmp_path, networks=[panic], stop={"max_steps": 6, "stop_on_repeat": False})
+    summary = api.run_sweep(api.load_sweep(path), home)
+    assert (summary.threads_done, summary.failed) == (4, 0)
+    steps = api.open_store(home, readonly=True).invocations()
+    assert set(steps.groupby("output_type").size().items()) == {("image", 12), ("text", 12)}
+
+    made = api.sweep_trajectories("tides", home, embedding_model="hashing-64")
+    assert made.embedded == steps[steps["output_type"] == "text"]["output"].nunique()
+    assert made.drift["step"].tolist() == [1, 3, 5]  # the captions; images have no vectors
+    assert made.drift["threads"].eq(4).all()
+    assert made.threads["steps"].eq(6).all()  # loops are looked for over every step
+    assert made.clusters["threads"].sum() == 4

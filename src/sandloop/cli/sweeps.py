@@ -37,6 +37,14 @@ def sweep_run(
     session: SessionOption = None,
     as_json: JsonOption = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="Show Prefect's logs.")] = False,
+    redefine: Annotated[
+        bool,
+        typer.Option(
+            "--redefine",
+            help="Let this spec replace a sweep of the same name that had other networks, "
+            "genesis prompts or seeds.",
+        ),
+    ] = False,
 ) -> None:
     """Run a sweep: every network × genesis × seed as its own thread, advanced together with
     one batched model call per tick and model. Run it again to go on after a kill: finished
@@ -56,6 +64,7 @@ def sweep_run(
             highlight=False,
         )
     settings = api.settings_for(home)
+    api.check_sweep_name(spec, api.open_store(settings.home, readonly=True), redefine=redefine)
     session = resolve_session(settings.home, session)
     total = spec.size() - duplicates
     progress = Progress(
@@ -78,7 +87,7 @@ def sweep_run(
             )
 
     with progress, observing(on_tick):
-        summary = api.run_sweep(spec, settings.home, session)
+        summary = api.run_sweep(spec, settings.home, session, redefine=redefine)
         progress.update(bar, completed=summary.threads_done)
     if as_json:
         out.print_json(data=summary.as_dict())

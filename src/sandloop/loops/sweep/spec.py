@@ -30,6 +30,10 @@ from sandloop.loops.spec_files import (
 MAX_GENESIS_FILE_BYTES = 64 * 1024 * 1024
 
 
+class SweepRedefined(SpecError):
+    """A sweep's name already stands for other members."""
+
+
 class SeedCount(BaseModel):
     model_config = SPEC_CONFIG
     count: int = Field(ge=1, le=1_000_000, description="seeds 0, 1, … count-1")

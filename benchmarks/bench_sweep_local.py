@@ -5,7 +5,11 @@
 - bare: the same ticks as a Python loop, each one `tokenizer(..., padding=True)` and one
   `model.generate` of the 64 rows, each row's output the next row's input; no record.
 
-    .venv/bin/python benchmarks/bench_sweep_local.py [--threads 64] [--steps 10]
+With `--width W --layers L` the GPT-2 is bigger (still random weights, built here): the
+sweep's own work per tick is fixed, so the ratio grows with what a batch costs.
+
+    .venv/bin/python benchmarks/bench_sweep_local.py [--threads 64] [--steps 10] [--width 64]
+        [--layers 2]
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=64)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=2)
     args = parser.parse_args()
     import torch
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
@@ -39,7 +45,7 @@ def main() -> None:
     from sandloop import api
     from sandloop.loops.sweep.spec import SweepSpec
 
-    model_dir = build_tiny_gpt2(Path(tempfile.mkdtemp()) / "tiny-gpt2")
+    model_dir = build_tiny_gpt2(Path(tempfile.mkdtemp()) / "gpt2", args.width, args.layers)
     params = {"temperature": 0.0, "max_new_tokens": NEW_TOKENS, "repetition_penalty": 1.15}
     network = {"name": "tiny", "models": [{"model": f"local:{model_dir}", "params": params}]}
     genesis = [f"prompt number {i} about the sea" for i in range(args.threads)]
@@ -93,8 +99,8 @@ def main() -> None:
         sweep_s = time.perf_counter() - start
     steps = args.threads * args.steps
     print(
-        f"{args.threads} threads × {args.steps} steps of a tiny GPT-2 (greedy, "
-        f"{NEW_TOKENS} new tokens), {time.strftime('%Y-%m-%d')}"
+        f"{args.threads} threads × {args.steps} steps of a GPT-2 {args.layers}×{args.width} "
+        f"(greedy, {NEW_TOKENS} new tokens), {time.strftime('%Y-%m-%d')}"
     )
     print(f"bare padded generate loop:  {steps / bare_s:7.1f} steps/s ({bare_s:.2f} s)")
     print(

@@ -62,7 +62,9 @@ def _roberta_tokenizer() -> Any:
     )
 
 
-def build_tiny_gpt2(folder: Path) -> Path:
+def build_tiny_gpt2(folder: Path, width: int = 64, layers: int = 2) -> Path:
+    """A random-weight GPT-2 (2 layers, 64 wide unless asked otherwise: benchmarks build bigger
+    ones to see where a model's cost starts to outweigh the record's)."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -70,8 +72,8 @@ def build_tiny_gpt2(folder: Path) -> Path:
     torch.manual_seed(0)
     config = GPT2Config(
         vocab_size=len(tokenizer),
-        n_embd=64,
-        n_layer=2,
+        n_embd=width,
+        n_layer=layers,
         n_head=2,
         n_positions=1024,
         bos_token_id=tokenizer.bos_token_id,

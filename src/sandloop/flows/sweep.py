@@ -35,7 +35,7 @@ from sandloop.models.base import CallContext, ModelInput, ModelOutput
 from sandloop.progress import SweepTick, publish
 from sandloop.records import invocation_row
 from sandloop.registration import RunRecord
-from sandloop.storage.journal import WriterLog
+from sandloop.storage.journal import WriterLog, append_together
 from sandloop.storage.store import AkashicStore, sql_str
 from sandloop.storage.wal import ThreadLocked
 from sandloop.summaries import SweepSummary
@@ -176,12 +176,14 @@ def _run(
         for batch in batches(window.live.values()):
             outcomes = _invoke(store, settings, tick, batch)
             tally.task_runs += 1
+            entries = []
             for (live, call), outcome in zip(batch.items, outcomes, strict=True):
                 row = invocation_row(call, outcome, live.loop.advance(call, outcome), flow_run_id)
-                window.logs[live.loop.thread].append(row)
+                entries.append((window.logs[live.loop.thread], row))
                 tally.steps += 1
                 if not outcome.ok:
                     live.failed = outcome.error
+            append_together(entries)  # the batch's rows durable at once: one sync, not one each
         since_flush += 1
         finished = [t for t, live in window.live.items() if _stopped(live) is not None]
         if finished or since_flush >= settings.flush_every:

@@ -205,17 +205,19 @@ class LocalTextAdapter:
         if rows:
             tokenizer = loaded.tokenizer
             pad_id = tokenizer.pad_token_id or tokenizer.eos_token_id
+            prompts = [prompt for _, prompt in rows]
             encoded = _padded(
-                [tokenizer(prompt, truncation=self.seq2seq)["input_ids"] for _, prompt in rows],
+                tokenizer(prompts, truncation=self.seq2seq)["input_ids"],  # one call, unpadded
                 pad_id,
                 left=not self.seq2seq,
             ).to(self.device)
             with torch.inference_mode():
                 generated = loaded.model.generate(**encoded, **_decoding(p, pad_id, 0.0))
             prompt_len = 0 if self.seq2seq else encoded["input_ids"].shape[1]
+            texts = tokenizer.batch_decode(generated[:, prompt_len:], skip_special_tokens=True)
             for row, (i, _) in enumerate(rows):
                 new_tokens = generated[row, prompt_len:]
-                text = tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
+                text = texts[row].strip()
                 if not text:
                     answers[i] = InvalidOutput("the model produced only whitespace", model=self.ref)
                     continue

@@ -8,6 +8,7 @@ every machine sees and a dead worker loses after their expiry.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,6 +28,16 @@ class WriterLog(Protocol):
     def truncate(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+def append_together(entries: Sequence[tuple[WriterLog, dict[str, Any]]]) -> None:
+    """Rows of many threads, all durable when this returns: local logs share one file-system
+    sync; others (objects, each put durable on its own) are appended one by one."""
+    local = [(log, row) for log, row in entries if isinstance(log, wal.ThreadLog)]
+    for log, row in entries:
+        if not isinstance(log, wal.ThreadLog):
+            log.append(row)
+    wal.append_together(local)
 
 
 class Journal(Protocol):

@@ -19,7 +19,7 @@ import pandas as pd
 
 from sandloop.keys import derive_seed, hash_value, invocation_key, step_key
 from sandloop.loops.network.pacing import next_due_at
-from sandloop.loops.network.spec import RunSpec, StopConditions
+from sandloop.loops.network.spec import NetworkEntry, RunSpec, StopConditions
 from sandloop.loops.network.stopping import ConvergenceDetector, RepeatDetector
 from sandloop.loops.protocol import Call, Outcome, Recorded, StopCondition, first_stop
 from sandloop.loops.status import StopReason
@@ -85,9 +85,17 @@ class NetworkLoop:
     repeats: RepeatDetector = field(init=False)
     convergence: ConvergenceDetector | None = field(init=False)
     stops: list[StopCondition[NetworkLoop]] = field(init=False)
+    # per network position: its entry, parameters (defaults filled in) and output type, worked
+    # out once; a sweep plans thousands of steps per second, and each lookup and validation
+    # would be paid per step
+    _positions: list[tuple[NetworkEntry, dict[str, Any], IOType]] = field(init=False)
+    _realm: str = field(init=False)
 
     def __post_init__(self) -> None:
-        self.repeats = RepeatDetector(len(self.spec.network.models))
+        models = self.spec.network.models
+        self._positions = [(e, e.resolved_params(), e.info.output_type) for e in models]
+        self._realm = self.spec.network.realm
+        self.repeats = RepeatDetector(len(models))
         stop = self.spec.stop
         self.convergence = (
             ConvergenceDetector(stop.converge_above, stop.converge_window)
@@ -98,7 +106,7 @@ class NetworkLoop:
 
     @property
     def realm(self) -> str:
-        return self.spec.network.realm
+        return self._realm
 
     @property
     def steps_done(self) -> int:
@@ -110,9 +118,8 @@ class NetworkLoop:
         return self.spec.seed is not None and self.spec.stop.stop_on_repeat
 
     def plan(self) -> Call:
-        models = self.spec.network.models
-        entry = models[self.next_step % len(models)]
-        params = entry.resolved_params()
+        entry, resolved, output_type = self._positions[self.next_step % len(self._positions)]
+        params = dict(resolved)
         s_key = step_key(self.thread, self.next_step)
         input_hash = hash_value({"type": self.last_type, "value": self.last_value})
         seed = None if self.spec.seed is None else derive_seed(self.spec.seed, self.next_step)
@@ -128,7 +135,7 @@ class NetworkLoop:
             parent_key=self.last_key,
             input_type=self.last_type,
             input_value=self.last_value,
-            output_type=entry.info.output_type,
+            output_type=output_type,
             params=params,
             seed=seed,
             metadata={"role": entry.role},

@@ -170,7 +170,7 @@ import matplotlib.pyplot as plt
 from IPython.display import display
 
 from sandloop import api
-from sandloop.loops.sweep.plots import network_figure
+from sandloop.plots import network_figure
 
 HOME = os.environ.get("SANDLOOP_HOME")
 NAME = os.environ.get("SANDLOOP_SWEEP", "tides")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 
@@ -34,20 +34,54 @@ from sandloop.summaries import (
     RecipeResult,
     RunSummary,
     SweepSummary,
+    TracesWritten,
 )
 
+if TYPE_CHECKING:
+    from sandloop.credentials import ResolvedKey
+    from sandloop.embedding.embedders import Embedder
+    from sandloop.embedding.service import EmbedReport
+    from sandloop.exports.validate import Report as ValidationReport
+    from sandloop.loops.recipe.spec import PipelineSpec, RecipeSpec
+    from sandloop.models.registry import Catalog
+    from sandloop.storage.doctor import Finding
+    from sandloop.storage.vector_index import VectorIndex
+
 __all__ = [
+    "Trajectories",
     "check_sweep_name",
+    "classify_session",
     "create_snapshot",
+    "delete_snapshot",
     "deployable",
     "dialogue_messages",
+    "embed",
+    "end_session",
     "ensure_idle",
+    "examine_store",
     "export_snapshot",
+    "export_traces",
+    "index_settings",
+    "label_run",
+    "list_keys",
     "list_runs",
+    "list_sessions",
+    "list_snapshots",
     "list_sweeps",
+    "load_dialogue",
+    "load_embedder",
+    "load_pipeline",
+    "load_recipe",
     "load_run_spec",
     "load_sweep",
+    "model_catalog",
+    "open_session",
     "open_store",
+    "prepare_models",
+    "rebuild_index",
+    "recipe_file",
+    "recipe_names",
+    "remove_key",
     "run_dialogue",
     "run_embeddings",
     "run_network",
@@ -56,12 +90,18 @@ __all__ = [
     "run_spec_from",
     "run_steps",
     "run_sweep",
+    "search",
     "serve",
+    "session_runs",
+    "set_key",
     "settings_for",
+    "snapshot_runs",
+    "start_session",
     "sweep_report",
     "sweep_threads",
     "sweep_trajectories",
     "thread_of",
+    "validate_export",
 ]
 
 
@@ -245,9 +285,110 @@ def run_pipeline(
 
 def create_snapshot(name: str, home: Path | str | None = None, **selection: Any) -> dict[str, Any]:
     """Pin a selection of runs (realm, thread, session, kind, phase, since, until, status)."""
+    from pydantic import ValidationError
+
+    from sandloop.exports import snapshot as snapshots
+    from sandloop.loops.spec_files import describe_validation_error
+
+    try:
+        chosen = snapshots.Selection(**selection)
+    except ValidationError as exc:
+        raise SpecError(describe_validation_error(exc, "snapshot")) from None
+    return snapshots.create(open_store(home), name, chosen)
+
+
+def list_snapshots(home: Path | str | None = None) -> pd.DataFrame:
+    """Snapshots, newest first: name, runs, selection, created."""
     from sandloop.exports import snapshot as snapshots
 
-    return snapshots.create(open_store(home), name, snapshots.Selection(**selection))
+    return snapshots.listing(open_store(home, readonly=True))
+
+
+def snapshot_runs(name: str, home: Path | str | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
+    """A snapshot's row (selection, pinned versions) and its runs, read at those versions."""
+    from sandloop.exports import snapshot as snapshots
+
+    store = open_store(home, readonly=True)
+    row = snapshots.get(store, name)
+    assert row is not None  # `get` raises for an unknown name
+    return row, snapshots.Pinned(store, row).runs()
+
+
+def delete_snapshot(name: str, home: Path | str | None = None) -> None:
+    """Forget a snapshot and untag its versions (compaction may then clean them up)."""
+    from sandloop.exports import snapshot as snapshots
+
+    snapshots.delete(open_store(home), name)
+
+
+def validate_export(
+    path: Path, fmt: str | None = None, max_tokens: int = 65_536
+) -> dict[str, ValidationReport]:
+    """A format's checks on an export folder (every format in it) or one file, by file."""
+    from sandloop.exports.formats import FORMATS
+    from sandloop.exports.validate import validate_file
+
+    if not path.exists():
+        raise SpecError(f"{path}: no such file or folder")
+    if path.is_file():
+        files = [(fmt or path.parent.name, path)]
+    else:
+        folders = [path / fmt] if fmt else [p for p in path.iterdir() if p.name in FORMATS]
+        if path.name in FORMATS:
+            folders = [path]
+        files = [
+            (folder.name, f)
+            for folder in folders
+            for f in sorted(folder.rglob("*"))
+            if f.is_file() and (f.suffix in (".parquet", ".zst") or f.name.endswith(".jsonl"))
+        ]
+    if not files or {f for f, _ in files} - set(FORMATS):
+        raise SpecError(f"say which format with --format ({', '.join(FORMATS)})")
+    return {str(f): validate_file(f, chosen, max_tokens) for chosen, f in files}
+
+
+def export_traces(
+    out: Path | str,
+    home: Path | str | None = None,
+    *,
+    snapshot: str | None = None,
+    thread: str | None = None,
+) -> TracesWritten:
+    """Write runs (all, a snapshot's, or a thread prefix's) as Langfuse ingestion events: a
+    .json file of one batch, or .jsonl of one event a line; secrets redacted."""
+    import orjson
+
+    from sandloop.exports import snapshot as snapshots
+    from sandloop.exports.langfuse import redact_event, run_events
+    from sandloop.exports.paths import check_output, write_atomically
+    from sandloop.exports.redact import Redactor
+    from sandloop.storage.store import NotFound, sql_str
+
+    settings = settings_for(home)
+    target = check_output(str(out), settings.home, folder=False)
+    store = AkashicStore.for_settings(settings, readonly=True)
+    if snapshot is not None:
+        row = snapshots.get(store, snapshot)
+        assert row is not None  # `get` raises for an unknown name
+        pinned = snapshots.Pinned(store, row)
+        runs, read = pinned.runs(), pinned.read
+    else:
+        runs, read = store.runs(), store.select
+    if thread:
+        runs = runs[runs["thread"].str.startswith(thread)]
+    if runs.empty:
+        raise NotFound("no runs to export")
+    redactor = Redactor()
+    events: list[dict[str, Any]] = []
+    for run in runs.to_dict("records"):
+        calls = read("invocations", f"thread = {sql_str(run['thread'])}")
+        events.extend(redact_event(e, redactor) for e in run_events(run, calls))
+    if target.suffix == ".jsonl":
+        data = b"".join(orjson.dumps(e) + b"\n" for e in events)
+    else:
+        data = orjson.dumps({"batch": events}, option=orjson.OPT_INDENT_2)
+    write_atomically(target, data)
+    return TracesWritten(target, len(events), len(runs), sum(redactor.counts.values()))
 
 
 def export_snapshot(
@@ -522,3 +663,291 @@ def _sweep_spec(store: AkashicStore, name: str) -> SweepSpec:
             f"no sweep named {name!r} (sweeps: {listed}); run one with `sandloop sweep run`"
         )
     return Spec.model_validate_json(rows[0]["spec"])
+
+
+# -- embeddings and search ---------------------------------------------------------------
+
+
+def index_settings(home: Path | str | None = None, backend: str | None = None) -> Settings:
+    """The home's settings, with the vector index ``backend`` (faiss or elasticsearch) when
+    given."""
+    from sandloop.config import SettingsError
+
+    settings = settings_for(home)
+    if backend is None:
+        return settings
+    if backend not in ("faiss", "elasticsearch"):
+        raise SettingsError(f"--backend {backend!r}: use faiss or elasticsearch")
+    return settings.model_copy(update={"index_backend": backend})
+
+
+def load_embedder(home: Path | str | None = None, model: str | None = None) -> Embedder:
+    """The embedding model ``model``, else the configured one; loaded once per process."""
+    from sandloop.embedding.embedders import embedder_from
+
+    return embedder_from(settings_for(home), model)
+
+
+def embed(
+    home: Path | str | None = None,
+    *,
+    embedder: Embedder | None = None,
+    realm: str | None = None,
+    thread: str | None = None,
+    batch_size: int = 256,
+    backend: str | None = None,
+    on_total: Callable[[int], None] = lambda _n: None,
+    on_batch: Callable[[int], None] = lambda _n: None,
+    announce: Callable[[str], None] = lambda _m: None,
+) -> EmbedReport:
+    """Embed every recorded text output (of ``realm``/``thread``, prefixes) that has no vector
+    yet for the embedder, and index it; the same text is never embedded twice."""
+    from sandloop.embedding.service import embed_and_index
+
+    settings = index_settings(home, backend)
+    return embed_and_index(
+        AkashicStore.for_settings(settings),
+        embedder or load_embedder(home),
+        realm=realm,
+        thread=thread,
+        batch_size=batch_size,
+        settings=settings,
+        on_total=on_total,
+        on_batch=on_batch,
+        announce=announce,
+    )
+
+
+def search(
+    query: str,
+    home: Path | str | None = None,
+    *,
+    k: int = 10,
+    embedder: Embedder | None = None,
+    realm: str | None = None,
+    thread: str | None = None,
+    from_model: str | None = None,
+    backend: str | None = None,
+    announce: Callable[[str], None] = lambda _m: None,
+) -> pd.DataFrame:
+    """The recorded outputs nearest in meaning to ``query``: score, key, thread, step, model,
+    output (an image output as its blob's URL in ``output_url``)."""
+    from sandloop.embedding.service import search as semantic_search
+    from sandloop.storage.faiss_index import SearchFilter
+
+    settings = index_settings(home, backend)
+    store = AkashicStore.for_settings(settings, readonly=True)
+    hits = semantic_search(
+        store,
+        embedder or load_embedder(home),
+        query,
+        k,
+        SearchFilter(realm=realm, thread=thread, model=from_model),
+        announce=announce,
+        settings=settings,
+    )
+    hits["output_url"] = [
+        None if t == "text" else store.blobs.url(str(o))
+        for o, t in zip(hits["output"], hits["output_type"], strict=True)
+    ]
+    return hits
+
+
+def rebuild_index(
+    home: Path | str | None = None,
+    *,
+    embedder: Embedder | None = None,
+    backend: str | None = None,
+) -> VectorIndex:
+    """The embedding model's index (FAISS or Elasticsearch), rebuilt from the store's vectors."""
+    from sandloop.embedding.service import rebuild_index as rebuild
+
+    settings = index_settings(home, backend)
+    return rebuild(AkashicStore.for_settings(settings), embedder or load_embedder(home), settings)
+
+
+# -- the store's health, keys, models ----------------------------------------------------
+
+
+def examine_store(
+    home: Path | str | None = None, *, repair: bool = False, rewind: bool = False
+) -> tuple[AkashicStore, list[Finding]]:
+    """What is damaged in the store (and, with ``repair``, mended): see `sandloop doctor`."""
+    from sandloop.storage.doctor import examine
+
+    store = open_store(home, readonly=not repair)
+    return store, examine(store, repair=repair, rewind=rewind)
+
+
+def set_key(platform: str, key: str, *, user: str | None = None, store: str = "keyring") -> None:
+    """Keep ``platform``'s API key in the OS keyring or a Prefect Secret block."""
+    from sandloop.credentials import set_key as keep
+
+    keep(platform, key, user=user, store=store)
+
+
+def list_keys(user: str | None = None) -> dict[str, ResolvedKey | None]:
+    """Per platform, the key that would be used (masked) and where it comes from, or None."""
+    from sandloop.credentials import list_keys as listed
+
+    return listed(user)
+
+
+def remove_key(platform: str, *, user: str | None = None) -> list[str]:
+    """Remove ``platform``'s stored key; returns where it was removed from."""
+    from sandloop.credentials import remove_key as remove
+
+    return remove(platform, user=user)
+
+
+def model_catalog(home: Path | str | None = None) -> Catalog:
+    """The models and routes a home knows: the built-in catalog and its models file."""
+    from sandloop.models.registry import catalog
+
+    settings_for(home)
+    return catalog()
+
+
+def prepare_models(
+    spec: RunSpec,
+    home: Path | str | None = None,
+    announce: Callable[[str], None] = lambda _m: None,
+) -> None:
+    """Load (converting if need be) the network's local models before the run starts: the first
+    step is not slowed by a load, and a missing model fails before anything is recorded."""
+    from sandloop.models.factory import prepare_models as prepare
+
+    prepare([e.model for e in spec.network.models], settings_for(home), announce)
+
+
+# -- specs: recipes, pipelines, dialogues ------------------------------------------------
+
+
+def load_recipe(
+    name_or_path: str, home: Path | str | None = None, model: str | None = None
+) -> RecipeSpec:
+    """A recipe (a file, ``<home>/recipes/NAME.yaml``, or a built-in), checked; ``model``
+    replaces its model or route for this use."""
+    from sandloop.loops.recipe.spec import load_recipe as load
+
+    return load(name_or_path, settings_for(home).local_dir, model)
+
+
+def recipe_file(name_or_path: str, home: Path | str | None = None) -> Path:
+    """The file a recipe name stands for."""
+    from sandloop.loops.recipe.files import find_recipe_file
+
+    return find_recipe_file(name_or_path, settings_for(home).local_dir)
+
+
+def recipe_names(home: Path | str | None = None) -> list[str]:
+    """The built-in recipes and the home's own, by name."""
+    from sandloop.loops.recipe.files import builtin_names, user_recipe_names
+
+    return sorted({*builtin_names(), *user_recipe_names(settings_for(home).local_dir)})
+
+
+def load_pipeline(path: Path | str, home: Path | str | None = None) -> PipelineSpec:
+    """A pipeline file, checked, with every stage's recipe (and model) found."""
+    from sandloop.loops.recipe.spec import load_pipeline as load
+
+    pipeline = load(Path(path))
+    for stage in pipeline.stages:
+        load_recipe(stage.recipe, home, stage.model)
+    return pipeline
+
+
+def load_dialogue(path: Path | str, question: str | None = None) -> DialogueSpec:
+    """A dialogue file, checked; ``question`` replaces its question."""
+    from sandloop.loops.dialogue.spec import load_dialogue as load
+
+    return load(Path(path), question)
+
+
+# -- sessions ----------------------------------------------------------------------------
+
+
+def open_session(prefix: str, home: Path | str | None = None) -> str:
+    """The full id of the open session a prefix names (StoreError if it has ended)."""
+    from sandloop import sessions
+    from sandloop.storage.store import StoreError
+
+    row = sessions.find(open_store(home, readonly=True), prefix)
+    if row["status"] != "open":
+        raise StoreError(f"session {row['id']} has ended; start a new one")
+    return str(row["id"])
+
+
+def start_session(
+    title: str,
+    home: Path | str | None = None,
+    *,
+    tags: list[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A new open session (its row); runs join it with ``session=`` its id."""
+    from sandloop import sessions
+
+    return sessions.start(open_store(home), title, tags or [], metadata or {})
+
+
+def end_session(prefix: str, home: Path | str | None = None) -> dict[str, Any]:
+    """End a session: no more runs can join it."""
+    from sandloop import sessions
+
+    return sessions.end(open_store(home), prefix)
+
+
+def list_sessions(home: Path | str | None = None) -> pd.DataFrame:
+    """Sessions, newest first, with how many runs each holds."""
+    from sandloop import sessions
+
+    return sessions.listing(open_store(home, readonly=True))
+
+
+def session_runs(
+    prefix: str, home: Path | str | None = None
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """A session's row and its runs, dialogues and recipes with their phases."""
+    from sandloop import sessions
+
+    store = open_store(home, readonly=True)
+    row = sessions.find(store, prefix)
+    return row, sessions.runs_of(store, str(row["id"]))
+
+
+def label_run(thread_prefix: str, phase: str, home: Path | str | None = None) -> dict[str, Any]:
+    """Set a run's phase by hand; returns its runs row."""
+    from sandloop import sessions
+
+    return sessions.label(open_store(home), thread_prefix, phase)
+
+
+def classify_session(
+    prefix: str,
+    home: Path | str | None = None,
+    *,
+    model: str | None = None,
+    overwrite: bool = False,
+) -> list[dict[str, str | None]]:
+    """Label each run of a session (recipes aside) with its phase, by the classify-phase
+    recipe; runs that have one keep it unless ``overwrite``. Per run: its thread, the phase,
+    or the recipe's error."""
+    from sandloop import sessions
+
+    settings = settings_for(home)
+    store = AkashicStore.for_settings(settings)
+    row = sessions.find(store, prefix)
+    labelled: list[dict[str, str | None]] = []
+    for run in sessions.runs_of(store, str(row["id"])).to_dict(orient="records"):
+        if (isinstance(run["phase"], str) and not overwrite) or run["kind"] == "recipe":
+            continue
+        text = sessions.describe_run(store, run)
+        result = run_recipe("classify-phase", text, model=model, home=settings.home)
+        if result.error is not None:
+            labelled.append({"thread": run["thread"], "phase": None, "error": result.error})
+            continue
+        phase = str(result.parsed["phase"])
+        sessions.label(store, str(run["thread"]), phase)
+        labelled.append({"thread": run["thread"], "phase": phase, "error": None})
+    return labelled

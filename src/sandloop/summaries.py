@@ -7,6 +7,7 @@ the same summary as JSON-ready data (`--json` prints it).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any, Self, cast
 
 
@@ -93,3 +94,13 @@ class SweepSummary(_Summary):
     task_runs: int = 0  # one per tick and model
     duration_s: float = 0.0
     flow_run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class TracesWritten:
+    """What `export traces` wrote: where, how many events for how many runs, redactions."""
+
+    path: Path
+    events: int
+    runs: int
+    redacted: int

@@ -132,3 +132,32 @@ def test_the_cli_starts_flows_only_through_the_api() -> None:
         for name in cli
     }
     assert {name: found for name, found in reaching.items() if found} == {}
+
+
+#: What a command may use besides the API: how it reports (errors, secrets scrubbed from its one
+#: line, excerpts, figures, progress events, the typed results it prints), its settings, and
+#: the managed Prefect server, which is looked for at start-up before anything heavy loads.
+CLI_MAY_USE = {
+    "sandloop.api",
+    "sandloop.config",
+    "sandloop.display",
+    "sandloop.errors",
+    "sandloop.plots",
+    "sandloop.progress",
+    "sandloop.scrub",
+    "sandloop.server",
+    "sandloop.storage.location",
+    "sandloop.summaries",
+}
+
+
+def test_the_cli_does_its_work_through_the_api() -> None:
+    inside, _ = graph()
+    cli = {name for name in inside if name.startswith("sandloop.cli")}
+    assert len(cli) > 10
+    beyond = {
+        name: sorted(m for m in inside[name] if not m.startswith("sandloop.cli")) for name in cli
+    }
+    assert {n: [m for m in found if m not in CLI_MAY_USE] for n, found in beyond.items()} == {
+        n: [] for n in cli
+    }

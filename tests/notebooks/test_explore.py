@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from sandloop import api
 from sandloop.embedding.embedders import get_embedder
 from sandloop.embedding.service import embed_and_index
 from sandloop.loops.network.spec import RunSpec
-
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "explore.ipynb"
+from tests.notebooks.executed import execute
 
 
 @pytest.mark.usefixtures("prefect_api_url")
@@ -33,22 +30,11 @@ def test_explore_notebook_runs_on_a_real_store(home: Path, monkeypatch: pytest.M
     embed_and_index(api.open_store(home), get_embedder("all-MiniLM-L6-v2"))
     monkeypatch.setenv("SANDLOOP_HOME", str(home))
 
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(
-        notebook,
-        timeout=300,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
-    ).execute()
+    notebook = execute("explore.ipynb")
 
-    code = [c for c in notebook.cells if c.cell_type == "code"]
-    outputs = [o for c in code for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.output_type == "error"]
-    images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(images) == 2  # the trajectory and the heat-map
-    printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
-    assert "16 embedded steps, 384-d vectors" in printed
-    search_table = code[-1].outputs[-1]["data"]["text/html"]
+    assert len(notebook.images) == 2  # the trajectory and the heat-map
+    assert "16 embedded steps, 384-d vectors" in notebook.printed
+    search_table = notebook.html(-1)
     assert search_table.count("<tr") == 6  # a header and k=5 hits
     # the query is the run's last output: it finds itself first, at cosine 1
     assert "<td>1.000000</td>" in search_table.split("</tr>")[1]

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from sandloop import api
 from sandloop.loops.network.spec import RunSpec
-
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "export.ipynb"
+from tests.notebooks.executed import execute
 
 
 @pytest.mark.usefixtures("prefect_api_url")
@@ -31,17 +28,7 @@ def test_export_notebook_runs_on_a_real_store(
     monkeypatch.setenv("SANDLOOP_HOME", str(home))
     monkeypatch.setenv("EXPORT_DIR", str(tmp_path))
 
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(
-        notebook,
-        timeout=300,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
-    ).execute()
-
-    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.output_type == "error"]
-    printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    printed = execute("export.ipynb").printed
     assert "DatasetDict" in printed and "pins" in printed
     assert (tmp_path / "dataset" / "manifest.json").exists()
     assert (tmp_path / "dataset" / "hf" / "data").is_dir()

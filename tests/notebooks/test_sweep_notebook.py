@@ -5,14 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from sandloop import api
 from sandloop.loops.sweep.spec import SweepSpec
-
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "sweep.ipynb"
+from tests.notebooks.executed import execute
 
 
 @pytest.mark.usefixtures("prefect_api_url")
@@ -35,20 +32,10 @@ def test_sweep_notebook_runs_on_a_real_sweep(home: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("SANDLOOP_SWEEP", "waves")
     monkeypatch.setenv("SANDLOOP_EMBED_MODEL", "all-MiniLM-L6-v2")  # the offline default
 
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(
-        notebook,
-        timeout=300,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
-    ).execute()
+    notebook = execute("sweep.ipynb")
 
-    code = [c for c in notebook.cells if c.cell_type == "code"]
-    outputs = [o for c in code for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.output_type == "error"]
-    images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(images) == 3  # a figure per network, and the networks side by side
-    printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert len(notebook.images) == 3  # a figure per network, and the networks side by side
+    printed = notebook.printed
     recorded = api.open_store(home, readonly=True).invocations()
     steps, distinct = len(recorded), recorded["output"].nunique()
     # nothing was embedded during the sweep: the notebook embedded each distinct output once
@@ -56,9 +43,9 @@ def test_sweep_notebook_runs_on_a_real_sweep(home: Path, monkeypatch: pytest.Mon
         f"24 threads, {steps} embedded steps ({distinct} outputs embedded just now) with "
         "all-MiniLM-L6-v2\n"
     ) in printed
-    outcomes = code[1].outputs[-1]["data"]["text/html"]
+    outcomes = notebook.html(1)
     assert "<td>wide</td>" in outcomes and "<td>narrow</td>" in outcomes
-    clusters = code[4].outputs[-1]["data"]["text/html"]
+    clusters = notebook.html(4)
     assert clusters.count("<tr") - 1 >= 2  # a header, then a row per cluster
     stored = api.open_store(home, readonly=True).count("embeddings")
     assert stored == steps

@@ -47,7 +47,6 @@ def dialogue_run(
     """Run (or resume) a dialogue: actors take turns, each a task run `turn 4 · Theaetetus`."""
     prepare_prefect(verbose)
     from sandloop import api
-    from sandloop.loops.dialogue.spec import load_dialogue
     from sandloop.progress import Event, StepEvent, observing
 
     def on_turn(event: Event) -> None:
@@ -57,7 +56,7 @@ def dialogue_run(
 
     settings = api.settings_for(home)
     session = resolve_session(settings.home, session)
-    spec = load_dialogue(spec_path, question)
+    spec = api.load_dialogue(spec_path, question)
     with observing(on_turn):
         summary = api.run_dialogue(spec, seed, settings.home, session)
     messages = api.dialogue_messages(summary.thread, settings.home)

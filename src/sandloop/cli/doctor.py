@@ -29,12 +29,10 @@ def doctor(
     writers that stopped, quarantined log lines. Exits 1 while anything is still damaged."""
     from sandloop import api
     from sandloop.cli.common import fail
-    from sandloop.storage.doctor import examine
 
     if rewind and not repair:
         fail("--rewind needs --repair")
-    store = api.open_store(home, readonly=not repair)
-    findings = examine(store, repair=repair, rewind=rewind)
+    store, findings = api.examine_store(home, repair=repair, rewind=rewind)
     damaged = [f for f in findings if f.severity == "damaged" and not f.repaired]
     if as_json:
         out.print_json(data={"home": str(store.home), "findings": [f.as_dict() for f in findings]})

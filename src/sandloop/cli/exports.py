@@ -14,7 +14,6 @@ from sandloop.cli.common import (
     HomeOption,
     JsonOption,
     app,
-    fail,
     out,
     prepare_prefect,
 )
@@ -61,26 +60,20 @@ def snapshot_create(
     as_json: JsonOption = False,
 ) -> None:
     """Select runs and pin the table versions they are recorded in."""
-    from pydantic import ValidationError
-
     from sandloop import api
-    from sandloop.exports import snapshot as snapshots
-    from sandloop.loops.spec_files import describe_validation_error
 
-    try:
-        selection = snapshots.Selection(
-            realm=realm,
-            thread=thread,
-            session=session,
-            kind=kind,
-            phase=phase,
-            since=since,
-            until=until,
-            status=status,
-        )
-        row = snapshots.create(api.open_store(home), name, selection)
-    except ValidationError as exc:
-        fail(describe_validation_error(exc, "snapshot"))
+    row = api.create_snapshot(
+        name,
+        home,
+        realm=realm,
+        thread=thread,
+        session=session,
+        kind=kind,
+        phase=phase,
+        since=since,
+        until=until,
+        status=status,
+    )
     if as_json:
         out.print_json(data={"name": name, "threads": row["threads"], "versions": row["versions"]})
         return
@@ -94,9 +87,8 @@ def snapshot_create(
 def snapshot_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Snapshots, newest first."""
     from sandloop import api
-    from sandloop.exports import snapshot as snapshots
 
-    frame = snapshots.listing(api.open_store(home, readonly=True))
+    frame = api.list_snapshots(home)
     print_records(
         frame,
         [
@@ -118,12 +110,8 @@ def snapshot_show(
 ) -> None:
     """A snapshot's selection, pinned versions and runs (read at those versions)."""
     from sandloop import api
-    from sandloop.exports import snapshot as snapshots
 
-    store = api.open_store(home, readonly=True)
-    row = snapshots.get(store, name)
-    assert row is not None
-    runs = snapshots.Pinned(store, row).runs()
+    row, runs = api.snapshot_runs(name, home)
     columns = ["thread", "kind", "name", "status", "steps", "session", "phase"]
     if not as_json:
         out.print(f"[bold]{name}[/] · selection {row['selection']} · versions {row['versions']}")
@@ -146,9 +134,8 @@ def snapshot_delete(
 ) -> None:
     """Forget a snapshot and untag its versions (compaction may then clean them up)."""
     from sandloop import api
-    from sandloop.exports import snapshot as snapshots
 
-    snapshots.delete(api.open_store(home), name)
+    api.delete_snapshot(name, home)
     out.print(f"snapshot {name} deleted")
 
 
@@ -183,7 +170,6 @@ def export_dataset(
     manifest.json and a dataset card. Nothing is written if a check fails."""
     prepare_prefect(verbose)
     from sandloop import api
-    from sandloop.exports.destination import is_url
 
     manifest = api.export_snapshot(
         snapshot,
@@ -197,7 +183,7 @@ def export_dataset(
         allow_invalid=allow_invalid,
         redact=redact,
     )
-    out_path = out_dir if is_url(out_dir) else Path(out_dir).expanduser().resolve()
+    out_path = out_dir if "://" in out_dir else Path(out_dir).expanduser().resolve()
     if as_json:
         out.print_json(data=manifest)
         return
@@ -220,28 +206,9 @@ def export_validate(
     as_json: JsonOption = False,
 ) -> None:
     """Run a format's checks on exported files; exit 1 when a check fails."""
-    from sandloop.exports.formats import FORMATS
-    from sandloop.exports.validate import validate_file
+    from sandloop import api
 
-    if not path.exists():
-        fail(f"{path}: no such file or folder")
-    if path.is_file():
-        chosen = fmt or path.parent.name
-        files = [(chosen, path)]
-    else:
-        folders = [path / fmt] if fmt else [p for p in path.iterdir() if p.name in FORMATS]
-        if path.name in FORMATS:
-            folders = [path]
-        files = [
-            (folder.name, f)
-            for folder in folders
-            for f in sorted(folder.rglob("*"))
-            if f.is_file() and (f.suffix in (".parquet", ".zst") or f.name.endswith(".jsonl"))
-        ]
-    unknown = {f for f, _ in files} - set(FORMATS)
-    if unknown or not files:
-        fail(f"say which format with --format ({', '.join(FORMATS)})")
-    results = {str(f): validate_file(f, chosen_fmt, max_tokens) for chosen_fmt, f in files}
+    results = api.validate_export(path, fmt, max_tokens)
     if as_json:
         out.print_json(data={k: {"ok": r.ok, "summary": r.summary()} for k, r in results.items()})
     else:
@@ -260,42 +227,11 @@ def export_traces(
     home: HomeOption = None,
 ) -> None:
     """Write runs as Langfuse ingestion events (trace, span, generation per model call)."""
-    import orjson
-
     from sandloop import api
-    from sandloop.exports import snapshot as snapshots
-    from sandloop.exports.langfuse import redact_event, run_events
-    from sandloop.exports.paths import check_output, write_atomically
-    from sandloop.exports.redact import Redactor
-    from sandloop.storage.store import sql_str
 
-    events: list[dict[str, Any]] = []
-    settings = api.settings_for(home)
-    target = check_output(out_file, settings.home, folder=False)
-    store = api.open_store(settings.home, readonly=True)
-    if snapshot is not None:
-        row = snapshots.get(store, snapshot)
-        assert row is not None
-        pinned = snapshots.Pinned(store, row)
-        runs, read = pinned.runs(), pinned.read
-    else:
-        runs, read = store.runs(), store.select
-    if thread:
-        runs = runs[runs["thread"].str.startswith(thread)]
-    if runs.empty:
-        fail("no runs to export")
-    redactor = Redactor()
-    for run in runs.to_dict("records"):
-        calls = read("invocations", f"thread = {sql_str(run['thread'])}")
-        events.extend(redact_event(e, redactor) for e in run_events(run, calls))
-    if target.suffix == ".jsonl":
-        data = b"".join(orjson.dumps(e) + b"\n" for e in events)
-    else:
-        data = orjson.dumps({"batch": events}, option=orjson.OPT_INDENT_2)
-    write_atomically(target, data)
-    redacted = sum(redactor.counts.values())
+    written = api.export_traces(out_file, home, snapshot=snapshot, thread=thread)
     out.print(
-        f"wrote {len(events)} events for {len(runs)} runs to {target}"
-        + (f"; redacted {redacted}" if redacted else ""),
+        f"wrote {written.events} events for {written.runs} runs to {written.path}"
+        + (f"; redacted {written.redacted}" if written.redacted else ""),
         highlight=False,
     )

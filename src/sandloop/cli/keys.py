@@ -44,18 +44,18 @@ def keys_set(
     ] = "keyring",
 ) -> None:
     """Store a key for PLATFORM. Prefer the prompt: a key typed as --key stays in shell history."""
-    from sandloop.credentials import set_key
+    from sandloop import api
 
-    set_key(platform, key, user=user, store=store)
+    api.set_key(platform, key, user=user, store=store)
     out.print(f"stored the {platform} key …{key.strip()[-4:]} in the {store}", highlight=False)
 
 
 @keys_app.command("list")
 def keys_list(user: UserOption = None) -> None:
     """Which key each platform would use, and where it comes from."""
-    from sandloop.credentials import list_keys
+    from sandloop import api
 
-    found = list_keys(user)
+    found = api.list_keys(user)
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("platform", "key", "from"):
         table.add_column(column)
@@ -74,9 +74,9 @@ def keys_remove(
     user: UserOption = None,
 ) -> None:
     """Remove PLATFORM's key from the keyring and Prefect (environment variables stay)."""
-    from sandloop.credentials import remove_key
+    from sandloop import api
 
-    removed = remove_key(platform, user=user)
+    removed = api.remove_key(platform, user=user)
     out.print(
         f"removed the {platform} key from {' and '.join(removed)}"
         if removed

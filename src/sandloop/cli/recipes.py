@@ -70,11 +70,10 @@ def recipe_run(
     """
     prepare_prefect(verbose)
     from sandloop import api
-    from sandloop.loops.recipe.spec import load_recipe
 
     settings = api.settings_for(home)
     session = resolve_session(settings.home, session)
-    load_recipe(recipe, settings.local_dir, model)  # bad specs fail here, before Prefect starts
+    api.load_recipe(recipe, settings.home, model)  # bad specs fail here, before Prefect starts
     result = api.run_recipe(
         recipe,
         input_text,
@@ -104,12 +103,10 @@ def recipe_pipeline(
     """Run recipes in order as one flow: each stage's output is the next stage's input."""
     prepare_prefect(verbose)
     from sandloop import api
-    from sandloop.loops.recipe.spec import load_pipeline, load_recipe
 
     settings = api.settings_for(home)
     session = resolve_session(settings.home, session)
-    for stage in load_pipeline(pipeline).stages:
-        load_recipe(stage.recipe, settings.local_dir, stage.model)
+    api.load_pipeline(pipeline, settings.home)  # bad stages fail here, before Prefect starts
     result = api.run_pipeline(pipeline, input_text, seed=seed, session=session, home=settings.home)
     if as_json:
         out.print_json(data=result.as_dict())
@@ -128,12 +125,8 @@ def recipe_pipeline(
 def recipe_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Built-in recipes and yours (<home>/recipes/*.yaml)."""
     from sandloop import api
-    from sandloop.loops.recipe.files import builtin_names, user_recipe_names
-    from sandloop.loops.recipe.spec import load_recipe
 
-    settings = api.settings_for(home)
-    names = sorted({*builtin_names(), *user_recipe_names(settings.local_dir)})
-    specs = [load_recipe(n, settings.local_dir) for n in names]
+    specs = [api.load_recipe(n, home) for n in api.recipe_names(home)]
     records = [
         {"name": s.name, "version": s.version, "model": s.model_ref, "description": s.description}
         for s in specs
@@ -153,12 +146,9 @@ def recipe_show(
 ) -> None:
     """A recipe's template, slots, output schema, model and refine settings."""
     from sandloop import api
-    from sandloop.loops.recipe.files import find_recipe_file
-    from sandloop.loops.recipe.spec import load_recipe
 
-    settings = api.settings_for(home)
-    spec = load_recipe(recipe, settings.local_dir)
-    path = find_recipe_file(recipe, settings.local_dir)
+    spec = api.load_recipe(recipe, home)
+    path = api.recipe_file(recipe, home)
     if as_json:
         out.print_json(data={**spec.model_dump(), "realm": spec.realm, "file": str(path)})
         return

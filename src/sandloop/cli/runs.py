@@ -126,7 +126,6 @@ def run(
     """
     prepare_prefect(verbose)
     from sandloop import api
-    from sandloop.models.factory import prepare_models
 
     stop: dict[str, Any] = {"stop_on_repeat": stop_on_repeat}
     if max_steps is not None:
@@ -144,7 +143,7 @@ def run(
     api.ensure_idle(api.open_store(settings.home), spec)
     status = err.status("preparing models…")
     with status:
-        prepare_models([e.model for e in spec.network.models], settings, lambda m: status.update(m))
+        api.prepare_models(spec, settings.home, lambda m: status.update(m))
     summary = _run_with_progress(spec, settings.home, quiet=as_json, session=session)
     steps = api.run_steps(summary.thread, settings.home)
     if as_json:
@@ -322,10 +321,8 @@ def models(home: HomeOption = None, as_json: JsonOption = False) -> None:
     Add models and routes in <home>/models.yaml (or SANDLOOP_MODELS_FILE); see the README.
     """
     from sandloop import api
-    from sandloop.models.registry import catalog
 
-    api.settings_for(home)
-    known = catalog()
+    known = api.model_catalog(home)
     infos = list(known.models.values())
     if as_json:
         out.print_json(

@@ -13,7 +13,6 @@ from sandloop.cli.common import (
     JsonOption,
     app,
     err,
-    fail,
     out,
 )
 from sandloop.display import excerpt
@@ -41,24 +40,11 @@ BackendOption = Annotated[
 ]
 
 
-def _settings(home: str | None, backend: str | None) -> Any:
-    from sandloop import api
-
-    settings = api.settings_for(home)
-    if backend is None:
-        return settings
-    if backend not in ("faiss", "elasticsearch"):
-        fail(f"--backend {backend!r}: use faiss or elasticsearch")
-    return settings.model_copy(update={"index_backend": backend})
-
-
 def _embedder(model: str | None, home: str | None) -> Any:
     from sandloop import api
-    from sandloop.embedding.embedders import embedder_from
 
-    settings = api.settings_for(home)
-    with err.status(f"loading embedding model {model or settings.embed_model}…"):
-        return embedder_from(settings, model)
+    with err.status(f"loading embedding model {model or api.settings_for(home).embed_model}…"):
+        return api.load_embedder(home, model)
 
 
 @app.command()
@@ -80,23 +66,21 @@ def embed(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from sandloop import api
-    from sandloop.embedding.service import embed_and_index
 
-    settings = _settings(home, backend)
-    store = api.open_store(home)
+    api.index_settings(home, backend)  # a bad --backend fails before the model loads
     embedder = _embedder(model, home)
     progress = Progress(
         TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), console=err, disable=as_json
     )
     bar = progress.add_task("embed", total=None)
     with progress:
-        report = embed_and_index(
-            store,
-            embedder,
+        report = api.embed(
+            home,
+            embedder=embedder,
             realm=realm,
             thread=thread,
             batch_size=batch_size,
-            settings=settings,
+            backend=backend,
             on_total=lambda n: progress.update(bar, total=n),
             on_batch=lambda n: progress.advance(bar, n),
             announce=lambda m: err.print(m, highlight=False),
@@ -127,25 +111,21 @@ def search(
 ) -> None:
     """Find the recorded outputs nearest in meaning to QUERY."""
     from sandloop import api
-    from sandloop.embedding.service import search as semantic_search
-    from sandloop.storage.faiss_index import SearchFilter
 
-    store = api.open_store(home, readonly=True)
-    embedder = _embedder(model, home)
-    hits = semantic_search(
-        store,
-        embedder,
+    api.index_settings(home, backend)  # a bad --backend fails before the model loads
+    hits = api.search(
         query,
-        k,
-        SearchFilter(realm=realm, thread=thread, model=from_model),
+        home,
+        k=k,
+        embedder=_embedder(model, home),
+        realm=realm,
+        thread=thread,
+        from_model=from_model,
+        backend=backend,
         announce=lambda m: err.print(m, highlight=False),
-        settings=_settings(home, backend),
     )
     if as_json:
-        hits["output"] = [
-            o if t == "text" else store.blobs.url(str(o))
-            for o, t in zip(hits["output"], hits["output_type"], strict=True)
-        ]
+        hits["output"] = hits.pop("output_url").fillna(hits["output"])
         out.print_json(hits.to_json(orient="records"))
         return
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
@@ -175,12 +155,10 @@ def index_rebuild(
 ) -> None:
     """Rebuild an embedding model's index (FAISS or Elasticsearch) from the store's vectors."""
     from sandloop import api
-    from sandloop.embedding.service import rebuild_index
 
-    settings = _settings(home, backend)
-    store = api.open_store(home)
+    api.index_settings(home, backend)  # a bad --backend fails before the model loads
     embedder = _embedder(model, home)
-    index = rebuild_index(store, embedder, settings)
+    index = api.rebuild_index(home, embedder=embedder, backend=backend)
     out.print(
         f"{embedder.name}: rebuilt the {index.kind} index, {len(index)} vectors", highlight=False
     )

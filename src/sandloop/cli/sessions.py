@@ -27,13 +27,9 @@ def resolve_session(home: Path | str, prefix: str | None) -> str | None:
     """The full id of the session a --session prefix names (it must exist and be open)."""
     if prefix is None:
         return None
-    from sandloop import api, sessions
-    from sandloop.storage.store import StoreError
+    from sandloop import api
 
-    row = sessions.find(api.open_store(home, readonly=True), prefix)
-    if row["status"] != "open":
-        raise StoreError(f"session {row['id']} has ended; start a new one")
-    return str(row["id"])
+    return api.open_session(prefix, home)
 
 
 @session_app.command("start")
@@ -45,9 +41,9 @@ def session_start(
     as_json: JsonOption = False,
 ) -> None:
     """Start a session; pass its id to run/dialogue/recipe with --session (or SANDLOOP_SESSION)."""
-    from sandloop import api, sessions
+    from sandloop import api
 
-    row = sessions.start(api.open_store(home), title, tag, parse_pairs(meta, "--meta"))
+    row = api.start_session(title, home, tags=tag, metadata=parse_pairs(meta, "--meta"))
     if as_json:
         out.print_json(data={"id": row["id"], "title": title, "tags": sorted(set(tag))})
         return
@@ -61,18 +57,18 @@ def session_end(
     home: HomeOption = None,
 ) -> None:
     """End a session: no more runs can join it."""
-    from sandloop import api, sessions
+    from sandloop import api
 
-    row = sessions.end(api.open_store(home), session_id)
+    row = api.end_session(session_id, home)
     out.print(f"session {row['id']} ended", highlight=False)
 
 
 @session_app.command("list")
 def session_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Sessions, newest first, with how many runs each holds."""
-    from sandloop import api, sessions
+    from sandloop import api
 
-    frame = sessions.listing(api.open_store(home, readonly=True))
+    frame = api.list_sessions(home)
     print_records(
         frame,
         [
@@ -95,11 +91,9 @@ def session_show(
     as_json: JsonOption = False,
 ) -> None:
     """A session's runs, dialogues and recipes with their phases."""
-    from sandloop import api, sessions
+    from sandloop import api
 
-    store = api.open_store(home, readonly=True)
-    row = sessions.find(store, session_id)
-    runs = sessions.runs_of(store, str(row["id"]))
+    row, runs = api.session_runs(session_id, home)
     columns = ["thread", "kind", "name", "status", "phase", "genesis"]
     if not as_json:
         out.print(f"[bold]{row['title']}[/] ({row['id']}, {row['status']})", highlight=False)
@@ -126,9 +120,9 @@ def session_label(
     home: HomeOption = None,
 ) -> None:
     """Set a run's phase by hand."""
-    from sandloop import api, sessions
+    from sandloop import api
 
-    run = sessions.label(api.open_store(home), thread, phase)
+    run = api.label_run(thread, phase, home)
     out.print(f"{run['thread'][:10]} → {phase}", highlight=False)
 
 
@@ -144,23 +138,9 @@ def session_classify(
 ) -> None:
     """Label each run of a session with its phase, using the classify-phase recipe."""
     prepare_prefect()
-    from sandloop import api, sessions
+    from sandloop import api
 
-    labelled: list[dict[str, str | None]] = []
-    settings = api.settings_for(home)
-    store = api.open_store(settings.home)
-    row = sessions.find(store, session_id)
-    for run in sessions.runs_of(store, str(row["id"])).to_dict(orient="records"):
-        if (isinstance(run["phase"], str) and not overwrite) or run["kind"] == "recipe":
-            continue
-        text = sessions.describe_run(store, run)
-        result = api.run_recipe("classify-phase", text, model=model, home=settings.home)
-        if result.error is not None:
-            labelled.append({"thread": run["thread"], "phase": None, "error": result.error})
-            continue
-        phase = str(result.parsed["phase"])
-        sessions.label(store, str(run["thread"]), phase)
-        labelled.append({"thread": run["thread"], "phase": phase, "error": None})
+    labelled = api.classify_session(session_id, home, model=model, overwrite=overwrite)
     if as_json:
         out.print_json(data=labelled)
         return

@@ -24,7 +24,7 @@ from sandloop.cli.sessions import resolve_session
 if TYPE_CHECKING:
     import pandas as pd
 
-    from sandloop.loops.sweep.trajectories import Trajectories
+    from sandloop.api import Trajectories
 
 sweep_app = typer.Typer(help="Sweeps: many network runs advanced together.", no_args_is_help=True)
 app.add_typer(sweep_app, name="sweep")
@@ -191,7 +191,7 @@ def sweep_report(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from sandloop import api
-    from sandloop.loops.sweep.plots import plots_folder, save_figures
+    from sandloop.plots import plots_folder, save_figures
 
     summary = api.sweep_report(name, home)
     if plots is not None:

@@ -4,7 +4,8 @@
 Each size runs in a fresh process (`ru_maxrss` is a high-water mark): `--steps` steps of
 `dummy:text` per thread, 1,000 genesis prompts × seeds as needed, a window of 256. The same
 process first measures itself with everything imported and a Prefect test server up, so the
-figure that matters is the growth above that baseline.
+figure that matters is the growth above that baseline. "kept" is the process's memory after the
+sweep once glibc has handed its free pages back (`malloc_trim`): what the sweep still holds.
 
     .venv/bin/python benchmarks/bench_sweep_memory.py [--sizes 1000,10000,100000] [--steps 2]
 """
@@ -32,7 +33,7 @@ def main() -> None:
         print(json.dumps(_measure(args.one, args.steps)))
         return
     print(f"dummy:text, {args.steps} steps per thread, window 256, {time.strftime('%Y-%m-%d')}")
-    heads = ["threads", "steps", "seconds", "steps/s", "base MB", "peak MB", "growth MB"]
+    heads = ["threads", "steps", "seconds", "steps/s", "base MB", "peak MB", "growth", "kept MB"]
     print(" ".join(f"{h:>9}" for h in heads))
     for size in (int(s) for s in args.sizes.split(",")):
         done = subprocess.run(
@@ -44,7 +45,8 @@ def main() -> None:
         m = json.loads(done.stdout.strip().splitlines()[-1])
         print(
             f"{size:>9} {m['steps']:>9} {m['seconds']:>9.1f} {m['steps'] / m['seconds']:>9.0f} "
-            f"{m['base_mb']:>9.0f} {m['peak_mb']:>9.0f} {m['peak_mb'] - m['base_mb']:>9.0f}"
+            f"{m['base_mb']:>9.0f} {m['peak_mb']:>9.0f} {m['peak_mb'] - m['base_mb']:>9.0f} "
+            f"{m['kept_mb']:>9.0f}"
         )
 
 
@@ -89,7 +91,21 @@ def _measure(size: int, steps: int) -> dict[str, float]:
         "seconds": seconds,
         "base_mb": base,
         "peak_mb": peak,
+        "kept_mb": _kept_mb(),
     }
+
+
+def _kept_mb() -> float:
+    """What the process still holds once the allocator gives back its free pages (glibc keeps
+    freed memory of busy threads' arenas: the peak counts it, the sweep does not hold it)."""
+    import ctypes
+    import gc
+    import os
+
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 if __name__ == "__main__":

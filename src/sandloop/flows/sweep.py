@@ -31,7 +31,7 @@ from sandloop.loops.protocol import Outcome
 from sandloop.loops.status import FINAL_REASONS, RunStatus, StopReason, status_after
 from sandloop.loops.sweep.engine import Batch, Live, batches
 from sandloop.loops.sweep.spec import Member, SweepSpec
-from sandloop.models.base import CallContext, ModelInput, ModelOutput
+from sandloop.models.base import CallContext, ModelInput
 from sandloop.progress import SweepTick, publish
 from sandloop.records import invocation_row
 from sandloop.registration import RunRecord
@@ -39,7 +39,7 @@ from sandloop.storage.journal import WriterLog, append_together
 from sandloop.storage.store import AkashicStore, sql_str
 from sandloop.storage.wal import ThreadLocked
 from sandloop.summaries import SweepSummary
-from sandloop.tasks.invoke import invoke_batch
+from sandloop.tasks.invoke import Answers, invoke_batch
 
 
 @dataclass
@@ -210,7 +210,7 @@ def _invoke(store: AkashicStore, settings: Settings, tick: int, batch: Batch) ->
     ]
     contexts = [CallContext(c.seed, c.step_key, c.index) for c in batch.calls]
     started = datetime.now(UTC)
-    state: State[list[ModelOutput | Exception]] = invoke_batch(
+    state: State[Answers] = invoke_batch(
         tick,
         batch.facet,
         len(batch.items),
@@ -223,9 +223,9 @@ def _invoke(store: AkashicStore, settings: Settings, tick: int, batch: Batch) ->
     )
     finished = datetime.now(UTC)
     task_run_id = str(state.state_details.task_run_id or "") or None
-    answers = value_of(state)
-    if not isinstance(answers, list):  # the task itself failed: every row, the same way
-        answers = [answers] * len(batch.items)
+    answered = value_of(state)
+    # a task that itself failed answers every row the same way
+    answers = answered.rows if isinstance(answered, Answers) else [answered] * len(batch.items)
     return [outcome_from(answer, started, finished, task_run_id, store) for answer in answers]
 
 

@@ -108,6 +108,14 @@ def _location(home: Path | str | Location) -> Location:
         raise StoreError(str(exc)) from None
 
 
+#: LanceDB's caches, per store handle. Its defaults (1 GB of metadata, 6 GB of index data) are
+#: for big analytical tables; a long writer here (a sweep commits thousands of versions) should
+#: not hold up to a gigabyte of old manifests. The store keeps no Lance indexes (vectors are
+#: searched by FAISS or Elasticsearch), and the manifests worth caching are the latest few.
+METADATA_CACHE_BYTES = 64 * 2**20
+INDEX_CACHE_BYTES = 64 * 2**20
+
+
 class AkashicStore:
     def __init__(
         self,
@@ -199,6 +207,10 @@ class AkashicStore:
                 self.url,
                 read_consistency_interval=timedelta(0),
                 storage_options=self.location.options or None,
+                session=lancedb.Session(
+                    index_cache_size_bytes=INDEX_CACHE_BYTES,
+                    metadata_cache_size_bytes=METADATA_CACHE_BYTES,
+                ),
             )
         return self._connection
 

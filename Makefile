@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sweep.py
 	$(BIN)/python benchmarks/bench_sweep_local.py
 	$(BIN)/python benchmarks/bench_trajectories.py
+	$(BIN)/python benchmarks/bench_sweep_memory.py
 	$(BIN)/python benchmarks/bench_record_throughput.py
 	$(BIN)/python benchmarks/bench_store_reads.py
 	$(BIN)/python benchmarks/bench_search.py

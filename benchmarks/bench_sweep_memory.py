@@ -96,13 +96,16 @@ def _measure(size: int, steps: int) -> dict[str, float]:
 
 
 def _kept_mb() -> float:
-    """What the process still holds once the allocator gives back its free pages (glibc keeps
-    freed memory of busy threads' arenas: the peak counts it, the sweep does not hold it)."""
+    """What the process still holds once the allocators give back their free pages (glibc and
+    Arrow's pool keep freed memory for reuse: the peak counts it, the sweep does not hold it)."""
     import ctypes
     import gc
     import os
 
+    import pyarrow as pa
+
     gc.collect()
+    pa.default_memory_pool().release_unused()
     ctypes.CDLL("libc.so.6").malloc_trim(0)
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20

@@ -192,6 +192,7 @@ def test_sweep_commands_have_help(command: str, cli_env: dict[str, str]) -> None
     assert helped.returncode == 0 and "Usage" in helped.stdout and "--home" in helped.stdout
 
 
+@pytest.mark.slow  # five CLI processes: `make test` keeps the one-line contract elsewhere
 def test_a_bad_report_is_one_line(cli_env: dict[str, str], home: Path, tmp_path: Path) -> None:
     spec = {"name": "small", "networks": [str(ECHO)], "genesis": ["x"], "stop": {"max_steps": 2}}
     path = tmp_path / "small.yaml"
@@ -210,6 +211,7 @@ def test_a_bad_report_is_one_line(cli_env: dict[str, str], home: Path, tmp_path:
         assert message in one_error_line(done.stderr), args
 
 
+@pytest.mark.slow  # four sweeps as CLI processes
 def test_a_name_taken_by_other_members_is_refused_unless_redefined(
     cli_env: dict[str, str], home: Path, tmp_path: Path
 ) -> None:

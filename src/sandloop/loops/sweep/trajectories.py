@@ -108,14 +108,15 @@ def first_convergence(
     steps: Sequence[int], vectors: Vectors, threshold: float, window: int
 ) -> int | None:
     """The first step whose output is within ``threshold`` cosine of one of the ``window``
-    outputs before it: what the run's convergence stop finds, in one matrix product."""
+    outputs before it: what the run's convergence stop finds, one lag at a time (n × window
+    products, never an n × n matrix: a thread may have thousands of steps)."""
     n = len(vectors)
-    if n < 2:
-        return None
-    cosines = vectors @ vectors.T
-    back = np.subtract.outer(np.arange(n), np.arange(n))  # i - j
-    hits = np.flatnonzero(((cosines >= threshold) & (back >= 1) & (back <= window)).any(axis=1))
-    return int(steps[hits[0]]) if len(hits) else None
+    first = n
+    for lag in range(1, min(window, n - 1) + 1):
+        close = np.flatnonzero(np.einsum("ij,ij->i", vectors[lag:], vectors[:-lag]) >= threshold)
+        if len(close):
+            first = min(first, int(close[0]) + lag)
+    return int(steps[first]) if first < n else None
 
 
 def drift(vectors: Vectors, genesis: Vectors) -> tuple[npt.NDArray[np.float64], ...]:

@@ -59,6 +59,7 @@ __all__ = [
     "end_session",
     "ensure_idle",
     "examine_store",
+    "export_destination",
     "export_snapshot",
     "export_traces",
     "index_settings",
@@ -295,6 +296,14 @@ def create_snapshot(name: str, home: Path | str | None = None, **selection: Any)
     except ValidationError as exc:
         raise SpecError(describe_validation_error(exc, "snapshot")) from None
     return snapshots.create(open_store(home), name, chosen)
+
+
+def export_destination(out: Path | str) -> str:
+    """Where an export to ``out`` goes, as a user should read it: a URL as given, a folder as
+    its absolute path."""
+    from sandloop.exports.destination import is_url
+
+    return str(out) if is_url(out) else str(Path(out).expanduser().resolve())
 
 
 def list_snapshots(home: Path | str | None = None) -> pd.DataFrame:

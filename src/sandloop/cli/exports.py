@@ -183,7 +183,7 @@ def export_dataset(
         allow_invalid=allow_invalid,
         redact=redact,
     )
-    out_path = out_dir if "://" in out_dir else Path(out_dir).expanduser().resolve()
+    out_path = api.export_destination(out_dir)
     if as_json:
         out.print_json(data=manifest)
         return

@@ -138,7 +138,8 @@ json.loads(first)""",
         "code",
         """import datasets
 
-dataset = datasets.load_dataset(str(OUT / "hf"))
+# the card's configs: "sft" (messages), and "preference" where a recipe had a rejected round
+dataset = datasets.load_dataset(str(OUT), "sft")
 print(dataset)
 dataset["train"].to_pandas()[["kind", "model"]].value_counts()""",
     ),

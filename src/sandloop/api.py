@@ -306,6 +306,18 @@ def export_destination(out: Path | str) -> str:
     return str(out) if is_url(out) else str(Path(out).expanduser().resolve())
 
 
+def export_file_sets(manifest: dict[str, Any]) -> dict[str, str]:
+    """Each file set of an export (a config of its card) with the rows its files hold per
+    split: what a user checks against the files, not the examples before formatting."""
+    from sandloop.exports.card import config_name
+
+    shown: dict[str, list[str]] = {}
+    for key, rows in manifest["records"].items():  # FORMAT[/PART]/SPLIT
+        fmt, *part, split = key.split("/")
+        shown.setdefault(config_name(fmt, "".join(part)), []).append(f"{rows} {split}")
+    return {name: ", ".join(counts) for name, counts in shown.items()}
+
+
 def list_snapshots(home: Path | str | None = None) -> pd.DataFrame:
     """Snapshots, newest first: name, runs, selection, created."""
     from sandloop.exports import snapshot as snapshots
@@ -340,7 +352,8 @@ def validate_export(
     if not path.exists():
         raise SpecError(f"{path}: no such file or folder")
     if path.is_file():
-        files = [(fmt or path.parent.name, path)]
+        named = next((p.name for p in path.parents if p.name in FORMATS), path.parent.name)
+        files = [(fmt or named, path)]
     else:
         folders = [path / fmt] if fmt else [p for p in path.iterdir() if p.name in FORMATS]
         if path.name in FORMATS:
@@ -412,6 +425,7 @@ def export_snapshot(
     overwrite: bool = False,
     allow_invalid: bool = False,
     redact: list[str] | None = None,
+    license_id: str = "unknown",
 ) -> dict[str, Any]:
     """Write a snapshot as datasets through the export flow; returns the manifest. The snapshot,
     the output place and the options are checked before Prefect starts, so a bad one is one
@@ -445,6 +459,7 @@ def export_snapshot(
         overwrite=overwrite,
         allow_invalid=allow_invalid,
         redact=tuple(redact or ()),
+        license=license_id,
     ).check(settings.home)
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         state = export_flow(
@@ -458,6 +473,7 @@ def export_snapshot(
             allow_invalid,
             list(redact or ()),
             str(settings.home),
+            license_id=license_id,
             return_state=True,
         )
     from sandloop.flows.driver import value_of

@@ -56,6 +56,19 @@ def test_snapshot_export_validate_and_traces(cli_env: dict[str, str], tmp_path: 
     assert exported.returncode == 0, exported.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert "openai-chat/train.jsonl.zst" in manifest["files"]
+    import pyarrow as pa
+
+    printed = dict(
+        line.strip().split(": ", 1) for line in exported.stdout.splitlines() if line[:2] == "  "
+    )
+    for name in ("openai-chat", "sharegpt"):  # what it says is what the files hold
+        held = []
+        for split in ("train", "validation"):
+            path = out / name / f"{split}.jsonl.zst"
+            with pa.CompressedInputStream(str(path), "zstd") as stream:
+                rows = stream.read().count(b"\n")
+            held.append(f"{rows} {split}")
+        assert printed[name] == ", ".join(held)
     checked = sandloop("export", "validate", str(out), env=cli_env)
     assert checked.returncode == 0 and "no problems" in checked.stdout
     again = sandloop("export", "echo", "--format", "openai-chat", "--out", str(out), env=cli_env)

@@ -130,10 +130,16 @@ def test_every_format_maps_every_kind(store_home: Path, snapshot_all: dict, tmp_
     assert all(r["instruction"] and r["output"] for r in every_record(out, "alpaca"))
     import datasets
 
-    loaded = datasets.load_dataset(str(out / "hf"))  # a split with no examples has no file
-    assert sum(split.num_rows for split in loaded.values()) == 9
-    assert set(loaded["train"]["kind"]) <= {"network", "dialogue", "recipe"}
-    assert (out / "README.md").read_text().startswith("# all")
+    sft = datasets.load_dataset(str(out), "sft")  # a split with no examples has no file
+    assert sum(split.num_rows for split in sft.values()) == 9
+    assert set(sft["train"]["kind"]) <= {"network", "dialogue", "recipe"}
+    pairs = datasets.load_dataset(str(out), "preference")
+    (pair,) = [row for split in pairs.values() for row in split]
+    assert pair["chosen"] == dpo[0]["preferred_output"] and pair["kind"] == "recipe"
+    assert pair["rejected"] == dpo[0]["non_preferred_output"]
+    assert manifest["records"].get("hf/preference/train", 0) + manifest["records"].get(
+        "hf/preference/validation", 0
+    ) == len(dpo)
 
 
 def test_exports_are_byte_identical_however_they_are_chunked(
@@ -378,3 +384,64 @@ def test_the_column_wise_path_writes_what_orjson_writes(
         "naïve café — 東京 🎈",
         "bell \x01 rings",
     }
+
+
+@pytest.mark.slow
+def test_every_format_loads_and_trains_under_any_hash_seed(
+    store_home: Path, snapshot_all: dict, tmp_path: Path
+) -> None:
+    """TRL reads each conversational file set as conversational, templates it, and trains SFT
+    and DPO steps on it, whichever key its set order happens to pick first."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.tiny_models import build_tiny_chat_gpt2
+
+    out = tmp_path / "out"
+    export(pinned(store_home), ExportOptions(ALL, out, val_fraction=0.0))
+    model = build_tiny_chat_gpt2(tmp_path / "model")
+    root = Path(__file__).resolve().parents[2]
+    for seed in ("0", "1"):
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.exports.trainers", str(out), str(model)],
+            cwd=root,
+            env={**os.environ, "PYTHONHASHSEED": seed, "HF_DATASETS_OFFLINE": "1"},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        found = json.loads(done.stdout.strip().splitlines()[-1])
+        assert found["rows"] == {
+            "sft": 9,
+            "preference": 1,
+            "openai-chat": 9,
+            "trl-messages": 9,
+            "trl-prompt_completion": 9,
+            "trl-preference": 1,
+            "sharegpt": 9,
+        }
+        assert all(loss > 0 for loss in found["losses"].values()), found
+
+
+def test_the_card_has_hub_metadata_that_loads_without_a_warning(
+    store_home: Path, snapshot_all: dict, tmp_path: Path
+) -> None:
+    import warnings
+
+    from huggingface_hub import DatasetCard
+
+    out = tmp_path / "out"
+    manifest = export(pinned(store_home), ExportOptions(ALL, out, license="cc-by-4.0"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data = DatasetCard.load(out / "README.md").data.to_dict()
+    assert data["license"] == "cc-by-4.0" and data["size_categories"] == ["n<1K"]
+    assert data["sandloop"]["snapshot"] == "all"
+    assert data["sandloop"]["table_versions"] == manifest["snapshot"]["table_versions"]
+    named = {c["config_name"]: c for c in data["configs"]}
+    assert set(named) == {"sft", "preference"} and named["sft"].get("default") is True
+    listed = {f["path"] for c in data["configs"] for f in c["data_files"]}
+    assert listed == {f for f in manifest["files"] if f.startswith("hf/")}
+    assert all((out / path).is_file() for path in listed)

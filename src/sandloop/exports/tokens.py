@@ -20,11 +20,20 @@ def count(text: str) -> int:
     return len(_encoding().encode_ordinary(text))
 
 
+COUNTED = (
+    "OpenAI cookbook's num_tokens_from_messages: 3 per message, the tokens of its role, "
+    "content and name (1 more for a name), and 3 that prime the reply"
+)
+
+
 def count_messages(messages: list[dict[str, Any]]) -> int:
-    """OpenAI's cookbook estimate: 3 tokens per message, the content, 3 to prime the reply."""
+    """What a chat example costs to train on, counted as the cookbook counts it: an example's
+    tokens are more than its texts' (each message carries its role and framing)."""
     total = 3
     for message in messages:
-        total += 3 + count(str(message.get("content") or ""))
+        total += (
+            3 + count(str(message.get("role") or "")) + count(str(message.get("content") or ""))
+        )
         if message.get("name"):
-            total += 1
+            total += 1 + count(str(message["name"]))
     return total

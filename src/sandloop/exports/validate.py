@@ -21,6 +21,7 @@ MESSAGE_KEYS = {"role", "content", "name", "function_call", "tool_calls", "tool_
 ROLES = {"system", "user", "assistant", "tool", "function"}
 DEFAULT_MAX_TOKENS = 65_536
 _PLAIN_ROLES = frozenset({"system", "user", "assistant"})
+_MESSAGE_BOUND = 3 + 4 * 12  # framing tokens + a role's tokens, at most, per message
 
 
 @dataclass
@@ -112,7 +113,9 @@ def check_openai_chat(
         else:
             _check_message(message, report, line)
             if isinstance(message, dict):
-                chars += len(str(message.get("content") or ""))
+                chars += len(str(message.get("content") or "")) + len(
+                    str(message.get("name") or "")
+                )
         if isinstance(message, dict) and message.get("role") == "assistant":
             answered = True
     if not answered:
@@ -120,7 +123,8 @@ def check_openai_chat(
     if token_count is None:
         # A BPE token is at least one byte and a character at most four: an example whose
         # characters ×4 fit under the limit cannot be over it; only a long one is tokenised.
-        if 4 * chars + 4 * len(messages) + 3 <= max_tokens:
+        # Each message adds 3 framing tokens and its role's (a role is under 12 characters).
+        if 4 * chars + _MESSAGE_BOUND * len(messages) + 3 <= max_tokens:
             return
         token_count = tokens.count_messages([m for m in messages if isinstance(m, dict)])
     if token_count > max_tokens:
@@ -182,8 +186,11 @@ def check_shape(fmt: str, part: str, record: Any, report: Report, line: int) -> 
                 report.add(f"alpaca_{column}", line)
         if not isinstance(record.get("input"), str):
             report.add("alpaca_input", line)
-    elif fmt == "hf" and not _chat_list(record.get("messages")):
-        report.add("hf_messages", line)
+    elif fmt == "hf":
+        columns = ("prompt", "chosen", "rejected") if part == "preference" else ("messages",)
+        for column in columns:
+            if not _chat_list(record.get(column)):
+                report.add(f"hf_{part or 'sft'}_{column}", line)
 
 
 def check(
@@ -206,6 +213,8 @@ def validate_file(path: Path, fmt: str, max_tokens: int = DEFAULT_MAX_TOKENS) ->
     """Check a JSONL file (optionally .zst) or a parquet file of the hf format."""
     report = Report()
     part = path.name.split(".")[0] if fmt == "trl" else ""
+    if fmt == "hf":  # hf/CONFIG/SPLIT-00000-of-00001.parquet
+        part = path.parent.name if path.parent.name in ("sft", "preference") else "sft"
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 

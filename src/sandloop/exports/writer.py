@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 
 from sandloop import __version__
 from sandloop.exports import tokens
+from sandloop.exports.card import card
 from sandloop.exports.examples import (
     Example,
     dialogue_examples,
@@ -80,6 +81,7 @@ class ExportOptions:
     allow_invalid: bool = False
     redact: tuple[str, ...] = ()
     max_tokens: int = DEFAULT_MAX_TOKENS
+    license: str = "unknown"  # the card's license id (Hub ids: apache-2.0, cc-by-4.0, …)
 
     def check(self, home: Path | str | None = None) -> None:
         """``home``: the store's, which the output must not overlap."""
@@ -331,8 +333,8 @@ class _Sink:
     def __init__(self, root: Path, compress: str | None) -> None:
         self.root, self.compress = root, compress
         self.files: dict[tuple[str, str, str], Any] = {}
-        self.parquet_rows: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
-        self.parquet_writers: dict[str, Any] = {}
+        self.parquet_rows: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (config, split)
+        self.parquet_writers: dict[tuple[str, str], Any] = {}
 
     def path(self, fmt: str, part: str, split: str) -> Path:
         name = f"{part}.{split}" if part else split
@@ -345,9 +347,10 @@ class _Sink:
 
     def write(self, fmt: str, part: str, split: str, record: dict[str, Any]) -> None:
         if fmt == "hf":
-            self.parquet_rows[split].append(record)
-            if len(self.parquet_rows[split]) >= 10_000:
-                self._flush_parquet(split)
+            rows = self.parquet_rows.setdefault((part, split), [])
+            rows.append(record)
+            if len(rows) >= 10_000:
+                self._flush_parquet(part, split)
             return
         self._handle(fmt, part, split).write(orjson.dumps(record) + b"\n")
 
@@ -368,48 +371,47 @@ class _Sink:
             return stream
         return path.open("wb", buffering=1 << 20)
 
-    def _flush_parquet(self, split: str) -> None:
-        import pyarrow as pa
+    def _flush_parquet(self, config: str, split: str) -> None:
         import pyarrow.parquet as pq
 
-        rows = self.parquet_rows[split]
+        rows = self.parquet_rows.get((config, split))
         if not rows:
             return
-        table = pa.Table.from_pylist(rows, schema=_HF_SCHEMA)
-        writer = self.parquet_writers.get(split)
+        schema = HF_SCHEMAS[config]
+        table = pa.Table.from_pylist(rows, schema=schema)
+        writer = self.parquet_writers.get((config, split))
         if writer is None:
-            path = self.root / "hf" / "data" / f"{split}-00000-of-00001.parquet"
+            path = self.root / "hf" / config / f"{split}-00000-of-00001.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
-            writer = pq.ParquetWriter(str(path), _HF_SCHEMA, compression="zstd")
-            self.parquet_writers[split] = writer
+            writer = pq.ParquetWriter(str(path), schema, compression="zstd")
+            self.parquet_writers[(config, split)] = writer
         writer.write_table(table)
-        self.parquet_rows[split] = []
+        self.parquet_rows[(config, split)] = []
 
     def close(self) -> None:
         for handle in self.files.values():
             handle.close()
-        for split in SPLITS:
-            self._flush_parquet(split)
+        for config, split in list(self.parquet_rows):
+            self._flush_parquet(config, split)
         for writer in self.parquet_writers.values():
             writer.close()
 
 
-def _hf_schema() -> Any:
-    import pyarrow as pa
-
-    message = pa.struct([("role", pa.string()), ("content", pa.string())])
-    return pa.schema(
-        [
-            ("key", pa.string()),
-            ("kind", pa.string()),
-            ("model", pa.string()),
-            ("messages", pa.list_(message)),
-            ("rejected", pa.string()),
-        ]
+def _hf_schemas() -> dict[str, pa.Schema]:
+    """Every column non-nullable: a trainer never meets a missing prompt or side."""
+    message = pa.struct(
+        [pa.field("role", pa.string(), nullable=False), pa.field("content", pa.string(), False)]
     )
+    chat = pa.list_(pa.field("item", message, nullable=False))
+    about = [pa.field(name, pa.string(), nullable=False) for name in ("key", "kind", "model")]
+    sides = ("prompt", "chosen", "rejected")
+    return {
+        "sft": pa.schema([*about, pa.field("messages", chat, nullable=False)]),
+        "preference": pa.schema([*about, *(pa.field(s, chat, nullable=False) for s in sides)]),
+    }
 
 
-_HF_SCHEMA = _hf_schema()
+HF_SCHEMAS = _hf_schemas()
 
 
 def _redacted(example: Example, redact: Redactor) -> Example:
@@ -523,7 +525,7 @@ def export(
         (staging / "manifest.json").write_bytes(
             orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
         )
-        (staging / "README.md").write_text(_card(manifest), encoding="utf-8")
+        (staging / "README.md").write_text(card(manifest, options.license), encoding="utf-8")
         try:
             if options.out.exists():
                 shutil.rmtree(options.out)
@@ -696,6 +698,7 @@ def _manifest(
         "redactions": dict(sorted(redact.counts.items())),
         "tokens": {
             "tokenizer": "cl100k_base",
+            "counted": tokens.COUNTED,
             **{
                 split: _token_stats(stats.token_sample[split], per_split[split]["examples"])
                 for split in SPLITS
@@ -707,33 +710,3 @@ def _manifest(
         },
         "files": files,
     }
-
-
-def _card(manifest: dict[str, Any]) -> str:
-    snapshot = manifest["snapshot"]
-    counts = manifest["counts"]
-    lines = [
-        f"# {snapshot['name']}",
-        "",
-        "A fine-tuning dataset exported by sandloop from a pinned snapshot of its record "
-        "(network runs, dialogues and recipes).",
-        "",
-        f"- selection: `{orjson.dumps(snapshot['selection']).decode()}`",
-        f"- table versions: `{orjson.dumps(snapshot['table_versions']).decode()}`",
-        f"- formats: {', '.join(manifest['options']['formats'])}",
-        f"- train: {counts['train']['examples']} examples {counts['train']['by_kind']}",
-        f"- validation: {counts['validation']['examples']} examples "
-        f"{counts['validation']['by_kind']}",
-        f"- de-duplicated: {manifest['dedupe'] or 'nothing'}; "
-        f"redacted: {manifest['redactions'] or 'nothing'}",
-        f"- tokens (cl100k_base): {manifest['tokens']['train']}",
-        "",
-        "Network steps are (input → output) pairs with the model named; a dialogue is each "
-        "actor's side of the conversation; a recipe is its rendered prompt and accepted output "
-        "(with a rejected round as the non-preferred side where there was one).",
-        "",
-        "`manifest.json` lists every file with its sha256; exporting the same snapshot again "
-        "gives the same bytes.",
-        "",
-    ]
-    return "\n".join(lines)

@@ -60,6 +60,7 @@ def export_flow(
     redact: list[str] | None = None,
     home: str | None = None,
     select: dict[str, Any] | None = None,
+    license_id: str = "unknown",
 ) -> dict[str, Any]:
     """Write a pinned snapshot as datasets. With ``select`` (a snapshot selection: realm,
     kind, status, …) the snapshot is pinned first unless it exists; ``{date}`` in ``snapshot``
@@ -81,6 +82,7 @@ def export_flow(
         "overwrite": overwrite,
         "allow_invalid": allow_invalid,
         "redact": tuple(redact or ()),
+        "license": license_id,
     }
     ExportOptions(**options).check(settings.home)  # bad options fail before any work
     try:

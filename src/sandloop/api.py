@@ -804,6 +804,13 @@ def examine_store(
     return store, examine(store, repair=repair, rewind=rewind)
 
 
+def key_platforms() -> tuple[str, ...]:
+    """The platforms a key can be kept for."""
+    from sandloop.credentials import PLATFORM_ENV
+
+    return tuple(PLATFORM_ENV)
+
+
 def set_key(platform: str, key: str, *, user: str | None = None, store: str = "keyring") -> None:
     """Keep ``platform``'s API key in the OS keyring or a Prefect Secret block."""
     from sandloop.credentials import set_key as keep

@@ -29,8 +29,7 @@ class _ReportsErrors(TyperGroup):
         except click_errors.NoArgsIsHelpError:
             raise
         except click_errors.UsageError as exc:  # a missing option, a bad value, a typo
-            where = (exc.ctx or ctx).command_path
-            fail(f"{exc.format_message()} (see `{where} --help`)")
+            fail(f"{exc.format_message()} (see `{_visible_path(exc.ctx or ctx)} --help`)")
         except SandloopError as exc:
             fail(str(exc), code=exc.exit_code)
         except OSError as exc:
@@ -49,6 +48,14 @@ class _ReportsErrors(TyperGroup):
                     "run on a temporary local one"
                 )
             raise
+
+
+def _visible_path(ctx: Any) -> str:
+    """The command a user typed: a hidden default command (`export dataset`, reached as
+    `sandloop export SNAPSHOT`) is named by its group."""
+    while ctx.parent is not None and getattr(ctx.command, "hidden", False):
+        ctx = ctx.parent
+    return str(ctx.command_path)
 
 
 PREFECT_UNREACHABLE = "Failed to reach API at"
@@ -133,6 +140,10 @@ def prepare_prefect(verbose: bool = False) -> None:
 
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        # The temporary server's services log ERROR tracebacks when they are cancelled at exit
+        # with a task-run event still unwritten: Prefect's bookkeeping of a server that is
+        # going away, which sandloop's record does not depend on.
+        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
         for name in _RUN_LOGGERS:
             logger = logging.getLogger(name)
             if not any(isinstance(f, _CommandReportsFailures) for f in logger.filters):

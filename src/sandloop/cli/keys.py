@@ -26,9 +26,21 @@ UserOption = Annotated[
 ]
 
 
+def _known_platform(platform: str) -> str:
+    """Checked before the key is asked for: a typo should not cost the user a paste."""
+    from sandloop import api
+
+    if platform not in api.key_platforms():
+        known = ", ".join(api.key_platforms())
+        raise typer.BadParameter(f"unknown platform {platform!r}: keys are kept for {known}")
+    return platform
+
+
 @keys_app.command("set")
 def keys_set(
-    platform: Annotated[str, typer.Argument(help="openai, replicate or hf.")],
+    platform: Annotated[
+        str, typer.Argument(help="openai, replicate or hf.", callback=_known_platform)
+    ],
     key: Annotated[
         str,
         typer.Option(

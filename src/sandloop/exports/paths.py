@@ -7,6 +7,7 @@ lies inside it, or contains it would replace the store with the dataset.
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 from sandloop.storage.errors import StoreError
@@ -22,7 +23,7 @@ def _overlaps(out: Path, home: Path) -> bool:
 
 def check_output(out: Path | str, home: Path | str | None, *, folder: bool) -> Path:
     """The resolved output path, or OutputPathError naming the problem. Checks only: nothing
-    is created, so a refused export leaves no trace."""
+    is left behind, so a refused export leaves no trace."""
     if not str(out).strip():
         raise OutputPathError("--out is empty; give a path")
     resolved = Path(out).expanduser().resolve()
@@ -36,12 +37,33 @@ def check_output(out: Path | str, home: Path | str | None, *, folder: bool) -> P
             raise OutputPathError(f"--out {out}: is a file, not a folder")
         if not folder and not resolved.is_file():
             raise OutputPathError(f"--out {out}: is not a regular file")
+    if not folder and not resolved.parent.exists():
+        # a folder output is created with its parents; a file's folder must be there already,
+        # so a mistyped directory is not made silently
+        raise OutputPathError(
+            f"--out {out}: the folder {resolved.parent} does not exist; create it first"
+        )
     parent = resolved.parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
         raise OutputPathError(f"--out {out}: {parent} is a file, not a folder")
+    _probe(out, parent)
     return resolved
+
+
+def _probe(out: Path | str, folder: Path) -> None:
+    """Create and remove a file where the export will create its own: permissions, a read-only
+    mount or a pseudo-filesystem all say no here, before any work (as root, only trying tells)."""
+    import tempfile
+
+    try:
+        handle, name = tempfile.mkstemp(prefix=".sandloop-probe-", dir=folder)
+    except OSError as exc:
+        raise cannot_write(out, exc) from None
+    os.close(handle)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
 
 
 def cannot_write(out: Path | str, exc: OSError) -> OutputPathError:

@@ -1,0 +1,199 @@
+"""Every command's known failure modes, from one table: each is one `error:` line, the exit
+code the CLI promises, and no traceback. A command missing from the table fails the test, so a
+new command comes with its failures. In-process (typer's runner); Prefect and the store for real
+where a command reaches them. Failures that go through a flow run are checked in a child
+process, where Prefect's console logging is what a user would see."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from sandloop import api
+from sandloop.cli import app
+from sandloop.loops.network.spec import RunSpec
+
+ROOT = Path(__file__).resolve().parents[2]
+ECHO = str(ROOT / "examples" / "networks" / "echo.yaml")
+BALLOON = str(ROOT / "examples" / "networks" / "balloon.yaml")
+MISSING = "/nonexistent/spec.yaml"
+NO_THREAD = "ffff0000"
+
+# command path → [(arguments after it, exit code, what the line says)]; {tmp} is a fresh folder,
+# {file} an existing file in it.
+FAILURES: dict[str, list[tuple[list[str], int, str]]] = {
+    "doctor": [(["--bogus"], 2, "No such option")],
+    "run": [
+        ([MISSING, "--genesis", "x"], 2, "no such file"),
+        ([ECHO], 2, "Missing option '--genesis'"),
+        ([ECHO, "--genesis", "x", "--pace", "constant:inf"], 2, "pace"),
+    ],
+    "runs": [(["--bogus"], 2, "No such option")],
+    "show": [([NO_THREAD], 2, "no run has a thread"), (["zz"], 2, "hexadecimal")],
+    "models": [(["extra"], 2, "unexpected extra argument")],
+    "embed": [(["--batch-size", "0"], 2, "--batch-size"), (["--backend", "x"], 2, "backend")],
+    "search": [([], 2, "Missing argument"), (["x", "--backend", "x"], 2, "backend")],
+    "serve": [([MISSING], 2, "no such file"), ([ECHO, "--interval", "0"], 2, "--interval")],
+    "session start": [([], 2, "Missing argument 'title'")],
+    "session end": [([NO_THREAD], 2, "no session")],
+    "session list": [(["--bogus"], 2, "No such option")],
+    "session show": [([NO_THREAD], 2, "no session")],
+    "session label": [([NO_THREAD, "debug"], 2, "no run has a thread")],
+    "session classify": [([NO_THREAD], 2, "no session")],
+    "dialogue run": [([MISSING], 2, "no such file")],
+    "dialogue show": [([NO_THREAD], 2, "no run has a thread")],
+    "snapshot create": [([], 2, "Missing option '--name'"), (["--name", "a/b"], 2, "letters")],
+    "snapshot list": [(["--bogus"], 2, "No such option")],
+    "snapshot show": [(["nope"], 2, "no snapshot 'nope'")],
+    "snapshot delete": [(["nope"], 2, "no snapshot 'nope'")],
+    "export dataset": [
+        (["snap", "--out", "{tmp}/x"], 2, "see `sandloop export --help`"),
+        (["nope", "--format", "hf", "--out", "{tmp}/x"], 2, "no snapshot 'nope'"),
+        (["snap", "--format", "csv", "--out", "{tmp}/x"], 2, "unknown format csv"),
+        (["snap", "--format", "hf", "--out", "{file}"], 2, "is a file, not a folder"),
+        (["snap", "--format", "hf", "--out", "{file}/x"], 2, "is a file, not a folder"),
+        (["snap", "--format", "hf", "--out", "/proc/x"], 2, "cannot write"),
+        (["snap", "--format", "hf", "--out", "{tmp}/x", "--redact", "("], 2, "--redact"),
+        (["snap", "--format", "hf", "--out", "{tmp}/x", "--val-fraction", "1"], 2, "fraction"),
+    ],
+    "export validate": [([MISSING], 2, "no such file or folder")],
+    "export traces": [
+        ([], 2, "Missing option '--out'"),
+        (["--out", "{file}/x.json"], 2, "is a file, not a folder"),
+        (["--out", "{tmp}/missing/x.json"], 2, "does not exist; create it first"),
+        (["--out", "/proc/x.json"], 2, "cannot write"),
+        (["--out", "{tmp}/t.json", "--snapshot", "nope"], 2, "no snapshot 'nope'"),
+    ],
+    "keys set": [([], 2, "Missing argument 'platform'"), (["nope"], 2, "unknown platform")],
+    "keys list": [(["--bogus"], 2, "No such option")],
+    "keys remove": [(["nope"], 2, "unknown platform")],
+    "recipe run": [(["nope", "--input", "x"], 2, "no recipe 'nope'")],
+    "recipe pipeline": [([], 2, "Missing"), ([MISSING, "--input", "x"], 2, "no such file")],
+    "recipe list": [(["--bogus"], 2, "No such option")],
+    "recipe show": [(["nope"], 2, "no recipe 'nope'")],
+    "index rebuild": [(["--backend", "bogus"], 2, "--backend 'bogus'")],
+    "server start": [(["--port", "0"], 2, "--port")],
+    "server stop": [(["--bogus"], 2, "No such option")],
+    "server status": [(["--bogus"], 2, "No such option")],
+    "sweep run": [([MISSING], 2, "no such file")],
+    "sweep list": [(["--bogus"], 2, "No such option")],
+    "sweep show": [(["nope"], 2, "no sweep named 'nope'")],
+    "sweep report": [(["nope"], 2, "no sweep named 'nope'")],
+}
+
+
+def commands() -> list[str]:
+    """Every leaf command of the CLI, hidden ones included, as its path."""
+    found = []
+
+    def walk(command: object, path: list[str]) -> None:
+        children = getattr(command, "commands", None)
+        if children:
+            for name, child in children.items():
+                walk(child, [*path, name])
+        else:
+            found.append(" ".join(path))
+
+    walk(get_command(app), [])
+    return found
+
+
+def test_every_command_has_its_failure_modes_in_the_table() -> None:
+    assert sorted(commands()) == sorted(FAILURES)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory, prefect_api_url: str) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("failure-modes") / "home"
+    run = RunSpec.model_validate(
+        {
+            "network": {"name": "probe", "models": ["dummy:text"]},
+            "genesis": "a kite",
+            "seed": 1,
+            "stop": {"max_steps": 3},
+        }
+    )
+    api.run_network(run, home)
+    api.create_snapshot("snap", home)
+    yield home
+
+
+CASES = [(path, case) for path, cases in FAILURES.items() for case in cases]
+
+
+@pytest.mark.parametrize(
+    ("path", "case"), CASES, ids=[f"{p}:{' '.join(c[0])[:40]}" for p, c in CASES]
+)
+def test_a_failure_is_one_line(
+    path: str, case: tuple[list[str], int, str], home: Path, tmp_path: Path
+) -> None:
+    args, code, match = case
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    filled = [a.replace("{tmp}", str(tmp_path)).replace("{file}", str(a_file)) for a in args]
+    typed = path.split() if path != "export dataset" else ["export"]  # typed as `export SNAP`
+    result = CliRunner().invoke(
+        app,
+        [*typed, *filled],
+        env={"SANDLOOP_HOME": str(home), "COLUMNS": "200"},
+        prog_name="sandloop",
+    )
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert match in lines[0], lines[0]
+    assert "Traceback" not in result.output
+
+
+def sandloop(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SANDLOOP_HOME": str(home), "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "sandloop.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_failures_inside_flow_runs_are_one_line_without_prefect_logs(tmp_path: Path) -> None:
+    """A recipe that never validates (exit 1) and an export with nothing usable (exit 2): the
+    flow runs fail in Prefect, and the console shows only the command's line."""
+    home = tmp_path / "home"
+    never = tmp_path / "never.yaml"
+    never.write_text(
+        yaml.safe_dump(
+            {
+                "name": "never",
+                "version": "1.3",
+                "template": "Answer {{ input }}",
+                "model": "dummy:text",
+                "params": {"script": ["no", "nope"]},
+                "output": {"type": "object", "required": ["answer"]},
+                "refine": {"max_rounds": 1},
+            }
+        )
+    )
+    ran = sandloop(
+        "run", BALLOON, "--genesis", "a kite", "--seed", "1", "--max-steps", "2", home=home
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert sandloop("snapshot", "create", "--name", "images", home=home).returncode == 0
+    for args, code, match in (
+        (["recipe", "run", str(never), "--input", "q"], 1, "never validated"),
+        (["export", "images", "--format", "hf", "--out", str(tmp_path / "x")], 2, "no usable"),
+    ):
+        done = sandloop(*args, home=home)
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert done.returncode == code, done.stderr
+        assert len(lines) == 1 and lines[0].startswith("error: ") and match in lines[0], lines
+        assert "Traceback" not in done.stdout + done.stderr

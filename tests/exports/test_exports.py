@@ -286,45 +286,15 @@ def test_near_duplicates_go_and_validation_lookalikes_leave_train(tmp_path: Path
     assert kept + sum(strict["dedupe"].values()) == 4
 
 
-def test_langfuse_events_use_the_documented_fields(store_home: Path, snapshot_all: dict) -> None:
-    trace_fields = {
-        "id",
-        "timestamp",
-        "name",
-        "userId",
-        "input",
-        "output",
-        "sessionId",
-        "release",
-        "version",
-        "metadata",
-        "tags",
-        "public",
-        "environment",
-    }
-    observation_fields = {
-        "id",
-        "traceId",
-        "name",
-        "startTime",
-        "endTime",
-        "completionStartTime",
-        "model",
-        "modelParameters",
-        "input",
-        "output",
-        "usage",
-        "usageDetails",
-        "costDetails",
-        "metadata",
-        "level",
-        "statusMessage",
-        "parentObservationId",
-        "version",
-        "promptName",
-        "promptVersion",
-        "environment",
-    }
+def test_langfuse_events_are_what_the_sdk_reads(store_home: Path, snapshot_all: dict) -> None:
+    """Every event parses with the langfuse SDK's own ingestion models, with no field the model
+    does not know (they allow extras, so an unknown field would pass unnoticed), and every id
+    is a UUID derived from the record: the same on a second export."""
+    import uuid
+
+    from langfuse.api.core.pydantic_utilities import parse_obj_as
+    from langfuse.api.ingestion.types import IngestionEvent
+
     store = api.open_store(store_home)
     runs = store.runs()
     events = [
@@ -334,21 +304,26 @@ def test_langfuse_events_use_the_documented_fields(store_home: Path, snapshot_al
     ]
     by_type: dict[str, list[dict[str, Any]]] = {}
     for event in events:
-        assert set(event) == {"id", "timestamp", "type", "body"}
+        parsed = parse_obj_as(IngestionEvent, event)
+        assert not parsed.model_extra and not parsed.body.model_extra, event
+        for value in (event["id"], event["body"]["id"], event["body"].get("traceId")):
+            assert value is None or str(uuid.UUID(value)) == value
         by_type.setdefault(event["type"], []).append(event["body"])
     assert set(by_type) == {"trace-create", "span-create", "generation-create"}
     assert len(by_type["trace-create"]) == len(runs)
-    assert all(set(b) <= trace_fields for b in by_type["trace-create"])
-    assert all(
-        set(b) <= observation_fields
-        for t in ("span-create", "generation-create")
-        for b in by_type[t]
-    )
     calls = sum(store.count("invocations", f"thread = {sql_str(t)}") for t in runs["thread"])
     assert len(by_type["generation-create"]) == calls
     recipe = [b for b in by_type["generation-create"] if b.get("promptName") == "refined"]
     assert recipe and all(b["promptVersion"] == 1 and b["model"] == "dummy:text" for b in recipe)
     assert len({e["id"] for e in events}) == len(events)
+    again = [
+        e["id"]
+        for run in runs.to_dict("records")
+        for e in run_events(run, store.select("invocations", f"thread = {sql_str(run['thread'])}"))
+    ]
+    assert again == [e["id"] for e in events]
+    traced = {b["metadata"]["thread"] for b in by_type["trace-create"]}
+    assert traced == set(runs["thread"])
 
 
 def test_the_column_wise_path_writes_what_orjson_writes(
@@ -445,3 +420,45 @@ def test_the_card_has_hub_metadata_that_loads_without_a_warning(
     listed = {f["path"] for c in data["configs"] for f in c["data_files"]}
     assert listed == {f for f in manifest["files"] if f.startswith("hf/")}
     assert all((out / path).is_file() for path in listed)
+
+
+def test_a_prompt_version_langfuse_cannot_hold_is_kept_in_metadata() -> None:
+    import pandas as pd
+
+    run = {
+        "thread": "ab" * 16,
+        "kind": "recipe",
+        "name": "never",
+        "realm": "cd" * 16,
+        "status": "completed",
+        "steps": 1,
+        "seed": 1,
+        "created_at": pd.Timestamp("2026-12-01", tz="UTC"),
+    }
+    calls = pd.DataFrame(
+        [
+            {
+                "key": f"{version}0" * 16,
+                "step": step,
+                "facet": "generate",
+                "model": "dummy:text",
+                "params": "{}",
+                "input": "q",
+                "output": "a",
+                "status": "ok",
+                "error": None,
+                "seed": 1,
+                "flow_run_id": None,
+                "started_at": pd.Timestamp("2026-12-01", tz="UTC"),
+                "finished_at": pd.Timestamp("2026-12-01", tz="UTC"),
+                "metadata": json.dumps({"promptName": "never", "promptVersion": version}),
+            }
+            for step, version in enumerate(["1.3", "2"])
+        ]
+    )
+    generations = [e["body"] for e in run_events(run, calls) if e["type"] == "generation-create"]
+    assert "promptVersion" not in generations[0]
+    assert generations[0]["metadata"]["prompt_version"] == "1.3"
+    assert (
+        generations[1]["promptVersion"] == 2 and "prompt_version" not in generations[1]["metadata"]
+    )

@@ -1,9 +1,14 @@
 """Traces in Langfuse's ingestion format: one trace per run, dialogue or recipe; a span per flow
 run that worked on it; a generation per model call (model, parameters, usage, cost, prompt name
-and version, session). The file can be posted to `/api/public/ingestion` in batches."""
+and version, session). The file can be posted to `/api/public/ingestion` in batches.
+
+Every id is a UUID, as the SDK documents, derived from the record's key (UUID 5 in a sandloop
+namespace): pushing the same runs again updates the same traces and observations instead of
+adding copies. The keys themselves stay in the metadata, so a trace leads back to the record."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,9 +28,17 @@ def _iso(moment: Any) -> str | None:
     return str(stamp.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
 
 
+NAMESPACE = uuid.UUID("5a9d1c3e-7b42-5f0e-9c1a-2d8e6f4b0a17")  # sandloop's, fixed for good
+
+
+def event_id(key: str) -> str:
+    """The Langfuse id of a record key: the same key, the same UUID, on every push."""
+    return str(uuid.uuid5(NAMESPACE, key))
+
+
 def _event(kind: str, body: dict[str, Any], timestamp: str | None) -> dict[str, Any]:
     return {
-        "id": hash_value({"type": kind, "body": body["id"]}),
+        "id": event_id(hash_value({"type": kind, "body": body["id"]})),
         "timestamp": timestamp,
         "type": kind,
         "body": {k: v for k, v in body.items() if v is not None},
@@ -48,16 +61,18 @@ def run_events(run: dict[str, Any], calls: pd.DataFrame) -> Iterator[dict[str, A
     ok = calls[calls["status"] == "ok"]
     last_output = str(ok["output"].iloc[-1]) if not ok.empty else None
     session = run.get("session")
+    trace_id = event_id(thread)
     yield _event(
         "trace-create",
         {
-            "id": thread,
+            "id": trace_id,
             "timestamp": _iso(run["created_at"]),
             "name": f"{run['kind']}:{run['name']}",
             "sessionId": session if isinstance(session, str) else None,
             "input": run.get("genesis"),
             "output": last_output,
             "metadata": {
+                "thread": thread,
                 "realm": run["realm"],
                 "kind": run["kind"],
                 "status": run["status"],
@@ -71,13 +86,13 @@ def run_events(run: dict[str, Any], calls: pd.DataFrame) -> Iterator[dict[str, A
     )
     spans: dict[str, str] = {}
     for flow_run, chunk in calls.groupby(calls["flow_run_id"].fillna("local"), sort=False):
-        span_id = hash_value({"trace": thread, "flow_run": flow_run})
+        span_id = event_id(hash_value({"trace": thread, "flow_run": flow_run}))
         spans[str(flow_run)] = span_id
         yield _event(
             "span-create",
             {
                 "id": span_id,
-                "traceId": thread,
+                "traceId": trace_id,
                 "name": f"{run['kind']} flow run {str(flow_run)[:8]}",
                 "startTime": _iso(chunk["started_at"].min()),
                 "endTime": _iso(chunk["finished_at"].max()),
@@ -92,8 +107,8 @@ def run_events(run: dict[str, Any], calls: pd.DataFrame) -> Iterator[dict[str, A
         yield _event(
             "generation-create",
             {
-                "id": str(call["key"]),
-                "traceId": thread,
+                "id": event_id(str(call["key"])),
+                "traceId": trace_id,
                 "parentObservationId": spans[str(call["flow_run_id"] or "local")],
                 "name": f"{call['step']} · {call['facet']}",
                 "startTime": _iso(call["started_at"]),
@@ -121,7 +136,9 @@ def run_events(run: dict[str, Any], calls: pd.DataFrame) -> Iterator[dict[str, A
                     for k in ("role", "round", "actor", "temperature", "route")
                     if k in meta
                 }
+                | _prompt_version_text(meta.get("promptVersion"))
                 | {
+                    "key": str(call["key"]),
                     "step": int(call["step"]),
                     "seed": None if pd.isna(call["seed"]) else int(call["seed"]),
                 },
@@ -136,6 +153,13 @@ def _version(value: Any) -> int | None:
         return int(str(value))
     except (TypeError, ValueError):
         return None
+
+
+def _prompt_version_text(value: Any) -> dict[str, str]:
+    """A version Langfuse cannot hold as an integer ("1.3") is kept, as text, in metadata."""
+    if value is None or _version(value) is not None:
+        return {}
+    return {"prompt_version": str(value)}
 
 
 def redact_event(event: dict[str, Any], redactor: Redactor) -> dict[str, Any]:

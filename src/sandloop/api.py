@@ -285,7 +285,8 @@ def run_pipeline(
 
 
 def create_snapshot(name: str, home: Path | str | None = None, **selection: Any) -> dict[str, Any]:
-    """Pin a selection of runs (realm, thread, session, kind, phase, since, until, status)."""
+    """Pin a selection of runs (realm, thread, session, kind, phase, since, until, status,
+    and min_score / rated_by over the recorded ratings)."""
     from pydantic import ValidationError
 
     from sandloop.exports import snapshot as snapshots
@@ -983,3 +984,72 @@ def classify_session(
         sessions.label(store, str(run["thread"]), phase)
         labelled.append({"thread": run["thread"], "phase": phase, "error": None})
     return labelled
+
+
+def find_step(store: AkashicStore, ref: str) -> dict[str, Any]:
+    """The invocation a user names: ``THREAD:STEP`` (a thread prefix and a step number) or an
+    invocation key (or a unique prefix of one, at least 8 characters)."""
+    from sandloop.scoring import ScoreError
+    from sandloop.storage.store import sql_str
+
+    thread, colon, step = ref.partition(":")
+    if colon:
+        if not step.isdigit():
+            raise ScoreError(f"{ref!r}: the step after ':' is a number (THREAD:STEP)")
+        run = store.find_run(thread)
+        rows = store.rows("invocations", f"thread = {sql_str(run['thread'])} AND step = {step}")
+        if not rows:
+            raise ScoreError(f"{ref}: thread {run['thread'][:12]} has no step {step}")
+        return rows[0]
+    prefix = ref.lower()
+    if len(prefix) < 8 or not all(c in "0123456789abcdef" for c in prefix):
+        raise ScoreError(
+            f"{ref!r}: name a step as THREAD:STEP or by its key (8 or more hex characters; "
+            "`sandloop show THREAD --json` lists them)"
+        )
+    rows = store.rows("invocations", f"key LIKE {sql_str(prefix + '%')}")
+    if len(rows) != 1:
+        raise ScoreError(
+            f"no step has a key starting with {ref!r}"
+            if not rows
+            else f"{len(rows)} steps have keys starting with {ref!r}; give more characters"
+        )
+    return rows[0]
+
+
+def rate(
+    ref: str,
+    score: float,
+    home: Path | str | None = None,
+    *,
+    note: str | None = None,
+    by: str | None = None,
+) -> dict[str, Any]:
+    """Record a person's 1-5 rating of one step; rating it again replaces the earlier one."""
+    from sandloop.scoring import check_score, rating_row, user_id
+
+    check_score(score)  # the arguments first: no lookup can mend them
+    user_id(by)
+    step = find_step(open_store(home, readonly=True), ref)  # a refusal creates nothing
+    row = rating_row(step, score, by, note, ref)
+    open_store(home).upsert("scores", [row])
+    return row
+
+
+def prefer(
+    preferred: str,
+    other: str,
+    home: Path | str | None = None,
+    *,
+    note: str | None = None,
+    by: str | None = None,
+) -> dict[str, Any]:
+    """Record that one step's output is better than another's for the same input."""
+    from sandloop.scoring import preference_row, user_id
+
+    user_id(by)
+    store = open_store(home, readonly=True)  # a refusal creates nothing
+    chosen, rejected = find_step(store, preferred), find_step(store, other)
+    row = preference_row(chosen, rejected, by, note, (preferred, other))
+    open_store(home).upsert("scores", [row])
+    return row

@@ -7,6 +7,7 @@ from sandloop.cli import (  # noqa: F401 - importing registers the commands
     keys,
     recipes,
     runs,
+    scores,
     search,
     serve,
     server,

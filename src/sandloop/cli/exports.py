@@ -56,6 +56,11 @@ def snapshot_create(
     status: Annotated[
         list[str], typer.Option(help="Run status; repeatable (default completed).")
     ] = ["completed"],  # noqa: B006
+    min_score: Annotated[
+        float | None,
+        typer.Option(help="Only outputs rated at least this on average (1-5; `sandloop rate`)."),
+    ] = None,
+    rated_by: Annotated[str | None, typer.Option(help="Only this user's ratings count.")] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -73,6 +78,8 @@ def snapshot_create(
         since=since,
         until=until,
         status=status,
+        min_score=min_score,
+        rated_by=rated_by,
     )
     if as_json:
         out.print_json(data={"name": name, "threads": row["threads"], "versions": row["versions"]})

@@ -34,6 +34,7 @@ class Example:
     model: str
     messages: tuple[Message, ...]
     rejected: str | None = None  # a worse final answer, for preference formats
+    source: str | None = None  # who judged rejected worse: "refine", or "user:NAME"
     vector_key: str | None = None  # the invocation whose embedding stands for this example
     redacted: bool = False
     prechecked: bool = False  # passed every format check column-wise (see writer)
@@ -165,5 +166,6 @@ def recipe_examples(run: dict[str, Any], calls: pd.DataFrame) -> Iterator[Exampl
             {"role": "assistant", "content": str(final_row.output)},
         ),
         rejected=rejected,
+        source="refine" if rejected is not None else None,
         vector_key=str(final_row.key),
     )

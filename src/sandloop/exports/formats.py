@@ -49,7 +49,15 @@ def trl(example: Example) -> Iterator[tuple[str, Record]]:
     yield "prompt_completion", {"prompt": prompt, "completion": completion}
     yield "messages", {"messages": _plain(example.messages)}
     if example.rejected is not None:
-        yield "preference", {"prompt": prompt, "chosen": completion, "rejected": _rejected(example)}
+        yield (
+            "preference",
+            {
+                "prompt": prompt,
+                "chosen": completion,
+                "rejected": _rejected(example),
+                "source": example.source,
+            },
+        )
 
 
 def sharegpt(example: Example) -> Iterator[tuple[str, Record]]:
@@ -92,6 +100,7 @@ def hf(example: Example) -> Iterator[tuple[str, Record]]:
                 "prompt": _plain(example.messages[:-1]),
                 "chosen": _plain(example.messages[-1:]),
                 "rejected": _rejected(example),
+                "source": example.source or "",
             },
         )
 

@@ -15,10 +15,12 @@ import orjson
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from sandloop.scoring import passing_keys, threads_of
 from sandloop.storage.lance_io import scan
+from sandloop.storage.schema import SCORES
 from sandloop.storage.store import AkashicStore, StoreError, sql_str
 
-PINNED_TABLES = ("runs", "invocations", "messages", "embeddings")
+PINNED_TABLES = ("runs", "invocations", "messages", "embeddings", "scores")
 Kind = Literal["network", "dialogue", "recipe"]
 
 
@@ -36,6 +38,18 @@ class Selection(BaseModel):
     since: datetime | None = None
     until: datetime | None = None
     status: list[str] = Field(default_factory=lambda: ["completed"])
+    min_score: float | None = Field(
+        None, ge=1, le=5, description="only outputs whose mean rating is at least this"
+    )
+    rated_by: str | None = Field(None, description="only ratings by this user count")
+
+    @property
+    def scored(self) -> bool:
+        return self.min_score is not None or self.rated_by is not None
+
+    def passing(self, scores: pd.DataFrame) -> set[str] | None:
+        """The invocation keys the score filter keeps, or None when there is no filter."""
+        return passing_keys(scores, self.min_score, self.rated_by) if self.scored else None
 
     def apply(self, runs: pd.DataFrame) -> pd.DataFrame:
         keep = pd.Series(True, index=runs.index)
@@ -85,6 +99,9 @@ def create(store: AkashicStore, name: str, selection: Selection) -> dict[str, An
         raise SnapshotError(f"a snapshot named {name!r} exists; pick another name")
     store.recover()  # crashed runs' logs first: a snapshot sees everything that was recorded
     runs = selection.apply(store.select("runs"))
+    if selection.scored:  # only runs with an output that passes the score filter
+        scores = store.select("scores")
+        runs = runs[runs["thread"].isin(threads_of(selection.passing(scores) or set(), scores))]
     if runs.empty:
         raise SnapshotError(f"the selection {_describe(selection)} matches no runs")
     versions: dict[str, int] = {}
@@ -167,8 +184,19 @@ class Pinned:
     def count(self, name: str, where: str | None = None) -> int:
         return int(self.table(name).count_rows(where))
 
+    def scores(self) -> pd.DataFrame:
+        """The pinned judgements; none for a snapshot taken before scores were recorded."""
+        if "scores" not in self.versions:
+            return pd.DataFrame({f.name: pd.Series(dtype=object) for f in SCORES})
+        return self.read("scores")
+
     def runs(self) -> pd.DataFrame:
-        return self.selection.apply(self.read("runs"))
+        runs = self.selection.apply(self.read("runs"))
+        if self.selection.scored:
+            scores = self.scores()
+            kept = self.selection.passing(scores) or set()
+            runs = runs[runs["thread"].isin(threads_of(kept, scores))]
+        return runs.reset_index(drop=True)
 
 
 def _describe(selection: Selection) -> str:

@@ -44,6 +44,7 @@ from sandloop.exports.redact import Redactor
 from sandloop.exports.snapshot import Pinned, SnapshotError
 from sandloop.exports.validate import DEFAULT_MAX_TOKENS, Report, check
 from sandloop.loops.dialogue.spec import DialogueSpec
+from sandloop.scoring import preference_pairs
 from sandloop.storage.lance_io import scan
 from sandloop.storage.store import sql_str
 
@@ -107,6 +108,7 @@ class Stats:
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)  # (split, kind)
     skipped: Counter[str] = field(default_factory=Counter)
     dedupe: Counter[str] = field(default_factory=Counter)
+    pairs: Counter[str] = field(default_factory=Counter)  # preference pairs by their source
     token_sample: dict[str, array[int]] = field(
         default_factory=lambda: {s: array("I") for s in SPLITS}
     )
@@ -189,7 +191,32 @@ class _Examples:
         self.max_tokens = max_tokens
         self.columnar = True  # off for near de-duplication, which needs every example's vector
         self.network_threads = set(runs.loc[runs["kind"] == "network", "thread"])
-        self.others = sorted(self._dialogues_and_recipes(), key=lambda e: e.key)
+        scores = pinned.scores()
+        self.kept = pinned.selection.passing(scores)  # None: no score filter
+        self.pairs = self._human_pairs(scores)
+        self.others = [e for e in self._dialogues_and_recipes() if self._keeps(e)]
+        self.others.sort(key=lambda e: e.key)
+
+    def _keeps(self, example: Example) -> bool:
+        if self.kept is None or example.vector_key in self.kept:
+            return True
+        self.stats.skipped["below_score_filter"] += 1
+        return False
+
+    def _human_pairs(self, scores: pd.DataFrame) -> dict[str, tuple[str, str]]:
+        """Preferred key → (the other output, who preferred): the first pair per preferred
+        output (by id), with the other side's text read from the pinned invocations."""
+        pairs = {k: v[0] for k, v in preference_pairs(scores).items()}
+        if not pairs:
+            return {}
+        others = ", ".join(sql_str(other) for other, _ in pairs.values())
+        texts = self.pinned.read("invocations", f"key IN ({others})", ["key", "output"])
+        text_of = dict(zip(texts["key"], texts["output"], strict=True))
+        return {
+            key: (self.redact(str(text_of[other])), by)
+            for key, (other, by) in pairs.items()
+            if other in text_of
+        }
 
     def _dialogues_and_recipes(self) -> Iterator[Example]:
         dialogues = self.runs[self.runs["kind"] == "dialogue"]
@@ -215,6 +242,10 @@ class _Examples:
         rows = rows.filter(pc.is_in(rows["thread"], pa.array(sorted(self.network_threads))))
         usable = usable_network_rows(rows)
         self.stats.skipped["network_not_text_or_failed"] += len(rows) - len(usable)
+        if self.kept is not None:
+            passing = usable.filter(pc.is_in(usable["key"], pa.array(sorted(self.kept))))
+            self.stats.skipped["below_score_filter"] += len(usable) - len(passing)
+            usable = passing
         for column in ("input", "output"):
             index = usable.schema.get_field_index(column)
             usable = usable.set_column(index, column, self.redact.arrow(usable[column]))
@@ -263,17 +294,28 @@ class _Examples:
             while pending is not None and pending.key <= last:
                 merged.append(pending)
                 pending = next(others, None)
-            columnar = COLUMNAR and self.columnar and not merged and len(rows)
+            paired = bool(self.pairs) and bool(
+                pc.any(pc.is_in(rows["key"], pa.array(sorted(self.pairs)))).as_py()
+            )
+            columnar = COLUMNAR and self.columnar and not merged and not paired and len(rows)
             if columnar and all(checked) and not _odd(rows):
                 yield _Columnar(rows)
                 continue
             batch = list(network_examples(rows, redacted=True, prechecked=checked))
+            if paired:
+                batch = [self._with_pair(e) for e in batch]
             if merged:
                 batch = sorted([*batch, *merged], key=lambda e: e.key)
             yield batch
         rest = [] if pending is None else [pending, *others]
         if rest:
             yield rest
+
+    def _with_pair(self, example: Example) -> Example:
+        pair = self.pairs.get(example.key)
+        if pair is None:
+            return example
+        return replace(example, rejected=pair[0], source=pair[1])
 
 
 def _odd(rows: pa.Table) -> bool:
@@ -407,7 +449,13 @@ def _hf_schemas() -> dict[str, pa.Schema]:
     sides = ("prompt", "chosen", "rejected")
     return {
         "sft": pa.schema([*about, pa.field("messages", chat, nullable=False)]),
-        "preference": pa.schema([*about, *(pa.field(s, chat, nullable=False) for s in sides)]),
+        "preference": pa.schema(
+            [
+                *about,
+                *(pa.field(s, chat, nullable=False) for s in sides),
+                pa.field("source", pa.string(), nullable=False),  # refine, or user:NAME
+            ]
+        ),
     }
 
 
@@ -485,6 +533,8 @@ def export(
                         continue
                     near.keep("train", vector)
                 stats.counts[(split, example.kind)] += 1
+                if example.rejected is not None:
+                    stats.pairs[example.source or "unknown"] += 1
                 token_count = None
                 if _in_token_sample(example.key, total_hint):
                     token_count = tokens.count_messages(list(example.messages))
@@ -695,6 +745,7 @@ def _manifest(
         "records": records,
         "skipped": dict(sorted(stats.skipped.items())),
         "dedupe": dict(sorted(stats.dedupe.items())),
+        "pairs": dict(sorted(stats.pairs.items())),
         "redactions": dict(sorted(redact.counts.items())),
         "tokens": {
             "tokenizer": "cl100k_base",

@@ -142,6 +142,24 @@ SWEEPS = pa.schema(
     ]
 )
 
+# Judgements of recorded outputs: a person's rating (1-5) or pairwise preference, a judge
+# recipe's verdict, a critic's score from a refine round. id = H(kind, what was judged, by whom),
+# so judging the same thing again replaces the earlier judgement.
+SCORES = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),  # rating | preference | judge | critic
+        pa.field("key", pa.string(), nullable=False),  # the invocation judged (or preferred)
+        pa.field("other_key", pa.string()),  # a preference's non-preferred invocation
+        pa.field("thread", pa.string(), nullable=False),
+        pa.field("step", pa.int64(), nullable=False),
+        pa.field("score", pa.float64()),  # 1-5; none for a preference
+        pa.field("by", pa.string(), nullable=False),  # user:NAME, or the judge's invocation key
+        pa.field("note", pa.string()),
+        pa.field("created_at", _TS),
+    ]
+)
+
 TABLES: dict[str, tuple[pa.Schema, str]] = {
     "invocations": (INVOCATIONS, "key"),
     "runs": (RUNS, "thread"),
@@ -150,6 +168,7 @@ TABLES: dict[str, tuple[pa.Schema, str]] = {
     "sessions": (SESSIONS, "id"),
     "snapshots": (SNAPSHOTS, "name"),
     "sweeps": (SWEEPS, "name"),
+    "scores": (SCORES, "id"),
 }
 
 TIMESTAMP_COLUMNS = frozenset(

@@ -1053,3 +1053,20 @@ def prefer(
     row = preference_row(chosen, rejected, by, note, (preferred, other))
     open_store(home).upsert("scores", [row])
     return row
+
+
+def push_export(
+    folder: Path | str, repo: str, *, private: bool = False, user: str | None = None
+) -> Any:
+    """Upload an export folder to a Hub dataset repo (``HF_ENDPOINT`` names another Hub) with
+    the user's hf key; returns the repo URL, the commit and the file count, never the token."""
+    from sandloop.credentials import resolve_key
+    from sandloop.exports.hub import PushError, check_export, check_repo, push
+
+    path = Path(folder).expanduser()
+    check_export(path)
+    check_repo(repo)
+    key = resolve_key("hf", user=user)
+    if key is None:
+        raise PushError("no Hugging Face token: `sandloop keys set hf`, or set HF_TOKEN")
+    return push(path, repo, key.value, private=private)

@@ -91,3 +91,43 @@ def test_snapshot_export_validate_and_traces(cli_env: dict[str, str], tmp_path: 
     assert written.returncode == 0, written.stderr
     batch = json.loads(traces.read_text())["batch"]
     assert sum(e["type"] == "generation-create" for e in batch) == 6
+
+
+def test_an_export_is_pushed_to_a_hub_with_the_official_client(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`export push` through huggingface_hub's create_repo and upload_folder, against a local
+    Hub (HF_ENDPOINT); the pushed files are the export's bytes, the card loads from them, and
+    the token shows nowhere."""
+    from tests import hub_server
+
+    token = "hf_" + "pushtoken" * 4
+    server, hub = hub_server.start(token)
+    try:
+        env = {**cli_env, "HF_ENDPOINT": hub.url, "HF_TOKEN": token, "HF_HUB_OFFLINE": "0"}
+        ran = sandloop("run", str(ECHO), "--genesis", "hub", "--seed", "1", env=env)
+        assert ran.returncode == 0, ran.stderr
+        assert sandloop("snapshot", "create", "--name", "pushed", env=env).returncode == 0
+        out = tmp_path / "ds"
+        made = sandloop("export", "pushed", "--format", "hf", "--out", str(out), env=env)
+        assert made.returncode == 0, made.stderr
+        pushed = sandloop("export", "push", str(out), "ada/kites", "--private", env=env)
+        assert pushed.returncode == 0, pushed.stderr
+        assert "ada/kites" in pushed.stdout and token not in pushed.stdout + pushed.stderr
+        repo = hub.repos["ada/kites"]
+        assert repo["private"] is True
+        assert hub.cards_seen[0]["configs"][0]["config_name"] == "sft"  # the card was checked
+        local = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+        assert repo["files"] == local
+        again = sandloop("export", "push", str(out), "ada/kites", env=env)  # exists: a new commit
+        assert again.returncode == 0 and repo["commits"] == 2, again.stderr
+        refused = sandloop(
+            "export", "push", str(out), "ada/kites", env={**env, "HF_TOKEN": "hf_" + "x" * 30}
+        )
+        assert refused.returncode == 2 and "token was refused" in refused.stderr
+        assert "hf_xxxx" not in refused.stderr and "Traceback" not in refused.stderr
+        (out / "hf" / "sft" / "train-00000-of-00001.parquet").write_bytes(b"changed")
+        edited = sandloop("export", "push", str(out), "ada/kites", env=env)
+        assert edited.returncode == 2 and "changed since it was exported" in edited.stderr
+    finally:
+        server.shutdown()

@@ -89,6 +89,11 @@ FAILURES: dict[str, list[tuple[list[str], int, str]]] = {
         (["--out", "/proc/x.json"], 2, "cannot write"),
         (["--out", "{tmp}/t.json", "--snapshot", "nope"], 2, "no snapshot 'nope'"),
     ],
+    "export push": [
+        ([], 2, "Missing argument"),
+        (["{tmp}", "ada/kites"], 2, "not an export folder"),
+        (["{file}", "ada/kites"], 2, "not an export folder"),
+    ],
     "keys set": [([], 2, "Missing argument 'platform'"), (["nope"], 2, "unknown platform")],
     "keys list": [(["--bogus"], 2, "No such option")],
     "keys remove": [(["nope"], 2, "unknown platform")],

@@ -37,7 +37,7 @@ class _ExportGroup(TyperGroup):
 export_app = typer.Typer(
     cls=_ExportGroup,
     help="Write a snapshot as datasets: `sandloop export SNAPSHOT --format F --out DIR`; "
-    "`export validate`, `export traces`.",
+    "`export validate`, `export traces`, `export push`.",
     no_args_is_help=True,
 )
 app.add_typer(export_app, name="export")
@@ -244,5 +244,31 @@ def export_traces(
     out.print(
         f"wrote {written.events} events for {written.runs} runs to {written.path}"
         + (f"; redacted {written.redacted}" if written.redacted else ""),
+        highlight=False,
+    )
+
+
+@export_app.command("push")
+def export_push(
+    folder: Annotated[
+        Path, typer.Argument(help="An export folder (as `sandloop export` wrote it).")
+    ],
+    repo: Annotated[str, typer.Argument(help="The Hub dataset repo, OWNER/NAME (created).")],
+    private: Annotated[bool, typer.Option(help="Create the repo private.")] = False,
+    user: Annotated[
+        str | None, typer.Option("--user", envvar="SANDLOOP_USER", help="Whose hf key.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Upload an export to a Hugging Face Hub dataset repo (HF_ENDPOINT names another Hub)."""
+    from sandloop import api
+
+    pushed = api.push_export(folder, repo, private=private, user=user)
+    if as_json:
+        out.print_json(data=pushed.__dict__)
+        return
+    out.print(
+        f"pushed {pushed.files} files to {pushed.repo_url} (commit {pushed.commit[:12]}"
+        f"{', private' if pushed.private else ''})",
         highlight=False,
     )

@@ -371,24 +371,46 @@ def validate_export(
 
 
 def export_traces(
-    out: Path | str,
+    out: Path | str | None,
     home: Path | str | None = None,
     *,
     snapshot: str | None = None,
     thread: str | None = None,
+    push: bool = False,
+    host: str | None = None,
+    public_key: str | None = None,
+    user: str | None = None,
 ) -> TracesWritten:
     """Write runs (all, a snapshot's, or a thread prefix's) as Langfuse ingestion events: a
-    .json file of one batch, or .jsonl of one event a line; secrets redacted."""
+    .json file of one batch, or .jsonl of one event a line; secrets redacted. With ``push``,
+    also send them to a Langfuse host (``LANGFUSE_HOST``) with the user's key pair: the
+    public key (``LANGFUSE_PUBLIC_KEY``) and the secret, resolved like every other key."""
+    import os
+
     import orjson
 
+    from sandloop.credentials import resolve_key
     from sandloop.exports import snapshot as snapshots
     from sandloop.exports.langfuse import redact_event, run_events
+    from sandloop.exports.langfuse_push import TracePushError
+    from sandloop.exports.langfuse_push import push as push_events
     from sandloop.exports.paths import check_output, write_atomically
     from sandloop.exports.redact import Redactor
     from sandloop.storage.store import NotFound, sql_str
 
     settings = settings_for(home)
-    target = check_output(str(out), settings.home, folder=False)
+    if out is None and not push:
+        raise SpecError("say where the traces go: --out FILE, --push, or both")
+    target = check_output(str(out), settings.home, folder=False) if out is not None else None
+    if push:  # every key checked before any work
+        host = host or os.environ.get("LANGFUSE_HOST") or "https://cloud.langfuse.com"
+        public_key = public_key or os.environ.get("LANGFUSE_PUBLIC_KEY")
+        secret = resolve_key("langfuse", user=user)
+        if not public_key or secret is None:
+            raise TracePushError(
+                "--push needs a Langfuse key pair: LANGFUSE_PUBLIC_KEY (or --public-key) and the "
+                "secret (`sandloop keys set langfuse`, or LANGFUSE_SECRET_KEY)"
+            )
     store = AkashicStore.for_settings(settings, readonly=True)
     if snapshot is not None:
         row = snapshots.get(store, snapshot)
@@ -406,12 +428,17 @@ def export_traces(
     for run in runs.to_dict("records"):
         calls = read("invocations", f"thread = {sql_str(run['thread'])}")
         events.extend(redact_event(e, redactor) for e in run_events(run, calls))
-    if target.suffix == ".jsonl":
-        data = b"".join(orjson.dumps(e) + b"\n" for e in events)
-    else:
-        data = orjson.dumps({"batch": events}, option=orjson.OPT_INDENT_2)
-    write_atomically(target, data)
-    return TracesWritten(target, len(events), len(runs), sum(redactor.counts.values()))
+    if target is not None:
+        if target.suffix == ".jsonl":
+            data = b"".join(orjson.dumps(e) + b"\n" for e in events)
+        else:
+            data = orjson.dumps({"batch": events}, option=orjson.OPT_INDENT_2)
+        write_atomically(target, data)
+    pushed = None
+    if push:
+        assert host is not None and public_key is not None and secret is not None
+        pushed = push_events(events, host, public_key, secret.value)
+    return TracesWritten(target, len(events), len(runs), sum(redactor.counts.values()), pushed)
 
 
 def export_snapshot(

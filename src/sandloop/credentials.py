@@ -15,7 +15,13 @@ from typing import Literal
 
 from sandloop.errors import SandloopError
 
-PLATFORM_ENV = {"openai": "OPENAI_API_KEY", "replicate": "REPLICATE_API_TOKEN", "hf": "HF_TOKEN"}
+PLATFORM_ENV = {
+    "openai": "OPENAI_API_KEY",
+    "replicate": "REPLICATE_API_TOKEN",
+    "hf": "HF_TOKEN",
+    # the secret half of a Langfuse key pair (the public half, LANGFUSE_PUBLIC_KEY, is not one)
+    "langfuse": "LANGFUSE_SECRET_KEY",
+}
 KEYRING_SERVICE = "sandloop"
 DEFAULT_USER = "default"
 Source = Literal["argument", "prefect-secret", "keyring", "env"]

@@ -100,7 +100,8 @@ class SweepSummary(_Summary):
 class TracesWritten:
     """What `export traces` wrote: where, how many events for how many runs, redactions."""
 
-    path: Path
+    path: Path | None  # None when the events were only pushed
     events: int
     runs: int
     redacted: int
+    pushed: Any = None  # exports.langfuse_push.TracesPushed, with --push

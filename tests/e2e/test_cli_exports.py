@@ -131,3 +131,49 @@ def test_an_export_is_pushed_to_a_hub_with_the_official_client(
         assert edited.returncode == 2 and "changed since it was exported" in edited.stderr
     finally:
         server.shutdown()
+
+
+def test_traces_are_pushed_to_langfuse_and_a_repush_updates(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`export traces --push` through the SDK's ingestion client to a local Langfuse that
+    parses every event with the SDK's models: all accepted, a 503 retried, the same ids on a
+    second push (so nothing is added), the secret key nowhere in the output."""
+    from tests import langfuse_server
+
+    secret = "sk-lf-" + "s3cret" * 5
+    server, langfuse = langfuse_server.start("pk-lf-public", secret)
+    try:
+        env = {
+            **cli_env,
+            "LANGFUSE_HOST": langfuse.url,
+            "LANGFUSE_PUBLIC_KEY": "pk-lf-public",
+            "LANGFUSE_SECRET_KEY": secret,
+        }
+        ran = sandloop(
+            "run", str(ECHO), "--genesis", "traced", "--seed", "2", "--max-steps", "6", env=env
+        )
+        assert ran.returncode == 0, ran.stderr
+        langfuse.script = [503]
+        pushed = sandloop("export", "traces", "--push", env=env)
+        assert pushed.returncode == 0, pushed.stderr
+        assert "rejected" not in pushed.stdout and secret not in pushed.stdout + pushed.stderr
+        kept = dict(langfuse.kept)
+        generations = [k for k in kept if k[0] == "generation-create"]
+        assert len(generations) == 6 and sum(k[0] == "trace-create" for k in kept) == 1
+        assert langfuse.requests == 2  # the 503, then the retry
+        again = sandloop("export", "traces", "--push", "--out", str(tmp_path / "t.json"), env=env)
+        assert again.returncode == 0, again.stderr
+        assert langfuse.kept.keys() == kept.keys()  # updated in place, not duplicated
+        written = json.loads((tmp_path / "t.json").read_text())["batch"]
+        assert {(e["type"], e["body"]["id"]) for e in written} == set(kept)
+        wrong = sandloop(
+            "export", "traces", "--push", env={**env, "LANGFUSE_SECRET_KEY": "sk-lf-" + "x" * 30}
+        )
+        assert wrong.returncode == 2 and "HTTP 401" in wrong.stderr
+        assert "xxxxxx" not in wrong.stderr and "Traceback" not in wrong.stderr
+        missing = {k: v for k, v in env.items() if k != "LANGFUSE_PUBLIC_KEY"}
+        unkeyed = sandloop("export", "traces", "--push", env=missing)
+        assert unkeyed.returncode == 2 and "LANGFUSE_PUBLIC_KEY" in unkeyed.stderr
+    finally:
+        server.shutdown()

@@ -83,7 +83,8 @@ FAILURES: dict[str, list[tuple[list[str], int, str]]] = {
     ],
     "export validate": [([MISSING], 2, "no such file or folder")],
     "export traces": [
-        ([], 2, "Missing option '--out'"),
+        ([], 2, "--out FILE, --push, or both"),
+        (["--push"], 2, "needs a Langfuse key pair"),
         (["--out", "{file}/x.json"], 2, "is a file, not a folder"),
         (["--out", "{tmp}/missing/x.json"], 2, "does not exist; create it first"),
         (["--out", "/proc/x.json"], 2, "cannot write"),

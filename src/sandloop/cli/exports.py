@@ -232,20 +232,51 @@ def export_validate(
 
 @export_app.command("traces")
 def export_traces(
-    out_file: Annotated[str, typer.Option("--out", help="A .json (one batch) or .jsonl file.")],
+    out_file: Annotated[
+        str | None, typer.Option("--out", help="A .json (one batch) or .jsonl file.")
+    ] = None,
     snapshot: Annotated[str | None, typer.Option(help="Only this snapshot's runs.")] = None,
     thread: Annotated[str | None, typer.Option(help="Only runs with this thread prefix.")] = None,
+    push: Annotated[
+        bool, typer.Option("--push", help="Send them to Langfuse (LANGFUSE_HOST).")
+    ] = False,
+    host: Annotated[
+        str | None, typer.Option(help="The Langfuse host (default LANGFUSE_HOST, else cloud).")
+    ] = None,
+    public_key: Annotated[
+        str | None, typer.Option(help="The Langfuse public key (default LANGFUSE_PUBLIC_KEY).")
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", envvar="SANDLOOP_USER", help="Whose langfuse key.")
+    ] = None,
     home: HomeOption = None,
 ) -> None:
-    """Write runs as Langfuse ingestion events (trace, span, generation per model call)."""
+    """Write runs as Langfuse ingestion events (trace, span, generation per model call), to a
+    file, to a Langfuse host with --push, or both."""
     from sandloop import api
 
-    written = api.export_traces(out_file, home, snapshot=snapshot, thread=thread)
+    written = api.export_traces(
+        out_file,
+        home,
+        snapshot=snapshot,
+        thread=thread,
+        push=push,
+        host=host,
+        public_key=public_key,
+        user=user,
+    )
+    where = f" to {written.path}" if written.path is not None else ""
     out.print(
-        f"wrote {written.events} events for {written.runs} runs to {written.path}"
+        f"wrote {written.events} events for {written.runs} runs{where}"
         + (f"; redacted {written.redacted}" if written.redacted else ""),
         highlight=False,
     )
+    if written.pushed is not None:
+        pushed = written.pushed
+        line = f"pushed {pushed.events} events to {pushed.host} in {pushed.batches} batches"
+        if pushed.rejected:
+            line += f"; Langfuse rejected {pushed.rejected} (first: {pushed.first_error})"
+        out.print(line, highlight=False)
 
 
 @export_app.command("push")

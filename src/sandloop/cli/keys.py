@@ -39,7 +39,7 @@ def _known_platform(platform: str) -> str:
 @keys_app.command("set")
 def keys_set(
     platform: Annotated[
-        str, typer.Argument(help="openai, replicate or hf.", callback=_known_platform)
+        str, typer.Argument(help="openai, replicate, hf or langfuse.", callback=_known_platform)
     ],
     key: Annotated[
         str,
@@ -82,7 +82,7 @@ def keys_list(user: UserOption = None) -> None:
 
 @keys_app.command("remove")
 def keys_remove(
-    platform: Annotated[str, typer.Argument(help="openai, replicate or hf.")],
+    platform: Annotated[str, typer.Argument(help="openai, replicate, hf or langfuse.")],
     user: UserOption = None,
 ) -> None:
     """Remove PLATFORM's key from the keyring and Prefect (environment variables stay)."""

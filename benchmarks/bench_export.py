@@ -2,8 +2,10 @@
 
 sandloop's export (pinned read by key range, split, exact de-duplication, redaction, format
 checks, token statistics on a sample, manifest with sha256s) against the same rows read from
-LanceDB into pandas and written with `DataFrame.to_json(orient="records", lines=True)`.
-Peak memory is measured in a fresh process per size (VmHWM), for 100k and 1M rows.
+LanceDB into pandas and written with `DataFrame.to_json(orient="records", lines=True)`. Every
+step is also rated, and the export is timed twice: of a plain snapshot, and of one filtered by
+score (`--min-score 3`, which keeps them all, so both sides write the same rows). Peak memory is
+measured in a fresh process per size (VmHWM), for 100k and 1M rows, on the scored snapshot.
 
     python benchmarks/bench_export.py            # 100k: rows/s vs pandas, and peak RSS
     python benchmarks/bench_export.py --million  # also peak RSS at 1M rows
@@ -32,7 +34,7 @@ def build_store(home: Path, n: int) -> None:
     import pyarrow as pa
 
     from sandloop.keys import hash_value
-    from sandloop.storage.schema import INVOCATIONS
+    from sandloop.storage.schema import INVOCATIONS, SCORES
     from sandloop.storage.store import AkashicStore
 
     store = AkashicStore.open(home)
@@ -87,18 +89,37 @@ def build_store(home: Path, n: int) -> None:
             "created_at": now,
         }
     )
+    scores = store.table("scores")
+    for start in range(0, n, 100_000):
+        ratings = [
+            {
+                "id": hash_value(("rating", i)),
+                "kind": "rating",
+                "key": hash_value(i),
+                "other_key": None,
+                "thread": thread,
+                "step": i,
+                "score": 3.0 + i % 3,
+                "by": "user:bench",
+                "note": None,
+                "created_at": now,
+            }
+            for i in range(start, min(n, start + 100_000))
+        ]
+        scores.add(pa.Table.from_pylist(ratings, schema=SCORES))
     store.compact()
 
 
-def sandloop_export(home: Path, out: Path) -> float:
+def sandloop_export(home: Path, out: Path, min_score: float | None = None) -> float:
     from sandloop.exports import snapshot as snapshots
     from sandloop.exports.writer import ExportOptions, export
     from sandloop.storage.store import AkashicStore
 
     store = AkashicStore.open(home)
-    if snapshots.get(store, "bench", missing_ok=True) is None:
-        snapshots.create(store, "bench", snapshots.Selection())
-    row = snapshots.get(store, "bench")
+    name = "bench" if min_score is None else "bench-scored"
+    if snapshots.get(store, name, missing_ok=True) is None:
+        snapshots.create(store, name, snapshots.Selection(min_score=min_score))
+    row = snapshots.get(store, name)
     assert row is not None
     started = time.perf_counter()
     manifest = export(
@@ -133,7 +154,8 @@ def peak_rss_mib(n: int) -> tuple[float, float]:
     script = (
         "import sys, json; sys.path.insert(0, 'benchmarks');"
         "import bench_export as b; from pathlib import Path;"
-        f"s = b.sandloop_export(Path({str(HOMES[n])!r}), Path({str(HOMES[n])!r}) / 'out');"
+        f"s = b.sandloop_export(Path({str(HOMES[n] / 'store')!r}), Path({str(HOMES[n])!r})"
+        " / 'out', min_score=3);"
         "hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM'));"
         "print(json.dumps([int(hwm.split()[1]) / 1024, s]))"
     )
@@ -152,18 +174,25 @@ def main() -> None:
     for n in sizes:
         HOMES[n] = Path(tempfile.mkdtemp(prefix=f"sandloop-bench-export-{n}-"))
         started = time.perf_counter()
-        build_store(HOMES[n], n)
-        print(f"built a store of {n} steps in {time.perf_counter() - started:.0f} s")
+        build_store(HOMES[n] / "store", n)
+        print(f"built a store of {n} rated steps in {time.perf_counter() - started:.0f} s")
     n = 100_000
-    home = HOMES[n]
-    sandloop_export(home, home / "warm")  # snapshot + first read
-    ours = min(sandloop_export(home, home / "ours") for _ in range(3))
-    theirs = min(pandas_export(home, home / "pandas") for _ in range(3))
+    root = HOMES[n]
+    home = root / "store"  # exports go beside the home, never inside it
+    sandloop_export(home, root / "warm")  # snapshot + first read
+    sandloop_export(home, root / "warm", min_score=3)
+    ours = min(sandloop_export(home, root / "ours") for _ in range(3))
+    scored = min(sandloop_export(home, root / "scored", min_score=3) for _ in range(3))
+    theirs = min(pandas_export(home, root / "pandas") for _ in range(3))
     print(f"{n} network steps → openai-chat JSONL, best of 3")
     print(f"pandas read + to_json(lines=True): {n / theirs:9.0f} rows/s ({theirs:.2f} s)")
     print(
         f"sandloop export (checks, manifest): {n / ours:9.0f} rows/s ({ours:.2f} s) "
         f"| ratio {theirs / ours:.2f}x"
+    )
+    print(
+        f"  … of a --min-score 3 snapshot:    {n / scored:9.0f} rows/s ({scored:.2f} s) "
+        f"| ratio {theirs / scored:.2f}x"
     )
     for size in sizes:
         rss, seconds = peak_rss_mib(size)

@@ -7,11 +7,12 @@ by the same person replaces the first, and preferring B over A replaces preferri
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from sandloop.errors import SandloopError
 from sandloop.keys import hash_value
@@ -97,29 +98,42 @@ def preference_row(
     }
 
 
-def passing_keys(scores: pd.DataFrame, min_score: float | None, rated_by: str | None) -> set[str]:
+Scores: TypeAlias = pd.DataFrame | pa.Table  # the store's frames, or a pinned Arrow read
+
+
+def _arrow(scores: Scores, columns: list[str]) -> pa.Table:
+    if isinstance(scores, pa.Table):
+        return scores.select(columns)
+    return pa.Table.from_pandas(scores[columns], preserve_index=False)
+
+
+def passing_keys(scores: Scores, min_score: float | None, rated_by: str | None) -> pa.Array:
     """The invocations a score-filtered selection keeps: rated (by ``rated_by`` when given),
-    and with a mean score of at least ``min_score`` when given."""
-    judged = scores[scores["score"].notna()]
+    and with a mean score of at least ``min_score`` when given. Arrow throughout: a store can
+    hold a rating per step, and pandas' ``isin`` on Arrow strings walks them in Python."""
+    table = _arrow(scores, ["key", "score", "by"])
+    table = table.filter(pc.is_valid(table["score"]))
     if rated_by is not None:
-        judged = judged[judged["by"] == user_id(rated_by)]
-    if judged.empty:
-        return set()
-    means = judged.groupby("key")["score"].mean()
+        table = table.filter(pc.equal(table["by"], user_id(rated_by)))
+    means = table.group_by("key").aggregate([("score", "mean")])
     if min_score is not None:
-        means = means[means >= min_score]
-    return set(means.index.astype(str))
+        means = means.filter(pc.greater_equal(means["score_mean"], min_score))
+    return means["key"].combine_chunks().cast(pa.string())
 
 
-def preference_pairs(scores: pd.DataFrame) -> dict[str, list[tuple[str, str]]]:
-    """Preferred invocation key → its (non-preferred key, who said so) pairs."""
+def preference_pairs(scores: Scores) -> dict[str, list[tuple[str, str]]]:
+    """Preferred invocation key → its (non-preferred key, who said so) pairs, by id."""
+    table = _arrow(scores, ["id", "kind", "key", "other_key", "by"])
+    chosen = table.filter(pc.equal(table["kind"], "preference")).sort_by("id")
     pairs: dict[str, list[tuple[str, str]]] = {}
-    chosen = scores[scores["kind"] == "preference"].sort_values("id")
-    for key, other, by in zip(chosen["key"], chosen["other_key"], chosen["by"], strict=True):
+    columns = [chosen[c].to_pylist() for c in ("key", "other_key", "by")]
+    for key, other, by in zip(*columns, strict=True):
         pairs.setdefault(str(key), []).append((str(other), str(by)))
     return pairs
 
 
-def threads_of(keys: Iterable[str], scores: pd.DataFrame) -> set[str]:
-    wanted = set(keys)
-    return set(scores.loc[scores["key"].isin(wanted), "thread"].astype(str))
+def threads_of(keys: pa.Array, scores: Scores) -> set[str]:
+    """The threads the judged ``keys`` belong to."""
+    table = _arrow(scores, ["key", "thread"])
+    chosen = table.filter(pc.is_in(table["key"].cast(pa.string()), keys))
+    return set(pc.unique(chosen["thread"]).to_pylist())

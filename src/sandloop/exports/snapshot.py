@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import orjson
 import pandas as pd
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from sandloop.scoring import passing_keys, threads_of
@@ -47,7 +48,7 @@ class Selection(BaseModel):
     def scored(self) -> bool:
         return self.min_score is not None or self.rated_by is not None
 
-    def passing(self, scores: pd.DataFrame) -> set[str] | None:
+    def passing(self, scores: pd.DataFrame | pa.Table) -> pa.Array | None:
         """The invocation keys the score filter keeps, or None when there is no filter."""
         return passing_keys(scores, self.min_score, self.rated_by) if self.scored else None
 
@@ -101,7 +102,9 @@ def create(store: AkashicStore, name: str, selection: Selection) -> dict[str, An
     runs = selection.apply(store.select("runs"))
     if selection.scored:  # only runs with an output that passes the score filter
         scores = store.select("scores")
-        runs = runs[runs["thread"].isin(threads_of(selection.passing(scores) or set(), scores))]
+        kept = selection.passing(scores)
+        assert kept is not None
+        runs = runs[runs["thread"].isin(threads_of(kept, scores))]
     if runs.empty:
         raise SnapshotError(f"the selection {_describe(selection)} matches no runs")
     versions: dict[str, int] = {}
@@ -154,6 +157,7 @@ class Pinned:
         self.selection = Selection.model_validate_json(snapshot["selection"])
         self.versions: dict[str, int] = orjson.loads(snapshot["versions"])
         self._tables: dict[str, Any] = {}
+        self._scores: pa.Table | None = None
 
     def table(self, name: str) -> Any:
         if name not in self._tables:
@@ -184,17 +188,22 @@ class Pinned:
     def count(self, name: str, where: str | None = None) -> int:
         return int(self.table(name).count_rows(where))
 
-    def scores(self) -> pd.DataFrame:
-        """The pinned judgements; none for a snapshot taken before scores were recorded."""
-        if "scores" not in self.versions:
-            return pd.DataFrame({f.name: pd.Series(dtype=object) for f in SCORES})
-        return self.read("scores")
+    def scores(self) -> pa.Table:
+        """The pinned judgements (read once); none for a snapshot taken before scores were
+        recorded."""
+        if self._scores is None:
+            if "scores" not in self.versions:
+                self._scores = SCORES.empty_table()
+            else:
+                self._scores = self.read_arrow("scores")
+        return self._scores
 
     def runs(self) -> pd.DataFrame:
         runs = self.selection.apply(self.read("runs"))
         if self.selection.scored:
             scores = self.scores()
-            kept = self.selection.passing(scores) or set()
+            kept = self.selection.passing(scores)
+            assert kept is not None
             runs = runs[runs["thread"].isin(threads_of(kept, scores))]
         return runs.reset_index(drop=True)
 

@@ -192,16 +192,19 @@ class _Examples:
         self.columnar = True  # off for near de-duplication, which needs every example's vector
         self.network_threads = set(runs.loc[runs["kind"] == "network", "thread"])
         scores = pinned.scores()
-        self.kept = pinned.selection.passing(scores)  # None: no score filter
+        self.kept_keys = pinned.selection.passing(scores)  # None: no score filter
+        self.pair_keys: pa.Array | None = None
         self.pairs = self._human_pairs(scores)
-        self.others = [e for e in self._dialogues_and_recipes() if self._keeps(e)]
-        self.others.sort(key=lambda e: e.key)
+        self.others = sorted(self._kept(list(self._dialogues_and_recipes())), key=lambda e: e.key)
 
-    def _keeps(self, example: Example) -> bool:
-        if self.kept is None or example.vector_key in self.kept:
-            return True
-        self.stats.skipped["below_score_filter"] += 1
-        return False
+    def _kept(self, examples: list[Example]) -> list[Example]:
+        """Dialogue and recipe examples that pass the score filter (by their final output)."""
+        if self.kept_keys is None or not examples:
+            return examples
+        keys = pa.array([e.vector_key or "" for e in examples], pa.string())
+        keep = pc.is_in(keys, self.kept_keys).to_pylist()
+        self.stats.skipped["below_score_filter"] += keep.count(False)
+        return [e for e, kept in zip(examples, keep, strict=True) if kept]
 
     def _human_pairs(self, scores: pd.DataFrame) -> dict[str, tuple[str, str]]:
         """Preferred key → (the other output, who preferred): the first pair per preferred
@@ -242,8 +245,8 @@ class _Examples:
         rows = rows.filter(pc.is_in(rows["thread"], pa.array(sorted(self.network_threads))))
         usable = usable_network_rows(rows)
         self.stats.skipped["network_not_text_or_failed"] += len(rows) - len(usable)
-        if self.kept is not None:
-            passing = usable.filter(pc.is_in(usable["key"], pa.array(sorted(self.kept))))
+        if self.kept_keys is not None:
+            passing = usable.filter(pc.is_in(usable["key"], self.kept_keys))
             self.stats.skipped["below_score_filter"] += len(usable) - len(passing)
             usable = passing
         for column in ("input", "output"):
@@ -295,7 +298,7 @@ class _Examples:
                 merged.append(pending)
                 pending = next(others, None)
             paired = bool(self.pairs) and bool(
-                pc.any(pc.is_in(rows["key"], pa.array(sorted(self.pairs)))).as_py()
+                pc.any(pc.is_in(rows["key"], self._pair_keys())).as_py()
             )
             columnar = COLUMNAR and self.columnar and not merged and not paired and len(rows)
             if columnar and all(checked) and not _odd(rows):
@@ -310,6 +313,11 @@ class _Examples:
         rest = [] if pending is None else [pending, *others]
         if rest:
             yield rest
+
+    def _pair_keys(self) -> pa.Array:
+        if self.pair_keys is None:
+            self.pair_keys = pa.array(sorted(self.pairs), pa.string())
+        return self.pair_keys
 
     def _with_pair(self, example: Example) -> Example:
         pair = self.pairs.get(example.key)

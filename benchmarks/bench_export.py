@@ -110,15 +110,25 @@ def build_store(home: Path, n: int) -> None:
     store.compact()
 
 
-def sandloop_export(home: Path, out: Path, min_score: float | None = None) -> float:
+def ensure_snapshot(home: Path, min_score: float | None) -> str:
+    """Taken before any timing or memory measurement: `snapshot create` is its own command."""
     from sandloop.exports import snapshot as snapshots
-    from sandloop.exports.writer import ExportOptions, export
     from sandloop.storage.store import AkashicStore
 
     store = AkashicStore.open(home)
     name = "bench" if min_score is None else "bench-scored"
     if snapshots.get(store, name, missing_ok=True) is None:
         snapshots.create(store, name, snapshots.Selection(min_score=min_score))
+    return name
+
+
+def sandloop_export(home: Path, out: Path, min_score: float | None = None) -> float:
+    from sandloop.exports import snapshot as snapshots
+    from sandloop.exports.writer import ExportOptions, export
+    from sandloop.storage.store import AkashicStore
+
+    name = ensure_snapshot(home, min_score)
+    store = AkashicStore.open(home)
     row = snapshots.get(store, name)
     assert row is not None
     started = time.perf_counter()
@@ -149,6 +159,7 @@ def pandas_export(home: Path, out: Path) -> float:
 
 def peak_rss_mib(n: int) -> tuple[float, float]:
     """(peak RSS MiB, seconds) of an export in a fresh process."""
+    ensure_snapshot(HOMES[n] / "store", 3)
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork/exec, so a child of this
     # (large) process would report the parent's peak.
     script = (

@@ -22,6 +22,7 @@ from sandloop.storage.schema import SCORES
 from sandloop.storage.store import AkashicStore, StoreError, sql_str
 
 PINNED_TABLES = ("runs", "invocations", "messages", "embeddings", "scores")
+SCORE_COLUMNS = ["id", "kind", "key", "other_key", "thread", "score", "by"]  # what filters read
 Kind = Literal["network", "dialogue", "recipe"]
 
 
@@ -101,7 +102,7 @@ def create(store: AkashicStore, name: str, selection: Selection) -> dict[str, An
     store.recover()  # crashed runs' logs first: a snapshot sees everything that was recorded
     runs = selection.apply(store.select("runs"))
     if selection.scored:  # only runs with an output that passes the score filter
-        scores = store.select("scores")
+        scores = scan(store.table("scores"), None, SCORE_COLUMNS).to_arrow()
         kept = selection.passing(scores)
         assert kept is not None
         runs = runs[runs["thread"].isin(threads_of(kept, scores))]
@@ -157,7 +158,8 @@ class Pinned:
         self.selection = Selection.model_validate_json(snapshot["selection"])
         self.versions: dict[str, int] = orjson.loads(snapshot["versions"])
         self._tables: dict[str, Any] = {}
-        self._scores: pa.Table | None = None
+        self._passing: pa.Array | None = None
+        self._passing_threads: set[str] = set()
 
     def table(self, name: str) -> Any:
         if name not in self._tables:
@@ -188,23 +190,29 @@ class Pinned:
     def count(self, name: str, where: str | None = None) -> int:
         return int(self.table(name).count_rows(where))
 
-    def scores(self) -> pa.Table:
-        """The pinned judgements (read once); none for a snapshot taken before scores were
-        recorded."""
-        if self._scores is None:
-            if "scores" not in self.versions:
-                self._scores = SCORES.empty_table()
-            else:
-                self._scores = self.read_arrow("scores")
-        return self._scores
+    def scores(self, where: str | None = None) -> pa.Table:
+        """The pinned judgements (none for a snapshot taken before scores were recorded).
+        Read when asked, not kept: a fully rated store holds a row per step."""
+        if "scores" not in self.versions:
+            return SCORES.empty_table().select(SCORE_COLUMNS)
+        table: pa.Table = self.read_arrow("scores", where, SCORE_COLUMNS)
+        return table
+
+    def passing(self) -> pa.Array | None:
+        """The keys the selection's score filter keeps, or None (worked out once, with the
+        threads they belong to)."""
+        if self._passing is None and self.selection.scored:
+            scores = self.scores()
+            self._passing = self.selection.passing(scores)
+            assert self._passing is not None
+            self._passing_threads = threads_of(self._passing, scores)
+        return self._passing
 
     def runs(self) -> pd.DataFrame:
         runs = self.selection.apply(self.read("runs"))
         if self.selection.scored:
-            scores = self.scores()
-            kept = self.selection.passing(scores)
-            assert kept is not None
-            runs = runs[runs["thread"].isin(threads_of(kept, scores))]
+            self.passing()
+            runs = runs[runs["thread"].isin(self._passing_threads)]
         return runs.reset_index(drop=True)
 
 

@@ -191,10 +191,9 @@ class _Examples:
         self.max_tokens = max_tokens
         self.columnar = True  # off for near de-duplication, which needs every example's vector
         self.network_threads = set(runs.loc[runs["kind"] == "network", "thread"])
-        scores = pinned.scores()
-        self.kept_keys = pinned.selection.passing(scores)  # None: no score filter
+        self.kept_keys = pinned.passing()  # None: no score filter
         self.pair_keys: pa.Array | None = None
-        self.pairs = self._human_pairs(scores)
+        self.pairs = self._human_pairs(pinned.scores("kind = 'preference'"))
         self.others = sorted(self._kept(list(self._dialogues_and_recipes())), key=lambda e: e.key)
 
     def _kept(self, examples: list[Example]) -> list[Example]:
@@ -206,7 +205,7 @@ class _Examples:
         self.stats.skipped["below_score_filter"] += keep.count(False)
         return [e for e, kept in zip(examples, keep, strict=True) if kept]
 
-    def _human_pairs(self, scores: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    def _human_pairs(self, scores: pa.Table) -> dict[str, tuple[str, str]]:
         """Preferred key → (the other output, who preferred): the first pair per preferred
         output (by id), with the other side's text read from the pinned invocations."""
         pairs = {k: v[0] for k, v in preference_pairs(scores).items()}

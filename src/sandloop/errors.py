@@ -13,3 +13,11 @@ class SandloopError(Exception):
     """An expected failure whose message is one line a user can act on."""
 
     exit_code: int = 2
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """A transport error of an HTTP client library (httpx, or the httpx2 newer huggingface_hub
+    uses: no one class to name across majors), or the OS refusing the connection: the other end
+    does not answer, which an error line can say without a traceback."""
+    library = type(exc).__module__.split(".")[0]
+    return isinstance(exc, OSError) or library in {"httpx", "httpx2", "httpcore", "httpcore2"}

@@ -93,6 +93,7 @@ def test_snapshot_export_validate_and_traces(cli_env: dict[str, str], tmp_path: 
     assert sum(e["type"] == "generation-create" for e in batch) == 6
 
 
+@pytest.mark.slow
 def test_an_export_is_pushed_to_a_hub_with_the_official_client(
     cli_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -133,6 +134,7 @@ def test_an_export_is_pushed_to_a_hub_with_the_official_client(
         server.shutdown()
 
 
+@pytest.mark.slow
 def test_traces_are_pushed_to_langfuse_and_a_repush_updates(
     cli_env: dict[str, str], tmp_path: Path
 ) -> None:

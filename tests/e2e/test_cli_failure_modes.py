@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,9 +16,7 @@ import yaml
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from sandloop import api
 from sandloop.cli import app
-from sandloop.loops.network.spec import RunSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 ECHO = str(ROOT / "examples" / "networks" / "echo.yaml")
@@ -133,22 +130,6 @@ def test_every_command_has_its_failure_modes_in_the_table() -> None:
     assert sorted(commands()) == sorted(FAILURES)
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory, prefect_api_url: str) -> Iterator[Path]:
-    home = tmp_path_factory.mktemp("failure-modes") / "home"
-    run = RunSpec.model_validate(
-        {
-            "network": {"name": "probe", "models": ["dummy:text"]},
-            "genesis": "a kite",
-            "seed": 1,
-            "stop": {"max_steps": 3},
-        }
-    )
-    api.run_network(run, home)
-    api.create_snapshot("snap", home)
-    yield home
-
-
 CASES = [(path, case) for path, cases in FAILURES.items() for case in cases]
 
 
@@ -156,7 +137,7 @@ CASES = [(path, case) for path, cases in FAILURES.items() for case in cases]
     ("path", "case"), CASES, ids=[f"{p}:{' '.join(c[0])[:40]}" for p, c in CASES]
 )
 def test_a_failure_is_one_line(
-    path: str, case: tuple[list[str], int, str], home: Path, tmp_path: Path
+    path: str, case: tuple[list[str], int, str], store_home: Path, tmp_path: Path
 ) -> None:
     args, code, match = case
     a_file = tmp_path / "file"
@@ -166,7 +147,7 @@ def test_a_failure_is_one_line(
     result = CliRunner().invoke(
         app,
         [*typed, *filled],
-        env={"SANDLOOP_HOME": str(home), "COLUMNS": "200"},
+        env={"SANDLOOP_HOME": str(store_home), "COLUMNS": "200"},
         prog_name="sandloop",
     )
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -188,6 +169,7 @@ def sandloop(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_failures_inside_flow_runs_are_one_line_without_prefect_logs(tmp_path: Path) -> None:
     """A recipe that never validates (exit 1) and an export with nothing usable (exit 2): the
     flow runs fail in Prefect, and the console shows only the command's line."""

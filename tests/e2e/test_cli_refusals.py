@@ -5,7 +5,6 @@ store and Prefect for real where a command reaches them."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,23 +40,6 @@ def refused(args: list[str], home: Path, match: str = "", **env: str) -> Result:
     assert_refused(result, match)
     assert tree(home) == before, "a refused command wrote under the home"
     return result
-
-
-@pytest.fixture(scope="module")
-def store_home(tmp_path_factory: pytest.TempPathFactory, prefect_api_url: str) -> Iterator[Path]:
-    """A home with one finished run and a snapshot of it, shared by the export refusals."""
-    home = tmp_path_factory.mktemp("refusals") / "home"
-    run = RunSpec.model_validate(
-        {
-            "network": {"name": "probe", "models": ["dummy:text"]},
-            "genesis": "a kite",
-            "seed": 1,
-            "stop": {"max_steps": 3},
-        }
-    )
-    api.run_network(run, home)
-    api.create_snapshot("snap", home)
-    yield home
 
 
 def spec_file(tmp_path: Path, data: bytes, name: str = "spec.yaml") -> Path:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from sandloop.errors import SandloopError
+from sandloop.errors import SandloopError, is_unreachable
 from sandloop.scrub import scrub
 
 REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
@@ -89,15 +89,8 @@ def push(folder: Path, repo: str, token: str, *, private: bool) -> Pushed:
             scrub(f"the Hub refused the push to {repo}: {line}{hint.get(status or 0, '')}", [token])
         ) from None
     except Exception as exc:
-        if not _unreachable(exc):
+        if not is_unreachable(exc):
             raise
         line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise PushError(scrub(f"cannot reach the Hub for {repo}: {line}", [token])) from None
     return Pushed(str(url), str(commit.oid), len(files) + 2, private)
-
-
-def _unreachable(exc: BaseException) -> bool:
-    """A transport error of the client's HTTP library (httpx, or httpx2 in newer
-    huggingface_hub: no one class to name across majors), or the OS refusing the connection."""
-    library = type(exc).__module__.split(".")[0]
-    return isinstance(exc, OSError) or library in {"httpx", "httpx2", "httpcore", "httpcore2"}

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from sandloop.errors import SandloopError
+from sandloop.errors import SandloopError, is_unreachable
 from sandloop.scrub import scrub
 
 BATCH_BYTES = 3_000_000  # under the ingestion API's 3.5 MB per request
@@ -78,7 +78,7 @@ def push(
                 )
             ) from None
         except Exception as exc:
-            if not _unreachable(exc):
+            if not is_unreachable(exc):
                 raise
             raise TracePushError(
                 scrub(f"cannot reach Langfuse at {host}: {str(exc).splitlines()[0]}", [secret_key])
@@ -90,8 +90,3 @@ def push(
             error = answer.errors[0]
             first_error = scrub(f"{error.id}: {error.status} {error.message or ''}", [secret_key])
     return TracesPushed(host, count, sent, rejected, first_error)
-
-
-def _unreachable(exc: BaseException) -> bool:
-    library = type(exc).__module__.split(".")[0]
-    return isinstance(exc, OSError) or library in {"httpx", "httpx2", "httpcore", "httpcore2"}

@@ -462,3 +462,16 @@ def test_a_prompt_version_langfuse_cannot_hold_is_kept_in_metadata() -> None:
     assert (
         generations[1]["promptVersion"] == 2 and "prompt_version" not in generations[1]["metadata"]
     )
+
+
+def test_a_card_without_hf_lists_the_jsonl_file_sets_that_load(tmp_path: Path) -> None:
+    from sandloop.exports.card import configs
+
+    files = ["openai-chat/train.jsonl", "openai-chat/validation.jsonl", "trl/messages.train.jsonl"]
+    listed = configs([*files, "sharegpt/train.jsonl.zst", "manifest.json"])
+    assert [c["config_name"] for c in listed] == ["openai-chat", "trl-messages"]
+    assert listed[0]["default"] is True
+    assert listed[0]["data_files"] == [
+        {"split": "train", "path": "openai-chat/train.jsonl"},
+        {"split": "validation", "path": "openai-chat/validation.jsonl"},
+    ]

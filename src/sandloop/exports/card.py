@@ -2,7 +2,8 @@
 
 The hf format's file sets are the card's configs, so `load_dataset(EXPORT_DIR, "sft")` (or
 `"preference"`) loads one by itself, locally or from the Hub, and the Hub's viewer shows each
-as its own table. An export without hf lists its JSONL file sets instead. The snapshot that
+as its own table. An export without hf lists its JSONL file sets instead (uncompressed ones:
+`datasets` reads .zst only with `zstandard` installed). The snapshot that
 made the export goes in the metadata too, so a pushed dataset still says where it came from.
 """
 
@@ -42,7 +43,7 @@ def file_set(path: str) -> tuple[str, str, str] | None:
     fmt, name = parts[0], parts[-1]
     if fmt == "hf":
         return (fmt, parts[1], name.split("-")[0]) if len(parts) == 3 else None
-    if ".jsonl" not in name:
+    if not name.endswith(".jsonl"):  # a .jsonl.zst needs `zstandard` to load: not a config
         return None
     part, _, split = name.split(".jsonl")[0].rpartition(".")
     return fmt, part, split

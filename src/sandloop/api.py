@@ -30,6 +30,7 @@ from sandloop.storage.store import AkashicStore
 from sandloop.storage.wal import ThreadLocked, locked_message
 from sandloop.summaries import (
     DialogueSummary,
+    JudgeSummary,
     PipelineResult,
     RecipeResult,
     RunSummary,
@@ -1080,6 +1081,36 @@ def prefer(
     row = preference_row(chosen, rejected, by, note, (preferred, other))
     open_store(home).upsert("scores", [row])
     return row
+
+
+def judge_snapshot(
+    snapshot: str,
+    recipe: str = "judge-exchange",
+    home: Path | str | None = None,
+    *,
+    model: str | None = None,
+    seed: int | None = None,
+    limit: int | None = None,
+) -> JudgeSummary:
+    """Run a judge recipe over every output the snapshot would export, as one Prefect flow run,
+    and record each verdict as a `scores` row (by ``judge:RECIPE@VERSION``, with the judge's
+    invocation key); a re-run reuses the verdicts already recorded."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    from sandloop.exports import snapshot as snapshots
+    from sandloop.flows.judge import check_judge, judge_flow
+    from sandloop.loops.recipe.spec import load_recipe
+
+    if limit is not None and limit < 1:
+        raise SpecError(f"--limit {limit}: give at least 1")
+    settings = settings_for(home)
+    check_judge(load_recipe(recipe, settings.local_dir, model))  # before Prefect starts
+    snapshots.get(open_store(settings.home, readonly=True), snapshot)
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        state = judge_flow(
+            snapshot, recipe, model, seed, limit, str(settings.home), return_state=True
+        )
+    return _summary_of(state, JudgeSummary)
 
 
 def push_export(

@@ -33,7 +33,17 @@ class SweepTick:
     steps: int
 
 
-Event = StepEvent | SweepTick
+@dataclass(frozen=True)
+class JudgeProgress:
+    """A judge finished a batch: how many outputs it has read, how many verdicts it recorded."""
+
+    snapshot: str
+    judged: int
+    total: int
+    verdicts: int
+
+
+Event = StepEvent | SweepTick | JudgeProgress
 Observer = Callable[[Event], None]
 _observers: list[Observer] = []
 

@@ -1,12 +1,17 @@
-"""Scores and preferences as records: what a person (or a judge) thought of a recorded output,
-and which outputs a score-filtered snapshot keeps.
+"""Scores and preferences as records: what a person, a judge recipe or a recipe's critic
+thought of a recorded output, and which outputs a score-filtered snapshot keeps.
 
 A judgement's id is a hash of what was judged and by whom, so a second rating of the same step
-by the same person replaces the first, and preferring B over A replaces preferring A over B.
+by the same person replaces the first, preferring B over A replaces preferring A over B, and a
+judge re-run over the same snapshot rewrites its verdicts instead of adding to them.
+
+Every score is on one scale, 1 to 5, so a mean over sources means something: a critic's 0-10
+(the default critic's scale) is mapped onto it, and a judge's verdict must already be on it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
@@ -18,6 +23,8 @@ from sandloop.errors import SandloopError
 from sandloop.keys import hash_value
 
 SCORE_RANGE = (1, 5)
+CRITIC_RANGE = (0, 10)  # what the default critic template asks for
+SOURCES = ("user", "judge", "critic")
 
 
 class ScoreError(SandloopError):
@@ -29,6 +36,15 @@ def user_id(by: str | None) -> str:
     if not name or any(c.isspace() for c in name) or len(name) > 100:
         raise ScoreError(f"--by {by!r}: a user name is one word of at most 100 characters")
     return f"user:{name}"
+
+
+def source_id(by: str) -> str:
+    """A ``--rated-by`` value as the ``by`` it matches: ``judge:…`` and ``critic:…`` as
+    given, anything else a user's name."""
+    kind, colon, name = by.partition(":")
+    if colon and kind in SOURCES and name:
+        return by
+    return user_id(by)
 
 
 def _judgeable(step: dict[str, Any], ref: str) -> None:
@@ -60,6 +76,7 @@ def rating_row(
         "by": who,
         "note": note,
         "created_at": datetime.now(UTC),
+        "judge_key": None,
     }
 
 
@@ -95,7 +112,62 @@ def preference_row(
         "by": who,
         "note": note,
         "created_at": datetime.now(UTC),
+        "judge_key": None,
     }
+
+
+def verdict_row(judged: Judged, score: Any, by: str, reason: Any, judge_key: str) -> dict[str, Any]:
+    """A judge recipe's verdict on one output, with the judge's own invocation key."""
+    low, high = SCORE_RANGE
+    if isinstance(score, bool) or not isinstance(score, int | float) or not low <= score <= high:
+        raise ScoreError(f"the judge's score {score!r} is not a number from {low} to {high}")
+    return {
+        "id": hash_value({"kind": "judge", "key": judged.key, "by": by}),
+        "kind": "judge",
+        "key": judged.key,
+        "other_key": None,
+        "thread": judged.thread,
+        "step": judged.step,
+        "score": float(score),
+        "by": by,
+        "note": None if reason is None else str(reason)[:2000],
+        "created_at": datetime.now(UTC),
+        "judge_key": judge_key,
+    }
+
+
+def critic_row(
+    answer: dict[str, Any], critique: dict[str, Any], score: float | None, critic: str
+) -> dict[str, Any] | None:
+    """A refine round's critic score of the answer it critiqued, mapped from the critic's
+    0-10 onto 1-5; None when the critic gave no score on its scale."""
+    low, high = CRITIC_RANGE
+    if score is None or not low <= score <= high:
+        return None
+    least, most = SCORE_RANGE
+    by = f"critic:{critic}"
+    return {
+        "id": hash_value({"kind": "critic", "key": answer["key"], "by": by}),
+        "kind": "critic",
+        "key": answer["key"],
+        "other_key": None,
+        "thread": answer["thread"],
+        "step": int(answer["step"]),
+        "score": least + (most - least) * (score - low) / (high - low),
+        "by": by,
+        "note": f"{score:g}/{high}",
+        "created_at": datetime.now(UTC),
+        "judge_key": critique["key"],
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """The recorded output a verdict is about."""
+
+    key: str
+    thread: str
+    step: int
 
 
 Scores: TypeAlias = pd.DataFrame | pa.Table  # the store's frames, or a pinned Arrow read
@@ -108,13 +180,14 @@ def _arrow(scores: Scores, columns: list[str]) -> pa.Table:
 
 
 def passing_keys(scores: Scores, min_score: float | None, rated_by: str | None) -> pa.Array:
-    """The invocations a score-filtered selection keeps: rated (by ``rated_by`` when given),
-    and with a mean score of at least ``min_score`` when given. Arrow throughout: a store can
-    hold a rating per step, and pandas' ``isin`` on Arrow strings walks them in Python."""
+    """The invocations a score-filtered selection keeps: scored (by ``rated_by`` when given: a
+    user, ``judge:RECIPE@VERSION`` or ``critic:MODEL``), and with a mean score of at least
+    ``min_score`` when given. Arrow throughout: a store can hold a rating per step, and pandas'
+    ``isin`` on Arrow strings walks them in Python."""
     table = _arrow(scores, ["key", "score", "by"])
     table = table.filter(pc.is_valid(table["score"]))
     if rated_by is not None:
-        table = table.filter(pc.equal(table["by"], user_id(rated_by)))
+        table = table.filter(pc.equal(table["by"], source_id(rated_by)))
     means = table.group_by("key").aggregate([("score", "mean")])
     if min_score is not None:
         means = means.filter(pc.greater_equal(means["score_mean"], min_score))

@@ -65,6 +65,7 @@ class RecipeResult(_Summary):
     calls: int
     cached: bool = False
     error: str | None = None  # why the recipe failed; None when it was accepted
+    final_key: str | None = None  # the invocation of the output it ends on
 
     @property
     def accepted(self) -> bool:
@@ -92,6 +93,23 @@ class SweepSummary(_Summary):
     failed: int
     stop_reasons: dict[str, int] = field(default_factory=dict)
     task_runs: int = 0  # one per tick and model
+    duration_s: float = 0.0
+    flow_run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class JudgeSummary(_Summary):
+    """A judge recipe's pass over a snapshot."""
+
+    snapshot: str
+    judge: str  # judge:RECIPE@VERSION: the `by` of its verdicts, for --rated-by
+    examples: int
+    verdicts: int  # recorded, in this run or before it
+    already: int  # of those, recorded before this run and left as they were
+    unscored: int  # the judge gave up, or answered without a 1-5 score
+    failed: int  # a model call failed where retries could not help
+    mean_score: float | None
+    task_runs: int = 0  # one per round and model of each batch
     duration_s: float = 0.0
     flow_run_id: str | None = None
 

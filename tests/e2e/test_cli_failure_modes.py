@@ -46,6 +46,12 @@ FAILURES: dict[str, list[tuple[list[str], int, str]]] = {
         (["ffffffffff"], 2, "Missing argument"),
         (["ffffffffff", "eeeeeeeeee"], 2, "no step has a key"),
     ],
+    "judge": [
+        (["missing"], 2, "no snapshot 'missing'"),
+        (["missing", "--recipe", "summarize"], 2, "not a judge"),
+        (["missing", "--recipe", "nope"], 2, "nope"),
+        (["missing", "--limit", "0"], 2, "--limit 0"),
+    ],
     "show": [([NO_THREAD], 2, "no run has a thread"), (["zz"], 2, "hexadecimal")],
     "models": [(["extra"], 2, "unexpected extra argument")],
     "embed": [(["--batch-size", "0"], 2, "--batch-size"), (["--backend", "x"], 2, "backend")],

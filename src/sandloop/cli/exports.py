@@ -58,9 +58,12 @@ def snapshot_create(
     ] = ["completed"],  # noqa: B006
     min_score: Annotated[
         float | None,
-        typer.Option(help="Only outputs rated at least this on average (1-5; `sandloop rate`)."),
+        typer.Option(help="Only outputs scored at least this on average (1-5)."),
     ] = None,
-    rated_by: Annotated[str | None, typer.Option(help="Only this user's ratings count.")] = None,
+    rated_by: Annotated[
+        str | None,
+        typer.Option(help="Only these scores count: a user, judge:RECIPE@VERSION or critic:MODEL."),
+    ] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -1,5 +1,6 @@
-"""`sandloop rate` and `sandloop prefer`: a person's judgement of recorded outputs, kept in the
-`scores` table, for score-filtered snapshots and preference datasets."""
+"""`sandloop rate`, `sandloop prefer` and `sandloop judge`: a person's or a judge recipe's
+judgement of recorded outputs, kept in the `scores` table, for score-filtered snapshots and
+preference datasets."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from sandloop.cli.common import HomeOption, JsonOption, app, out
+from sandloop.cli.common import HomeOption, JsonOption, app, err, out, prepare_prefect
 
 ByOption = Annotated[
     str | None,
@@ -60,3 +61,64 @@ def prefer(
         f"{row['key'][:12]} preferred over {row['other_key'][:12]} as {row['by']}",
         highlight=False,
     )
+
+
+@app.command("judge")
+def judge(
+    snapshot: Annotated[str, typer.Argument(help="The snapshot whose outputs are judged.")],
+    recipe: Annotated[
+        str, typer.Option(help="A judge recipe: a name or a YAML file, answering {score: 1-5}.")
+    ] = "judge-exchange",
+    model: Annotated[
+        str | None, typer.Option(help="Judge with this model instead of the recipe's.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for the judge's sampling.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Judge only the first N outputs.")] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show Prefect's logs.")] = False,
+) -> None:
+    """Score every output a snapshot would export with a judge recipe, as one Prefect flow run.
+
+    Each verdict is a score (1-5) by judge:RECIPE@VERSION with the judge's own key; a re-run
+    keeps the verdicts already recorded. Select by them with `snapshot create --rated-by
+    judge:RECIPE@VERSION --min-score N`.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    prepare_prefect(verbose)
+    from sandloop import api
+    from sandloop.progress import Event, JudgeProgress, observing
+
+    progress = Progress(
+        TextColumn("[bold]judging"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("outputs · {task.fields[verdicts]} verdicts"),
+        console=err,
+        transient=True,
+        disable=as_json,
+    )
+    bar = progress.add_task("judge", total=None, verdicts=0)
+
+    def on_batch(event: Event) -> None:
+        if isinstance(event, JudgeProgress):
+            progress.update(bar, completed=event.judged, total=event.total, verdicts=event.verdicts)
+
+    with progress, observing(on_batch):
+        summary = api.judge_snapshot(snapshot, recipe, home, model=model, seed=seed, limit=limit)
+    if as_json:
+        out.print_json(data=summary.as_dict())
+    else:
+        mean = f", mean {summary.mean_score:.2f}" if summary.mean_score is not None else ""
+        out.print(
+            f"{summary.judge} judged {summary.examples} outputs of snapshot {summary.snapshot}: "
+            f"{summary.verdicts} verdicts{mean}"
+            + (f" ({summary.already} recorded before)" if summary.already else "")
+            + (f"; {summary.unscored} without a 1-5 score" if summary.unscored else "")
+            + (f"; {summary.failed} failed" if summary.failed else "")
+            + f" in {summary.duration_s:.1f} s ({summary.task_runs} task runs)",
+            highlight=False,
+        )
+    if not summary.verdicts:
+        raise typer.Exit(1)

@@ -55,6 +55,11 @@ def exchange_hash(user: str, assistant: str) -> bytes:
     return hashlib.blake2b(joined.encode(), digest_size=16).digest()
 
 
+def transcript(messages: tuple[Message, ...]) -> str:
+    """An example as a judge reads it: each message on its own paragraph, named by its role."""
+    return "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages)
+
+
 def usable_network_rows(rows: pa.Table) -> pa.Table:
     """Successful text→text steps with text on both sides (image steps teach a text model
     nothing)."""

@@ -41,9 +41,11 @@ class Selection(BaseModel):
     until: datetime | None = None
     status: list[str] = Field(default_factory=lambda: ["completed"])
     min_score: float | None = Field(
-        None, ge=1, le=5, description="only outputs whose mean rating is at least this"
+        None, ge=1, le=5, description="only outputs whose mean score (1-5) is at least this"
     )
-    rated_by: str | None = Field(None, description="only ratings by this user count")
+    rated_by: str | None = Field(
+        None, description="only this source's scores count: a user, judge:RECIPE@V, critic:MODEL"
+    )
 
     @property
     def scored(self) -> bool:

@@ -469,6 +469,19 @@ def _hf_schemas() -> dict[str, pa.Schema]:
 HF_SCHEMAS = _hf_schemas()
 
 
+def snapshot_examples(pinned: Pinned) -> Iterator[Example]:
+    """The examples an export of the snapshot starts from (after its score filter, before
+    formats and de-duplication), redacted as an export is: what a judge reads, perhaps a remote
+    one, so it is shown nothing an export would not show."""
+    redact = Redactor()
+    source = _Examples(pinned, pinned.runs(), Stats(), redact, max_tokens=1 << 40)
+    for item in source.ranges():
+        if isinstance(item, _Columnar):
+            yield from network_examples(item.rows, redacted=True)
+        else:
+            yield from (e if e.redacted else _redacted(e, redact) for e in item)
+
+
 def _redacted(example: Example, redact: Redactor) -> Example:
     messages = tuple({**m, "content": redact(str(m["content"]))} for m in example.messages)
     rejected = redact(example.rejected) if example.rejected is not None else None

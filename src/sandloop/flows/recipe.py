@@ -30,6 +30,7 @@ from sandloop.loops.recipe.spec import RecipeSpec, load_pipeline, load_recipe
 from sandloop.loops.status import RunStatus, StopReason
 from sandloop.records import dumps
 from sandloop.registration import RunRecord, put_record
+from sandloop.scoring import critic_row
 from sandloop.storage.store import AkashicStore
 from sandloop.summaries import PipelineResult, RecipeResult
 from sandloop.tasks.invoke import retry_only_retryable
@@ -64,7 +65,32 @@ def execute_recipe(
     recorded = recorded_result(store, spec, thread)
     if recorded is not None:
         return recorded
-    record = RunRecord(
+    record = new_record(spec, thread, values, seed, session)
+    put_record(store, record)
+    loop = RefineLoop(spec, prompt_for(spec, values), thread, seed)
+    log = store.open_thread(thread)
+    try:
+        driver = Driver(store, log, settings, events=False, keep_rows=True)
+        session_ = driver.run(loop)
+        if session_.reason is StopReason.FAILED:
+            put_record(store, failed_record(spec, record, str(session_.error), session_.rows))
+            raise RecipeFailed(f"{spec.name}: {session_.error}")
+        final = final_row(loop, session_.rows)
+        log.append(final)
+        store.flush(log)
+    finally:
+        log.close()
+    critiques = critique_rows(loop, session_.rows)
+    if critiques:
+        store.upsert("scores", critiques)
+    put_record(store, finished_record(spec, record, loop))
+    return result_of(spec, loop, str(final["key"]))
+
+
+def new_record(
+    spec: RecipeSpec, thread: str, values: dict[str, Any], seed: int | None, session: str | None
+) -> RunRecord:
+    return RunRecord(
         thread=thread,
         realm=spec.realm,
         kind="recipe",
@@ -77,30 +103,26 @@ def execute_recipe(
         flow_run_id=current_flow_run_id(),
         session=session,
     )
-    put_record(store, record)
-    loop = RefineLoop(spec, prompt_for(spec, values), thread, seed)
-    log = store.open_thread(thread)
-    try:
-        driver = Driver(store, log, settings, events=False, keep_rows=True)
-        session_ = driver.run(loop)
-        if session_.reason is StopReason.FAILED:
-            put_record(
-                store,
-                record.but(
-                    status=RunStatus.FAILED.value,
-                    error=f"{spec.name}: {session_.error}",
-                    steps=len(session_.rows),
-                ),
-            )
-            raise RecipeFailed(f"{spec.name}: {session_.error}")
-        final = loop.final()
-        assert final is not None
-        row = next(r for r in session_.rows if r["step"] == final.index)
-        meta = {**json.loads(row["metadata"]), **loop.details(final, final=True)}
-        log.append({**row, "metadata": dumps(meta)})  # the answer the run ends on
-        store.flush(log)
-    finally:
-        log.close()
+
+
+def final_row(loop: RefineLoop, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The answer the run ends on, recorded again with ``final`` in its metadata."""
+    final = loop.final()
+    assert final is not None
+    row = next(r for r in rows if r["step"] == final.index)
+    meta = {**json.loads(row["metadata"]), **loop.details(final, final=True)}
+    return {**row, "metadata": dumps(meta)}
+
+
+def failed_record(
+    spec: RecipeSpec, record: RunRecord, error: str, rows: list[dict[str, Any]]
+) -> RunRecord:
+    """A run a model failed: retries could not help it."""
+    return record.but(status=RunStatus.FAILED.value, error=f"{spec.name}: {error}", steps=len(rows))
+
+
+def finished_record(spec: RecipeSpec, record: RunRecord, loop: RefineLoop) -> RunRecord:
+    """A run that stopped on its own: accepted, or out of refine rounds."""
     outcome = loop.outcome()
     error = None
     if not outcome.accepted:
@@ -109,17 +131,18 @@ def execute_recipe(
             f"{spec.name} v{spec.version}: the output never validated in {rounds} refine "
             f"rounds: {'; '.join(outcome.errors)}"
         )
-    put_record(
-        store,
-        record.but(
-            status=RunStatus.COMPLETED.value if outcome.accepted else RunStatus.FAILED.value,
-            stop_reason=outcome.status,
-            steps=len(outcome.attempts),
-            error=error,
-        ),
+    return record.but(
+        status=RunStatus.COMPLETED.value if outcome.accepted else RunStatus.FAILED.value,
+        stop_reason=outcome.status,
+        steps=len(outcome.attempts),
+        error=error,
     )
+
+
+def result_of(spec: RecipeSpec, loop: RefineLoop, final_key: str | None) -> RecipeResult:
+    outcome = loop.outcome()
     return RecipeResult(
-        thread,
+        loop.thread,
         spec.name,
         spec.version,
         outcome.status,
@@ -128,7 +151,19 @@ def execute_recipe(
         outcome.errors,
         outcome.score,
         len(outcome.attempts),
+        final_key=final_key,
     )
+
+
+def critique_rows(loop: RefineLoop, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The critics' scores of the answers they critiqued, as `scores` rows."""
+    by_step = {int(r["step"]): r for r in rows}
+    scored = [
+        critic_row(by_step[answer.index], by_step[critique.index], critique.score, critique.model)
+        for answer, critique in loop.critiques()
+        if answer.index in by_step and critique.index in by_step
+    ]
+    return [row for row in scored if row is not None]
 
 
 def recorded_result(store: AkashicStore, spec: RecipeSpec, thread: str) -> RecipeResult | None:
@@ -158,6 +193,7 @@ def recorded_result(store: AkashicStore, spec: RecipeSpec, thread: str) -> Recip
         meta.get("score"),
         len(calls),
         cached=True,
+        final_key=str(row.key),
     )
 
 

@@ -17,21 +17,20 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
-from prefect import State, flow, get_run_logger, runtime
+from prefect import flow, get_run_logger, runtime
 from prefect.states import Failed
-from prefect.utilities.annotations import quote
 
 from sandloop.config import Settings
 from sandloop.embedding.embedders import embedder_from
 from sandloop.flows.artifacts import RunArtifacts, label_flow_run
-from sandloop.flows.driver import current_flow_run_id, outcome_from, value_of
+from sandloop.flows.batched import invoke_together
+from sandloop.flows.driver import current_flow_run_id
 from sandloop.flows.home import open_home
 from sandloop.loops.network import engine
 from sandloop.loops.protocol import Outcome
 from sandloop.loops.status import FINAL_REASONS, RunStatus, StopReason, status_after
 from sandloop.loops.sweep.engine import Batch, Live, batches
 from sandloop.loops.sweep.spec import Member, SweepSpec
-from sandloop.models.base import CallContext, ModelInput
 from sandloop.progress import SweepTick, publish
 from sandloop.records import invocation_row
 from sandloop.registration import RunRecord
@@ -39,7 +38,6 @@ from sandloop.storage.journal import WriterLog, append_together
 from sandloop.storage.store import AkashicStore, sql_str
 from sandloop.storage.wal import ThreadLocked
 from sandloop.summaries import SweepSummary
-from sandloop.tasks.invoke import Answers, invoke_batch
 
 
 @dataclass
@@ -202,31 +200,7 @@ def _stopped(live: Live) -> StopReason | None:
 
 
 def _invoke(store: AkashicStore, settings: Settings, tick: int, batch: Batch) -> list[Outcome]:
-    inputs = [
-        ModelInput("text", text=c.input_value)
-        if c.input_type == "text"
-        else ModelInput(c.input_type, data=store.blobs.get(c.input_value))
-        for c in batch.calls
-    ]
-    contexts = [CallContext(c.seed, c.step_key, c.index) for c in batch.calls]
-    started = datetime.now(UTC)
-    state: State[Answers] = invoke_batch(
-        tick,
-        batch.facet,
-        len(batch.items),
-        batch.model,
-        quote(inputs),
-        quote(batch.calls[0].params),
-        quote(contexts),
-        quote(settings),
-        return_state=True,
-    )
-    finished = datetime.now(UTC)
-    task_run_id = str(state.state_details.task_run_id or "") or None
-    answered = value_of(state)
-    # a task that itself failed answers every row the same way
-    answers = answered.rows if isinstance(answered, Answers) else [answered] * len(batch.items)
-    return [outcome_from(answer, started, finished, task_run_id, store) for answer in answers]
+    return invoke_together(store, settings, tick, batch.facet, batch.model, batch.calls)
 
 
 def _refill(

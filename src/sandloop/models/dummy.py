@@ -14,6 +14,8 @@ import time
 from collections import Counter
 from typing import Any
 
+import orjson
+
 from sandloop.keys import hash_value
 from sandloop.models.base import CallContext, ModelInput, ModelOutput
 from sandloop.models.errors import BY_KIND, InvalidInput, ModelError, RateLimited
@@ -162,6 +164,8 @@ class DummyAdapter:
     def _answer(self, model_input: ModelInput, p: DummyParams, ctx: CallContext) -> ModelOutput:
         if p.script:
             return ModelOutput("text", text=p.script[ctx.index % len(p.script)])
+        if self.task == "text-generation" and p.judge:
+            return ModelOutput("text", text=self._verdict(model_input.text or "", ctx))
         if self.task == "text-generation":
             index = _choice(p.vocab, model_input.text, self._salt(ctx))
             return ModelOutput("text", text=phrase(index))
@@ -170,6 +174,17 @@ class DummyAdapter:
         if self.task == "image-to-text":
             return ModelOutput("text", text=self._describe(model_input.data or b""))
         raise ModelError(f"the dummy platform does not do {self.task!r}", model=self.ref)
+
+    def _verdict(self, text: str, ctx: CallContext) -> str:
+        """A judge's JSON answer that depends only on what it reads (and the seed)."""
+        index = _choice(5 * 2 * len(WORDS), text, ctx.seed)
+        return orjson.dumps(
+            {
+                "score": 1 + index % 5,
+                "better": "AB"[index // 5 % 2],
+                "reason": f"it reads like {WORDS[index // 10]}",
+            }
+        ).decode()
 
     def _image(self, text: str, p: DummyParams, ctx: CallContext) -> bytes:
         from PIL import Image

@@ -153,9 +153,10 @@ SCORES = pa.schema(
         pa.field("other_key", pa.string()),  # a preference's non-preferred invocation
         pa.field("thread", pa.string(), nullable=False),
         pa.field("step", pa.int64(), nullable=False),
-        pa.field("score", pa.float64()),  # 1-5; none for a preference
-        pa.field("by", pa.string(), nullable=False),  # user:NAME, or the judge's invocation key
+        pa.field("score", pa.float64()),  # 1-5 for every kind; none for a preference
+        pa.field("by", pa.string(), nullable=False),  # user:NAME, judge:RECIPE@V, critic:MODEL
         pa.field("note", pa.string()),
+        pa.field("judge_key", pa.string()),  # a judge's or critic's invocation: its verdict
         pa.field("created_at", _TS),
     ]
 )

@@ -205,6 +205,16 @@ class RefineLoop:
         )
         self._next = _Next("revise", self.spec.model_ref, prompt, round_ + 1)
 
+    def critiques(self) -> list[tuple[Attempt, Attempt]]:
+        """Each critique with the answer it judged: (answer, critique), in call order."""
+        pairs, answer = [], None
+        for attempt in self.attempts:
+            if attempt.role != "critic":
+                answer = attempt
+            elif answer is not None:
+                pairs.append((answer, attempt))
+        return pairs
+
     def stop_reason(self, now: datetime) -> StopReason | None:
         return self._reason
 

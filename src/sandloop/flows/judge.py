@@ -31,7 +31,7 @@ from sandloop.flows.recipe import (
     final_row,
     finished_record,
     new_record,
-    recorded_result,
+    recorded_results,
 )
 from sandloop.keys import canonical_json
 from sandloop.loops.protocol import Call
@@ -167,21 +167,23 @@ def _judge_batch(
     tally: _Tally,
 ) -> None:
     located = _located(pinned, examples)
+    asked = []
+    for example in examples:
+        values = resolve_context(spec, transcript(example.messages), {}, seed)
+        asked.append((located[str(example.vector_key)], values, spec.thread(values, seed)))
+    known = recorded_results(store, spec, list(dict.fromkeys(t for _, _, t in asked)))
     rows: list[dict[str, Any]] = []  # verdicts and critic scores, written together
     live: dict[str, _Live] = {}
     try:
-        for example in examples:
-            judged = located[str(example.vector_key)]
-            values = resolve_context(spec, transcript(example.messages), {}, seed)
-            thread = spec.thread(values, seed)
-            if thread in live:
+        for judged, values, thread in asked:
+            if thread in live:  # the same text twice: one verdict serves both
                 live[thread].judged.append(judged)
                 continue
-            known = recorded_result(store, spec, thread)
-            if known is not None:
+            result = known.get(thread)
+            if result is not None:
                 tally.already += 1
-                parsed = known.parsed if known.accepted else None
-                _verdicts(parsed, known.final_key, [judged], by, tally, rows)
+                parsed = result.parsed if result.accepted else None
+                _verdicts(parsed, result.final_key, [judged], by, tally, rows)
                 continue
             loop = RefineLoop(spec, prompt_for(spec, values), thread, seed)
             record = new_record(spec, thread, values, seed, None)

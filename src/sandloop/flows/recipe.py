@@ -168,33 +168,45 @@ def critique_rows(loop: RefineLoop, rows: list[dict[str, Any]]) -> list[dict[str
 
 def recorded_result(store: AkashicStore, spec: RecipeSpec, thread: str) -> RecipeResult | None:
     """A finished recipe run's result, read back from the store (None if it never finished)."""
+    return recorded_results(store, spec, [thread]).get(thread)
+
+
+def recorded_results(
+    store: AkashicStore, spec: RecipeSpec, threads: list[str]
+) -> dict[str, RecipeResult]:
+    """`recorded_result` of many runs, with one read of `runs` and one of their calls."""
     import orjson
 
-    run = store.get_run(thread)
-    if run is None or run["status"] not in ("completed", "failed") or not run["stop_reason"]:
-        return None
-    calls = store.steps(thread)
-    finals = [
-        (row, meta)
-        for row in calls.itertuples()
-        if (meta := orjson.loads(row.metadata or "{}")).get("final")
+    runs = store.runs_of(threads)
+    done = [
+        t
+        for t, run in runs.items()
+        if run["status"] in ("completed", "failed") and run["stop_reason"]
     ]
-    if not finals:
-        return None
-    row, meta = finals[-1]
-    return RecipeResult(
-        thread,
-        spec.name,
-        spec.version,
-        str(run["stop_reason"]),
-        str(row.output),
-        meta.get("parsed"),
-        list(meta.get("validation_errors") or []),
-        meta.get("score"),
-        len(calls),
-        cached=True,
-        final_key=str(row.key),
-    )
+    results = {}
+    for thread, calls in store.steps_of(done).items():
+        finals = [
+            (row, meta)
+            for row in calls.itertuples()
+            if (meta := orjson.loads(row.metadata or "{}")).get("final")
+        ]
+        if not finals:
+            continue
+        row, meta = finals[-1]
+        results[thread] = RecipeResult(
+            thread,
+            spec.name,
+            spec.version,
+            str(runs[thread]["stop_reason"]),
+            str(row.output),
+            meta.get("parsed"),
+            list(meta.get("validation_errors") or []),
+            meta.get("score"),
+            len(calls),
+            cached=True,
+            final_key=str(row.key),
+        )
+    return results
 
 
 # A retry condition (even one that always declines) keeps Prefect from logging an expected

@@ -1085,30 +1085,35 @@ def prefer(
 
 def judge_snapshot(
     snapshot: str,
-    recipe: str = "judge-exchange",
+    recipe: str | None = None,
     home: Path | str | None = None,
     *,
+    compare: bool = False,
     model: str | None = None,
     seed: int | None = None,
     limit: int | None = None,
 ) -> JudgeSummary:
-    """Run a judge recipe over every output the snapshot would export, as one Prefect flow run,
-    and record each verdict as a `scores` row (by ``judge:RECIPE@VERSION``, with the judge's
-    invocation key); a re-run reuses the verdicts already recorded."""
+    """Run a judge recipe over a snapshot as one Prefect flow run, and record each verdict as a
+    `scores` row by ``judge:RECIPE@VERSION`` with the judge's invocation key: a 1-5 score per
+    output (``judge-exchange`` by default), or with ``compare`` a preference per two answers to
+    one prompt (``judge-pair``). A re-run reuses the verdicts already recorded."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     from sandloop.exports import snapshot as snapshots
-    from sandloop.flows.judge import check_judge, judge_flow
+    from sandloop.flows.judge import judge_flow
+    from sandloop.judging import Mode, check_judge
     from sandloop.loops.recipe.spec import load_recipe
 
     if limit is not None and limit < 1:
         raise SpecError(f"--limit {limit}: give at least 1")
+    mode: Mode = "compare" if compare else "score"
+    recipe = recipe or ("judge-pair" if compare else "judge-exchange")
     settings = settings_for(home)
-    check_judge(load_recipe(recipe, settings.local_dir, model))  # before Prefect starts
+    check_judge(load_recipe(recipe, settings.local_dir, model), mode)  # before Prefect starts
     snapshots.get(open_store(settings.home, readonly=True), snapshot)
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         state = judge_flow(
-            snapshot, recipe, model, seed, limit, str(settings.home), return_state=True
+            snapshot, recipe, model, seed, limit, str(settings.home), mode, return_state=True
         )
     return _summary_of(state, JudgeSummary)
 

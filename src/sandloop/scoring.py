@@ -136,6 +136,27 @@ def verdict_row(judged: Judged, score: Any, by: str, reason: Any, judge_key: str
     }
 
 
+def judged_preference_row(
+    chosen: Judged, rejected: Judged, by: str, reason: Any, judge_key: str
+) -> dict[str, Any]:
+    """A judge's comparison: ``chosen`` beat ``rejected`` (keyed as a person's preference is,
+    so judging the pair again, either way round, replaces it)."""
+    pair = sorted((chosen.key, rejected.key))
+    return {
+        "id": hash_value({"kind": "preference", "pair": pair, "by": by}),
+        "kind": "preference",
+        "key": chosen.key,
+        "other_key": rejected.key,
+        "thread": chosen.thread,
+        "step": chosen.step,
+        "score": None,
+        "by": by,
+        "note": None if reason is None else str(reason)[:2000],
+        "created_at": datetime.now(UTC),
+        "judge_key": judge_key,
+    }
+
+
 def critic_row(
     answer: dict[str, Any], critique: dict[str, Any], score: float | None, critic: str
 ) -> dict[str, Any] | None:

@@ -103,10 +103,11 @@ class JudgeSummary(_Summary):
 
     snapshot: str
     judge: str  # judge:RECIPE@VERSION: the `by` of its verdicts, for --rated-by
-    examples: int
+    mode: str  # score (a 1-5 score per output) | compare (a preference per pair of answers)
+    examples: int  # what it was asked about: outputs, or pairs of answers
     verdicts: int  # recorded, in this run or before it
     already: int  # of those, recorded before this run and left as they were
-    unscored: int  # the judge gave up, or answered without a 1-5 score
+    unscored: int  # the judge gave up, or gave no verdict this mode reads
     failed: int  # a model call failed where retries could not help
     mean_score: float | None
     task_runs: int = 0  # one per round and model of each batch

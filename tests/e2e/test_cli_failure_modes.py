@@ -48,7 +48,7 @@ FAILURES: dict[str, list[tuple[list[str], int, str]]] = {
     ],
     "judge": [
         (["missing"], 2, "no snapshot 'missing'"),
-        (["missing", "--recipe", "summarize"], 2, "not a judge"),
+        (["missing", "--recipe", "summarize"], 2, "not a score judge"),
         (["missing", "--recipe", "nope"], 2, "nope"),
         (["missing", "--limit", "0"], 2, "--limit 0"),
     ],

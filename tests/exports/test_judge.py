@@ -10,7 +10,7 @@ import pytest
 
 from sandloop import api
 from sandloop.exports.writer import ExportOptions, export, snapshot_examples
-from sandloop.flows.judge import JudgeError
+from sandloop.judging import JudgeError
 from sandloop.loops.network.spec import RunSpec
 from sandloop.loops.recipe.spec import RecipeSpec
 from tests.exports.test_exports import pinned
@@ -110,9 +110,42 @@ def test_snapshots_select_by_the_judges_scores(home: Path, tmp_path: Path) -> No
         api.create_snapshot("nobody", home, rated_by="judge-exchange", min_score=1)
 
 
+def test_compared_answers_become_preference_pairs_for_dpo(home: Path, tmp_path: Path) -> None:
+    store = api.open_store(home)
+    firsts = sorted(
+        store.rows("invocations", "kind = 'network' AND step = 0"), key=lambda r: r["key"]
+    )
+    assert len({r["input"] for r in firsts}) == 1  # three seeds answer the one genesis
+    distinct = list({r["output"]: r for r in firsts}.values())
+    summary = api.judge_snapshot("all", home=home, compare=True, model="dummy:judge")
+    assert summary.mode == "compare" and summary.judge == "judge:judge-pair@1"
+    assert summary.examples == summary.verdicts == len(distinct) - 1 >= 1
+    pairs = [r for r in store.rows("scores") if r["by"] == "judge:judge-pair@1"]
+    recorded = {r["key"]: r for r in store.rows("invocations")}
+    for pair in pairs:
+        verdict = recorded[pair["judge_key"]]
+        a, b = (r["output"] for r in (recorded[pair["key"]], recorded[pair["other_key"]]))
+        better = json.loads(verdict["output"])["better"]
+        shown_a = verdict["input"].split("Answer A: ")[1].split("\n\nAnswer B: ")[0]
+        assert shown_a == (a if better == "A" else b)
+    api.create_snapshot("compared", home)
+    out = tmp_path / "dpo"
+    manifest = export(
+        pinned(home, "compared"), ExportOptions(("openai-dpo",), out, val_fraction=0.0)
+    )
+    assert manifest["pairs"] == {"judge:judge-pair@1": len(pairs)}
+    dpo = [
+        json.loads(line) for line in (out / "openai-dpo" / "train.jsonl").read_text().splitlines()
+    ]
+    chosen = {recorded[p["key"]]["output"]: recorded[p["other_key"]]["output"] for p in pairs}
+    assert {
+        d["preferred_output"][0]["content"]: d["non_preferred_output"][0]["content"] for d in dpo
+    } == chosen
+
+
 def test_a_recipe_that_gives_no_score_is_not_a_judge(home: Path) -> None:
     runs = len(api.list_runs(home))
-    with pytest.raises(JudgeError, match="not a judge"):
+    with pytest.raises(JudgeError, match="not a score judge"):
         api.judge_snapshot("all", "summarize", home, model="dummy:judge")
     with pytest.raises(Exception, match="no snapshot 'missing'"):
         api.judge_snapshot("missing", home=home, model="dummy:judge")

@@ -67,8 +67,19 @@ def prefer(
 def judge(
     snapshot: Annotated[str, typer.Argument(help="The snapshot whose outputs are judged.")],
     recipe: Annotated[
-        str, typer.Option(help="A judge recipe: a name or a YAML file, answering {score: 1-5}.")
-    ] = "judge-exchange",
+        str | None,
+        typer.Option(
+            help="A judge recipe (a name or a YAML file). Default: judge-exchange, which answers "
+            "{score: 1-5}; with --compare, judge-pair, which answers {better: A|B}.",
+            show_default=False,
+        ),
+    ] = None,
+    compare: Annotated[
+        bool,
+        typer.Option(
+            "--compare", help="Compare two answers to one prompt at a time: preference pairs."
+        ),
+    ] = False,
     model: Annotated[
         str | None, typer.Option(help="Judge with this model instead of the recipe's.")
     ] = None,
@@ -78,11 +89,12 @@ def judge(
     as_json: JsonOption = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="Show Prefect's logs.")] = False,
 ) -> None:
-    """Score every output a snapshot would export with a judge recipe, as one Prefect flow run.
+    """Judge a snapshot's outputs with a judge recipe, as one Prefect flow run.
 
-    Each verdict is a score (1-5) by judge:RECIPE@VERSION with the judge's own key; a re-run
-    keeps the verdicts already recorded. Select by them with `snapshot create --rated-by
-    judge:RECIPE@VERSION --min-score N`.
+    Each verdict is recorded by judge:RECIPE@VERSION with the judge's own key: a score (1-5)
+    per output, to select by with `snapshot create --rated-by judge:RECIPE@VERSION --min-score
+    N`; or, with --compare, a preference per two answers to one prompt, which preference
+    exports (openai-dpo, trl, hf) use. A re-run keeps the verdicts already recorded.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -111,11 +123,12 @@ def judge(
         out.print_json(data=summary.as_dict())
     else:
         mean = f", mean {summary.mean_score:.2f}" if summary.mean_score is not None else ""
+        asked = "outputs" if summary.mode == "score" else "pairs of answers"
         out.print(
-            f"{summary.judge} judged {summary.examples} outputs of snapshot {summary.snapshot}: "
+            f"{summary.judge} judged {summary.examples} {asked} of snapshot {summary.snapshot}: "
             f"{summary.verdicts} verdicts{mean}"
             + (f" ({summary.already} recorded before)" if summary.already else "")
-            + (f"; {summary.unscored} without a 1-5 score" if summary.unscored else "")
+            + (f"; {summary.unscored} without a verdict" if summary.unscored else "")
             + (f"; {summary.failed} failed" if summary.failed else "")
             + f" in {summary.duration_s:.1f} s ({summary.task_runs} task runs)",
             highlight=False,

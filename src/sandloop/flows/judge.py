@@ -1,5 +1,6 @@
-"""A judge recipe over a snapshot as one Prefect flow run: every example the snapshot would
-export is read by the judge, and each verdict is a `scores` row with the judge's key.
+"""A judge recipe over a snapshot as one Prefect flow run: the judge reads every output the
+snapshot would export (or, comparing, every two answers to one prompt), and each verdict is a
+`scores` row with the judge's key (see `sandloop.judging`).
 
 Each verdict is an ordinary recipe run (its own thread, `runs` row and recorded calls), so a
 re-run is a cache hit and a killed judge goes on where it stopped. The runs are advanced a batch
@@ -17,9 +18,8 @@ from prefect import flow, runtime
 from prefect.states import Failed
 
 from sandloop.config import Settings
-from sandloop.errors import SandloopError
 from sandloop.exports import snapshot as snapshots
-from sandloop.exports.examples import Example, transcript
+from sandloop.exports.examples import Example
 from sandloop.exports.writer import snapshot_examples
 from sandloop.flows.artifacts import label_flow_run
 from sandloop.flows.batched import invoke_together
@@ -33,6 +33,16 @@ from sandloop.flows.recipe import (
     new_record,
     recorded_results,
 )
+from sandloop.judging import (
+    JudgeError,
+    Mode,
+    Question,
+    Subject,
+    check_judge,
+    judge_id,
+    questions,
+    verdict_rows,
+)
 from sandloop.keys import canonical_json
 from sandloop.loops.protocol import Call
 from sandloop.loops.recipe.context import prompt_for, resolve_context
@@ -41,35 +51,12 @@ from sandloop.loops.recipe.spec import RecipeSpec, load_recipe
 from sandloop.progress import JudgeProgress, publish
 from sandloop.records import invocation_row
 from sandloop.registration import RunRecord
-from sandloop.scoring import Judged, ScoreError, verdict_row
+from sandloop.scoring import Judged, ScoreError
 from sandloop.storage.journal import WriterLog, append_together
 from sandloop.storage.store import AkashicStore, sql_str
 from sandloop.summaries import JudgeSummary
 
 BATCH = 256  # recipe runs advanced together: one task run per round and model
-
-
-class JudgeError(SandloopError):
-    """A judge recipe that cannot give verdicts, or a snapshot with nothing to judge."""
-
-
-def judge_id(spec: RecipeSpec) -> str:
-    return f"judge:{spec.name}@{spec.version}"
-
-
-def check_judge(spec: RecipeSpec) -> None:
-    """A verdict is a JSON object with a numeric ``score``: the recipe must ask for one."""
-    output = spec.output or {}
-    score = (output.get("properties") or {}).get("score") or {}
-    if "score" not in (output.get("required") or []) or score.get("type") not in (
-        "number",
-        "integer",
-    ):
-        raise JudgeError(
-            f"recipe {spec.name} is not a judge: its output must require a numeric score "
-            "(output: {type: object, properties: {score: {type: number, minimum: 1, maximum: 5}}, "
-            "required: [score]}); see the builtin judge-exchange"
-        )
 
 
 @dataclass
@@ -84,12 +71,12 @@ class _Tally:
 
 @dataclass
 class _Live:
-    """A verdict being reached: its recipe run, its log, the outputs it judges (more than one
-    when they read the same)."""
+    """A verdict being reached: its recipe run, its log, what it judges (more than one output
+    or pair when they read the same)."""
 
     loop: RefineLoop
     log: WriterLog
-    judged: list[Judged]
+    subjects: list[Subject]
     record: RunRecord
     rows: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
@@ -108,30 +95,34 @@ def judge_flow(
     seed: int | None = None,
     limit: int | None = None,
     home: str | None = None,
+    mode: Mode = "score",
 ) -> Any:
     """Returns the summary; the flow run fails only when no verdict could be recorded."""
     settings, store = open_home(home)
     spec = load_recipe(recipe, settings.local_dir, model)
-    check_judge(spec)
+    check_judge(spec, mode)
     row = snapshots.get(store, snapshot)
     assert row is not None  # get() raises for a missing one
     pinned = snapshots.Pinned(store, row)
-    examples = [e for e in snapshot_examples(pinned) if e.vector_key][:limit]
-    if not examples:
-        raise JudgeError(f"snapshot {snapshot!r} has no outputs a judge can read")
+    examples = [e for e in snapshot_examples(pinned) if e.vector_key]
+    asked = questions(examples, _located(pinned, examples), mode)[:limit]
+    if not asked:
+        what = "outputs" if mode == "score" else "two answers to one prompt"
+        raise JudgeError(f"snapshot {snapshot!r} has no {what} for a judge to read")
     by = judge_id(spec)
-    label_flow_run(name=f"judge {snapshot} · {by} · {len(examples)} outputs")
+    label_flow_run(name=f"judge {snapshot} · {by} · {len(asked)} questions")
     tally, started = _Tally(), datetime.now(UTC)
     done = 0
-    for start in range(0, len(examples), BATCH):
-        chunk = examples[start : start + BATCH]
-        _judge_batch(store, settings, spec, pinned, chunk, seed, by, tally)
+    for start in range(0, len(asked), BATCH):
+        chunk = asked[start : start + BATCH]
+        _judge_batch(store, settings, spec, chunk, seed, by, tally)
         done += len(chunk)
-        publish(JudgeProgress(snapshot, done, len(examples), tally.verdicts))
+        publish(JudgeProgress(snapshot, done, len(asked), tally.verdicts))
     summary = JudgeSummary(
         snapshot=snapshot,
         judge=by,
-        examples=len(examples),
+        mode=mode,
+        examples=len(asked),
         verdicts=tally.verdicts,
         already=tally.already,
         unscored=tally.unscored,
@@ -141,13 +132,16 @@ def judge_flow(
         duration_s=(datetime.now(UTC) - started).total_seconds(),
         flow_run_id=current_flow_run_id(),
     )
-    label_flow_run(name=f"judge {snapshot} · {by} · {tally.verdicts}/{len(examples)} verdicts")
+    label_flow_run(name=f"judge {snapshot} · {by} · {tally.verdicts}/{len(asked)} verdicts")
     if not tally.verdicts:
         return Failed(message=f"{by} recorded no verdict on snapshot {snapshot}", data=summary)
     return summary
 
 
 def _located(pinned: snapshots.Pinned, examples: list[Example]) -> dict[str, Judged]:
+    """Where each example's output is recorded: the thread and step its score names."""
+    if not examples:
+        return {}
     keys = ", ".join(sql_str(str(e.vector_key)) for e in examples)
     rows = pinned.read("invocations", f"key IN ({keys})", ["key", "thread", "step"])
     return {
@@ -160,34 +154,32 @@ def _judge_batch(
     store: AkashicStore,
     settings: Settings,
     spec: RecipeSpec,
-    pinned: snapshots.Pinned,
-    examples: list[Example],
+    asked: list[Question],
     seed: int | None,
     by: str,
     tally: _Tally,
 ) -> None:
-    located = _located(pinned, examples)
-    asked = []
-    for example in examples:
-        values = resolve_context(spec, transcript(example.messages), {}, seed)
-        asked.append((located[str(example.vector_key)], values, spec.thread(values, seed)))
-    known = recorded_results(store, spec, list(dict.fromkeys(t for _, _, t in asked)))
+    planned = []
+    for question in asked:
+        values = resolve_context(spec, question.text, {}, seed)
+        planned.append((question.subject, values, spec.thread(values, seed)))
+    known = recorded_results(store, spec, list(dict.fromkeys(t for _, _, t in planned)))
     rows: list[dict[str, Any]] = []  # verdicts and critic scores, written together
     live: dict[str, _Live] = {}
     try:
-        for judged, values, thread in asked:
+        for subject, values, thread in planned:
             if thread in live:  # the same text twice: one verdict serves both
-                live[thread].judged.append(judged)
+                live[thread].subjects.append(subject)
                 continue
             result = known.get(thread)
             if result is not None:
                 tally.already += 1
                 parsed = result.parsed if result.accepted else None
-                _verdicts(parsed, result.final_key, [judged], by, tally, rows)
+                _verdicts(parsed, result.final_key, [subject], by, tally, rows)
                 continue
             loop = RefineLoop(spec, prompt_for(spec, values), thread, seed)
             record = new_record(spec, thread, values, seed, None)
-            live[thread] = _Live(loop, store.open_thread(thread), [judged], record)
+            live[thread] = _Live(loop, store.open_thread(thread), [subject], record)
         if live:
             store.put_runs([item.record.as_row() for item in live.values()])
             _advance(store, settings, list(live.values()), tally)
@@ -239,7 +231,7 @@ def _finish(
     records = []
     for item in live:
         if item.error is not None or item.loop.final() is None:
-            tally.failed += len(item.judged)
+            tally.failed += len(item.subjects)
             records.append(failed_record(spec, item.record, str(item.error), item.rows))
             continue
         final = final_row(item.loop, item.rows)
@@ -247,7 +239,7 @@ def _finish(
         records.append(finished_record(spec, item.record, item.loop))
         outcome = item.loop.outcome()
         parsed = outcome.parsed if outcome.accepted else None
-        _verdicts(parsed, str(final["key"]), item.judged, by, tally, rows)
+        _verdicts(parsed, str(final["key"]), item.subjects, by, tally, rows)
         rows.extend(critique_rows(item.loop, item.rows))
     store.flush_all([item.log for item in live])
     store.put_runs([record.as_row() for record in records])
@@ -256,20 +248,19 @@ def _finish(
 def _verdicts(
     parsed: Any,
     judge_key: str | None,
-    judged: list[Judged],
+    subjects: list[Subject],
     by: str,
     tally: _Tally,
     rows: list[dict[str, Any]],
 ) -> None:
-    """One verdict row per judged output, or each counted unscored."""
+    """The verdict's rows, or each of its subjects counted as not judged."""
     try:
-        if not isinstance(parsed, dict) or judge_key is None:
+        if judge_key is None:
             raise ScoreError("no verdict")
-        score, reason = parsed.get("score"), parsed.get("reason")
-        made = [verdict_row(j, score, by, reason, judge_key) for j in judged]
+        made = verdict_rows(parsed, judge_key, subjects, by)
     except ScoreError:
-        tally.unscored += len(judged)
+        tally.unscored += len(subjects)
         return
     rows.extend(made)
     tally.verdicts += len(made)
-    tally.scores.extend(float(row["score"]) for row in made)
+    tally.scores.extend(float(row["score"]) for row in made if row["score"] is not None)

@@ -115,6 +115,8 @@ class DummyAdapter:
             "dummy:text-to-image": "text-to-image",
             "dummy:image-to-text": "image-to-text",
         }.get(ref, "text-generation")
+        # Not a parameter: a new parameter would change every dummy call's key.
+        self.judge = ref.partition(":")[2].startswith("judge")
         self._failures: Counter[str] = Counter()
         self._lock = threading.Lock()
 
@@ -164,7 +166,7 @@ class DummyAdapter:
     def _answer(self, model_input: ModelInput, p: DummyParams, ctx: CallContext) -> ModelOutput:
         if p.script:
             return ModelOutput("text", text=p.script[ctx.index % len(p.script)])
-        if self.task == "text-generation" and p.judge:
+        if self.task == "text-generation" and self.judge:
             return ModelOutput("text", text=self._verdict(model_input.text or "", ctx))
         if self.task == "text-generation":
             index = _choice(p.vocab, model_input.text, self._salt(ctx))

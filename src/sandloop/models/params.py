@@ -36,9 +36,6 @@ class DummyParams(PlatformParams):
         default_factory=list,
         description="answer these in turn (by the call's index) instead of generating",
     )
-    judge: bool = Field(
-        False, description='answer as a judge: {"score": 1-5, "better": "A"|"B", "reason"} JSON'
-    )
     temperature: float = Field(0.7, ge=0, le=5, description="recorded; the dummy ignores it")
 
 

@@ -122,7 +122,8 @@ def test_every_command_works_on_an_s3_home(
         "export", "remote-1", "--format", "openai-chat", "--out", f"s3://{datasets}/ds", env=env
     )
     assert uploaded.returncode == 0, uploaded.stderr
-    assert "openai-chat/train.jsonl" in uploaded.stdout
+    written = (out / "openai-chat" / "train.jsonl").read_text().count("\n")
+    assert f"openai-chat: {written} train" in uploaded.stdout  # the rows of each file set
     body = s3.client().get_object(Bucket=datasets, Key="ds/openai-chat/train.jsonl")["Body"].read()
     assert body == (out / "openai-chat" / "train.jsonl").read_bytes()
     again = sandloop(

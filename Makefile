@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_router.py
 	$(BIN)/python benchmarks/bench_export.py --million
 	$(BIN)/python benchmarks/bench_judge.py
+	$(BIN)/python benchmarks/bench_image_export.py
 	$(BIN)/python benchmarks/bench_prefect_backends.py
 	$(BIN)/python benchmarks/bench_handoff.py
 	$(BIN)/python benchmarks/bench_cli_start.py

@@ -177,8 +177,9 @@ def sandloop(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 def test_failures_inside_flow_runs_are_one_line_without_prefect_logs(tmp_path: Path) -> None:
-    """A recipe that never validates (exit 1) and an export with nothing usable (exit 2): the
-    flow runs fail in Prefect, and the console shows only the command's line."""
+    """A recipe that never validates (exit 1) and an export with nothing usable (image steps in a
+    text-only format, exit 2): the flow runs fail in Prefect, and the console shows only the
+    command's line."""
     home = tmp_path / "home"
     never = tmp_path / "never.yaml"
     never.write_text(
@@ -201,7 +202,7 @@ def test_failures_inside_flow_runs_are_one_line_without_prefect_logs(tmp_path: P
     assert sandloop("snapshot", "create", "--name", "images", home=home).returncode == 0
     for args, code, match in (
         (["recipe", "run", str(never), "--input", "q"], 1, "never validated"),
-        (["export", "images", "--format", "hf", "--out", str(tmp_path / "x")], 2, "no usable"),
+        (["export", "images", "--format", "trl", "--out", str(tmp_path / "x")], 2, "no usable"),
     ):
         done = sandloop(*args, home=home)
         lines = [line for line in done.stderr.splitlines() if line.strip()]

@@ -85,13 +85,23 @@ def size_category(examples: int) -> str:
     return next((label for limit, label in SIZE_CATEGORIES if examples < limit), "n>100M")
 
 
+#: The Hub's task category of each kind of example.
+TASKS = {"vision": "image-to-text", "text-to-image": "text-to-image"}
+
+
+def task_categories(manifest: dict[str, Any]) -> list[str]:
+    kinds = {k for s in ("train", "validation") for k in manifest["counts"][s]["by_kind"]}
+    found = {TASKS.get(kind, "text-generation") for kind in kinds}
+    return sorted(found) or ["text-generation"]
+
+
 def metadata(manifest: dict[str, Any], license_id: str) -> dict[str, Any]:
     snapshot = manifest["snapshot"]
     examples = sum(manifest["counts"][s]["examples"] for s in ("train", "validation"))
     return {
         "pretty_name": snapshot["name"],
         "license": license_id,
-        "task_categories": ["text-generation"],
+        "task_categories": task_categories(manifest),
         "size_categories": [size_category(examples)],
         "tags": ["sandloop", "synthetic"],
         "configs": configs(list(manifest["files"])),
@@ -138,7 +148,9 @@ def card(manifest: dict[str, Any], license_id: str = "unknown") -> str:
         "",
         "Network steps are (input → output) pairs with the model named; a dialogue is each "
         "actor's side of the conversation; a recipe is its rendered prompt and accepted output "
-        "(with a rejected round as the non-preferred side where there was one).",
+        "(with a rejected round as the non-preferred side where there was one). An image→text "
+        'step is a vision example (`"vision"`: `messages` and `images`), a text→image step a '
+        '(prompt, image) pair (`"text-to-image"`).',
         "",
         "`manifest.json` lists every file with its sha256; exporting the same snapshot again "
         "gives the same bytes.",

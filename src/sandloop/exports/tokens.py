@@ -22,8 +22,20 @@ def count(text: str) -> int:
 
 COUNTED = (
     "OpenAI cookbook's num_tokens_from_messages: 3 per message, the tokens of its role, "
-    "content and name (1 more for a name), and 3 that prime the reply"
+    "content and name (1 more for a name), and 3 that prime the reply; of content parts, "
+    "the text parts only (images are priced by their size, not counted here)"
 )
+
+
+def text_of(content: Any) -> str:
+    """A message's text: its content, or the text parts of a list of content parts."""
+    if isinstance(content, list):
+        return "".join(
+            str(p.get("text") or "")
+            for p in content
+            if isinstance(p, dict) and p.get("type") == "text"
+        )
+    return str(content or "")
 
 
 def count_messages(messages: list[dict[str, Any]]) -> int:
@@ -31,9 +43,7 @@ def count_messages(messages: list[dict[str, Any]]) -> int:
     tokens are more than its texts' (each message carries its role and framing)."""
     total = 3
     for message in messages:
-        total += (
-            3 + count(str(message.get("role") or "")) + count(str(message.get("content") or ""))
-        )
+        total += 3 + count(str(message.get("role") or "")) + count(text_of(message.get("content")))
         if message.get("name"):
             total += 1 + count(str(message["name"]))
     return total

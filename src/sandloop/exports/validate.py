@@ -63,7 +63,9 @@ def _check_message(message: Any, report: Report, line: int) -> None:
         report.add("unrecognized_role", line)
     content = message.get("content")
     has_calls = bool(message.get("tool_calls") or message.get("function_call"))
-    if content is None and not has_calls:
+    if isinstance(content, list):
+        _check_parts(content, role, report, line)
+    elif content is None and not has_calls:
         report.add("missing_content", line)
     elif (
         content is not None
@@ -90,6 +92,54 @@ def _check_message(message: Any, report: Report, line: int) -> None:
         report.add("bad_weight", line)
 
 
+def _check_parts(parts: list[Any], role: Any, report: Report, line: int) -> None:
+    """Content parts, as OpenAI's vision fine-tuning takes them: text, or an image (a data URL
+    of a JPEG, PNG or WEBP of at most 10 MB, or an https URL) in a user message."""
+    if not parts:
+        report.add("empty_or_non_text_content", line)
+    for part in parts:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            if not isinstance(part.get("text"), str) or not part["text"].strip():
+                report.add("empty_text_part", line)
+            continue
+        if kind != "image_url":
+            report.add("unrecognized_content_part", line)
+            continue
+        if role != "user":
+            report.add("image_not_in_user_message", line)
+        image = part.get("image_url")
+        url = image.get("url") if isinstance(image, dict) else None
+        if not isinstance(url, str) or not url.startswith(("data:", "https://")):
+            report.add("image_url_malformed", line)
+        elif url.startswith("data:"):
+            _check_data_url(url, report, line)
+        if isinstance(image, dict) and image.get("detail", "auto") not in ("auto", "low", "high"):
+            report.add("image_detail_unknown", line)
+
+
+def _check_data_url(url: str, report: Report, line: int) -> None:
+    import base64
+    import binascii
+
+    from sandloop.exports.images import OPENAI_MAX_IMAGE_BYTES, OPENAI_MEDIA_TYPES, media_type
+
+    header, comma, body = url.partition(",")
+    declared = header.removeprefix("data:").removesuffix(";base64")
+    try:
+        data = (
+            base64.b64decode(body, validate=True) if comma and header.endswith(";base64") else b""
+        )
+    except binascii.Error:
+        data = b""
+    if not data:
+        report.add("image_data_url_not_base64", line)
+    elif declared not in OPENAI_MEDIA_TYPES or media_type(data) != declared:
+        report.add("image_type_not_jpeg_png_or_webp", line)
+    elif len(data) > OPENAI_MAX_IMAGE_BYTES:
+        report.add("image_over_10_mb", line)
+
+
 def check_openai_chat(
     record: Any, report: Report, line: int, max_tokens: int, token_count: int | None = None
 ) -> None:
@@ -113,7 +163,7 @@ def check_openai_chat(
         else:
             _check_message(message, report, line)
             if isinstance(message, dict):
-                chars += len(str(message.get("content") or "")) + len(
+                chars += len(tokens.text_of(message.get("content"))) + len(
                     str(message.get("name") or "")
                 )
         if isinstance(message, dict) and message.get("role") == "assistant":
@@ -186,11 +236,43 @@ def check_shape(fmt: str, part: str, record: Any, report: Report, line: int) -> 
                 report.add(f"alpaca_{column}", line)
         if not isinstance(record.get("input"), str):
             report.add("alpaca_input", line)
+    elif fmt == "hf" and part in ("vision", "text-to-image"):
+        _check_hf_images(part, record, report, line)
     elif fmt == "hf":
         columns = ("prompt", "chosen", "rejected") if part == "preference" else ("messages",)
         for column in columns:
             if not _chat_list(record.get(column)):
                 report.add(f"hf_{part or 'sft'}_{column}", line)
+
+
+def _image_cell(value: Any) -> bool:
+    from sandloop.exports.images import media_type
+
+    data = value.get("bytes") if isinstance(value, dict) else None
+    return isinstance(data, bytes) and media_type(data) is not None
+
+
+def _check_hf_images(part: str, record: dict[str, Any], report: Report, line: int) -> None:
+    """The image configs: every image decodes as one, and a vision example's messages hold as
+    many image placeholders as it has images (what TRL's vision collators pair up)."""
+    if part == "text-to-image":
+        if not isinstance(record.get("prompt"), str) or not record["prompt"].strip():
+            report.add("hf_text-to-image_prompt", line)
+        if not _image_cell(record.get("image")):
+            report.add("hf_text-to-image_image", line)
+        return
+    images, messages = record.get("images"), record.get("messages")
+    if not isinstance(images, list) or not images or not all(map(_image_cell, images)):
+        report.add("hf_vision_images", line)
+        return
+    if not isinstance(messages, list) or not messages or messages[-1].get("role") != "assistant":
+        report.add("hf_vision_messages", line)
+        return
+    placeholders = sum(
+        1 for m in messages for p in m.get("content") or [] if p.get("type") == "image"
+    )
+    if placeholders != len(images):
+        report.add("hf_vision_image_count", line)
 
 
 def check(
@@ -214,7 +296,8 @@ def validate_file(path: Path, fmt: str, max_tokens: int = DEFAULT_MAX_TOKENS) ->
     report = Report()
     part = path.name.split(".")[0] if fmt == "trl" else ""
     if fmt == "hf":  # hf/CONFIG/SPLIT-00000-of-00001.parquet
-        part = path.parent.name if path.parent.name in ("sft", "preference") else "sft"
+        known = ("sft", "preference", "vision", "text-to-image")
+        part = path.parent.name if path.parent.name in known else "sft"
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 

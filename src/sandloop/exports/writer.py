@@ -39,6 +39,16 @@ from sandloop.exports.examples import (
     usable_network_rows,
 )
 from sandloop.exports.formats import FORMATS, WRITERS
+from sandloop.exports.images import (
+    HF_IMAGE_SCHEMAS,
+    IMAGE_FORMATS,
+    VISION,
+    hf_row,
+    image_examples,
+    image_passes_checks,
+    image_rows,
+    openai_vision,
+)
 from sandloop.exports.paths import cannot_write, check_output
 from sandloop.exports.redact import Redactor
 from sandloop.exports.snapshot import Pinned, SnapshotError
@@ -426,7 +436,7 @@ class _Sink:
         rows = self.parquet_rows.get((config, split))
         if not rows:
             return
-        schema = HF_SCHEMAS[config]
+        schema = HF_SCHEMAS[config] if config in HF_SCHEMAS else HF_IMAGE_SCHEMAS[config]
         table = pa.Table.from_pylist(rows, schema=schema)
         writer = self.parquet_writers.get((config, split))
         if writer is None:
@@ -581,6 +591,7 @@ def export(
                 written += 1
                 if written % 10_000 == 0:
                     progress(written)
+        written += _write_images(pinned, source, options, sink, reports, stats, redact, seen)
         sink.close()
         if written == 0:
             raise ExportError(
@@ -608,6 +619,73 @@ def export(
         raise
     progress(written)
     return manifest
+
+
+def _write_images(
+    pinned: Pinned,
+    source: _Examples,
+    options: ExportOptions,
+    sink: _Sink,
+    reports: dict[tuple[str, str, str], Report],
+    stats: Stats,
+    redact: Redactor,
+    seen: set[bytes],
+) -> int:
+    """The snapshot's image exchanges, into the formats that carry images (see
+    `exports.images`); returns how many were written."""
+    if not source.network_threads:
+        return 0
+    where = "kind = 'network' AND (input_type = 'image' OR output_type = 'image')"
+    rows = scan(pinned.table("invocations"), where, NETWORK_COLUMNS).to_arrow()
+    rows = image_rows(
+        rows.filter(pc.is_in(rows["thread"], pa.array(sorted(source.network_threads))))
+    )
+    if source.kept_keys is not None:
+        passing = rows.filter(pc.is_in(rows["key"], source.kept_keys))
+        stats.skipped["below_score_filter"] += len(rows) - len(passing)
+        rows = passing
+    carriers = [fmt for fmt in options.formats if fmt in IMAGE_FORMATS]
+    for fmt in options.formats:
+        if fmt not in IMAGE_FORMATS and len(rows):
+            stats.skipped[f"image_exchange_not_in:{fmt}"] += len(rows)
+    if not carriers or not len(rows):
+        return 0
+    written = 0
+    for found in image_examples(rows.sort_by("key"), pinned.store.blobs.get):
+        if isinstance(found, str):
+            stats.skipped[found] += 1
+            continue
+        example = replace(found, text=redact(found.text))
+        if options.dedupe in ("exact", "near"):
+            digest = hashlib.blake2b(
+                b"\x1f".join((example.kind.encode(), example.text.encode(), example.image)),
+                digest_size=16,
+            ).digest()
+            if digest in seen:
+                stats.dedupe["exact"] += 1
+                continue
+            seen.add(digest)
+        split = split_of(example.key, options.val_fraction)
+        stats.counts[(split, example.kind)] += 1
+        fine = image_passes_checks(example)
+        for fmt in carriers:
+            if fmt == "openai-chat" and example.kind != VISION:
+                continue  # OpenAI fine-tunes no image model from (prompt, image) pairs
+            if fmt == "openai-chat" and not fine:  # a GIF, say: OpenAI would refuse the file
+                stats.skipped["image_not_jpeg_png_or_webp_under_10_mb:openai-chat"] += 1
+                continue
+            part = example.kind if fmt == "hf" else VISION
+            record = openai_vision(example) if fmt == "openai-chat" else hf_row(example)
+            report = reports.get((fmt, part, split))
+            if report is None:
+                report = reports[(fmt, part, split)] = Report()
+            if fine:
+                report.examples += 1
+            else:
+                check(fmt, part, record, report, report.examples + 1, options.max_tokens)
+            sink.write(fmt, part, split, record)
+        written += 1
+    return written
 
 
 def _write_columnar(

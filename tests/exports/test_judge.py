@@ -143,6 +143,22 @@ def test_compared_answers_become_preference_pairs_for_dpo(home: Path, tmp_path: 
     } == chosen
 
 
+def test_the_cli_judges_and_compares(home: Path) -> None:
+    from typer.testing import CliRunner
+
+    from sandloop.cli import app
+
+    for extra, mode in (([], "score"), (["--compare"], "compare")):
+        result = CliRunner().invoke(
+            app,
+            ["judge", "all", "--model", "dummy:judge", "--json", *extra],
+            env={"SANDLOOP_HOME": str(home)},
+        )
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.stdout)
+        assert summary["mode"] == mode and summary["verdicts"] >= 1
+
+
 def test_a_recipe_that_gives_no_score_is_not_a_judge(home: Path) -> None:
     runs = len(api.list_runs(home))
     with pytest.raises(JudgeError, match="not a score judge"):

@@ -118,7 +118,9 @@ def judge(
             progress.update(bar, completed=event.judged, total=event.total, verdicts=event.verdicts)
 
     with progress, observing(on_batch):
-        summary = api.judge_snapshot(snapshot, recipe, home, model=model, seed=seed, limit=limit)
+        summary = api.judge_snapshot(
+            snapshot, recipe, home, compare=compare, model=model, seed=seed, limit=limit
+        )
     if as_json:
         out.print_json(data=summary.as_dict())
     else:

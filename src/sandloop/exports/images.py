@@ -68,16 +68,14 @@ def image_rows(rows: pa.Table) -> pa.Table:
 def image_examples(rows: pa.Table, blob: Any) -> Iterator[ImageExample | str]:
     """One example per row of ``image_rows``, its image read with ``blob(hash)``; a row whose
     image is missing or not an image yields the reason instead, for the manifest."""
-    columns = [rows[c].to_pylist() for c in ("key", "thread", "model", "input", "output")]
-    kinds = rows["input_type"].to_pylist()
-    for (key, thread, model, given, made), input_type in zip(
-        zip(*columns, strict=True), kinds, strict=True
-    ):
+    names = ("key", "thread", "model", "input", "output", "input_type")
+    columns = [rows[c].to_pylist() for c in names]
+    for key, thread, model, given, made, input_type in zip(*columns, strict=True):
         vision = input_type == "image"
         image_hash, text = (given, made) if vision else (made, given)
         try:
             data = blob(str(image_hash))
-        except (FileNotFoundError, OSError):
+        except OSError:  # FileNotFoundError among them
             yield "image_blob_missing"
             continue
         found = media_type(data)

@@ -124,6 +124,8 @@ def test_every_format_maps_every_kind(store_home: Path, snapshot_all: dict, tmp_
             "non_preferred_output": [{"role": "assistant", "content": "bad answer"}],
         }
     ]
+    origins = [r for f in sorted((out / "openai-dpo" / "provenance").glob("*")) for r in lines(f)]
+    assert [(o["line"], o["kind"], o["source"]) for o in origins] == [(1, "recipe", "refine")]
     preference = [r for f in (out / "trl").glob("preference.*") for r in lines(f)]
     assert preference[0]["chosen"] == dpo[0]["preferred_output"]
     assert {r["conversations"][-1]["from"] for r in every_record(out, "sharegpt")} == {"gpt"}

@@ -137,6 +137,12 @@ def test_snapshots_select_by_score_and_exports_carry_human_pairs(
     outputs = {r["key"]: r["output"] for r in store.rows("invocations")}
     assert dpo["preferred_output"][0]["content"] == outputs[key_of[(one, 0)]]
     assert dpo["non_preferred_output"][0]["content"] == outputs[key_of[(two, 0)]]
+    (origin,) = [
+        json.loads(x)
+        for x in (out / "openai-dpo" / "provenance" / "train.jsonl").read_text().splitlines()
+    ]
+    assert origin["line"] == 1 and origin["source"] == "user:ada"
+    assert origin["key"] == key_of[(one, 0)] and origin["kind"] == "network"
     (trl,) = [
         json.loads(x) for x in (out / "trl" / "preference.train.jsonl").read_text().splitlines()
     ]

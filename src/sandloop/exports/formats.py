@@ -44,6 +44,23 @@ def openai_dpo(example: Example) -> Iterator[tuple[str, Record]]:
     )
 
 
+#: Where openai-dpo's provenance goes: OpenAI's preference lines take no extra keys, so each
+#: line's origin is a line of its own in ``openai-dpo/provenance/SPLIT.jsonl``, in step.
+PROVENANCE = "openai-dpo/provenance"
+
+
+def provenance(example: Example, line: int) -> Record:
+    """Which step a preference line came from, and who said its rejected side is worse."""
+    return {
+        "line": line,
+        "key": example.key,
+        "kind": example.kind,
+        "thread": example.thread,
+        "model": example.model,
+        "source": example.source or "",
+    }
+
+
 def trl(example: Example) -> Iterator[tuple[str, Record]]:
     prompt, completion = _plain(example.messages[:-1]), _plain(example.messages[-1:])
     yield "prompt_completion", {"prompt": prompt, "completion": completion}

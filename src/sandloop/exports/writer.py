@@ -38,7 +38,7 @@ from sandloop.exports.examples import (
     recipe_examples,
     usable_network_rows,
 )
-from sandloop.exports.formats import FORMATS, WRITERS
+from sandloop.exports.formats import FORMATS, PROVENANCE, WRITERS, provenance
 from sandloop.exports.images import (
     HF_IMAGE_SCHEMAS,
     IMAGE_FORMATS,
@@ -576,18 +576,20 @@ def export(
                             report = reports[(fmt, part, split)] = Report()
                         if example.prechecked:
                             report.examples += 1
-                            sink.write(fmt, part, split, record)
-                            continue
-                        check(
-                            fmt,
-                            part,
-                            record,
-                            report,
-                            report.examples + 1,
-                            options.max_tokens,
-                            token_count,
-                        )
+                        else:
+                            check(
+                                fmt,
+                                part,
+                                record,
+                                report,
+                                report.examples + 1,
+                                options.max_tokens,
+                                token_count,
+                            )
                         sink.write(fmt, part, split, record)
+                        if fmt == "openai-dpo":
+                            origin = provenance(example, report.examples)
+                            sink.write(PROVENANCE, part, split, origin)
                 written += 1
                 if written % 10_000 == 0:
                     progress(written)

@@ -82,6 +82,7 @@ FAILURES: dict[str, list[tuple[list[str], int, str]]] = {
         (["snap", "--format", "hf", "--out", "{file}/x"], 2, "is a file, not a folder"),
         (["snap", "--format", "hf", "--out", "/proc/x"], 2, "cannot write"),
         (["snap", "--format", "hf", "--out", "{tmp}/x", "--redact", "("], 2, "--redact"),
+        (["snap", "--format", "hf", "--out", "{tmp}/x", "--redact", "(?=a)b"], 2, "lookaround"),
         (["snap", "--format", "hf", "--out", "{tmp}/x", "--val-fraction", "1"], 2, "fraction"),
     ],
     "export validate": [([MISSING], 2, "no such file or folder")],

@@ -236,3 +236,62 @@ def test_a_gif_caption_is_left_out_of_openai_chat_and_kept_in_hf(tmp_path: Path)
     assert manifest["skipped"]["image_not_jpeg_png_or_webp_under_10_mb:openai-chat"] == 1
     assert manifest["records"]["openai-chat/vision/train"] == 1
     assert manifest["records"]["hf/vision/train"] == 2
+
+
+def test_column_wise_image_records_are_the_row_wise_ones_byte_for_byte() -> None:
+    """The writer builds image records from columns; ``openai_vision`` and ``hf_row`` say what
+    one record is. Captions with quotes, a newline and a control character orjson escapes as
+    \\u00XX (which sends a batch row by row), and a GIF, which OpenAI refuses."""
+    import orjson
+    import pyarrow as pa
+
+    from sandloop.exports import images
+    from sandloop.exports.redact import Redactor
+
+    png = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    )
+    gif = b"GIF89a" + b"\x00" * 20
+    blobs = {"p1": png, "p2": png + b"\x00", "g": gif, "gone": None}
+
+    def read(hashes: list[str]) -> list[bytes | None]:
+        return [blobs[h] for h in hashes]
+
+    texts = ['a "red" balloon\nover sea', "key sk-" + "a" * 40, "plain", "lost"]
+    for odd in ("", "\x01"):
+        rows = pa.table(
+            {
+                "key": ["k1", "k2", "k3", "k4"],
+                "thread": ["t"] * 4,
+                "model": ["dummy:image-to-text", "dummy:text-to-image", "m", "m"],
+                "input": ["p1", texts[1], "g", "gone"],
+                "input_type": ["image", "text", "image", "image"],
+                "output": [texts[0] + odd, "p2", texts[2], texts[3]],
+                "output_type": ["text", "image", "text", "text"],
+            }
+        )
+        redact = Redactor()
+        batch = images.image_batch(rows, read, redact.arrow, set())
+        assert batch.skipped == {"image_blob_missing": 1} and batch.duplicates == 0
+        assert redact.counts == {"openai_key": 1}
+        table = batch.table
+        assert table["kind"].to_pylist() == ["vision", "text-to-image", "vision"]
+        assert images.images_pass_checks(table).to_pylist() == [True, True, False]
+        examples = list(images.examples_of(table))
+        assert examples[1].text == "key [REDACTED:openai_key]"
+        vision = table.filter(pa.array([True, False, True]))
+        lines = images.vision_lines(vision).to_pylist()
+        assert lines == [
+            orjson.dumps(images.openai_vision(e)).decode() + "\n"
+            for e in images.examples_of(vision)
+        ]
+        for kind, chosen in (("vision", vision), ("text-to-image", table.slice(1, 1))):
+            built = images.hf_table(chosen, kind)
+            rows_of = [images.hf_row(e) for e in images.examples_of(chosen)]
+            expected = pa.Table.from_pylist(rows_of, schema=images.HF_IMAGE_SCHEMAS[kind])
+            assert built.equals(expected, check_metadata=True)
+    seen: set[bytes] = set()
+    for expected_duplicates in (0, 3):  # the same rows again: each is an exact duplicate
+        again = images.image_batch(rows, read, Redactor().arrow, seen)
+        assert again.duplicates == expected_duplicates
+        assert len(again.table) == 3 - expected_duplicates

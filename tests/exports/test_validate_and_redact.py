@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sandloop.exports.redact import Redactor
+import pytest
+
+from sandloop.exports.redact import RedactError, Redactor
 from sandloop.exports.validate import validate_file
 
 
@@ -125,6 +127,9 @@ def test_redaction_replaces_secrets_and_emails_and_counts_them() -> None:
         "custom_1": 1,
     }
     assert redact("nothing to see, sk-short") == "nothing to see, sk-short"
+    # Exports redact whole columns with RE2: a pattern only Python's `re` knows is refused.
+    with pytest.raises(RedactError, match="lookaround"):
+        Redactor.with_extra([r"(\w)\1"])
 
 
 def test_token_counts_are_the_cookbooks() -> None:

@@ -48,6 +48,9 @@ def test_tables_blobs_and_pending_steps_live_in_the_bucket(s3: S3Server, s3_home
     blob = store.blobs.put(b"\x89PNG fake image")
     assert other.blobs.get(blob) == b"\x89PNG fake image"
     assert store.blobs.url(blob).startswith(f"s3://{bucket_of(s3_home)}/home/blobs/")
+    absent = "0" * 32
+    assert other.blobs.get_many([absent, blob, blob]) == [None, *[b"\x89PNG fake image"] * 2]
+    assert other.blobs.get_many([]) == []
     keys = s3.keys(bucket_of(s3_home))
     assert any(k.startswith("home/akashic/invocations.lance/") for k in keys)
 

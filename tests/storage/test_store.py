@@ -157,6 +157,8 @@ def test_blobs_are_content_addressed(home: Path) -> None:
     assert store.blobs.put(b"picture") == first
     assert store.blobs.get(first) == b"picture"
     assert store.blobs.path(first).endswith(f"blobs/{first[:2]}/{first}")
+    second = store.blobs.put(b"another")
+    assert store.blobs.get_many([second, "f" * 32, first]) == [b"another", None, b"picture"]
 
 
 def test_a_store_from_before_sessions_gains_the_new_columns(tmp_path: Path) -> None:

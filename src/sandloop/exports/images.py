@@ -14,13 +14,18 @@ manifest counts what each left out.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from sandloop.exports.json_columns import has_odd_control, json_string
 
 VISION = "vision"  # image→text
 TEXT_TO_IMAGE = "text-to-image"
@@ -65,35 +70,167 @@ def image_rows(rows: pa.Table) -> pa.Table:
     return rows.filter(pc.fill_null(keep, False))
 
 
-def image_examples(rows: pa.Table, blob: Any) -> Iterator[ImageExample | str]:
-    """One example per row of ``image_rows``, its image read with ``blob(hash)``; a row whose
-    image is missing or not an image yields the reason instead, for the manifest."""
-    names = ("key", "thread", "model", "input", "output", "input_type")
-    columns = [rows[c].to_pylist() for c in names]
-    for key, thread, model, given, made, input_type in zip(*columns, strict=True):
-        vision = input_type == "image"
-        image_hash, text = (given, made) if vision else (made, given)
-        try:
-            data = blob(str(image_hash))
-        except OSError:  # FileNotFoundError among them
-            yield "image_blob_missing"
-            continue
-        found = media_type(data)
-        if found is None:
-            yield "image_unreadable"
-            continue
-        kind = VISION if vision else TEXT_TO_IMAGE
-        yield ImageExample(key, kind, thread, model, str(text), data, found)
+#: Images read at once: memory holds about a chunk of images, never the export's. A chunk's
+#: rows start at the first figure and follow the images' sizes within the bounds.
+IMAGE_CHUNK_BYTES = 32 << 20
+IMAGE_CHUNK_ROWS = (64, 16, 8192)  # first, fewest, most
 
 
-def image_passes_checks(example: ImageExample) -> bool:
-    """What every format check of an image record asks, answered from the example itself: a
-    caption or prompt that is not blank, and an image OpenAI takes. Records of an example that
-    passes skip the checks; the others get them all, so the report names their problems."""
-    return (
-        bool(example.text.strip())
-        and example.media_type in OPENAI_MEDIA_TYPES
-        and len(example.image) <= OPENAI_MAX_IMAGE_BYTES
+def image_chunk_rows(rows: int, read: pa.Table) -> int:
+    """The next chunk's rows, from what the last one read."""
+    _, fewest, most = IMAGE_CHUNK_ROWS
+    held = read["image"].nbytes if len(read) else 0
+    wanted = rows * IMAGE_CHUNK_BYTES // held if held else most
+    return max(fewest, min(most, wanted))
+
+
+@dataclass(frozen=True, slots=True)
+class ImageBatch:
+    """Image steps ready to write, a column each: key, kind, thread, model, text (redacted),
+    image (bytes) and media_type."""
+
+    table: pa.Table
+    skipped: Counter[str]  # rows left out, by reason (for the manifest)
+    duplicates: int  # rows left out as exact duplicates of an earlier one
+
+
+def image_batch(
+    rows: pa.Table,
+    read: Callable[[list[str]], list[bytes | None]],
+    redact: Callable[[Any], Any],
+    seen: set[bytes] | None,
+) -> ImageBatch:
+    """Rows of ``image_rows`` with their images read (``read``: hashes → bytes or None) and
+    their texts redacted (``redact``: a string column → a string column). A row whose image
+    is missing or not an image is left out with its reason; with ``seen``, so is one whose
+    kind, text and image an earlier row had (exact de-duplication across the export)."""
+    vision = pc.equal(rows["input_type"], "image")
+    images = read(pc.if_else(vision, rows["input"], rows["output"]).to_pylist())
+    types = [None if data is None else media_type(data) for data in images]
+    skipped: Counter[str] = Counter()
+    readable = []
+    for data, found in zip(images, types, strict=True):
+        if data is None:
+            skipped["image_blob_missing"] += 1
+        elif found is None:
+            skipped["image_unreadable"] += 1
+        readable.append(found is not None)
+    mask = pa.array(readable, pa.bool_())
+    kinds = pc.if_else(vision, VISION, TEXT_TO_IMAGE).filter(mask)
+    texts = redact(pc.if_else(vision, rows["output"], rows["input"]).filter(mask))
+    datas = [data for data, ok in zip(images, readable, strict=True) if ok and data is not None]
+    types = [found for found in types if found is not None]
+    keep = [True] * len(datas)
+    if seen is not None:
+        for row, (kind, text, data) in enumerate(
+            zip(kinds.to_pylist(), texts.to_pylist(), datas, strict=True)
+        ):
+            digest = hashlib.blake2b(
+                b"\x1f".join((kind.encode(), text.encode(), data)), digest_size=16
+            ).digest()
+            if digest in seen:
+                keep[row] = False
+            seen.add(digest)
+    table = pa.table(
+        {
+            "key": rows["key"].filter(mask),
+            "kind": kinds,
+            "thread": rows["thread"].filter(mask),
+            "model": rows["model"].filter(mask),
+            "text": texts,
+            "image": pa.array(datas, pa.binary()),
+            "media_type": pa.array(types, pa.string()),
+        }
+    )
+    return ImageBatch(table.filter(pa.array(keep, pa.bool_())), skipped, keep.count(False))
+
+
+def images_pass_checks(batch: pa.Table) -> pa.ChunkedArray:
+    """What every format check of an image record asks, answered column-wise: a caption or
+    prompt that is not blank, and an image OpenAI takes. Records of rows that pass skip the
+    checks; the others get them all, so the report names their problems."""
+    text = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(batch["text"])), 0)
+    typed = pc.is_in(batch["media_type"], pa.array(sorted(OPENAI_MEDIA_TYPES)))
+    small = pc.less_equal(pc.binary_length(batch["image"]), OPENAI_MAX_IMAGE_BYTES)
+    return pc.and_(pc.and_(text, typed), small)
+
+
+def examples_of(batch: pa.Table) -> Iterator[ImageExample]:
+    names = ("key", "kind", "thread", "model", "text", "image", "media_type")
+    for values in zip(*(batch[c].to_pylist() for c in names), strict=True):
+        yield ImageExample(*values)
+
+
+def vision_lines(batch: pa.Table) -> pa.ChunkedArray | pa.Array:
+    """``openai_vision`` of every row as JSON lines, the bytes orjson writes, built column-wise
+    (see `exports.json_columns`); row by row where a caption has a character that needs it."""
+    if has_odd_control(batch["text"]):
+        return pa.array(
+            [orjson.dumps(openai_vision(e)).decode() + "\n" for e in examples_of(batch)],
+            pa.string(),
+        )
+    encoded = pa.array(
+        [base64.b64encode(data).decode() for data in batch["image"].to_pylist()], pa.string()
+    )
+    return pc.binary_join_element_wise(
+        '{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:',
+        batch["media_type"],
+        ";base64,",
+        encoded,
+        '"}}]},{"role":"assistant","content":"',
+        json_string(batch["text"]),
+        '"}]}\n',
+        "",
+    )
+
+
+def hf_table(batch: pa.Table, kind: str) -> pa.Table:
+    """Rows of one kind as its hf config (``HF_IMAGE_SCHEMAS``): what ``hf_row`` builds one at
+    a time, built from the columns."""
+    n = len(batch)
+    schema = HF_IMAGE_SCHEMAS[kind]
+    about = [
+        batch["key"].combine_chunks(),
+        pa.array(["network"] * n, pa.string()),
+        batch["model"].combine_chunks(),
+    ]
+    text = batch["text"].combine_chunks()
+    if kind == TEXT_TO_IMAGE:
+        image = _image_cells(batch, schema.field("image").type)
+        return pa.Table.from_arrays([*about, text, image], schema=schema)
+    # Each example: a user turn holding the image placeholder, an assistant turn the caption.
+    messages_type = schema.field("messages").type
+    turn_type = messages_type.value_type
+    content_type = turn_type.field("content").type
+    order = np.empty(2 * n, np.int64)
+    order[0::2], order[1::2] = np.arange(n), np.arange(n, 2 * n)
+    parts = pa.StructArray.from_arrays(
+        [
+            pa.array(["image", "text"] * n, pa.string()),
+            pa.concat_arrays([pa.nulls(n, pa.string()), text]).take(pa.array(order)),
+        ],
+        fields=list(content_type.value_type),
+    )
+    contents = pa.ListArray.from_arrays(_offsets(2 * n, 1), parts, type=content_type)
+    turns = pa.StructArray.from_arrays(
+        [pa.array(["user", "assistant"] * n, pa.string()), contents], fields=list(turn_type)
+    )
+    messages = pa.ListArray.from_arrays(_offsets(n, 2), turns, type=messages_type)
+    images_type = schema.field("images").type
+    cells = _image_cells(batch, images_type.value_type)
+    images = pa.ListArray.from_arrays(_offsets(n, 1), cells, type=images_type)
+    return pa.Table.from_arrays([*about, messages, images], schema=schema)
+
+
+def _offsets(lists: int, each: int) -> pa.Array:
+    return pa.array(np.arange(0, lists * each + 1, each, dtype=np.int32))
+
+
+def _image_cells(batch: pa.Table, cell_type: pa.StructType) -> pa.StructArray:
+    """`datasets`' Image cells: the bytes, and no path."""
+    data = batch["image"].combine_chunks()
+    return pa.StructArray.from_arrays(
+        [data, pa.nulls(len(data), pa.string())], fields=list(cell_type)
     )
 
 

@@ -34,6 +34,9 @@ class Redactor:
 
     @classmethod
     def with_extra(cls, extra: list[str]) -> Redactor:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         patterns = dict(DEFAULT_PATTERNS)
         for i, pattern in enumerate(extra):
             try:
@@ -41,6 +44,13 @@ class Redactor:
             except re.error as exc:
                 raise RedactError(
                     f"--redact {pattern!r} is not a regular expression: {exc}"
+                ) from None
+            try:  # whole columns are redacted by RE2 (see `arrow`), which knows less than `re`
+                pc.match_substring_regex(pa.array([""]), pattern)
+            except pa.ArrowInvalid as exc:
+                raise RedactError(
+                    f"--redact {pattern!r} needs what RE2 lacks (lookaround, backreferences): "
+                    f"{str(exc).removeprefix('Invalid regular expression: ')}"
                 ) from None
             patterns[f"custom_{i + 1}"] = pattern
         return cls(patterns)

@@ -41,18 +41,24 @@ from sandloop.exports.examples import (
 from sandloop.exports.formats import FORMATS, PROVENANCE, WRITERS, provenance
 from sandloop.exports.images import (
     HF_IMAGE_SCHEMAS,
+    IMAGE_CHUNK_ROWS,
     IMAGE_FORMATS,
+    TEXT_TO_IMAGE,
     VISION,
+    examples_of,
     hf_row,
-    image_examples,
-    image_passes_checks,
+    hf_table,
+    image_batch,
+    image_chunk_rows,
     image_rows,
-    openai_vision,
+    images_pass_checks,
+    vision_lines,
 )
+from sandloop.exports.json_columns import has_odd_control, json_string
 from sandloop.exports.paths import cannot_write, check_output
 from sandloop.exports.redact import Redactor
 from sandloop.exports.snapshot import Pinned, SnapshotError
-from sandloop.exports.validate import DEFAULT_MAX_TOKENS, Report, check
+from sandloop.exports.validate import DEFAULT_MAX_TOKENS, Report, check, check_shape
 from sandloop.loops.dialogue.spec import DialogueSpec
 from sandloop.scoring import preference_pairs
 from sandloop.storage.lance_io import scan
@@ -60,6 +66,7 @@ from sandloop.storage.store import sql_str
 
 SPLITS = ("train", "validation")
 RANGE_ROWS = 25_000  # network rows per spill bucket, roughly: bounds the export's memory
+ROW_GROUP_BYTES = 64 << 20  # the hf image configs' row groups, roughly
 TOKEN_SAMPLE = 2_000  # examples tokenised exactly for the manifest's statistics
 NETWORK_COLUMNS = [
     "key",
@@ -133,10 +140,17 @@ def split_of(key: str, val_fraction: float) -> str:
     return "validation" if int(key[:8], 16) < _val_threshold(val_fraction) else "train"
 
 
-# Writing openai-chat lines column-wise gives the bytes orjson gives row by row, as long as no
-# text holds a control character orjson would write as \u00XX: such buckets go row by row.
+def _in_validation(keys: pa.ChunkedArray, val_fraction: float) -> pa.ChunkedArray:
+    """``split_of`` over a whole column: hex prefixes compare as strings."""
+    limit = _val_threshold(val_fraction)
+    # "~" sorts after every hex digit: a limit of 16^8 puts every key in validation.
+    threshold = "~" if limit >= 0x1_0000_0000 else format(limit, "08x")
+    return pc.less(pc.utf8_slice_codeunits(keys, 0, 8), threshold)
+
+
+# Writing openai-chat lines column-wise gives the bytes orjson gives row by row (see
+# `exports.json_columns`); buckets with a text it cannot write so go row by row.
 COLUMNAR = True
-_ODD_CONTROL = "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f]"
 
 
 @dataclass
@@ -146,32 +160,12 @@ class _Columnar:
     rows: pa.Table
 
 
-_NEEDS_ESCAPE = '[\\\\"\\n\\r\\t\\x08\\x0c]'
-
-
-def _json_string(values: Any) -> Any:
-    """JSON string bodies, escaped as orjson escapes them; most texts need nothing."""
-    if not pc.any(pc.match_substring_regex(values, _NEEDS_ESCAPE)).as_py():
-        return values
-    for raw, escaped in (
-        ("\\", "\\\\"),
-        ('"', '\\"'),
-        ("\n", "\\n"),
-        ("\r", "\\r"),
-        ("\t", "\\t"),
-        ("\b", "\\b"),
-        ("\f", "\\f"),
-    ):
-        values = pc.replace_substring(values, raw, escaped)
-    return values
-
-
 def _chat_lines(rows: pa.Table) -> Any:
     return pc.binary_join_element_wise(
         '{"messages":[{"role":"user","content":"',
-        _json_string(rows["input"]),
+        json_string(rows["input"]),
         '"},{"role":"assistant","content":"',
-        _json_string(rows["output"]),
+        json_string(rows["output"]),
         '"}]}\n',
         "",
     )
@@ -336,9 +330,7 @@ class _Examples:
 
 
 def _odd(rows: pa.Table) -> bool:
-    return any(
-        pc.any(pc.match_substring_regex(rows[c], _ODD_CONTROL)).as_py() for c in ("input", "output")
-    )
+    return any(has_odd_control(rows[c]) for c in ("input", "output"))
 
 
 class _NearDuplicates:
@@ -393,6 +385,8 @@ class _Sink:
         self.root, self.compress = root, compress
         self.files: dict[tuple[str, str, str], Any] = {}
         self.parquet_rows: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (config, split)
+        self.parquet_tables: dict[tuple[str, str], list[pa.Table]] = {}
+        self.parquet_held: dict[tuple[str, str], tuple[int, int]] = {}  # their rows and bytes
         self.parquet_writers: dict[tuple[str, str], Any] = {}
 
     def path(self, fmt: str, part: str, split: str) -> Path:
@@ -413,6 +407,22 @@ class _Sink:
             return
         self._handle(fmt, part, split).write(orjson.dumps(record) + b"\n")
 
+    def write_table(self, config: str, split: str, table: pa.Table) -> None:
+        """Rows of an hf config built column-wise, gathered into row groups of about
+        ``ROW_GROUP_BYTES`` (images make rows large) or 10,000 rows."""
+        if not len(table):
+            return
+        self._flush_parquet(config, split)  # rows given one by one go first
+        tables = self.parquet_tables.setdefault((config, split), [])
+        tables.append(table)
+        held = self.parquet_held.get((config, split), (0, 0))
+        held = self.parquet_held[(config, split)] = (
+            held[0] + len(table),
+            held[1] + table.get_total_buffer_size(),
+        )
+        if held[0] >= 10_000 or held[1] >= ROW_GROUP_BYTES:
+            self._flush_tables(config, split)
+
     def _handle(self, fmt: str, part: str, split: str) -> IO[bytes]:
         """The file of one (format, part, split), opened on its first line."""
         handle = self.files.get((fmt, part, split))
@@ -431,29 +441,41 @@ class _Sink:
         return path.open("wb", buffering=1 << 20)
 
     def _flush_parquet(self, config: str, split: str) -> None:
-        import pyarrow.parquet as pq
-
         rows = self.parquet_rows.get((config, split))
         if not rows:
             return
         schema = HF_SCHEMAS[config] if config in HF_SCHEMAS else HF_IMAGE_SCHEMAS[config]
-        table = pa.Table.from_pylist(rows, schema=schema)
+        self._parquet(config, split, schema).write_table(pa.Table.from_pylist(rows, schema=schema))
+        self.parquet_rows[(config, split)] = []
+
+    def _flush_tables(self, config: str, split: str) -> None:
+        tables = self.parquet_tables.pop((config, split), [])
+        self.parquet_held.pop((config, split), None)
+        if tables:
+            table = pa.concat_tables(tables)
+            self._parquet(config, split, table.schema).write_table(table)
+
+    def _parquet(self, config: str, split: str, schema: pa.Schema) -> Any:
+        import pyarrow.parquet as pq
+
         writer = self.parquet_writers.get((config, split))
         if writer is None:
             path = self.root / "hf" / config / f"{split}-00000-of-00001.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
             writer = pq.ParquetWriter(str(path), schema, compression="zstd")
             self.parquet_writers[(config, split)] = writer
-        writer.write_table(table)
-        self.parquet_rows[(config, split)] = []
+        return writer
 
     def close(self) -> None:
         for handle in self.files.values():
             handle.close()
         for config, split in list(self.parquet_rows):
             self._flush_parquet(config, split)
+        for config, split in list(self.parquet_tables):
+            self._flush_tables(config, split)
         for writer in self.parquet_writers.values():
             writer.close()
+        self.files, self.parquet_rows, self.parquet_writers = {}, {}, {}
 
 
 def _hf_schemas() -> dict[str, pa.Schema]:
@@ -653,41 +675,63 @@ def _write_images(
     if not carriers or not len(rows):
         return 0
     written = 0
-    for found in image_examples(rows.sort_by("key"), pinned.store.blobs.get):
-        if isinstance(found, str):
-            stats.skipped[found] += 1
-            continue
-        example = replace(found, text=redact(found.text))
-        if options.dedupe in ("exact", "near"):
-            digest = hashlib.blake2b(
-                b"\x1f".join((example.kind.encode(), example.text.encode(), example.image)),
-                digest_size=16,
-            ).digest()
-            if digest in seen:
-                stats.dedupe["exact"] += 1
-                continue
-            seen.add(digest)
-        split = split_of(example.key, options.val_fraction)
-        stats.counts[(split, example.kind)] += 1
-        fine = image_passes_checks(example)
-        for fmt in carriers:
-            if fmt == "openai-chat" and example.kind != VISION:
-                continue  # OpenAI fine-tunes no image model from (prompt, image) pairs
-            if fmt == "openai-chat" and not fine:  # a GIF, say: OpenAI would refuse the file
-                stats.skipped["image_not_jpeg_png_or_webp_under_10_mb:openai-chat"] += 1
-                continue
-            part = example.kind if fmt == "hf" else VISION
-            record = openai_vision(example) if fmt == "openai-chat" else hf_row(example)
-            report = reports.get((fmt, part, split))
-            if report is None:
-                report = reports[(fmt, part, split)] = Report()
-            if fine:
-                report.examples += 1
-            else:
-                check(fmt, part, record, report, report.examples + 1, options.max_tokens)
-            sink.write(fmt, part, split, record)
-        written += 1
+    rows = rows.sort_by("key")
+    seen_images = seen if options.dedupe in ("exact", "near") else None
+    start, chunk = 0, IMAGE_CHUNK_ROWS[0]
+    while start < len(rows):
+        batch = image_batch(
+            rows.slice(start, chunk), pinned.store.blobs.get_many, redact.arrow, seen_images
+        )
+        start += chunk
+        chunk = image_chunk_rows(chunk, batch.table)
+        stats.skipped.update(batch.skipped)
+        if batch.duplicates:
+            stats.dedupe["exact"] += batch.duplicates
+        in_validation = _in_validation(batch.table["key"], options.val_fraction)
+        for split, in_split in (("train", pc.invert(in_validation)), ("validation", in_validation)):
+            for kind in (VISION, TEXT_TO_IMAGE):
+                chosen = batch.table.filter(pc.and_(in_split, pc.equal(batch.table["kind"], kind)))
+                if len(chosen):
+                    stats.counts[(split, kind)] += len(chosen)
+                    _write_image_kind(chosen, kind, split, carriers, sink, reports, stats)
+        written += len(batch.table)
     return written
+
+
+def _write_image_kind(
+    rows: pa.Table,
+    kind: str,
+    split: str,
+    carriers: list[str],
+    sink: _Sink,
+    reports: dict[tuple[str, str, str], Report],
+    stats: Stats,
+) -> None:
+    """Image steps of one kind and split, into each format that carries them. Rows that pass
+    every check column-wise are written unchecked; the others are checked one by one."""
+    fine = images_pass_checks(rows)
+    for fmt in carriers:
+        if fmt == "openai-chat":
+            if kind != VISION:
+                continue  # OpenAI fine-tunes no image model from (prompt, image) pairs
+            taken = rows.filter(fine)
+            if len(taken) < len(rows):  # a GIF, say: OpenAI would refuse the file
+                refused = len(rows) - len(taken)
+                stats.skipped["image_not_jpeg_png_or_webp_under_10_mb:openai-chat"] += refused
+            if len(taken):
+                _report(reports, fmt, VISION, split).examples += len(taken)
+                lines = "".join(vision_lines(taken).to_pylist()).encode()
+                sink.write_raw(fmt, VISION, split, lines)
+            continue
+        report = _report(reports, fmt, kind, split)
+        if not pc.all(fine).as_py():
+            first = report.examples + 1
+            checked = zip(examples_of(rows), fine.to_pylist(), strict=True)
+            for row, (example, ok) in enumerate(checked):
+                if not ok:
+                    check_shape(fmt, kind, hf_row(example), report, first + row)
+        report.examples += len(rows)
+        sink.write_table(kind, split, hf_table(rows, kind))
 
 
 def _write_columnar(
@@ -703,10 +747,7 @@ def _write_columnar(
     """A bucket of checked network exchanges: the same examples, counts and bytes as the
     row-by-row path, with openai-chat lines built and written as whole columns."""
     keys, inputs, outputs = (rows[c].to_pylist() for c in ("key", "input", "output"))
-    limit = _val_threshold(options.val_fraction)
-    # "~" sorts after every hex digit: a limit of 16^8 puts every key in validation.
-    threshold = "~" if limit >= 0x1_0000_0000 else format(limit, "08x")
-    in_validation = pc.less(pc.utf8_slice_codeunits(rows["key"], 0, 8), threshold).to_pylist()
+    in_validation = _in_validation(rows["key"], options.val_fraction).to_pylist()
     dedupe = options.dedupe != "none"
     others = [(fmt, to_records) for fmt, to_records in writers if fmt != "openai-chat"]
     threads, models = (rows[c].to_pylist() for c in ("thread", "model")) if others else ([], [])

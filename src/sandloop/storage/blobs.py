@@ -43,7 +43,34 @@ class BlobStore:
         self.fs.mv(partial, target)
         return blob_hash
 
+    def get_many(self, hashes: list[str]) -> list[bytes | None]:
+        """Many blobs at once, None for a missing one. Locally a plain read per file (fsspec's
+        open costs as much again as the read); remotely one ``cat``, which fetches concurrently."""
+        paths = [self.path(h) for h in hashes]
+        if isinstance(self.fs, LocalFileSystem):
+            return [_read_local(path) for path in paths]
+        if not paths:
+            return []
+        found = self.fs.cat(paths, on_error="return")  # keyed by the path, stripped
+        read: list[bytes | None] = []
+        for path in paths:
+            data = found.get(self.fs._strip_protocol(path))
+            if isinstance(data, FileNotFoundError):
+                data = None
+            elif isinstance(data, BaseException):  # not a missing blob: the store is unreachable
+                raise data
+            read.append(data)
+        return read
+
     def get(self, blob_hash: str) -> bytes:
         with self.fs.open(self.path(blob_hash), "rb") as handle:
             data: bytes = handle.read()
         return data
+
+
+def _read_local(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None

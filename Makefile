@@ -50,7 +50,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_router.py
 	$(BIN)/python benchmarks/bench_export.py --million
 	$(BIN)/python benchmarks/bench_judge.py
-	$(BIN)/python benchmarks/bench_image_export.py
+	$(BIN)/python benchmarks/bench_image_export.py --n 25000
+	$(BIN)/python benchmarks/bench_export_mixed.py --n 1000000 --repeat 2
 	$(BIN)/python benchmarks/bench_prefect_backends.py
 	$(BIN)/python benchmarks/bench_handoff.py
 	$(BIN)/python benchmarks/bench_cli_start.py

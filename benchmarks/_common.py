@@ -74,3 +74,45 @@ def invocation_rows(n: int, thread: str = "b" * 32, offset: int = 0) -> list[dic
         }
         for i in range(n)
     ]
+
+
+def peak_rss(code: str) -> tuple[float, float]:
+    """(peak RSS in MiB, ``seconds``) of Python ``code`` run in a fresh process, from the
+    benchmarks folder with ``Path`` imported; ``code`` may set ``seconds``. VmHWM, not
+    ru_maxrss: Linux carries ru_maxrss across fork/exec, so a child of a large benchmark
+    process would report its parent's peak."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r});"
+        "from pathlib import Path; seconds = 0.0\n"
+        f"{code}\n"
+        "hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM'))\n"
+        "import json; print(json.dumps([int(hwm.split()[1]) / 1024, seconds]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    rss, seconds = json.loads(done.stdout.strip().splitlines()[-1])
+    return float(rss), float(seconds)
+
+
+def put_completed_run(store: Any, thread: str, name: str, steps: int, now: datetime) -> None:
+    """The `runs` row of a network whose steps a benchmark wrote with bare LanceDB adds."""
+    store.put_run(
+        {
+            "thread": thread,
+            "realm": "r" * 32,
+            "kind": "network",
+            "name": name,
+            "spec": "{}",
+            "genesis": "g",
+            "seed": 1,
+            "status": "completed",
+            "steps": steps,
+            "created_at": now,
+        }
+    )

@@ -13,8 +13,6 @@ measured in a fresh process per size (VmHWM), for 100k and 1M rows, on the score
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import _common  # noqa: F401 - quiet Prefect settings
+import _common
 
 WORDS = ["amber", "balloon", "cedar", "drift", "ember", "fable"]
 WORDS += ["glass", "harbor", "iris", "juniper", "kettle", "lantern"]
@@ -75,39 +73,32 @@ def build_store(home: Path, n: int) -> None:
                 }
             )
         table.add(pa.Table.from_pylist(rows, schema=INVOCATIONS))
-    store.put_run(
-        {
-            "thread": thread,
-            "realm": "r" * 32,
-            "kind": "network",
-            "name": "bench",
-            "spec": "{}",
-            "genesis": "g",
-            "seed": 1,
-            "status": "completed",
-            "steps": n,
-            "created_at": now,
-        }
-    )
+    _common.put_completed_run(store, thread, "bench", n, now)
     scores = store.table("scores")
     for start in range(0, n, 100_000):
         ratings = [
-            {
-                "id": hash_value(("rating", i)),
-                "kind": "rating",
-                "key": hash_value(i),
-                "other_key": None,
-                "thread": thread,
-                "step": i,
-                "score": 3.0 + i % 3,
-                "by": "user:bench",
-                "note": None,
-                "created_at": now,
-            }
-            for i in range(start, min(n, start + 100_000))
+            rating(hash_value(i), thread, i, now) for i in range(start, min(n, start + 100_000))
         ]
         scores.add(pa.Table.from_pylist(ratings, schema=SCORES))
     store.compact()
+
+
+def rating(key: str, thread: str, step: int, now: datetime) -> dict[str, object]:
+    """A `scores` row: user:bench's rating of 3, 4 or 5 (all pass ``--min-score 3``)."""
+    from sandloop.keys import hash_value
+
+    return {
+        "id": hash_value(("rating", key)),
+        "kind": "rating",
+        "key": key,
+        "other_key": None,
+        "thread": thread,
+        "step": step,
+        "score": 3.0 + step % 3,
+        "by": "user:bench",
+        "note": None,
+        "created_at": now,
+    }
 
 
 def ensure_snapshot(home: Path, min_score: float | None) -> str:
@@ -160,21 +151,12 @@ def pandas_export(home: Path, out: Path) -> float:
 def peak_rss_mib(n: int) -> tuple[float, float]:
     """(peak RSS MiB, seconds) of an export in a fresh process."""
     ensure_snapshot(HOMES[n] / "store", 3)
-    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork/exec, so a child of this
-    # (large) process would report the parent's peak.
-    script = (
-        "import sys, json; sys.path.insert(0, 'benchmarks');"
-        "import bench_export as b; from pathlib import Path;"
-        f"s = b.sandloop_export(Path({str(HOMES[n] / 'store')!r}), Path({str(HOMES[n])!r})"
-        " / 'out', min_score=3);"
-        "hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM'));"
-        "print(json.dumps([int(hwm.split()[1]) / 1024, s]))"
+    code = (
+        "import bench_export as b;"
+        f"seconds = b.sandloop_export(Path({str(HOMES[n] / 'store')!r}), "
+        f"Path({str(HOMES[n])!r}) / 'out', min_score=3)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    )
-    rss, seconds = json.loads(done.stdout.strip().splitlines()[-1])
-    return float(rss), float(seconds)
+    return _common.peak_rss(code)
 
 
 HOMES: dict[int, Path] = {}

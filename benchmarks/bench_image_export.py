@@ -16,16 +16,16 @@ import argparse
 import base64
 import io
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import _common  # noqa: F401 - quiet Prefect settings
+import _common
 
 
 def png(i: int) -> bytes:
@@ -38,6 +38,37 @@ def png(i: int) -> bytes:
     return buffer.getvalue()
 
 
+def image_step(store: Any, i: int, thread: str, key: str, now: datetime) -> dict[str, Any]:
+    """Step ``i`` of an image network: a caption when even, a drawing when odd, with its own
+    PNG blob."""
+    from sandloop.keys import hash_value
+
+    blob = store.blobs.put(png(i))
+    caption = i % 2 == 0
+    text = f"a picture of balloon number {i}"
+    return {
+        "key": key,
+        "realm": "r" * 32,
+        "thread": thread,
+        "step": i,
+        "step_key": hash_value((thread, i)),
+        "facet": "dummy",
+        "kind": "network",
+        "model": "dummy:image-to-text" if caption else "dummy:text-to-image",
+        "input": blob if caption else text,
+        "input_type": "image" if caption else "text",
+        "output": text if caption else blob,
+        "output_type": "text" if caption else "image",
+        "params": "{}",
+        "seed": 1,
+        "status": "ok",
+        "started_at": now,
+        "finished_at": now,
+        "latency_ms": 1.0,
+        "metadata": "{}",
+    }
+
+
 def build_store(home: Path, n: int) -> None:
     import pyarrow as pa
 
@@ -48,49 +79,9 @@ def build_store(home: Path, n: int) -> None:
     store = AkashicStore.open(home)
     now = datetime.now(UTC)
     thread = "t" * 32
-    rows = []
-    for i in range(2 * n):
-        blob = store.blobs.put(png(i))
-        caption = i % 2 == 0
-        text = f"a picture of balloon number {i}"
-        rows.append(
-            {
-                "key": hash_value(i),
-                "realm": "r" * 32,
-                "thread": thread,
-                "step": i,
-                "step_key": hash_value(("s", i)),
-                "facet": "dummy",
-                "kind": "network",
-                "model": "dummy:image-to-text" if caption else "dummy:text-to-image",
-                "input": blob if caption else text,
-                "input_type": "image" if caption else "text",
-                "output": text if caption else blob,
-                "output_type": "text" if caption else "image",
-                "params": "{}",
-                "seed": 1,
-                "status": "ok",
-                "started_at": now,
-                "finished_at": now,
-                "latency_ms": 1.0,
-                "metadata": "{}",
-            }
-        )
+    rows = [image_step(store, i, thread, hash_value(i), now) for i in range(2 * n)]
     store.table("invocations").add(pa.Table.from_pylist(rows, schema=INVOCATIONS))
-    store.put_run(
-        {
-            "thread": thread,
-            "realm": "r" * 32,
-            "kind": "network",
-            "name": "bench",
-            "spec": "{}",
-            "genesis": "g",
-            "seed": 1,
-            "status": "completed",
-            "steps": 2 * n,
-            "created_at": now,
-        }
-    )
+    _common.put_completed_run(store, thread, "bench", 2 * n, now)
     store.compact()
 
 
@@ -151,13 +142,10 @@ def bare_export(home: Path, out: Path) -> float:
 
 def peak_rss_mib(home: Path) -> float:
     code = (
-        "import sys; sys.path.insert(0, 'benchmarks'); import tempfile; from pathlib import Path;"
-        "import bench_image_export as b;"
-        f"b.sandloop_export(Path({str(home)!r}), Path(tempfile.mkdtemp()) / 'out');"
-        "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])"
+        "import tempfile; import bench_image_export as b;"
+        f"b.sandloop_export(Path({str(home)!r}), Path(tempfile.mkdtemp()) / 'out')"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(done.stdout.strip().splitlines()[-1]) / 1024
+    return _common.peak_rss(code)[0]
 
 
 def main() -> None:

@@ -20,11 +20,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sandloop.exports.arrow_lists import exchanges, interleaved, offsets
 from sandloop.exports.json_columns import has_odd_control, json_string
 
 VISION = "vision"  # image→text
@@ -200,30 +200,20 @@ def hf_table(batch: pa.Table, kind: str) -> pa.Table:
         return pa.Table.from_arrays([*about, text, image], schema=schema)
     # Each example: a user turn holding the image placeholder, an assistant turn the caption.
     messages_type = schema.field("messages").type
-    turn_type = messages_type.value_type
-    content_type = turn_type.field("content").type
-    order = np.empty(2 * n, np.int64)
-    order[0::2], order[1::2] = np.arange(n), np.arange(n, 2 * n)
+    content_type = messages_type.value_type.field("content").type
     parts = pa.StructArray.from_arrays(
         [
             pa.array(["image", "text"] * n, pa.string()),
-            pa.concat_arrays([pa.nulls(n, pa.string()), text]).take(pa.array(order)),
+            interleaved(pa.nulls(n, pa.string()), text),
         ],
         fields=list(content_type.value_type),
     )
-    contents = pa.ListArray.from_arrays(_offsets(2 * n, 1), parts, type=content_type)
-    turns = pa.StructArray.from_arrays(
-        [pa.array(["user", "assistant"] * n, pa.string()), contents], fields=list(turn_type)
-    )
-    messages = pa.ListArray.from_arrays(_offsets(n, 2), turns, type=messages_type)
+    one_part = pa.ListArray.from_arrays(offsets(2 * n, 1), parts, type=content_type)
+    messages = exchanges(one_part[0::2], one_part[1::2], messages_type)
     images_type = schema.field("images").type
     cells = _image_cells(batch, images_type.value_type)
-    images = pa.ListArray.from_arrays(_offsets(n, 1), cells, type=images_type)
+    images = pa.ListArray.from_arrays(offsets(n, 1), cells, type=images_type)
     return pa.Table.from_arrays([*about, messages, images], schema=schema)
-
-
-def _offsets(lists: int, each: int) -> pa.Array:
-    return pa.array(np.arange(0, lists * each + 1, each, dtype=np.int32))
 
 
 def _image_cells(batch: pa.Table, cell_type: pa.StructType) -> pa.StructArray:

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 
 from sandloop import __version__
 from sandloop.exports import tokens
+from sandloop.exports.arrow_lists import exchanges
 from sandloop.exports.card import card
 from sandloop.exports.examples import (
     Example,
@@ -39,8 +40,8 @@ from sandloop.exports.examples import (
     usable_network_rows,
 )
 from sandloop.exports.formats import FORMATS, PROVENANCE, WRITERS, provenance
+from sandloop.exports.hf_parquet import HF_SCHEMAS, HfParquet
 from sandloop.exports.images import (
-    HF_IMAGE_SCHEMAS,
     IMAGE_CHUNK_ROWS,
     IMAGE_FORMATS,
     TEXT_TO_IMAGE,
@@ -66,7 +67,6 @@ from sandloop.storage.store import sql_str
 
 SPLITS = ("train", "validation")
 RANGE_ROWS = 25_000  # network rows per spill bucket, roughly: bounds the export's memory
-ROW_GROUP_BYTES = 64 << 20  # the hf image configs' row groups, roughly
 TOKEN_SAMPLE = 2_000  # examples tokenised exactly for the manifest's statistics
 NETWORK_COLUMNS = [
     "key",
@@ -384,10 +384,7 @@ class _Sink:
     def __init__(self, root: Path, compress: str | None) -> None:
         self.root, self.compress = root, compress
         self.files: dict[tuple[str, str, str], Any] = {}
-        self.parquet_rows: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (config, split)
-        self.parquet_tables: dict[tuple[str, str], list[pa.Table]] = {}
-        self.parquet_held: dict[tuple[str, str], tuple[int, int]] = {}  # their rows and bytes
-        self.parquet_writers: dict[tuple[str, str], Any] = {}
+        self.parquet = HfParquet(root)
 
     def path(self, fmt: str, part: str, split: str) -> Path:
         name = f"{part}.{split}" if part else split
@@ -400,28 +397,13 @@ class _Sink:
 
     def write(self, fmt: str, part: str, split: str, record: dict[str, Any]) -> None:
         if fmt == "hf":
-            rows = self.parquet_rows.setdefault((part, split), [])
-            rows.append(record)
-            if len(rows) >= 10_000:
-                self._flush_parquet(part, split)
+            self.parquet.add_row(part, split, record)
             return
         self._handle(fmt, part, split).write(orjson.dumps(record) + b"\n")
 
     def write_table(self, config: str, split: str, table: pa.Table) -> None:
-        """Rows of an hf config built column-wise, gathered into row groups of about
-        ``ROW_GROUP_BYTES`` (images make rows large) or 10,000 rows."""
-        if not len(table):
-            return
-        self._flush_parquet(config, split)  # rows given one by one go first
-        tables = self.parquet_tables.setdefault((config, split), [])
-        tables.append(table)
-        held = self.parquet_held.get((config, split), (0, 0))
-        held = self.parquet_held[(config, split)] = (
-            held[0] + len(table),
-            held[1] + table.get_total_buffer_size(),
-        )
-        if held[0] >= 10_000 or held[1] >= ROW_GROUP_BYTES:
-            self._flush_tables(config, split)
+        """Rows of an hf config built column-wise."""
+        self.parquet.add_table(config, split, table)
 
     def _handle(self, fmt: str, part: str, split: str) -> IO[bytes]:
         """The file of one (format, part, split), opened on its first line."""
@@ -434,71 +416,15 @@ class _Sink:
 
     def _open(self, path: Path) -> IO[bytes]:
         if self.compress:
-            import pyarrow as pa
-
             stream: IO[bytes] = pa.CompressedOutputStream(str(path), "zstd")
             return stream
         return path.open("wb", buffering=1 << 20)
 
-    def _flush_parquet(self, config: str, split: str) -> None:
-        rows = self.parquet_rows.get((config, split))
-        if not rows:
-            return
-        schema = HF_SCHEMAS[config] if config in HF_SCHEMAS else HF_IMAGE_SCHEMAS[config]
-        self._parquet(config, split, schema).write_table(pa.Table.from_pylist(rows, schema=schema))
-        self.parquet_rows[(config, split)] = []
-
-    def _flush_tables(self, config: str, split: str) -> None:
-        tables = self.parquet_tables.pop((config, split), [])
-        self.parquet_held.pop((config, split), None)
-        if tables:
-            table = pa.concat_tables(tables)
-            self._parquet(config, split, table.schema).write_table(table)
-
-    def _parquet(self, config: str, split: str, schema: pa.Schema) -> Any:
-        import pyarrow.parquet as pq
-
-        writer = self.parquet_writers.get((config, split))
-        if writer is None:
-            path = self.root / "hf" / config / f"{split}-00000-of-00001.parquet"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            writer = pq.ParquetWriter(str(path), schema, compression="zstd")
-            self.parquet_writers[(config, split)] = writer
-        return writer
-
     def close(self) -> None:
         for handle in self.files.values():
             handle.close()
-        for config, split in list(self.parquet_rows):
-            self._flush_parquet(config, split)
-        for config, split in list(self.parquet_tables):
-            self._flush_tables(config, split)
-        for writer in self.parquet_writers.values():
-            writer.close()
-        self.files, self.parquet_rows, self.parquet_writers = {}, {}, {}
-
-
-def _hf_schemas() -> dict[str, pa.Schema]:
-    """Every column non-nullable: a trainer never meets a missing prompt or side."""
-    message = pa.struct(
-        [pa.field("role", pa.string(), nullable=False), pa.field("content", pa.string(), False)]
-    )
-    chat = pa.list_(pa.field("item", message, nullable=False))
-    about = [pa.field(name, pa.string(), nullable=False) for name in ("key", "kind", "model")]
-    sides = ("prompt", "chosen", "rejected")
-    return {
-        "sft": pa.schema([*about, pa.field("messages", chat, nullable=False)]),
-        "preference": pa.schema(
-            [
-                *about,
-                *(pa.field(s, chat, nullable=False) for s in sides),
-                pa.field("source", pa.string(), nullable=False),  # refine, or user:NAME
-            ]
-        ),
-    }
-
-
-HF_SCHEMAS = _hf_schemas()
+        self.files = {}
+        self.parquet.close()
 
 
 def snapshot_examples(pinned: Pinned) -> Iterator[Example]:
@@ -749,7 +675,7 @@ def _write_columnar(
     keys, inputs, outputs = (rows[c].to_pylist() for c in ("key", "input", "output"))
     in_validation = _in_validation(rows["key"], options.val_fraction).to_pylist()
     dedupe = options.dedupe != "none"
-    others = [(fmt, to_records) for fmt, to_records in writers if fmt != "openai-chat"]
+    others = [(fmt, to_records) for fmt, to_records in writers if fmt not in ("openai-chat", "hf")]
     threads, models = (rows[c].to_pylist() for c in ("thread", "model")) if others else ([], [])
     keep = []
     for key, text_in, text_out, validation in zip(
@@ -764,12 +690,14 @@ def _write_columnar(
             seen.add(digest)
         keep.append(True)
         split = "validation" if validation else "train"
-        stats.counts[(split, "network")] += 1
+        sampled = _in_token_sample(key, total_hint)
+        if not (sampled or others):
+            continue
         messages = (
             {"role": "user", "content": text_in},
             {"role": "assistant", "content": text_out},
         )
-        if _in_token_sample(key, total_hint):
+        if sampled:
             stats.token_sample[split].append(tokens.count_messages(list(messages)))
         if others:
             row = len(keep) - 1
@@ -778,19 +706,43 @@ def _write_columnar(
                 for part, record in to_records(example):
                     _report(reports, fmt, part, split).examples += 1
                     sink.write(fmt, part, split, record)
+    kept, validation_mask = pa.array(keep), pa.array(in_validation)
+    masks = (
+        ("train", pc.and_(kept, pc.invert(validation_mask))),
+        ("validation", pc.and_(kept, validation_mask)),
+    )
+    for split, mask in masks:
+        stats.counts[(split, "network")] += pc.sum(mask).as_py() or 0
     if "openai-chat" in options.formats:
         lines = _chat_lines(rows)
-        kept = pa.array(keep)
-        validation_mask = pa.array(in_validation)
-        for split, mask in (
-            ("train", pc.and_(kept, pc.invert(validation_mask))),
-            ("validation", pc.and_(kept, validation_mask)),
-        ):
+        for split, mask in masks:
             chosen = lines.filter(mask)
             if len(chosen):
                 _report(reports, "openai-chat", "", split).examples += len(chosen)
                 sink.write_raw("openai-chat", "", split, "".join(chosen.to_pylist()).encode())
+    if "hf" in options.formats:
+        for split, mask in masks:
+            chosen_rows = rows.filter(mask)
+            if len(chosen_rows):
+                _report(reports, "hf", "sft", split).examples += len(chosen_rows)
+                sink.write_table("sft", split, _sft_table(chosen_rows))
     return sum(keep)
+
+
+def _sft_table(rows: pa.Table) -> pa.Table:
+    """Network exchanges as hf ``sft`` rows, what `formats.hf` makes one at a time."""
+    schema = HF_SCHEMAS["sft"]
+    messages = exchanges(
+        rows["input"].combine_chunks(),
+        rows["output"].combine_chunks(),
+        schema.field("messages").type,
+    )
+    about = [
+        rows["key"].combine_chunks(),
+        pa.array(["network"] * len(rows), pa.string()),
+        rows["model"].combine_chunks(),
+    ]
+    return pa.Table.from_arrays([*about, messages], schema=schema)
 
 
 def _report(reports: dict[tuple[str, str, str], Report], fmt: str, part: str, split: str) -> Report:

@@ -220,3 +220,75 @@ def build_tiny_captioner(folder: Path) -> Path:
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
     return folder
+
+
+VISION_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for part in message['content'] %}{% if part['type'] == 'image' %}<image>"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_tiny_llava(folder: Path) -> Path:
+    """A random-weight LLaVA (a 1-layer CLIP vision tower on 32×32 images, a 1-layer Llama) and
+    its processor, whose chat template renders image parts as ``<image>``: what TRL's SFT
+    trainer needs to train on vision messages with an ``images`` column."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        GPT2TokenizerFast,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>"]
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(_corpus(), vocab_size=1024, special_tokens=specials)
+    tokenizer = GPT2TokenizerFast(
+        tokenizer_object=bpe,
+        bos_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+    )
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    processor = LlavaProcessor(
+        image_processor=CLIPImageProcessor(
+            size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+        ),
+        tokenizer=tokenizer,
+        chat_template=VISION_CHAT_TEMPLATE,
+        patch_size=16,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,  # CLIP's class token
+    )
+    tiny = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1}
+    config = LlavaConfig(
+        vision_config=CLIPVisionConfig(
+            **tiny, num_attention_heads=2, image_size=32, patch_size=16, projection_dim=32
+        ),
+        text_config=LlamaConfig(
+            **tiny,
+            vocab_size=len(tokenizer),
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        ),
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+    )
+    torch.manual_seed(0)
+    LlavaForConditionalGeneration(config).save_pretrained(str(folder))
+    processor.save_pretrained(str(folder))
+    return folder

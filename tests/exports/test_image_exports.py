@@ -295,3 +295,19 @@ def test_column_wise_image_records_are_the_row_wise_ones_byte_for_byte() -> None
         again = images.image_batch(rows, read, Redactor().arrow, seen)
         assert again.duplicates == expected_duplicates
         assert len(again.table) == 3 - expected_duplicates
+
+
+@pytest.mark.slow
+def test_trl_trains_a_vision_language_model_on_the_vision_config(
+    exported: tuple[Path, dict], tmp_path: Path
+) -> None:
+    """The `vision` config as it loads, with no reshaping: TRL's SFT trainer fills the image
+    placeholders from `images` and takes two steps on a tiny LLaVA built here."""
+    import math
+
+    from tests.exports.trainers import train_vision
+    from tests.tiny_models import build_tiny_llava
+
+    out, _ = exported
+    found = train_vision(out, build_tiny_llava(tmp_path / "llava"))
+    assert found["steps"] == 2 and math.isfinite(found["loss"]) and found["loss"] > 0, found

@@ -92,6 +92,35 @@ def train(export: Path, model_dir: Path) -> dict[str, float]:
     return losses
 
 
+def train_vision(export: Path, model_dir: Path) -> dict[str, float]:
+    """A few SFT steps of a vision-language model on the hf ``vision`` config, as it loads:
+    TRL fills the ``{"type": "image"}`` placeholders from the ``images`` column."""
+    import datasets
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from trl import SFTConfig, SFTTrainer
+
+    captions = datasets.load_dataset(str(export), "vision", split="train")
+    with tempfile.TemporaryDirectory() as scratch:
+        trainer = SFTTrainer(
+            model=AutoModelForImageTextToText.from_pretrained(str(model_dir)),
+            args=SFTConfig(
+                output_dir=scratch,
+                max_length=None,  # truncation could cut the image tokens
+                max_steps=2,
+                per_device_train_batch_size=2,
+                report_to=[],
+                use_cpu=True,
+                save_strategy="no",
+                logging_steps=1,
+                disable_tqdm=True,
+            ),
+            train_dataset=captions,
+            processing_class=AutoProcessor.from_pretrained(str(model_dir)),
+        )
+        result = trainer.train()
+        return {"loss": result.training_loss, "steps": trainer.state.global_step}
+
+
 def main() -> None:
     export, model_dir = Path(sys.argv[1]), Path(sys.argv[2])
     from transformers import AutoTokenizer

@@ -152,3 +152,11 @@ def test_snapshots_select_by_score_and_exports_carry_human_pairs(
     pairs = datasets.load_dataset(str(out), "preference", split="train")
     assert pairs["source"] == ["user:ada"] and pairs["chosen"] == [dpo["preferred_output"]]
     assert api.export_file_sets(manifest)["openai-dpo"] == "1 train"
+    assert "preference_pair_beyond_the_first_per_output" not in manifest["skipped"]
+    # A second person's pair for the same output: an example has one rejected side, so the
+    # export keeps one pair and counts the other.
+    api.prefer(f"{one[:8]}:0", f"{two[:8]}:0", home, by="bob")
+    api.create_snapshot("two-pairs", home)
+    manifest = exported("two-pairs", ("openai-dpo",))
+    assert sum(manifest["pairs"].values()) == 1
+    assert manifest["skipped"]["preference_pair_beyond_the_first_per_output"] == 1

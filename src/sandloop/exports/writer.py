@@ -212,12 +212,19 @@ class _Examples:
     def _human_pairs(self, scores: pa.Table) -> dict[str, tuple[str, str]]:
         """Preferred key → (the other output, who preferred): the first pair per preferred
         output (by id), with the other side's text read from the pinned invocations."""
-        pairs = {k: v[0] for k, v in preference_pairs(scores).items()}
+        every = preference_pairs(scores)
+        beyond = sum(len(found) - 1 for found in every.values())
+        if beyond:  # an example has one rejected side
+            self.stats.skipped["preference_pair_beyond_the_first_per_output"] += beyond
+        pairs = {k: v[0] for k, v in every.items()}
         if not pairs:
             return {}
         others = ", ".join(sql_str(other) for other, _ in pairs.values())
         texts = self.pinned.read("invocations", f"key IN ({others})", ["key", "output"])
         text_of = dict(zip(texts["key"], texts["output"], strict=True))
+        missing = sum(other not in text_of for other, _ in pairs.values())
+        if missing:
+            self.stats.skipped["preference_pair_other_side_not_in_snapshot"] += missing
         return {
             key: (self.redact(str(text_of[other])), by)
             for key, (other, by) in pairs.items()

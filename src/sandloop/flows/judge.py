@@ -57,6 +57,7 @@ from sandloop.storage.store import AkashicStore, sql_str
 from sandloop.summaries import JudgeSummary
 
 BATCH = 256  # recipe runs advanced together: one task run per round and model
+LOOKUP_KEYS = 2_000  # keys per `key IN (…)` filter
 
 
 @dataclass
@@ -140,14 +141,14 @@ def judge_flow(
 
 def _located(pinned: snapshots.Pinned, examples: list[Example]) -> dict[str, Judged]:
     """Where each example's output is recorded: the thread and step its score names."""
-    if not examples:
-        return {}
-    keys = ", ".join(sql_str(str(e.vector_key)) for e in examples)
-    rows = pinned.read("invocations", f"key IN ({keys})", ["key", "thread", "step"])
-    return {
-        str(k): Judged(str(k), str(t), int(s))
-        for k, t, s in zip(rows["key"], rows["thread"], rows["step"], strict=True)
-    }
+    found: dict[str, Judged] = {}
+    for start in range(0, len(examples), LOOKUP_KEYS):  # a filter per chunk, not one per snapshot
+        chunk = examples[start : start + LOOKUP_KEYS]
+        keys = ", ".join(sql_str(str(e.vector_key)) for e in chunk)
+        rows = pinned.read("invocations", f"key IN ({keys})", ["key", "thread", "step"])
+        for k, t, s in zip(rows["key"], rows["thread"], rows["step"], strict=True):
+            found[str(k)] = Judged(str(k), str(t), int(s))
+    return found
 
 
 def _judge_batch(

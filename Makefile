@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 HOME_DIR ?= $(HOME)/.sandloop
 
-.PHONY: setup demo test test-slow lint bench clean
+.PHONY: setup demo test test-slow lint bench clean openapi
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -35,6 +35,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks notebooks
 	$(BIN)/mypy
 
+openapi: $(STAMP)  ## regenerate docs/openapi.json after changing the HTTP API
+	$(BIN)/python -c "import json; from sandloop.web.app import create_app; print(json.dumps(create_app().openapi(), indent=2, sort_keys=True))" > docs/openapi.json
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_step_overhead.py
 	$(BIN)/python benchmarks/bench_driver.py
@@ -55,6 +58,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_prefect_backends.py
 	$(BIN)/python benchmarks/bench_handoff.py
 	$(BIN)/python benchmarks/bench_cli_start.py
+	$(BIN)/python benchmarks/bench_api.py
 	$(BIN)/python benchmarks/bench_remote_home.py
 	$(BIN)/python benchmarks/bench_workers.py
 

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import _common
 
+THREAD = "7" * 32  # a hex thread id, as the API and CLI take them
 WORDS = ["amber", "balloon", "cedar", "drift", "ember", "fable"]
 WORDS += ["glass", "harbor", "iris", "juniper", "kettle", "lantern"]
 
@@ -37,7 +38,7 @@ def build_store(home: Path, n: int) -> None:
 
     store = AkashicStore.open(home)
     now = datetime.now(UTC)
-    thread = "t" * 32
+    thread = THREAD
     table = store.table("invocations")
     for start in range(0, n, 100_000):
         rows = []

@@ -869,6 +869,60 @@ def model_catalog(home: Path | str | None = None) -> Catalog:
     return catalog()
 
 
+def catalog_listing(home: Path | str | None = None) -> dict[str, Any]:
+    """The catalog as plain data: what `models --json` prints and the HTTP API serves."""
+    known = model_catalog(home)
+    return {
+        "models": [
+            {
+                "ref": i.ref,
+                "task": i.task,
+                "input": i.input_type,
+                "output": i.output_type,
+                "source": i.model_id,
+                "description": i.description,
+                "cost": i.cost_hint,
+                "cost_usd": i.cost_usd.model_dump() if i.cost_usd else None,
+                "default_params": i.default_params,
+                "params": list(i.params_model.model_fields),
+            }
+            for i in known.models.values()
+        ],
+        "routes": {n: r.model_dump() for n, r in known.routes.items()},
+        "models_file": str(known.user_file) if known.user_file else None,
+    }
+
+
+def create_token(scope: str, user: str, home: Path | str | None = None) -> tuple[str, Any]:
+    """A new API token (shown once) and its grant; only its hash is stored."""
+    from sandloop import tokens
+
+    return tokens.create(open_store(home), scope, user)
+
+
+def check_token(token: str, home: Path | str | None = None) -> Any:
+    """What ``token`` grants (a `tokens.Grant`), or None: unknown, revoked, or no tokens yet."""
+    from sandloop import tokens
+    from sandloop.storage.store import NotFound
+
+    try:
+        return tokens.grant_of(open_store(home, readonly=True), token)
+    except NotFound:  # a store without a tokens table: nothing was ever granted
+        return None
+
+
+def list_tokens(home: Path | str | None = None) -> pd.DataFrame:
+    from sandloop import tokens
+
+    return tokens.listing(open_store(home))
+
+
+def revoke_token(short_id: str, home: Path | str | None = None) -> dict[str, Any]:
+    from sandloop import tokens
+
+    return tokens.revoke(open_store(home), short_id)
+
+
 def prepare_models(
     spec: RunSpec,
     home: Path | str | None = None,

@@ -19,6 +19,7 @@ KEY_PATTERNS: dict[str, str] = {
     "aws_key": r"\bAKIA[0-9A-Z]{16}\b",
     "github_token": r"\bgh[pousr]_[A-Za-z0-9]{30,}",
     "bearer": r"\b(?i:bearer)\s+[A-Za-z0-9._\-]{20,}",
+    "sandloop_token": r"\bsl_[A-Za-z0-9_\-]{40,}",  # sandloop's own API tokens
 }
 #: A key shown with its middle masked: some characters, a run of mask characters, maybe more.
 MASKED_KEY = r"[A-Za-z0-9_\-]{2,}[*•]{3,}[A-Za-z0-9_\-*•…]*"

@@ -13,6 +13,7 @@ from sandloop.cli import (  # noqa: F401 - importing registers the commands
     server,
     sessions,
     sweeps,
+    web,
 )
 from sandloop.cli.common import app
 

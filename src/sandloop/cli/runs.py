@@ -322,31 +322,11 @@ def models(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """
     from sandloop import api
 
+    if as_json:
+        out.print_json(data=api.catalog_listing(home))
+        return
     known = api.model_catalog(home)
     infos = list(known.models.values())
-    if as_json:
-        out.print_json(
-            data={
-                "models": [
-                    {
-                        "ref": i.ref,
-                        "task": i.task,
-                        "input": i.input_type,
-                        "output": i.output_type,
-                        "source": i.model_id,
-                        "description": i.description,
-                        "cost": i.cost_hint,
-                        "cost_usd": i.cost_usd.model_dump() if i.cost_usd else None,
-                        "default_params": i.default_params,
-                        "params": list(i.params_model.model_fields),
-                    }
-                    for i in infos
-                ],
-                "routes": {n: r.model_dump() for n, r in known.routes.items()},
-                "models_file": str(known.user_file) if known.user_file else None,
-            }
-        )
-        return
     table = Table()
     table.add_column("model", no_wrap=True)
     table.add_column("task", no_wrap=True)

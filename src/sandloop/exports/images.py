@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 
 from sandloop.exports.arrow_lists import exchanges, interleaved, offsets
 from sandloop.exports.json_columns import has_odd_control, json_string
+from sandloop.storage.blobs import sniff_media_type
 
 VISION = "vision"  # image→text
 TEXT_TO_IMAGE = "text-to-image"
@@ -46,17 +47,7 @@ class ImageExample:
     media_type: str
 
 
-def media_type(data: bytes) -> str | None:
-    """An image's type from its first bytes (blobs are stored without one)."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    return None
+media_type = sniff_media_type  # the name the export's checks use
 
 
 def image_rows(rows: pa.Table) -> pa.Table:

@@ -161,6 +161,17 @@ SCORES = pa.schema(
     ]
 )
 
+# API tokens: only a hash of each is kept (id = SHA-256 of the token), never the token itself.
+TOKENS = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("scope", pa.string(), nullable=False),  # read | run | admin
+        pa.field("user", pa.string(), nullable=False),
+        pa.field("created_at", _TS),
+        pa.field("revoked_at", _TS),
+    ]
+)
+
 TABLES: dict[str, tuple[pa.Schema, str]] = {
     "invocations": (INVOCATIONS, "key"),
     "runs": (RUNS, "thread"),
@@ -170,6 +181,7 @@ TABLES: dict[str, tuple[pa.Schema, str]] = {
     "snapshots": (SNAPSHOTS, "name"),
     "sweeps": (SWEEPS, "name"),
     "scores": (SCORES, "id"),
+    "tokens": (TOKENS, "id"),
 }
 
 TIMESTAMP_COLUMNS = frozenset(

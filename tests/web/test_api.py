@@ -1,0 +1,183 @@
+"""The HTTP API through httpx against uvicorn on a free 127.0.0.1 port, on a real home: every
+read route, every scope, bad input, unknown ids, and the committed OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sandloop import api
+from sandloop.loops.network.spec import RunSpec
+
+pytestmark = pytest.mark.usefixtures("prefect_api_url")
+
+OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+PANIC = {"name": "panic", "models": ["dummy:text-to-image", "dummy:image-to-text"]}
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory, prefect_api_url: str) -> Path:
+    home = tmp_path_factory.mktemp("api-home")
+    for seed in (1, 2, 3):
+        spec = {
+            "network": PANIC,
+            "genesis": "a red balloon",
+            "seed": seed,
+            "stop": {"max_steps": 5, "stop_on_repeat": False},
+        }
+        api.run_network(RunSpec.model_validate(spec), home)
+    api.create_snapshot("all", home)
+    return home
+
+
+@pytest.fixture(scope="module")
+def tokens(home: Path) -> dict[str, str]:
+    return {scope: api.create_token(scope, "ada", home)[0] for scope in ("read", "run", "admin")}
+
+
+@pytest.fixture(scope="module")
+def base_url(home: Path) -> Iterator[str]:
+    import uvicorn
+
+    from sandloop.web.app import create_app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(home), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def client(base_url: str, token: str | None) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=base_url, headers=headers, timeout=60)
+
+
+def test_runs_are_listed_a_page_at_a_time_newest_first(
+    base_url: str, tokens: dict[str, str], home: Path
+) -> None:
+    with client(base_url, tokens["read"]) as http:
+        seen, cursor = [], None
+        while True:
+            params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+            page = http.get("/v1/runs", params=params).json()
+            seen += page["runs"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        stored = api.list_runs(home)
+        assert sorted(r["thread"] for r in seen) == sorted(stored["thread"])
+        assert len({r["thread"] for r in seen}) == len(seen) == 3  # none twice, none missed
+        created = [r["created_at"] for r in seen]
+        assert created == sorted(created, reverse=True)
+        assert http.get("/v1/runs", params={"kind": "dialogue"}).json()["runs"] == []
+        one = seen[0]["thread"]
+        assert http.get(f"/v1/runs/{one[:8]}").json()["thread"] == one
+
+
+def test_steps_follow_a_cursor_and_images_come_with_their_type(
+    base_url: str, tokens: dict[str, str], home: Path
+) -> None:
+    thread = str(api.list_runs(home)["thread"].iloc[0])
+    recorded = api.run_steps(thread, home).sort_values("step")
+    with client(base_url, tokens["read"]) as http:
+        first = http.get(f"/v1/runs/{thread}/steps", params={"limit": 2}).json()
+        assert [s["step"] for s in first["steps"]] == [0, 1] and first["next_cursor"] == 1
+        rest = http.get(f"/v1/runs/{thread}/steps", params={"after": 1}).json()
+        steps = first["steps"] + rest["steps"]
+        assert [s["key"] for s in steps] == list(recorded["key"])
+        assert rest["next_cursor"] is None
+        image = next(s for s in steps if s["output_type"] == "image")
+        assert image["output_url"] == f"/v1/blobs/{image['output']}"
+        got = http.get(image["output_url"])
+        assert got.status_code == 200 and got.headers["content-type"] == "image/png"
+        assert got.content == api.open_store(home).blobs.get(image["output"])
+
+
+def test_the_other_read_routes(base_url: str, tokens: dict[str, str], home: Path) -> None:
+    with client(base_url, tokens["read"]) as http:
+        catalog = http.get("/v1/models").json()
+        assert "dummy:text" in {m["ref"] for m in catalog["models"]}
+        assert catalog == api.catalog_listing(home)
+        assert "judge-exchange" in http.get("/v1/recipes").json()
+        assert [s["name"] for s in http.get("/v1/snapshots").json()] == ["all"]
+        assert http.get("/v1/sessions").json() == []
+        hits = http.get("/v1/search", params={"q": "a red balloon", "k": 3}).json()
+        assert 1 <= len(hits) <= 3 and all(h["key"] for h in hits)
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "said"),
+    [
+        ("/v1/runs/0123456789abcdef", 404, "no run has a thread starting with"),
+        ("/v1/runs/nothex", 422, "thread"),
+        ("/v1/runs?limit=0", 422, "limit"),
+        ("/v1/runs?kind=poem", 422, "kind"),
+        ("/v1/runs?cursor=bogus", 422, "cursor"),
+        ("/v1/search?q=", 422, "q"),
+        ("/v1/blobs/" + "0" * 32, 404, "no blob"),
+        ("/v1/blobs/xyz", 422, "blob_hash"),
+    ],
+)
+def test_bad_input_and_unknown_ids_say_which(
+    base_url: str, tokens: dict[str, str], path: str, status: int, said: str
+) -> None:
+    with client(base_url, tokens["read"]) as http:
+        got = http.get(path)
+    assert got.status_code == status, got.text
+    assert said in got.text
+
+
+def test_every_route_needs_a_token_and_tokens_never_come_back(
+    base_url: str, tokens: dict[str, str], home: Path
+) -> None:
+    routes = ["/v1/runs", "/v1/models", "/v1/recipes", "/v1/snapshots", "/v1/sessions"]
+    for token, status in ((None, 401), ("sl_" + "x" * 43, 401), ("not-a-token", 401)):
+        with client(base_url, token) as http:
+            assert {http.get(r).status_code for r in routes} == {status}
+    for scope in ("read", "run", "admin"):  # scopes nest: each can read
+        with client(base_url, tokens[scope]) as http:
+            got = http.get("/v1/runs")
+            assert got.status_code == 200
+            assert not any(t in got.text for t in tokens.values())
+    stored = b"".join(p.read_bytes() for p in home.rglob("*") if p.is_file())
+    assert not any(t.encode() in stored for t in tokens.values())  # only hashes are kept
+
+
+def test_a_revoked_token_is_refused(home: Path) -> None:
+    from sandloop.web.app import create_app
+
+    token, grant = api.create_token("read", "bob", home)
+    app = create_app(home)  # a fresh grant cache: revocation is seen at once
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as local:
+        assert local.get("/v1/recipes", headers={"Authorization": f"Bearer {token}"}).is_success
+        api.revoke_token(grant.id, home)
+        app.state.grants.cache.clear()
+        refused = local.get("/v1/recipes", headers={"Authorization": f"Bearer {token}"})
+        assert refused.status_code == 401 and "revoked" in refused.text
+
+
+def test_the_committed_openapi_document_is_the_served_one(base_url: str) -> None:
+    served = httpx.get(f"{base_url}/openapi.json").json()
+    committed = json.loads(OPENAPI.read_text())
+    assert served == committed, "the API changed: run `make openapi` and commit docs/openapi.json"
+    assert "bearer" in json.dumps(served["components"]["securitySchemes"]).lower()

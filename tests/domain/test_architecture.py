@@ -136,7 +136,8 @@ def test_the_cli_starts_flows_only_through_the_api() -> None:
 
 #: What a command may use besides the API: how it reports (errors, secrets scrubbed from its one
 #: line, excerpts, figures, progress events, the typed results it prints), its settings, and
-#: the managed Prefect server, which is looked for at start-up before anything heavy loads.
+#: the managed Prefect server, which is looked for at start-up before anything heavy loads,
+#: and the HTTP app `sandloop api` serves (another face over the API, with no logic of its own).
 CLI_MAY_USE = {
     "sandloop.api",
     "sandloop.config",
@@ -148,6 +149,7 @@ CLI_MAY_USE = {
     "sandloop.server",
     "sandloop.storage.location",
     "sandloop.summaries",
+    "sandloop.web.app",
 }
 
 

@@ -25,6 +25,7 @@ def test_export_commands_have_help(command: tuple[str, str], cli_env: dict[str, 
     assert helped.returncode == 0 and "Usage" in helped.stdout
 
 
+@pytest.mark.slow  # 30 s: the whole export CLI end to end; the fast suite has each part
 def test_snapshot_export_validate_and_traces(cli_env: dict[str, str], tmp_path: Path) -> None:
     ran = sandloop(
         "run", str(ECHO), "--genesis", "hello", "--seed", "3", "--max-steps", "6", env=cli_env

@@ -181,3 +181,41 @@ def test_the_committed_openapi_document_is_the_served_one(base_url: str) -> None
     committed = json.loads(OPENAPI.read_text())
     assert served == committed, "the API changed: run `make openapi` and commit docs/openapi.json"
     assert "bearer" in json.dumps(served["components"]["securitySchemes"]).lower()
+
+
+def test_a_page_of_steps_never_ends_inside_a_step(tmp_path: Path) -> None:
+    """Rows that share a step (a step's calls) stay on one page: the cursor is a step."""
+    from fastapi.testclient import TestClient
+
+    from _common import invocation_rows
+    from sandloop.web.app import create_app
+
+    home = tmp_path / "home"
+    store = api.open_store(home)
+    thread = "b" * 32
+    rows = invocation_rows(4, thread)
+    for row, step in zip(rows, (0, 1, 1, 2), strict=True):
+        row["step"] = step
+    store.upsert("invocations", rows)
+    store.put_run(
+        {
+            "thread": thread,
+            "realm": "r" * 32,
+            "kind": "recipe",
+            "name": "paged",
+            "spec": "{}",
+            "status": "completed",
+            "steps": 3,
+        }
+    )
+    token, _ = api.create_token("read", "ada", home)
+    with TestClient(create_app(home)) as local:
+        headers = {"Authorization": f"Bearer {token}"}
+        pages, after = [], -1
+        while after is not None:
+            page = local.get(
+                f"/v1/runs/{thread}/steps", params={"after": after, "limit": 2}, headers=headers
+            ).json()
+            pages.append([s["step"] for s in page["steps"]])
+            after = page["next_cursor"]
+    assert pages == [[0], [1, 1], [2]]

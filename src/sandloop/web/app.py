@@ -112,7 +112,15 @@ def create_app(home: Path | str | None = None) -> FastAPI:
         if not frame.empty:
             frame = frame[frame["step"] > after].sort_values(["step", "key"])
         more = len(frame) > limit
-        frame = frame.head(limit)
+        if more:  # the cursor is a step number: a page never ends inside a step
+            last = frame["step"].iloc[limit - 1]
+            cut = frame["step"].iloc[limit] == last
+            whole = frame.head(limit)
+            if cut:
+                before = whole[whole["step"] < last]
+                whole = before if not before.empty else frame[frame["step"] <= last]
+            more = len(whole) < len(frame)
+            frame = whole
         if not frame.empty:
             blobs = "/v1/blobs/" + frame["output"].astype(str)
             frame = frame.assign(output_url=blobs.where(frame["output_type"] != "text", None))

@@ -294,7 +294,12 @@ def test_column_wise_image_records_are_the_row_wise_ones_byte_for_byte() -> None
     for expected_duplicates in (0, 3):  # the same rows again: each is an exact duplicate
         again = images.image_batch(rows, read, Redactor().arrow, seen)
         assert again.duplicates == expected_duplicates
+        assert again.read_bytes == 2 * len(png) + 1 + len(gif)  # duplicates were read too
         assert len(again.table) == 3 - expected_duplicates
+    # The next chunk is sized by what was read: repeated images still filled memory once.
+    assert images.image_chunk_rows(64, 64 * images.IMAGE_CHUNK_BYTES) == 16  # the fewest
+    assert images.image_chunk_rows(64, images.IMAGE_CHUNK_BYTES // 2) == 128
+    assert images.image_chunk_rows(64, 1) == 8192  # the most
 
 
 @pytest.mark.slow

@@ -67,11 +67,11 @@ IMAGE_CHUNK_BYTES = 32 << 20
 IMAGE_CHUNK_ROWS = (64, 16, 8192)  # first, fewest, most
 
 
-def image_chunk_rows(rows: int, read: pa.Table) -> int:
-    """The next chunk's rows, from what the last one read."""
+def image_chunk_rows(rows: int, read_bytes: int) -> int:
+    """The next chunk's rows, from the bytes the last chunk of ``rows`` rows read (duplicates
+    and all: a chunk of repeated images still held them)."""
     _, fewest, most = IMAGE_CHUNK_ROWS
-    held = read["image"].nbytes if len(read) else 0
-    wanted = rows * IMAGE_CHUNK_BYTES // held if held else most
+    wanted = rows * IMAGE_CHUNK_BYTES // read_bytes if read_bytes else fewest
     return max(fewest, min(most, wanted))
 
 
@@ -83,6 +83,7 @@ class ImageBatch:
     table: pa.Table
     skipped: Counter[str]  # rows left out, by reason (for the manifest)
     duplicates: int  # rows left out as exact duplicates of an earlier one
+    read_bytes: int  # of every image read, kept or not: what the next chunk is sized by
 
 
 def image_batch(
@@ -133,7 +134,8 @@ def image_batch(
             "media_type": pa.array(types, pa.string()),
         }
     )
-    return ImageBatch(table.filter(pa.array(keep, pa.bool_())), skipped, keep.count(False))
+    total = sum(len(data) for data in images if data is not None)
+    return ImageBatch(table.filter(pa.array(keep, pa.bool_())), skipped, keep.count(False), total)
 
 
 def images_pass_checks(batch: pa.Table) -> pa.ChunkedArray:

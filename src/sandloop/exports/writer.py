@@ -616,7 +616,7 @@ def _write_images(
             rows.slice(start, chunk), pinned.store.blobs.get_many, redact.arrow, seen_images
         )
         start += chunk
-        chunk = image_chunk_rows(chunk, batch.table)
+        chunk = image_chunk_rows(chunk, batch.read_bytes)
         stats.skipped.update(batch.skipped)
         if batch.duplicates:
             stats.dedupe["exact"] += batch.duplicates

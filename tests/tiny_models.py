@@ -91,23 +91,31 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_chat_gpt2(folder: Path) -> Path:
-    """A random-weight GPT-2 whose tokenizer has a ChatML-style chat template and a pad token:
-    what TRL's trainers need from a chat model, built in a second."""
-    import torch
+def _chatml_tokenizer(extra: list[str] | None = None) -> Any:
+    """A byte-level BPE with ChatML's specials (and ``extra`` ones), padding with
+    <|endoftext|>: what the chat and vision test models share."""
     from tokenizers import ByteLevelBPETokenizer
-    from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
+    from transformers import GPT2TokenizerFast
 
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", *(extra or [])]
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(_corpus(), vocab_size=1024, special_tokens=specials)
-    tokenizer = GPT2TokenizerFast(
+    return GPT2TokenizerFast(
         tokenizer_object=bpe,
         bos_token="<|endoftext|>",
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
         unk_token="<|endoftext|>",
     )
+
+
+def build_tiny_chat_gpt2(folder: Path) -> Path:
+    """A random-weight GPT-2 whose tokenizer has a ChatML-style chat template and a pad token:
+    what TRL's trainers need from a chat model, built in a second."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    tokenizer = _chatml_tokenizer()
     tokenizer.chat_template = CHAT_TEMPLATE
     torch.manual_seed(0)
     config = GPT2Config(
@@ -237,27 +245,16 @@ def build_tiny_llava(folder: Path) -> Path:
     its processor, whose chat template renders image parts as ``<image>``: what TRL's SFT
     trainer needs to train on vision messages with an ``images`` column."""
     import torch
-    from tokenizers import ByteLevelBPETokenizer
     from transformers import (
         CLIPImageProcessor,
         CLIPVisionConfig,
-        GPT2TokenizerFast,
         LlamaConfig,
         LlavaConfig,
         LlavaForConditionalGeneration,
         LlavaProcessor,
     )
 
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>"]
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(_corpus(), vocab_size=1024, special_tokens=specials)
-    tokenizer = GPT2TokenizerFast(
-        tokenizer_object=bpe,
-        bos_token="<|endoftext|>",
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        unk_token="<|endoftext|>",
-    )
+    tokenizer = _chatml_tokenizer(["<image>"])
     tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
     processor = LlavaProcessor(
         image_processor=CLIPImageProcessor(

@@ -34,6 +34,7 @@ from sandloop.summaries import (
     PipelineResult,
     RecipeResult,
     RunSummary,
+    Started,
     SweepSummary,
     TracesWritten,
 )
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     from sandloop.embedding.embedders import Embedder
     from sandloop.embedding.service import EmbedReport
     from sandloop.exports.validate import Report as ValidationReport
+    from sandloop.flows.background import Launcher
+    from sandloop.loops.network.spec import NetworkSpec
     from sandloop.loops.recipe.spec import PipelineSpec, RecipeSpec
     from sandloop.models.registry import Catalog
     from sandloop.storage.doctor import Finding
@@ -55,6 +58,7 @@ __all__ = [
     "create_snapshot",
     "delete_snapshot",
     "deployable",
+    "dialogue_from",
     "dialogue_messages",
     "embed",
     "end_session",
@@ -63,6 +67,7 @@ __all__ = [
     "export_destination",
     "export_snapshot",
     "export_traces",
+    "flow_run_state",
     "index_settings",
     "label_run",
     "list_keys",
@@ -72,6 +77,7 @@ __all__ = [
     "list_sweeps",
     "load_dialogue",
     "load_embedder",
+    "load_network",
     "load_pipeline",
     "load_recipe",
     "load_run_spec",
@@ -98,6 +104,10 @@ __all__ = [
     "set_key",
     "settings_for",
     "snapshot_runs",
+    "start_dialogue",
+    "start_export",
+    "start_network",
+    "start_recipe",
     "start_session",
     "sweep_report",
     "sweep_threads",
@@ -136,23 +146,44 @@ def run_network(
     spec: RunSpec, home: Path | str | None = None, session: str | None = None
 ) -> RunSummary:
     """Run (or resume) a network run as one Prefect flow run; returns its summary."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    flow, parameters = _network_flow(spec, home, session)
+    return _summary_of(_call(flow, parameters), RunSummary)
 
+
+def start_network(
+    spec: RunSpec,
+    launcher: Launcher,
+    home: Path | str | None = None,
+    session: str | None = None,
+) -> Started:
+    """`run_network` in the background: the thread and flow-run id now, the run meanwhile."""
+    flow, parameters = _network_flow(spec, home, session)
+    launched = launcher.launch(flow, parameters)
+    return Started("network", parameters["thread"], launched.flow_run_id, launched.done)
+
+
+def _network_flow(
+    spec: RunSpec, home: Path | str | None, session: str | None
+) -> tuple[Any, dict[str, Any]]:
     from sandloop.flows.network import network_run
 
     settings = settings_for(home)
-    store = AkashicStore.for_settings(settings)
-    thread = ensure_idle(store, spec)
+    thread = ensure_idle(AkashicStore.for_settings(settings), spec)
+    return network_run, {
+        "thread": thread,
+        "home": str(settings.home),
+        "spec": spec.model_dump_json(),
+        "session": session,
+    }
+
+
+def _call(flow: Any, parameters: dict[str, Any]) -> Any:
+    """A flow run in this thread; its final state."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
     # The heartbeat thread makes every flow run wait ~1 s at its end and has no env switch.
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        state = network_run(
-            thread=thread,
-            home=str(settings.home),
-            spec=spec.model_dump_json(),
-            session=session,
-            return_state=True,
-        )
-    return _summary_of(state, RunSummary)
+        return flow(**parameters, return_state=True)
 
 
 SummaryT = TypeVar("SummaryT")
@@ -175,12 +206,20 @@ def list_runs(home: Path | str | None = None) -> pd.DataFrame:
     return open_store(home, readonly=True).runs()
 
 
-def run_steps(thread_prefix: str, home: Path | str | None = None) -> pd.DataFrame:
-    """One run's steps; refuses (DamagedStore) when the store lost steps the run recorded."""
-    store = open_store(home, readonly=True)
+def run_steps(
+    thread_prefix: str,
+    home: Path | str | None = None,
+    after: int | None = None,
+    *,
+    store: AkashicStore | None = None,
+) -> pd.DataFrame:
+    """One run's steps (those past step ``after``, for a reader that has the rest); refuses
+    (DamagedStore) when the store lost steps the run recorded. A long-lived reader (the HTTP
+    API) passes the ``store`` it keeps open."""
+    store = store or open_store(home, readonly=True)
     run = store.find_run(thread_prefix)
-    steps = store.steps(str(run["thread"]))
-    store.check_recorded(run, steps)
+    steps = store.steps(str(run["thread"]), after)
+    store.check_recorded(run, steps, -1 if after is None else after)
     return steps
 
 
@@ -214,16 +253,31 @@ def run_dialogue(
     session: str | None = None,
 ) -> DialogueSummary:
     """Run (or resume) a dialogue as one Prefect flow run; returns its summary."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    flow, parameters = _dialogue_flow(spec, seed, home, session)
+    return _summary_of(_call(flow, parameters), DialogueSummary)
 
+
+def start_dialogue(
+    spec: DialogueSpec,
+    launcher: Launcher,
+    seed: int | None = None,
+    home: Path | str | None = None,
+    session: str | None = None,
+) -> Started:
+    """`run_dialogue` in the background."""
+    flow, parameters = _dialogue_flow(spec, seed, home, session)
+    launched = launcher.launch(flow, parameters)
+    return Started("dialogue", parameters["thread"], launched.flow_run_id, launched.done)
+
+
+def _dialogue_flow(
+    spec: DialogueSpec, seed: int | None, home: Path | str | None, session: str | None
+) -> tuple[Any, dict[str, Any]]:
     from sandloop.flows.dialogue import dialogue_flow
 
     settings = settings_for(home)
-    store = AkashicStore.for_settings(settings)
-    thread = register_dialogue(store, spec, seed, session)
-    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        state = dialogue_flow(thread=thread, home=str(settings.home), return_state=True)
-    return _summary_of(state, DialogueSummary)
+    thread = register_dialogue(AkashicStore.for_settings(settings), spec, seed, session)
+    return dialogue_flow, {"thread": thread, "home": str(settings.home)}
 
 
 def dialogue_messages(thread_prefix: str, home: Path | str | None = None) -> pd.DataFrame:
@@ -251,18 +305,55 @@ def run_recipe(
 ) -> RecipeResult:
     """Run a recipe (a name, a YAML path, or a ``RecipeSpec`` built in Python) as a Prefect flow
     run; returns its result."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
     from sandloop.flows.recipe import recipe_flow
 
     settings = settings_for(home)
-    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        if not isinstance(recipe, str):
-            recipe = recipe.model_dump_json()
-        state = recipe_flow(
-            recipe, input_text, context, seed, model, session, str(settings.home), return_state=True
-        )
-    return _summary_of(state, RecipeResult)
+    if not isinstance(recipe, str):
+        recipe = recipe.model_dump_json()
+    parameters = {
+        "recipe": recipe,
+        "input": input_text,
+        "context": context,
+        "seed": seed,
+        "model": model,
+        "session": session,
+        "home": str(settings.home),
+    }
+    return _summary_of(_call(recipe_flow, parameters), RecipeResult)
+
+
+def start_recipe(
+    recipe: RecipeSpec,
+    input_text: str,
+    launcher: Launcher,
+    *,
+    context: dict[str, Any] | None = None,
+    seed: int | None = None,
+    session: str | None = None,
+    home: Path | str | None = None,
+) -> Started:
+    """`run_recipe` in the background. The context is resolved now, so a bad slot is refused
+    before anything starts and the thread is known; the flow is given the resolved values and
+    so lands on the same thread."""
+    from sandloop.flows.recipe import recipe_flow, search_for
+    from sandloop.loops.recipe.context import resolve_context
+
+    settings = settings_for(home)
+    store = AkashicStore.for_settings(settings)
+    values = resolve_context(
+        recipe, input_text, context or {}, seed, search=search_for(store, settings)
+    )
+    parameters = {
+        "recipe": recipe.model_dump_json(),
+        "input": input_text,
+        "context": {k: v for k, v in values.items() if k != "input"},
+        "seed": seed,
+        "model": None,
+        "session": session,
+        "home": str(settings.home),
+    }
+    launched = launcher.launch(recipe_flow, parameters)
+    return Started("recipe", recipe.thread(values, seed), launched.flow_run_id, launched.done)
 
 
 def run_pipeline(
@@ -273,16 +364,17 @@ def run_pipeline(
     session: str | None = None,
     home: Path | str | None = None,
 ) -> PipelineResult:
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
     from sandloop.flows.recipe import pipeline_flow
 
     settings = settings_for(home)
-    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        state = pipeline_flow(
-            str(pipeline), input_text, seed, session, str(settings.home), return_state=True
-        )
-    return _summary_of(state, PipelineResult)
+    parameters = {
+        "pipeline": str(pipeline),
+        "input": input_text,
+        "seed": seed,
+        "session": session,
+        "home": str(settings.home),
+    }
+    return _summary_of(_call(pipeline_flow, parameters), PipelineResult)
 
 
 def create_snapshot(name: str, home: Path | str | None = None, **selection: Any) -> dict[str, Any]:
@@ -447,6 +539,39 @@ def export_snapshot(
     formats: list[str],
     out: Path | str,
     home: Path | str | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Write a snapshot as datasets through the export flow; returns the manifest. The snapshot,
+    the output place and the options (val_fraction, dedupe, compress, overwrite,
+    allow_invalid, redact, license_id) are checked before Prefect starts, so a bad one is one
+    error and nothing is written."""
+    from sandloop.flows.driver import value_of
+
+    result = value_of(_call(*_export_flow(name, formats, out, home, **options)))
+    if isinstance(result, BaseException):
+        raise result
+    manifest: dict[str, Any] = result
+    return manifest
+
+
+def start_export(
+    name: str,
+    formats: list[str],
+    out: Path | str,
+    launcher: Launcher,
+    home: Path | str | None = None,
+    **options: Any,
+) -> Started:
+    """`export_snapshot` in the background, checked first just the same."""
+    launched = launcher.launch(*_export_flow(name, formats, out, home, **options))
+    return Started("export", name, launched.flow_run_id, launched.done)
+
+
+def _export_flow(
+    name: str,
+    formats: list[str],
+    out: Path | str,
+    home: Path | str | None = None,
     *,
     val_fraction: float = 0.1,
     dedupe: str = "exact",
@@ -455,14 +580,9 @@ def export_snapshot(
     allow_invalid: bool = False,
     redact: list[str] | None = None,
     license_id: str = "unknown",
-) -> dict[str, Any]:
-    """Write a snapshot as datasets through the export flow; returns the manifest. The snapshot,
-    the output place and the options are checked before Prefect starts, so a bad one is one
-    error and nothing is written."""
+) -> tuple[Any, dict[str, Any]]:
     import os
     import tempfile
-
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     from sandloop.exports import snapshot as snapshots
     from sandloop.exports.destination import check_remote, is_url
@@ -490,28 +610,48 @@ def export_snapshot(
         redact=tuple(redact or ()),
         license=license_id,
     ).check(settings.home)
-    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        state = export_flow(
-            name,
-            list(formats),
-            out_path,
-            val_fraction,
-            dedupe,
-            compress,
-            overwrite,
-            allow_invalid,
-            list(redact or ()),
-            str(settings.home),
-            license_id=license_id,
-            return_state=True,
-        )
-    from sandloop.flows.driver import value_of
+    return export_flow, {
+        "snapshot": name,
+        "formats": list(formats),
+        "out": out_path,
+        "val_fraction": val_fraction,
+        "dedupe": dedupe,
+        "compress": compress,
+        "overwrite": overwrite,
+        "allow_invalid": allow_invalid,
+        "redact": list(redact or ()),
+        "home": str(settings.home),
+        "license_id": license_id,
+    }
 
-    result = value_of(state)
-    if isinstance(result, BaseException):
-        raise result
-    manifest: dict[str, Any] = result
-    return manifest
+
+def flow_run_state(flow_run_id: str) -> dict[str, Any]:
+    """Where a flow run stands in Prefect: for a client following a run it started."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from sandloop.scrub import scrub
+    from sandloop.storage.store import NotFound
+
+    try:
+        wanted = UUID(flow_run_id)
+    except ValueError:
+        raise NotFound(f"no flow run {flow_run_id}") from None
+    with get_client(sync_client=True) as client:
+        try:
+            found = client.read_flow_run(wanted)
+        except ObjectNotFound:
+            raise NotFound(f"no flow run {flow_run_id}") from None
+    state = found.state
+    return {
+        "id": str(found.id),
+        "name": found.name,
+        "state": state.type.value if state else None,
+        "state_name": state.name if state else None,
+        "message": scrub(state.message) if state and state.message else None,
+    }
 
 
 def deployable(
@@ -977,6 +1117,21 @@ def load_dialogue(path: Path | str, question: str | None = None) -> DialogueSpec
     from sandloop.loops.dialogue.spec import load_dialogue as load
 
     return load(Path(path), question)
+
+
+def load_network(path: Path | str) -> NetworkSpec:
+    """A network file, checked."""
+    from sandloop.loops.network.spec import load_network as load
+
+    return load(Path(path))
+
+
+def dialogue_from(data: dict[str, Any], question: str | None = None) -> DialogueSpec:
+    """A dialogue given as a mapping (over HTTP, say), checked as a file would be."""
+    from sandloop.loops.spec_files import validated
+
+    fields = {**data, **({} if question is None else {"question": question})}
+    return validated(fields, DialogueSpec, "dialogue")
 
 
 # -- sessions ----------------------------------------------------------------------------

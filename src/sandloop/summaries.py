@@ -124,3 +124,17 @@ class TracesWritten:
     runs: int
     redacted: int
     pushed: Any = None  # exports.langfuse_push.TracesPushed, with --push
+
+
+@dataclass(frozen=True)
+class Started(_Summary):
+    """A run started in the background: where to follow it. ``done`` resolves to the flow's
+    final state (or the exception that kept it from running)."""
+
+    kind: str  # network | dialogue | recipe | export
+    thread: str  # for an export, the snapshot
+    flow_run_id: str
+    done: Any = field(default=None, compare=False, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "thread": self.thread, "flow_run_id": self.flow_run_id}

@@ -4,9 +4,6 @@ read route, every scope, bad input, unknown ids, and the committed OpenAPI docum
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +12,7 @@ import pytest
 
 from sandloop import api
 from sandloop.loops.network.spec import RunSpec
+from tests.web.serving import client, serving
 
 pytestmark = pytest.mark.usefixtures("prefect_api_url")
 
@@ -44,30 +42,10 @@ def tokens(home: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def base_url(home: Path) -> Iterator[str]:
-    import uvicorn
-
     from sandloop.web.app import create_app
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(home), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-
-
-def client(base_url: str, token: str | None) -> httpx.Client:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.Client(base_url=base_url, headers=headers, timeout=60)
+    with serving(create_app(home)) as url:
+        yield url
 
 
 def test_runs_are_listed_a_page_at_a_time_newest_first(

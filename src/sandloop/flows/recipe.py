@@ -242,7 +242,7 @@ def recipe_task(
     return result.as_dict()
 
 
-def _search_for(store: AkashicStore, settings: Settings) -> Any:
+def search_for(store: AkashicStore, settings: Settings) -> Any:
     def search(query: str, k: int) -> list[str]:
         from sandloop.embedding.embedders import embedder_from
         from sandloop.embedding.service import search as search_store
@@ -266,7 +266,7 @@ def run_stage(
     """One recipe as a task run of the current flow: its result, or (``error`` set) why it
     failed, with every call recorded either way."""
     values = resolve_context(
-        spec, input_text, context, seed, previous, search=_search_for(store, settings)
+        spec, input_text, context, seed, previous, search=search_for(store, settings)
     )
     thread = spec.thread(values, seed)
     state = recipe_task(

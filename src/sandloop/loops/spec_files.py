@@ -180,7 +180,12 @@ def load_spec(path: Path, spec_type: type[SpecT], **overrides: Any) -> SpecT:
     data = read_mapping(path)
     data.setdefault("name", path.stem)
     data.update(overrides)
+    return validated(data, spec_type, str(path))
+
+
+def validated(data: Any, spec_type: type[SpecT], source: str) -> SpecT:
+    """``data`` as ``spec_type``, or one SpecError line naming ``source`` and the fields."""
     try:
         return spec_type.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(describe_validation_error(exc, str(path))) from None
+        raise SpecError(describe_validation_error(exc, source)) from None

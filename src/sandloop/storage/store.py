@@ -472,15 +472,20 @@ class AkashicStore:
         rows: list[dict[str, Any]] = self._scan(name, where, None).to_pylist()
         return rows
 
-    def steps(self, thread: str) -> pd.DataFrame:
-        """Every recorded step of a thread, including ones still in the write-ahead log.
+    def steps(self, thread: str, after: int | None = None) -> pd.DataFrame:
+        """Every recorded step of a thread (or those past step ``after``), including ones still
+        in the write-ahead log.
 
         The log is read before the table: a flush moves rows from the log into the table, never
         the other way, so a flush landing between the two reads can only add rows. A reader of a
         live run sees a prefix of the thread that never shrinks and has no holes.
         """
         pending = self.journal.read(thread)
-        stored = self.select("invocations", f"thread = {sql_str(thread)}")
+        where = f"thread = {sql_str(thread)}"
+        if after is not None:
+            where += f" AND step > {int(after)}"
+            pending = [row for row in pending if row["step"] > after]
+        stored = self.select("invocations", where)
         if pending:
             fresh = pa.Table.from_pylist(dedupe_last(pending, "key"), schema=INVOCATIONS)
             stored = stored[~stored["key"].isin(set(fresh.column("key").to_pylist()))]
@@ -538,14 +543,15 @@ class AkashicStore:
             ],
         )
 
-    def check_recorded(self, run: dict[str, Any], steps: pd.DataFrame) -> None:
+    def check_recorded(self, run: dict[str, Any], steps: pd.DataFrame, after: int = -1) -> None:
         """Refuse to read on (or resume) a run whose record has lost steps it once had: the
-        `runs` row counts them, the tables must hold them."""
+        `runs` row counts them, the tables must hold them (those past ``after``, for a read
+        from a cursor)."""
         claimed = int(run.get("steps") or 0)
         if run.get("kind") != "network" or claimed == 0:
             return
         ok = set(steps.loc[steps["status"] == "ok", "step"].astype(int))
-        missing = [n for n in range(claimed) if n not in ok]
+        missing = [n for n in range(after + 1, claimed) if n not in ok]
         if missing:
             shown = ", ".join(map(str, missing[:5])) + (" …" if len(missing) > 5 else "")
             raise damaged(

@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from sandloop.exports.formats import FORMATS
+from sandloop.exports.snapshot import Selection
 
 
 class Run(BaseModel):
@@ -88,3 +91,70 @@ class Catalog(BaseModel):
 
 class Problem(BaseModel):
     detail: str
+
+
+# -- what the act routes take and give -------------------------------------------------------
+
+Text = Field(min_length=1, max_length=100_000)
+SessionId = Field(None, max_length=64, description="a session id (or prefix) to file it under")
+
+
+class StartNetwork(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    network: str | dict[str, Any] = Field(
+        description="a network this server offers by name (`sandloop api --network FILE`), "
+        "or the network itself: {name, models, …}"
+    )
+    genesis: str = Text
+    seed: int | None = None
+    stop: dict[str, Any] = Field(
+        default_factory=dict,
+        description="max_steps, max_duration_s, stop_on_repeat, converge_above, …",
+    )
+    pace: dict[str, Any] | None = Field(None, description="e.g. {kind: constant, seconds: 2}")
+    session: str | None = SessionId
+
+
+class StartDialogue(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dialogue: dict[str, Any] = Field(description="the dialogue: {name, question, actors, …}")
+    question: str | None = Field(None, min_length=1, max_length=100_000)
+    seed: int | None = None
+    session: str | None = SessionId
+
+
+class StartRecipe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    input: str = Text
+    context: dict[str, Any] = Field(default_factory=dict, description="the recipe's slots")
+    seed: int | None = None
+    model: str | None = Field(None, max_length=200, description="another model for the recipe")
+    session: str | None = SessionId
+
+
+class NewSnapshot(Selection):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class StartExport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    formats: list[str] = Field(min_length=1, max_length=10, description=", ".join(FORMATS))
+    val_fraction: float = Field(0.1, ge=0, le=0.5)
+    dedupe: str = Field("exact", pattern="^(none|exact|near)$")
+    redact: list[str] = Field(default_factory=list, max_length=50)
+    license: str = Field("unknown", max_length=100)
+
+
+class Started(BaseModel):
+    kind: str = Field(description="network | dialogue | recipe | export")
+    thread: str = Field(description="the run's thread (for an export, the snapshot)")
+    flow_run_id: str
+    links: dict[str, str] = Field(description="where to follow it")
+
+
+class FlowRun(BaseModel):
+    id: str
+    name: str
+    state: str | None = Field(None, description="Prefect's state type: RUNNING, COMPLETED, …")
+    state_name: str | None = None
+    message: str | None = None

@@ -1,0 +1,211 @@
+"""The act routes under ``/v1``: start a network run, a dialogue, a recipe or an export in the
+background (202, with the thread and flow-run id at once), pin a snapshot, and follow a flow
+run. Each is a call into `sandloop.api`; each checks its input before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter
+from fastapi import Path as RoutePath
+
+from sandloop import api
+from sandloop.loops.spec_files import SpecError
+from sandloop.storage.store import NotFound
+from sandloop.summaries import Started
+from sandloop.web import schemas
+from sandloop.web.auth import needs
+from sandloop.web.served import Conflict, Served, ServedBy
+
+router = APIRouter()
+
+RecipeName = Annotated[str, RoutePath(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
+SnapshotName = Annotated[str, RoutePath(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
+FlowRunId = Annotated[str, RoutePath(pattern=r"^[0-9a-fA-F-]{32,36}$")]
+STARTED: dict[int | str, dict[str, Any]] = {202: {"model": schemas.Started}}
+
+
+@router.post(
+    "/v1/runs",
+    status_code=202,
+    response_model=schemas.Started,
+    responses=STARTED,
+    dependencies=[needs("run")],
+)
+def start_network(body: schemas.StartNetwork, served: ServedBy) -> dict[str, Any]:
+    """Start (or resume: the same network, genesis and seed are the same thread) a network run."""
+    spec = network_spec(served, body.network, body.genesis, body.seed, body.stop, body.pace)
+    session = _session(served, body.session)
+    thread = api.thread_of(spec)
+    started = served.start(
+        thread,
+        lambda: api.start_network(spec, served.launcher, served.home, session),
+        {"name": spec.network.name, "genesis": spec.genesis},
+    )
+    return answer(started)
+
+
+@router.post(
+    "/v1/dialogues",
+    status_code=202,
+    response_model=schemas.Started,
+    responses=STARTED,
+    dependencies=[needs("run")],
+)
+def start_dialogue(body: schemas.StartDialogue, served: ServedBy) -> dict[str, Any]:
+    """Start (or resume) a dialogue, given as its spec."""
+    spec = api.dialogue_from(body.dialogue, body.question)
+    session = _session(served, body.session)
+    started = served.start(
+        spec.thread(body.seed),
+        lambda: api.start_dialogue(spec, served.launcher, body.seed, served.home, session),
+        {"name": spec.name, "genesis": spec.question},
+    )
+    return answer(started)
+
+
+@router.post(
+    "/v1/recipes/{name}/runs",
+    status_code=202,
+    response_model=schemas.Started,
+    responses=STARTED,
+    dependencies=[needs("run")],
+)
+def start_recipe(name: RecipeName, body: schemas.StartRecipe, served: ServedBy) -> dict[str, Any]:
+    """Run a recipe (built in, or in the home's recipes folder) on an input."""
+    if name not in api.recipe_names(served.home):
+        raise NotFound(f"no recipe {name}; GET /v1/recipes lists them")
+    spec = api.load_recipe(name, served.home, body.model)
+    session = _session(served, body.session)
+    started = served.start(
+        None,
+        lambda: api.start_recipe(
+            spec,
+            body.input,
+            served.launcher,
+            context=body.context,
+            seed=body.seed,
+            session=session,
+            home=served.home,
+        ),
+    )
+    return answer(started)
+
+
+@router.post(
+    "/v1/snapshots",
+    status_code=201,
+    response_model=schemas.Snapshot,
+    dependencies=[needs("run")],
+)
+def create_snapshot(body: schemas.NewSnapshot, served: ServedBy) -> dict[str, Any]:
+    """Pin a selection of runs under a name (409 for a name already taken)."""
+    if body.name in _snapshot_names(served):
+        raise Conflict(f"a snapshot named {body.name!r} exists; pick another name")
+    selection = body.model_dump(exclude={"name"}, exclude_unset=True)
+    row = api.create_snapshot(body.name, served.home, **selection)
+    return {
+        "name": row["name"],
+        "created_at": row["created_at"],
+        "runs": row["threads"],
+        "selection": json.loads(row["selection"]),
+    }
+
+
+@router.post(
+    "/v1/snapshots/{name}/exports",
+    status_code=202,
+    response_model=schemas.Started,
+    responses=STARTED,
+    dependencies=[needs("run")],
+)
+def start_export(name: SnapshotName, body: schemas.StartExport, served: ServedBy) -> dict[str, Any]:
+    """Export a snapshot into the server's exports folder, as ``SNAPSHOT/FORMATS`` (by default
+    beside the home: ``HOME-exports``), replacing an earlier export of the same snapshot and
+    formats (a snapshot is pinned: it is the same)."""
+    if name not in _snapshot_names(served):
+        raise NotFound(f"no snapshot {name}; GET /v1/snapshots lists them")
+    out = exports_folder(served, name, body.formats)
+    started = served.start(
+        None,
+        lambda: api.start_export(
+            name,
+            body.formats,
+            out,
+            served.launcher,
+            served.home,
+            val_fraction=body.val_fraction,
+            dedupe=body.dedupe,
+            overwrite=True,
+            redact=body.redact,
+            license_id=body.license,
+        ),
+    )
+    return answer(started)
+
+
+@router.get(
+    "/v1/flow-runs/{flow_run_id}", response_model=schemas.FlowRun, dependencies=[needs("read")]
+)
+def flow_run(flow_run_id: FlowRunId) -> dict[str, Any]:
+    """A flow run's state in Prefect: how a client follows what it started."""
+    return api.flow_run_state(flow_run_id)
+
+
+def network_spec(
+    served: Served,
+    network: str | dict[str, Any],
+    genesis: str,
+    seed: int | None,
+    stop: dict[str, Any],
+    pace: dict[str, Any] | None,
+) -> Any:
+    """A run spec from a request. A network by name must be one the server offers: a client
+    never names a file on the server. An image genesis would be such a file, so it is refused."""
+    if isinstance(network, str):
+        if network not in served.networks:
+            offered = ", ".join(sorted(served.networks)) or "none (start with --network FILE)"
+            raise NotFound(f"no network {network} on this server; offered: {offered}")
+        network = str(served.networks[network])
+    fields: dict[str, Any] = {"network": network, "genesis": genesis, "seed": seed, "stop": stop}
+    if pace is not None:
+        fields["pace"] = pace
+    spec = api.run_spec_from(fields)
+    if spec.network.input_type != "text":
+        raise SpecError("network: over HTTP, a network's genesis is text; this one takes images")
+    return spec
+
+
+def exports_folder(served: Served, snapshot: str, formats: list[str]) -> Path:
+    """Where an export started over HTTP goes: the server's exports folder (a store's home
+    holds no exports), by snapshot and formats; a client never names a path on the server."""
+    if served.exports is not None:
+        root = Path(served.exports)
+    else:
+        home = Path(api.settings_for(served.home).home)
+        root = home.parent / f"{home.name}-exports"
+    return root / snapshot / "+".join(sorted(set(formats)))
+
+
+def _snapshot_names(served: Served) -> set[str]:
+    return set(api.list_snapshots(served.home)["name"].astype(str))
+
+
+def _session(served: Served, prefix: str | None) -> str | None:
+    return None if prefix is None else api.open_session(prefix, served.home)
+
+
+def answer(started: Started) -> dict[str, Any]:
+    thread = started.thread
+    links = {"flow_run": f"/v1/flow-runs/{started.flow_run_id}"}
+    if started.kind != "export":
+        links |= {
+            "run": f"/v1/runs/{thread}",
+            "steps": f"/v1/runs/{thread}/steps",
+            "events": f"/v1/runs/{thread}/events",
+            "gallery": f"/gallery/{thread}",
+        }
+    return {**started.as_dict(), "links": links}

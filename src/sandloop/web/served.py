@@ -1,0 +1,99 @@
+"""What one app serves from: its home, its background runs, and what the public may reach.
+
+One per app, on ``app.state.served``, so nothing is module-level and two apps (two homes, in
+one test process) never share a run, a cache or a rate limit.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from sandloop import api
+from sandloop.flows.background import Launcher
+from sandloop.storage.store import AkashicStore, NotFound
+from sandloop.summaries import Started
+from sandloop.web.limits import RateLimit
+
+VISITOR_RUN: dict[str, Any] = {"stop": {"max_steps": 24}}  # what a visitor's prompt starts
+
+
+class Conflict(Exception):
+    """The request clashes with what exists: a thread this app already runs (a second start
+    would only queue behind it), a snapshot name already taken."""
+
+
+@dataclass
+class Served:
+    home: Path | str | None
+    networks: dict[str, Path] = field(default_factory=dict)  # what may be started by name
+    gallery: bool = True  # the public, read-only gallery pages and their stream
+    exports: Path | None = None  # where exports started over HTTP go (default: HOME-exports)
+    max_prompt: int = 500  # characters of a visitor's genesis
+    submissions: RateLimit = field(default_factory=lambda: RateLimit(3, 60.0))
+    visitor_run: dict[str, Any] = field(default_factory=lambda: dict(VISITOR_RUN))
+    launcher: Launcher = field(default_factory=Launcher)
+    embedder: Any = None
+    running: dict[str, Future[Any]] = field(default_factory=dict)
+    starting: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _store: AkashicStore | None = None
+
+    def store(self) -> AkashicStore:
+        """The home's store, opened once: its handles see other processes' writes."""
+        if self._store is None:
+            self._store = api.open_store(self.home, readonly=True)
+        return self._store
+
+    def start(
+        self,
+        thread: str | None,
+        begin: Callable[[], Started],
+        about: dict[str, Any] | None = None,
+    ) -> Started:
+        """``begin`` a background run unless this app already runs ``thread``. ``about`` (its
+        kind, name, genesis) stands for the run until the flow has recorded it."""
+        with self.lock:
+            if thread is not None:
+                going = self.running.get(thread)
+                if going is not None and not going.done():
+                    raise Conflict(f"thread {thread[:12]} is already running")
+            started = begin()
+            self.running = {t: f for t, f in self.running.items() if not f.done()}
+            self.starting = {t: a for t, a in self.starting.items() if t in self.running}
+            self.running[started.thread] = started.done
+            self.starting[started.thread] = {
+                "thread": started.thread,
+                "kind": started.kind,
+                "status": "starting",
+                "steps": 0,
+                **(about or {}),
+            }
+        return started
+
+    def find_run(self, prefix: str) -> dict[str, Any]:
+        """A run by thread or prefix, or one this app has just started that its flow has not
+        recorded yet (so a client can follow a run from the moment it is announced)."""
+        try:
+            run: dict[str, Any] = self.store().find_run(prefix)
+        except NotFound:
+            with self.lock:
+                about = self.starting.get(prefix)
+            if about is None:
+                raise
+            return dict(about)
+        return run
+
+
+def served(request: Request) -> Served:
+    found: Served = request.app.state.served
+    return found
+
+
+ServedBy = Annotated[Served, Depends(served)]

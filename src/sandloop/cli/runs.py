@@ -27,13 +27,13 @@ from sandloop.display import excerpt
 from sandloop.summaries import RunSummary
 
 
-def parse_pace(text: str) -> dict[str, Any]:
+def parse_pace(text: str, option: str = "--pace") -> dict[str, Any]:
     """'none', 'constant:S', 'exponential:BASE,FACTOR,CAP' or 'panic' (PANIC's age buckets)."""
     kind, _, args = text.partition(":")
     try:
         numbers = [float(a) for a in args.split(",")] if args else []
     except ValueError:
-        fail(f"--pace {text!r}: arguments must be numbers")
+        fail(f"{option} {text!r}: arguments must be numbers")
     if kind == "none" and not numbers:
         return {"kind": "none"}
     if kind == "constant" and len(numbers) == 1:
@@ -43,7 +43,7 @@ def parse_pace(text: str) -> dict[str, Any]:
     if kind == "panic" and not numbers:
         return {"kind": "age_buckets"}
     fail(
-        f"--pace {text!r} not understood; use none, constant:SECONDS, "
+        f"{option} {text!r} not understood; use none, constant:SECONDS, "
         "exponential:BASE,FACTOR,CAP or panic"
     )
 

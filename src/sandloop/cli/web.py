@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from sandloop.cli.common import HomeOption, JsonOption, app, err, fail, out
+from sandloop.cli.common import HomeOption, JsonOption, app, err, fail, out, prepare_prefect
 
 tokens_app = typer.Typer(
     help="API tokens for `sandloop api`: each grants a scope (read < run < admin).",
@@ -19,22 +20,66 @@ app.add_typer(tokens_app, name="tokens")
 def serve_api(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")] = 8765,
+    network: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--network",
+            help="A network file that may be started by name, and by visitors at "
+            "/submit/NAME (repeatable).",
+        ),
+    ] = None,
+    gallery: Annotated[
+        bool, typer.Option(help="Serve the public, read-only gallery pages (/gallery/THREAD).")
+    ] = True,
+    visitor_steps: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Steps of a run a visitor starts.")
+    ] = 24,
+    visitor_pace: Annotated[
+        str, typer.Option(help="Pace of a visitor's run: none | constant:S | panic | …")
+    ] = "none",
+    cors: Annotated[
+        list[str] | None,
+        typer.Option("--cors", help="An origin browsers may call the API from (repeatable)."),
+    ] = None,
+    exports: Annotated[
+        Path | None,
+        typer.Option(help="Where exports started over HTTP go [default: HOME-exports]."),
+    ] = None,
     home: HomeOption = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show Prefect's logs.")] = False,
 ) -> None:
-    """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs) until Ctrl-C."""
+    """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs) and the gallery until
+    Ctrl-C. Runs it started stop with it, and resume when started again."""
     import socket
 
+    prepare_prefect(verbose)
     import uvicorn
 
+    from sandloop.cli.runs import parse_pace
     from sandloop.web.app import create_app
 
+    visitor = {
+        "stop": {"max_steps": visitor_steps},
+        "pace": parse_pace(visitor_pace, "--visitor-pace"),
+    }
+    app_ = create_app(
+        home,
+        networks=network or [],
+        gallery_on=gallery,
+        cors_origins=cors or [],
+        visitor_run=visitor,
+        exports=exports,
+    )
     try:  # said before uvicorn starts, which would log a traceback
         with socket.create_server((host, port)):
             pass
     except OSError as exc:
         fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); try another --port")
-    err.print(f"sandloop API on http://{host}:{port}/v1 (docs: /docs); Ctrl-C stops it")
-    uvicorn.run(create_app(home), host=host, port=port, log_level="warning")
+    base = f"http://{host}:{port}"
+    err.print(f"sandloop API on {base}/v1 (docs: /docs); Ctrl-C stops it")
+    for name in app_.state.served.networks:
+        err.print(f"  visitors start {name} at {base}/submit/{name}")
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
 @tokens_app.command("create")

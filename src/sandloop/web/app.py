@@ -59,6 +59,8 @@ def create_app(
     )
     if visitor_run is not None:
         served.visitor_run = visitor_run
+    for path in named.values():  # a bad stop or pace is said now, not to each visitor
+        api.run_spec_from({"network": str(path), "genesis": "-", **served.visitor_run})
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.state.grants = Grants(lambda token: api.check_token(token, home))
     if cors_origins:

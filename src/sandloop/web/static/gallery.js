@@ -37,13 +37,17 @@ function follow(outputs) {
   events.onerror = () => say("reconnecting", "reconnecting…");
   events.addEventListener("run", (event) => {
     const run = JSON.parse(event.data);
-    if (run) say(run.status === "running" ? "live" : run.status, run.status + " · " + run.steps + " steps");
+    if (!run || !run.status) return;
+    if (run.name) document.querySelector("h1").textContent = run.name;
+    say(run.status === "running" ? "live" : run.status, run.status + " · " + run.steps + " steps");
   });
   events.addEventListener("step", (event) => {
     const step = JSON.parse(event.data);
     if (step.status !== "ok" || seen.has(step.key)) return;
     seen.add(step.key);
-    outputs.prepend(card(step));
+    const shown = card(step);
+    shown.dataset.shownAt = String(Date.now()); // for the step-to-screen benchmark
+    outputs.prepend(shown);
     const keep = document.body.classList.contains("screen") ? 1 : config.keep;
     while (outputs.children.length > keep) outputs.lastElementChild.remove();
   });

@@ -150,6 +150,7 @@ CLI_MAY_USE = {
     "sandloop.storage.location",
     "sandloop.summaries",
     "sandloop.web.app",
+    "sandloop.mcp_server",
 }
 
 

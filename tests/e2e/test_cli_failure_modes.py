@@ -54,6 +54,10 @@ FAILURES: dict[str, list[tuple[list[str], int, str]]] = {
     ],
     "show": [([NO_THREAD], 2, "no run has a thread"), (["zz"], 2, "hexadecimal")],
     "models": [(["extra"], 2, "unexpected extra argument")],
+    "mcp": [
+        (["--network", MISSING], 2, "no such file"),
+        (["--http", "--host", "256.1.1.1"], 2, "cannot listen"),
+    ],
     "api": [
         (["--port", "0"], 2, "--port"),
         (["--host", "256.1.1.1"], 2, "cannot listen"),

@@ -1,4 +1,5 @@
-"""`sandloop api` (the HTTP API under uvicorn) and `sandloop tokens create|list|revoke`."""
+"""`sandloop api` (the HTTP API under uvicorn), `sandloop mcp` (the MCP server) and
+`sandloop tokens create|list|revoke`."""
 
 from __future__ import annotations
 
@@ -80,6 +81,40 @@ def serve_api(
     for name in app_.state.served.networks:
         err.print(f"  visitors start {name} at {base}/submit/{name}")
     uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+@app.command("mcp")
+def serve_mcp(
+    http: Annotated[
+        bool, typer.Option("--http", help="Serve streamable HTTP at /mcp instead of stdio.")
+    ] = False,
+    host: Annotated[str, typer.Option("--host", help="Address for --http.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port for --http.")] = 8766,
+    network: Annotated[
+        list[Path] | None,
+        typer.Option("--network", help="A network file start_run may name (repeatable)."),
+    ] = None,
+    home: HomeOption = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show Prefect's logs.")] = False,
+) -> None:
+    """Serve the record and the loops to agents over MCP (stdio by default): search, runs,
+    steps, models, recipes, snapshots; start runs and recipes."""
+    import socket
+
+    prepare_prefect(verbose)
+    from sandloop.mcp_server import create_server
+
+    server = create_server(home, network or [])
+    if not http:
+        server.run("stdio")
+        return
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); try another --port")
+    err.print(f"sandloop MCP on http://{host}:{port}/mcp; Ctrl-C stops it")
+    server.run("streamable-http", host=host, port=port)
 
 
 @tokens_app.command("create")

@@ -1,0 +1,266 @@
+"""`sandloop mcp`: the record and the loops as MCP tools and resources, for agents.
+
+Built with the SDK's `MCPServer`. Every tool is a call into `sandloop.api` through the same
+`Served` state as the HTTP API, so the rules are the HTTP API's: a network is named by the
+server (`--network FILE`) or given whole, never as a path, and runs go on in the background.
+Each tool says what it does to the record in its annotations; `start_run` is idempotent
+because a run's keys are its inputs. No tool takes or returns an API key, and every error an
+agent sees is scrubbed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import pandas as pd
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+
+from sandloop import __version__, api
+from sandloop.errors import SandloopError
+from sandloop.scrub import scrub
+from sandloop.storage.store import StoreError
+from sandloop.storage.wal import ThreadLocked
+from sandloop.summaries import Started
+from sandloop.web.acts import network_spec
+from sandloop.web.served import Conflict, Served
+
+log = logging.getLogger("sandloop.mcp")
+
+READ = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True)
+START = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=True)
+CREATE = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False)
+WAIT_POLL_S = 0.25
+T = TypeVar("T")
+
+
+def create_server(home: Path | str | None = None, networks: Sequence[Path | str] = ()) -> MCPServer:
+    served = Served(home, {api.load_network(p).name: Path(p) for p in networks})
+    server = MCPServer(
+        "sandloop",
+        version=__version__,
+        instructions="Search and read sandloop's record of model loops; start network runs "
+        "and recipes (they run in the background; follow them with show_run).",
+    )
+
+    @server.tool(annotations=READ)
+    def search_outputs(query: str, k: int = 10, thread: str | None = None) -> list[dict[str, Any]]:
+        """Recorded outputs nearest in meaning to ``query`` (optionally within one thread)."""
+
+        def search() -> list[dict[str, Any]]:
+            if served.embedder is None:
+                served.embedder = api.load_embedder(served.home)
+            found = api.search(query, served.home, k=k, embedder=served.embedder, thread=thread)
+            return rows(found, ["score", "key", "thread", "step", "model", "output", "output_type"])
+
+        return answering(search)
+
+    @server.tool(annotations=READ)
+    def list_runs(
+        kind: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Runs, newest first: network runs, dialogues and recipes."""
+
+        def listing() -> list[dict[str, Any]]:
+            frame = api.list_runs(served.home)
+            for column, wanted in (("kind", kind), ("status", status)):
+                if wanted is not None and not frame.empty:
+                    frame = frame[frame[column] == wanted]
+            if not frame.empty:
+                frame = frame.sort_values("created_at", ascending=False)
+            return rows(frame.head(max(1, min(limit, 1000))), RUN_FIELDS)
+
+        return answering(listing)
+
+    @server.tool(annotations=READ)
+    def show_run(thread: str, steps: int = 20) -> dict[str, Any]:
+        """One run (by thread or unique prefix) and its last ``steps`` steps."""
+        return answering(lambda: run_with_steps(served, thread, steps))
+
+    @server.tool(annotations=READ)
+    def get_step(ref: str) -> dict[str, Any]:
+        """One recorded step, by its key or THREAD:STEP."""
+        return answering(lambda: plain(api.find_step(served.store(), ref), STEP_FIELDS))
+
+    @server.tool(annotations=READ)
+    def list_models() -> dict[str, Any]:
+        """The model catalog and routes this home knows."""
+        return answering(lambda: api.catalog_listing(served.home))
+
+    @server.tool(annotations=READ)
+    def list_recipes() -> list[str]:
+        """Recipe names: the built-in ones and the home's own."""
+        return answering(lambda: api.recipe_names(served.home))
+
+    @server.tool(annotations=START)
+    async def start_run(
+        network: str | dict[str, Any],
+        genesis: str,
+        ctx: Context,
+        seed: int | None = None,
+        max_steps: int = 10,
+        wait: bool = False,
+    ) -> dict[str, Any]:
+        """Start (or resume) a network run: ``network`` is one this server offers by name, or
+        the network itself ({name, models}). The same network, genesis and seed are the same
+        thread, so calling it again changes nothing. With ``wait``, returns when the run ends,
+        reporting each step as progress."""
+
+        def begin() -> Started:
+            stop = {"max_steps": max_steps}
+            spec = network_spec(served, network, genesis, seed, stop, None)
+            thread = api.thread_of(spec)
+            return served.start(
+                thread, lambda: api.start_network(spec, served.launcher, served.home)
+            )
+
+        started = await anyio.to_thread.run_sync(lambda: answering(begin))
+        if wait:
+            await following(served, started, ctx, float(max_steps))
+        return await anyio.to_thread.run_sync(lambda: outcome(served, started))
+
+    @server.tool(annotations=START)
+    async def run_recipe(
+        name: str,
+        input: str,
+        ctx: Context,
+        context: dict[str, Any] | None = None,
+        seed: int | None = None,
+        model: str | None = None,
+    ) -> dict[str, Any]:
+        """Run a recipe on an input and return its result; the same inputs, version and seed
+        return the recorded result without a model call."""
+
+        def begin() -> Started:
+            if name not in api.recipe_names(served.home):
+                raise StoreError(f"no recipe {name}; list_recipes lists them")
+            spec = api.load_recipe(name, served.home, model)
+            return served.start(
+                None,
+                lambda: api.start_recipe(
+                    spec, input, served.launcher, context=context, seed=seed, home=served.home
+                ),
+            )
+
+        started = await anyio.to_thread.run_sync(lambda: answering(begin))
+        await following(served, started, ctx, None)
+        return await anyio.to_thread.run_sync(lambda: outcome(served, started))
+
+    @server.tool(annotations=CREATE)
+    def create_snapshot(
+        name: str,
+        kind: list[str] | None = None,
+        status: list[str] | None = None,
+        thread: str | None = None,
+        min_score: float | None = None,
+    ) -> dict[str, Any]:
+        """Pin a selection of runs under a new name, for export (a name is used once)."""
+        selection: dict[str, Any] = {"thread": thread, "min_score": min_score}
+        if kind is not None:
+            selection["kind"] = kind
+        if status is not None:
+            selection["status"] = status
+
+        def create() -> dict[str, Any]:
+            row = api.create_snapshot(name, served.home, **selection)
+            return {"name": row["name"], "runs": int(row["threads"]), "selection": selection}
+
+        return answering(create)
+
+    @server.resource("sandloop://runs/{thread}", mime_type="application/json")
+    def run_resource(thread: str) -> str:
+        """A run and all its steps, as JSON."""
+        return json.dumps(answering(lambda: run_with_steps(served, thread, None)), default=str)
+
+    @server.resource("sandloop://blobs/{blob_hash}", mime_type="application/octet-stream")
+    def blob_resource(blob_hash: str) -> bytes:
+        """A content-addressed blob (an image's bytes)."""
+
+        def read() -> bytes:
+            found = served.store().blobs.get_many([blob_hash])[0]
+            if found is None:
+                raise StoreError(f"no blob {blob_hash}")
+            return found
+
+        return answering(read)
+
+    return server
+
+
+RUN_FIELDS = ["thread", "kind", "name", "status", "steps", "genesis", "seed", "stop_reason"]
+RUN_FIELDS += ["error", "created_at", "flow_run_id"]
+STEP_FIELDS = ["key", "thread", "step", "facet", "model", "input", "input_type", "output"]
+STEP_FIELDS += ["output_type", "status", "error", "latency_ms"]
+
+
+def answering(work: Callable[[], T]) -> T:
+    """``work``'s answer; its expected failures as a scrubbed one-line tool error, and any
+    other as a bare one (its text goes to the log, scrubbed)."""
+    try:
+        return work()
+    except (SandloopError, ThreadLocked, Conflict) as exc:
+        raise ToolError(scrub(str(exc))) from None
+    except ToolError:
+        raise
+    except Exception as exc:
+        log.error("tool failed: %s: %s", type(exc).__name__, scrub(str(exc)))
+        raise ToolError("internal error; see the server's log") from None
+
+
+def run_with_steps(served: Served, thread: str, last: int | None) -> dict[str, Any]:
+    run = served.find_run(thread)
+    out = plain(run, RUN_FIELDS)
+    if run.get("status") == "starting":
+        return {**out, "steps": []}
+    steps = api.run_steps(str(run["thread"]), served.home, store=served.store())
+    if last is not None:
+        steps = steps.tail(last)
+    return {**out, "steps": rows(steps, STEP_FIELDS)}
+
+
+async def following(served: Served, started: Started, ctx: Context, total: float | None) -> None:
+    """Wait for a background run, reporting its recorded steps as progress."""
+    reported = -1
+    while not started.done.done():
+        run = await anyio.to_thread.run_sync(served.store().get_run, started.thread)
+        steps = int(run["steps"] or 0) if run else 0
+        if steps != reported:
+            reported = steps
+            await ctx.report_progress(steps, total, f"{steps} steps recorded")
+        await anyio.sleep(WAIT_POLL_S)
+
+
+def outcome(served: Served, started: Started) -> dict[str, Any]:
+    """What a start tool answers: where to follow the run, and its state if it has ended."""
+    answer = {**started.as_dict(), "resource": f"sandloop://runs/{started.thread}"}
+    if started.done.done():
+        failure = started.done.exception()
+        if failure is not None:
+            raise ToolError(scrub(str(failure)))
+        run = served.store().get_run(started.thread)
+        if run is not None:
+            answer["run"] = plain(run, RUN_FIELDS)
+            if run.get("kind") == "recipe":
+                final = api.run_steps(started.thread, served.home, store=served.store())
+                answer["output"] = str(final["output"].iloc[-1]) if not final.empty else None
+    return answer
+
+
+def rows(frame: pd.DataFrame, fields: list[str]) -> list[dict[str, Any]]:
+    if frame.empty:
+        return []
+    chosen = frame[[f for f in fields if f in frame.columns]]
+    found: list[dict[str, Any]] = json.loads(
+        str(chosen.to_json(orient="records", date_format="iso"))
+    )
+    return found
+
+
+def plain(row: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+    return rows(pd.DataFrame([{f: row.get(f) for f in fields}]), fields)[0]

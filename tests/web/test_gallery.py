@@ -14,7 +14,8 @@ import pytest
 from sandloop import api
 from tests.web.serving import client, serving
 
-pytestmark = pytest.mark.usefixtures("prefect_api_url")
+# In the slow step: make test keeps its margin under 10 minutes on 2 cores.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api_url")]
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "networks"
 VISITOR = {"stop": {"max_steps": 4, "stop_on_repeat": False}}

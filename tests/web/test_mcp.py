@@ -17,7 +17,8 @@ from mcp import Client, StdioServerParameters
 from sandloop import api
 from sandloop.loops.network.spec import RunSpec
 
-pytestmark = pytest.mark.usefixtures("prefect_api_url")
+# In the slow step: make test keeps its margin under 10 minutes on 2 cores.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api_url")]
 
 ECHO = Path(__file__).resolve().parents[2] / "examples" / "networks" / "echo.yaml"
 PANIC = {"name": "panic", "models": ["dummy:text-to-image", "dummy:image-to-text"]}

@@ -68,10 +68,11 @@ def load_captioner(source: str, device: str) -> _Loaded:
         from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
 
         model: Any = AutoModelForImageTextToText.from_pretrained(source)
+        images: Any = AutoImageProcessor  # typed in transformers 5.25, untyped before
         return _Loaded(
             model.to(device).eval(),
             AutoTokenizer.from_pretrained(source),
-            AutoImageProcessor.from_pretrained(source),  # type: ignore[no-untyped-call]
+            images.from_pretrained(source),
         )
 
     loaded: _Loaded = _cached("captioner", source, device, load)

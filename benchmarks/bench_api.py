@@ -10,15 +10,16 @@ pages of 1,000. Then requests/s of the small read routes from 4 client threads.
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+from tests.web.serving import serving
 
 import _common  # noqa: F401 - quiet Prefect settings
 import bench_export
@@ -35,7 +36,6 @@ def best(fn: object, repeat: int = 5) -> float:
 
 def main() -> None:
     import httpx
-    import uvicorn
 
     from sandloop import api
     from sandloop.web.app import create_app
@@ -47,18 +47,11 @@ def main() -> None:
     bench_export.build_store(home, args.n)
     thread = bench_export.THREAD
     token, _ = api.create_token("read", "bench", home)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(home), host="127.0.0.1", port=port, log_level="warning")
-    )
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
     headers = {"Authorization": f"Bearer {token}"}
-    url = f"http://127.0.0.1:{port}"
-    with httpx.Client(base_url=url, headers=headers, timeout=120) as http:
+    with (
+        serving(create_app(home)) as url,
+        httpx.Client(base_url=url, headers=headers, timeout=120) as http,
+    ):
 
         def one_page() -> None:
             got = http.get(f"/v1/runs/{thread}/steps", params={"limit": 10_000}).json()
@@ -87,7 +80,6 @@ def main() -> None:
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(small_reads, [100] * 4))
         rps = 400 / (time.perf_counter() - started)
-    server.should_exit = True
     print(f"{args.n} steps of one thread, best of 5, {time.strftime('%Y-%m-%d')}")
     print(f"api.run_steps (direct):              {direct * 1000:8.1f} ms")
     print(f"GET …/steps, one page over HTTP:     {whole * 1000:8.1f} ms | {direct / whole:.2f}x")

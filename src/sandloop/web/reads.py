@@ -77,9 +77,11 @@ def run_steps(
     limit: Annotated[int, Query(ge=1, le=10_000, description="steps per page")] = 1000,
 ) -> Response:
     """A run's recorded steps in order, from after a cursor: a reconnect misses nothing."""
-    if served.find_run(thread)["status"] == "starting":  # announced; no step yet
+    try:
+        frame = api.run_steps(thread, served.home, after, store=served.store())
+    except NotFound:
+        served.find_run(thread)  # a run announced but not yet recorded has no steps; else 404
         return Response(b'{"steps":[],"next_cursor":null}', media_type="application/json")
-    frame = api.run_steps(thread, served.home, after, store=served.store())
     frame = frame.sort_values(["step", "key"])
     more = len(frame) > limit
     if more:  # the cursor is a step number: a page never ends inside a step

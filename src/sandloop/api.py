@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from sandloop.models.registry import Catalog
     from sandloop.storage.doctor import Finding
     from sandloop.storage.vector_index import VectorIndex
+    from sandloop.work_queue import WorkQueue
 
 __all__ = [
     "Trajectories",
@@ -114,6 +115,7 @@ __all__ = [
     "sweep_trajectories",
     "thread_of",
     "validate_export",
+    "work_queue",
 ]
 
 
@@ -1061,6 +1063,14 @@ def revoke_token(short_id: str, home: Path | str | None = None) -> dict[str, Any
     from sandloop import tokens
 
     return tokens.revoke(open_store(home), short_id)
+
+
+def work_queue(home: Path | str | None = None) -> WorkQueue:
+    """The home's queue of work done outside Prefect (open it once and keep it: its lock
+    serializes the claims made through it)."""
+    from sandloop.work_queue import WorkQueue
+
+    return WorkQueue(open_store(home))
 
 
 def prepare_models(

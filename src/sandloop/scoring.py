@@ -62,8 +62,15 @@ def check_score(score: float) -> float:
 def rating_row(
     step: dict[str, Any], score: float, by: str | None, note: str | None, ref: str
 ) -> dict[str, Any]:
-    check_score(score)
     _judgeable(step, ref)
+    return rating_of(step, score, by, note)
+
+
+def rating_of(
+    step: dict[str, Any], score: float, by: str | None, note: str | None
+) -> dict[str, Any]:
+    """The rating of a step already known to have an output (``key``, ``thread``, ``step``)."""
+    check_score(score)
     who = user_id(by)
     return {
         "id": hash_value({"kind": "rating", "key": step["key"], "by": who}),

@@ -172,6 +172,40 @@ TOKENS = pa.schema(
     ]
 )
 
+# Work done outside Prefect (people labelling, external hosts): a task and its subtasks, one
+# per invocation key, claimed under expiring leases. id = H(kind, name, keys) for a task and
+# H(task, key) for a subtask, so posting the same task twice names the same queue.
+WORK_TASKS = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),  # rate | label
+        pa.field("instructions", pa.string()),
+        pa.field("subtasks", pa.int64(), nullable=False),
+        pa.field("created_by", pa.string(), nullable=False),
+        pa.field("created_at", _TS),
+    ]
+)
+
+SUBTASKS = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("key", pa.string(), nullable=False),  # the invocation to work on
+        pa.field("position", pa.int64(), nullable=False),  # the order subtasks are handed out
+        pa.field("thread", pa.string(), nullable=False),
+        pa.field("step", pa.int64(), nullable=False),
+        pa.field("state", pa.string(), nullable=False),  # open | leased | done
+        pa.field("worker", pa.string()),
+        pa.field("lease", pa.string()),  # SHA-256 of the lease token, never the token
+        pa.field("lease_expires", _TS),
+        pa.field("attempts", pa.int64(), nullable=False),  # times it was leased
+        pa.field("result", pa.string()),  # JSON
+        pa.field("score_id", pa.string()),  # the scores row a rating became
+        pa.field("done_at", _TS),
+    ]
+)
+
 TABLES: dict[str, tuple[pa.Schema, str]] = {
     "invocations": (INVOCATIONS, "key"),
     "runs": (RUNS, "thread"),
@@ -182,6 +216,8 @@ TABLES: dict[str, tuple[pa.Schema, str]] = {
     "sweeps": (SWEEPS, "name"),
     "scores": (SCORES, "id"),
     "tokens": (TOKENS, "id"),
+    "tasks": (WORK_TASKS, "id"),
+    "subtasks": (SUBTASKS, "id"),
 }
 
 TIMESTAMP_COLUMNS = frozenset(

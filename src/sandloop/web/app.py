@@ -24,9 +24,10 @@ from sandloop.errors import SandloopError
 from sandloop.scrub import scrub
 from sandloop.storage.store import AmbiguousPrefix, NotFound
 from sandloop.storage.wal import ThreadLocked
-from sandloop.web import acts, gallery, live, reads, schemas
+from sandloop.web import acts, gallery, live, reads, schemas, work
 from sandloop.web.auth import Grants
 from sandloop.web.served import Conflict, Served
+from sandloop.work_queue import StaleLease
 
 log = logging.getLogger("sandloop.web")
 
@@ -71,7 +72,7 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
         )
     _answer_errors(app)
-    for module in (reads, acts, live, gallery):
+    for module in (reads, acts, live, work, gallery):
         app.include_router(module.router)
     return app
 
@@ -87,6 +88,7 @@ def _answer_errors(app: FastAPI) -> None:
     app.add_exception_handler(AmbiguousPrefix, answer(409))
     app.add_exception_handler(ThreadLocked, answer(409))
     app.add_exception_handler(Conflict, answer(409))
+    app.add_exception_handler(StaleLease, answer(409))
     app.add_exception_handler(SandloopError, answer(422))
 
     @app.exception_handler(Exception)

@@ -158,3 +158,98 @@ class FlowRun(BaseModel):
     state: str | None = Field(None, description="Prefect's state type: RUNNING, COMPLETED, …")
     state_name: str | None = None
     message: str | None = None
+
+
+# -- the task queue ---------------------------------------------------------------------------
+
+Key = str  # an invocation key: 32 hex digits
+WorkerId = Field(pattern=r"^\S{1,100}$", description="who is working: one word (a rating's by)")
+LeaseToken = Field(min_length=1, max_length=200, description="from the take that leased it")
+LeaseSeconds = Field(300.0, ge=1, le=3600, description="how long the lease lasts unrenewed")
+
+
+class NewTask(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    kind: str = Field(
+        pattern="^(rate|label)$",
+        description="rate: a result is {score: 1-5, note?}, recorded as a rating in the scores "
+        "table; label: a result is any JSON object, kept on the subtask",
+    )
+    keys: list[Key] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description="invocation keys, one subtask each, in hand-out order",
+    )
+    threads: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="or threads (ids or prefixes): every step with an output, in order",
+    )
+    instructions: str | None = Field(None, max_length=10_000)
+
+
+class Task(BaseModel):
+    id: str
+    name: str
+    kind: str
+    instructions: str | None = None
+    subtasks: int
+    open: int = Field(description="subtasks nobody holds (a lapsed lease's among them)")
+    leased: int
+    done: int
+    created_by: str
+    created_at: datetime | None = None
+
+
+class Subtask(BaseModel):
+    id: str = Field(description="the invocation key (PUT /v1/tasks/TASK/subtasks/ID)")
+    position: int = Field(description="its place in the task: ?after= for the next page")
+    thread: str
+    step: int
+    state: str = Field(description="open | leased | done")
+    worker: str | None = None
+    lease_expires: datetime | None = None
+    attempts: int
+    result: Any = None
+    score_id: str | None = None
+    done_at: datetime | None = None
+
+
+class WorkItem(BaseModel):
+    """A leased subtask with what there is to work on."""
+
+    id: str
+    thread: str
+    step: int
+    model: str
+    input: str
+    input_type: str
+    output: str
+    output_type: str
+    output_url: str | None = None
+
+
+class Take(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    worker_id: str = WorkerId
+    max: int = Field(1, ge=1, le=100)
+    lease_s: float = LeaseSeconds
+
+
+class Lease(BaseModel):
+    lease_token: str = Field(description="send it with each result; shown only here")
+    expires_at: datetime
+    subtasks: list[WorkItem]
+
+
+class Renew(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lease_token: str = LeaseToken
+    lease_s: float = LeaseSeconds
+
+
+class Result(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lease_token: str = LeaseToken
+    result: dict[str, Any]

@@ -20,6 +20,7 @@ from sandloop.flows.background import Launcher
 from sandloop.storage.store import AkashicStore, NotFound
 from sandloop.summaries import Started
 from sandloop.web.limits import RateLimit
+from sandloop.work_queue import WorkQueue
 
 VISITOR_RUN: dict[str, Any] = {"stop": {"max_steps": 24}}  # what a visitor's prompt starts
 
@@ -44,12 +45,20 @@ class Served:
     starting: dict[str, dict[str, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _store: AkashicStore | None = None
+    _queue: WorkQueue | None = None
 
     def store(self) -> AkashicStore:
         """The home's store, opened once: its handles see other processes' writes."""
         if self._store is None:
             self._store = api.open_store(self.home, readonly=True)
         return self._store
+
+    def queue(self) -> WorkQueue:
+        """The home's task queue, one per app: its lock serializes every worker's claims."""
+        with self.lock:
+            if self._queue is None:
+                self._queue = api.work_queue(self.home)
+            return self._queue
 
     def start(
         self,

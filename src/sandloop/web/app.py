@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -32,7 +33,7 @@ from sandloop.work_queue import StaleLease
 log = logging.getLogger("sandloop.web")
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": schemas.Problem} for code in (401, 403, 404, 409, 422)
+    code: {"model": schemas.Problem} for code in (400, 401, 403, 404, 409, 422)
 }
 
 
@@ -91,7 +92,20 @@ def _answer_errors(app: FastAPI) -> None:
     app.add_exception_handler(StaleLease, answer(409))
     app.add_exception_handler(SandloopError, answer(422))
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": validation_message(exc.errors())}, 422)
+
     @app.exception_handler(Exception)
     async def failed(_request: Request, exc: Exception) -> JSONResponse:
         log.error("request failed: %s: %s", type(exc).__name__, scrub(str(exc)))
         return JSONResponse({"detail": "internal error; see the server's log"}, 500)
+
+
+def validation_message(errors: Sequence[Any]) -> str:
+    """A refused request's errors as one ``detail`` line naming the field, like every other
+    error of the API (FastAPI's default is a list, which the documented error shape is not)."""
+    first = errors[0]
+    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return scrub(f"{where}: {first.get('msg', 'invalid')}{more}")

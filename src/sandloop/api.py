@@ -54,6 +54,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Trajectories",
+    "chat_messages",
+    "chat_say",
     "check_sweep_name",
     "classify_session",
     "create_snapshot",
@@ -62,6 +64,7 @@ __all__ = [
     "dialogue_from",
     "dialogue_messages",
     "embed",
+    "end_chat",
     "end_session",
     "ensure_idle",
     "examine_store",
@@ -69,8 +72,10 @@ __all__ = [
     "export_snapshot",
     "export_traces",
     "flow_run_state",
+    "forget_message",
     "index_settings",
     "label_run",
+    "list_chats",
     "list_keys",
     "list_runs",
     "list_sessions",
@@ -105,6 +110,7 @@ __all__ = [
     "set_key",
     "settings_for",
     "snapshot_runs",
+    "start_chat",
     "start_dialogue",
     "start_export",
     "start_network",
@@ -280,6 +286,76 @@ def _dialogue_flow(
     settings = settings_for(home)
     thread = register_dialogue(AkashicStore.for_settings(settings), spec, seed, session)
     return dialogue_flow, {"thread": thread, "home": str(settings.home)}
+
+
+def start_chat(
+    model: str,
+    system: str = "",
+    home: Path | str | None = None,
+    *,
+    title: str | None = None,
+    temperature: float = 0.7,
+    params: dict[str, Any] | None = None,
+    session: str | None = None,
+) -> dict[str, Any]:
+    """A new chat with ``model`` (a model, ``route:NAME`` or ``recipe:NAME``) under the
+    ``system`` role; its runs row. Nothing runs until the first message."""
+    from sandloop import chats
+
+    spec = chats.chat_spec(model, system, title=title, temperature=temperature, params=params)
+    store = open_store(home)
+    return store.find_run(chats.start(store, spec, session))
+
+
+def chat_say(
+    prefix: str, content: str, home: Path | str | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Add the person's message to a chat and run the actor's reply (one turn of the dialogue
+    flow, a Prefect flow run); returns both messages. ReplyFailed when the model gave none."""
+    from sandloop import chats
+    from sandloop.flows.dialogue import dialogue_flow
+
+    settings = settings_for(home)
+    store = AkashicStore.for_settings(settings)
+    said = chats.say(store, prefix, content)
+    thread = str(said["thread"])
+    summary = _summary_of(
+        _call(dialogue_flow, {"thread": thread, "home": str(settings.home)}), DialogueSummary
+    )
+    turns = chats.turns(store, thread)
+    reply = turns[turns["turn"] == int(said["turn"]) + 1]
+    if reply.empty:
+        raise chats.ReplyFailed(f"no reply: {summary.error or summary.stop_reason}")
+    answer: dict[str, Any] = reply.iloc[0].to_dict()
+    return said, answer
+
+
+def chat_messages(prefix: str, home: Path | str | None = None) -> pd.DataFrame:
+    """A chat's messages in order, the person's and the actor's."""
+    from sandloop import chats
+
+    store = open_store(home, readonly=True)
+    run, _ = chats.chat_of(store, prefix)
+    return chats.turns(store, str(run["thread"]))
+
+
+def end_chat(prefix: str, home: Path | str | None = None) -> dict[str, Any]:
+    from sandloop import chats
+
+    return chats.end(open_store(home), prefix)
+
+
+def forget_message(prefix: str, turn: int, home: Path | str | None = None) -> int:
+    """Delete a chat's message ``turn`` and all after it; how many went."""
+    from sandloop import chats
+
+    return chats.forget_from(open_store(home), prefix, turn)
+
+
+def list_chats(home: Path | str | None = None) -> list[dict[str, Any]]:
+    from sandloop import chats
+
+    return chats.listing(open_store(home, readonly=True))
 
 
 def dialogue_messages(thread_prefix: str, home: Path | str | None = None) -> pd.DataFrame:

@@ -24,9 +24,9 @@ app.add_typer(dialogue_app, name="dialogue")
 
 def _print_turns(messages: Any) -> None:
     for row in messages.itertuples():
-        out.print(
-            f"[bold]{row.turn} · {row.actor}[/] [dim](t={row.temperature:g})[/]", highlight=False
-        )
+        heat = row.temperature  # none (NaN) for a chat's person
+        shown = f" [dim](t={heat:g})[/]" if heat is not None and heat == heat else ""
+        out.print(f"[bold]{row.turn} · {row.actor}[/]{shown}", highlight=False)
         out.print(row.content, markup=False, highlight=False)
         if row.verdict:
             out.print(f"[dim]judge: {row.verdict}[/]", highlight=False)

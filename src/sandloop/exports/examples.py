@@ -117,7 +117,7 @@ def passes_checks(rows: pa.Table, max_tokens: int) -> list[bool]:
 def dialogue_examples(spec: DialogueSpec, thread: str, turns: pd.DataFrame) -> Iterator[Example]:
     ordered = turns.sort_values("turn")
     history = [
-        dialogue_engine.Turn(int(t.turn), str(t.actor), str(t.content), float(t.temperature))
+        dialogue_engine.Turn(int(t.turn), str(t.actor), str(t.content), None)
         for t in ordered.itertuples(index=False)
     ]
     keys = dict(zip(ordered["turn"].astype(int), ordered["key"], strict=True))

@@ -77,7 +77,7 @@ def _message_row(
         "realm": spec.realm,
         "turn": turn.turn,
         "actor": turn.actor,
-        "model": spec.actor(turn.actor).model,
+        "model": spec.model_of(turn.actor),
         "content": turn.content,
         "temperature": turn.temperature,
         "verdict": dumps(verdict) if verdict is not None else None,
@@ -184,10 +184,7 @@ def _run_turns(store: AkashicStore, settings: Settings, thread: str, run: RunRec
     title = f"{spec.name} · thread {thread[:6]} · turns {first_turn}–{len(turns) - 1}"
     conversation = "\n\n".join(
         [f"# {spec.question}"]
-        + [
-            f"**{t.turn} · {t.actor}** (temperature {t.temperature:g})\n\n{t.content}"
-            for t in turns
-        ]
+        + [f"**{t.turn} · {t.actor}**{_heat(t.temperature)}\n\n{t.content}" for t in turns]
         + ([f"**stopped**: {reason.value}" + (f" ({error})" if error else "")])
     )
     if driver.artifacts is not None:
@@ -196,3 +193,7 @@ def _run_turns(store: AkashicStore, settings: Settings, thread: str, run: RunRec
     if reason is StopReason.FAILED:
         return Failed(message=f"turn {len(turns)}: {error}", data=summary)
     return summary
+
+
+def _heat(temperature: float | None) -> str:
+    return "" if temperature is None else f" (temperature {temperature:g})"

@@ -27,6 +27,8 @@ class StopReason(StrEnum):
     SENTINEL = "sentinel"
     JUDGE = "judge"
     BUDGET = "budget"
+    YOUR_TURN = "your_turn"  # a chat waits for its person's next message
+    ENDED = "ended"  # its person ended the chat
     # recipes: how the refine loop ended
     VALID = "valid"
     JUDGED = "judged"
@@ -45,6 +47,7 @@ FINAL_REASONS = frozenset(
         StopReason.SENTINEL,
         StopReason.JUDGE,
         StopReason.BUDGET,
+        StopReason.ENDED,
         StopReason.VALID,
         StopReason.JUDGED,
         StopReason.GAVE_UP,
@@ -58,6 +61,6 @@ def status_after(reason: StopReason) -> RunStatus:
         return RunStatus.FAILED
     if reason is StopReason.MAX_DURATION:
         return RunStatus.STOPPED
-    if reason is StopReason.HANDED_OFF:
+    if reason in (StopReason.HANDED_OFF, StopReason.YOUR_TURN):
         return RunStatus.WAITING
     return RunStatus.COMPLETED

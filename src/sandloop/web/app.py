@@ -21,11 +21,12 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from sandloop import __version__, api
+from sandloop.chats import ReplyFailed
 from sandloop.errors import SandloopError
 from sandloop.scrub import scrub
 from sandloop.storage.store import AmbiguousPrefix, NotFound
 from sandloop.storage.wal import ThreadLocked
-from sandloop.web import acts, gallery, live, reads, schemas, work
+from sandloop.web import acts, chat, gallery, live, reads, schemas, work
 from sandloop.web.auth import Grants
 from sandloop.web.served import Conflict, Served
 from sandloop.work_queue import StaleLease
@@ -73,7 +74,7 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
         )
     _answer_errors(app)
-    for module in (reads, acts, live, work, gallery):
+    for module in (reads, acts, live, chat, work, gallery):
         app.include_router(module.router)
     return app
 
@@ -90,6 +91,7 @@ def _answer_errors(app: FastAPI) -> None:
     app.add_exception_handler(ThreadLocked, answer(409))
     app.add_exception_handler(Conflict, answer(409))
     app.add_exception_handler(StaleLease, answer(409))
+    app.add_exception_handler(ReplyFailed, answer(502))
     app.add_exception_handler(SandloopError, answer(422))
 
     @app.exception_handler(RequestValidationError)

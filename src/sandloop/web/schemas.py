@@ -253,3 +253,52 @@ class Result(BaseModel):
     model_config = ConfigDict(extra="forbid")
     lease_token: str = LeaseToken
     result: dict[str, Any]
+
+
+# -- chats --------------------------------------------------------------------------------------
+
+
+class NewChat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(
+        min_length=1, max_length=200, description="a model, route:NAME or recipe:NAME"
+    )
+    system: str = Field("", max_length=100_000, description="the actor's system role")
+    title: str | None = Field(None, pattern=r"^[A-Za-z0-9][\w.\- ]*$", max_length=120)
+    temperature: float = Field(0.7, ge=0, le=5)
+    params: dict[str, Any] = Field(default_factory=dict, description="the model's parameters")
+    session: str | None = SessionId
+
+
+class Chat(BaseModel):
+    thread: str = Field(description="the chat's id: its dialogue thread")
+    name: str
+    status: str = Field(description="registered | waiting (your turn) | running | completed")
+    stop_reason: str | None = None
+    messages: int = Field(description="turns so far, the person's and the actor's")
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    session: str | None = None
+
+
+class ChatMessage(BaseModel):
+    turn: int = Field(description="DELETE …/messages/TURN deletes it and all after it")
+    actor: str = Field(description="user (the person) or assistant")
+    model: str = Field(description="human, or the actor's model")
+    content: str
+    key: str = Field(description="its invocation key")
+    created_at: datetime | None = None
+
+
+class Say(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    content: str = Field(min_length=1, max_length=100_000)
+
+
+class Exchange(BaseModel):
+    message: ChatMessage
+    reply: ChatMessage
+
+
+class Forgotten(BaseModel):
+    deleted: int = Field(description="how many messages went (that one and all after it)")

@@ -20,7 +20,7 @@ class Turn:
     turn: int
     actor: str
     content: str
-    temperature: float
+    temperature: float | None  # None for a chat's person
 
 
 def speaker(spec: DialogueSpec, turn: int) -> str:
@@ -38,11 +38,14 @@ def view_for(spec: DialogueSpec, actor: str, turns: list[Turn]) -> list[dict[str
     system = render(me.role, {"question": spec.question, "name": actor, "others": others})
     if system.strip():
         messages.append({"role": "system", "content": system})
-    messages.append({"role": "user", "content": spec.question})
+    if spec.question:
+        messages.append({"role": "user", "content": spec.question})
     for turn in turns:
         if turn.actor == actor:
             messages.append({"role": "assistant", "content": turn.content})
-        elif messages[-1]["role"] == "user":
+        elif turn.actor == spec.human:  # a chat's person: as they typed it
+            messages.append({"role": "user", "content": turn.content})
+        elif messages and messages[-1]["role"] == "user":
             messages[-1]["content"] += f"\n\n{turn.actor}: {turn.content}"
         else:
             messages.append({"role": "user", "content": f"{turn.actor}: {turn.content}"})
@@ -131,10 +134,23 @@ class Budget:
         return StopReason.BUDGET if state.tokens >= self.output_tokens else None
 
 
+@dataclass(frozen=True)
+class YourTurn:
+    """A chat waits for its person after each reply (and before the first message)."""
+
+    human: str
+
+    def check(self, state: DialogueLoop, now: datetime) -> StopReason | None:
+        last = state.turns[-1].actor if state.turns else None
+        return StopReason.YOUR_TURN if last != self.human else None
+
+
 def dialogue_stops(spec: DialogueSpec) -> list[StopCondition[DialogueLoop]]:
     """In the order they are told: what the last turn said first, the turn count last."""
     stop = spec.stop
     conditions: list[StopCondition[DialogueLoop]] = []
+    if spec.human is not None:
+        conditions.append(YourTurn(spec.human))
     if stop.sentinel is not None:
         conditions.append(Sentinel(stop.sentinel))
     if spec.judge is not None:

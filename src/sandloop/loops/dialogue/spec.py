@@ -80,8 +80,14 @@ class DialogueStop(_Spec):
 class DialogueSpec(_Spec):
     name: str = Field(pattern=NAME, max_length=120)
     description: str = ""
-    question: str = Field(min_length=1)
+    question: str = Field("", description="what the actors take turns on (a chat has none)")
     actors: list[Actor] = Field(min_length=1)
+    human: str | None = Field(
+        None,
+        pattern=NAME,
+        max_length=60,
+        description="a chat: the person whose messages come between the actors' turns",
+    )
     turn_order: list[str] | None = Field(None, description="actor names; default: as listed")
     temperature: TemperatureSchedule = Field(default_factory=TemperatureSchedule)
     judge: Judge | None = None
@@ -92,6 +98,10 @@ class DialogueSpec(_Spec):
         names = [a.name for a in self.actors]
         if len(set(names)) != len(names):
             raise ValueError(f"actors: names must differ, got {names}")
+        if not self.question.strip() and self.human is None:
+            raise ValueError("question: a dialogue needs a question")
+        if self.human in names:
+            raise ValueError(f"human: {self.human!r} is also an actor's name")
         for name in self.turn_order or []:
             if name not in names:
                 raise ValueError(
@@ -106,10 +116,16 @@ class DialogueSpec(_Spec):
     def actor(self, name: str) -> Actor:
         return next(a for a in self.actors if a.name == name)
 
+    def model_of(self, name: str) -> str:
+        """Who spoke a turn: an actor's model, or ``human`` for a chat's person."""
+        return "human" if name == self.human else self.actor(name).model
+
     @property
     def realm(self) -> str:
         """The dialogue without its question: asking another question is another thread."""
-        return realm_key("dialogue", self.model_dump(exclude={"description", "question"}))
+        unkeyed = {"description", "question"} | ({"human"} if self.human is None else set())
+        # ``human`` came later: left out when unset, so a dialogue keeps the keys it had
+        return realm_key("dialogue", self.model_dump(exclude=unkeyed))
 
     def thread(self, seed: int | None) -> str:
         return thread_key(self.realm, {"question": self.question, "seed": seed})

@@ -1,0 +1,94 @@
+"""Chats under ``/v1/chat``: a person talking with one actor, recorded as a dialogue. Each
+route is a call into `sandloop.api`; a reply is one turn of the dialogue flow, run while the
+request waits (a Prefect flow run, its model call a task run)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter
+from fastapi import Path as RoutePath
+
+from sandloop import api
+from sandloop.web import schemas
+from sandloop.web.auth import needs
+from sandloop.web.served import ServedBy
+
+router = APIRouter()
+
+ChatId = Annotated[str, RoutePath(pattern="^[0-9a-f]{6,32}$", description="a thread or prefix")]
+Turn = Annotated[int, RoutePath(ge=0, le=1_000_000)]
+FAILED: dict[int | str, dict[str, Any]] = {
+    502: {"model": schemas.Problem, "description": "the model gave no reply"}
+}
+
+
+@router.post("/v1/chat", status_code=201, response_model=schemas.Chat, dependencies=[needs("run")])
+def start_chat(body: schemas.NewChat, served: ServedBy) -> dict[str, Any]:
+    """Start a chat with a model, route or recipe under a system role; nothing runs until the
+    first message."""
+    session = None if body.session is None else api.open_session(body.session, served.home)
+    run = api.start_chat(
+        body.model,
+        body.system,
+        served.home,
+        title=body.title,
+        temperature=body.temperature,
+        params=body.params,
+        session=session,
+    )
+    return _chat(run)
+
+
+@router.get("/v1/chat", response_model=list[schemas.Chat], dependencies=[needs("read")])
+def list_chats(served: ServedBy) -> list[dict[str, Any]]:
+    """Chats, newest first."""
+    return [_chat(run) for run in api.list_chats(served.home)]
+
+
+@router.get(
+    "/v1/chat/{chat}/messages",
+    response_model=list[schemas.ChatMessage],
+    dependencies=[needs("read")],
+)
+def messages(chat: ChatId, served: ServedBy) -> list[dict[str, Any]]:
+    """A chat's messages in order."""
+    return _messages(api.chat_messages(chat, served.home).to_dict(orient="records"))
+
+
+@router.post(
+    "/v1/chat/{chat}/messages",
+    response_model=schemas.Exchange,
+    responses=FAILED,
+    dependencies=[needs("run")],
+)
+def say(chat: ChatId, body: schemas.Say, served: ServedBy) -> dict[str, Any]:
+    """Add the person's message and return it with the reply. 409 while another reply to this
+    chat is being written; after a 502, sending the same message again asks again."""
+    message, reply = api.chat_say(chat, body.content, served.home)
+    first, second = _messages([message, reply])
+    return {"message": first, "reply": second}
+
+
+@router.delete(
+    "/v1/chat/{chat}/messages/{turn}",
+    response_model=schemas.Forgotten,
+    dependencies=[needs("run")],
+)
+def forget(chat: ChatId, turn: Turn, served: ServedBy) -> dict[str, Any]:
+    """Delete a message and everything after it; the chat goes on from before it."""
+    return {"deleted": api.forget_message(chat, turn, served.home)}
+
+
+@router.delete("/v1/chat/{chat}", response_model=schemas.Chat, dependencies=[needs("run")])
+def end(chat: ChatId, served: ServedBy) -> dict[str, Any]:
+    """End a chat: its record stays (and exports as a dialogue); it takes no more messages."""
+    return _chat(api.end_chat(chat, served.home))
+
+
+def _chat(run: dict[str, Any]) -> dict[str, Any]:
+    return {**run, "messages": int(run.get("steps") or 0)}
+
+
+def _messages(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**row, "turn": int(row["turn"])} for row in rows]

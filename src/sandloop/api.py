@@ -89,6 +89,7 @@ __all__ = [
     "load_run_spec",
     "load_sweep",
     "model_catalog",
+    "moderate",
     "open_session",
     "open_store",
     "prepare_models",
@@ -398,6 +399,19 @@ def run_recipe(
         "home": str(settings.home),
     }
     return _summary_of(_call(recipe_flow, parameters), RecipeResult)
+
+
+def moderate(prompt: str, recipe: str, home: Path | str | None = None) -> str | None:
+    """Why ``recipe`` (a moderation recipe answering ``{allowed, reason}``) declines
+    ``prompt``, or None when it allows it. A recipe that gives no verdict declines: a wall
+    fails closed."""
+    result = run_recipe(recipe, prompt, home=home)
+    verdict = result.parsed if result.accepted and isinstance(result.parsed, dict) else None
+    if verdict is None:
+        return f"the moderation gave no verdict ({result.error or result.status})"
+    if verdict.get("allowed") is True:
+        return None
+    return str(verdict.get("reason") or "not allowed")
 
 
 def start_recipe(

@@ -64,6 +64,7 @@ FAILURES: dict[str, list[tuple[list[str], int, str]]] = {
         (["--network", MISSING], 2, "no such file"),
         (["--network", ECHO, "--visitor-pace", "sometimes"], 2, "--visitor-pace"),
         (["--network", ECHO, "--visitor-pace", "constant:-1"], 2, "pace"),
+        (["--moderate", "no-such-recipe"], 2, "no recipe 'no-such-recipe'"),
     ],
     "tokens create": [([], 2, "Missing option"), (["--scope", "bogus"], 2, "unknown scope")],
     "tokens list": [(["extra"], 2, "unexpected extra argument")],

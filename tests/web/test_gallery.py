@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from sandloop import api
+from sandloop.loops.spec_files import SpecError
 from tests.web.serving import client, serving
 
 # In the slow step: make test keeps its margin under 10 minutes on 2 cores.
@@ -143,3 +144,55 @@ def wait_for_steps(home: Path, thread: str, count: int, timeout_s: float = 60) -
             return api.run_steps(thread, home)
         assert time.monotonic() < deadline, f"{thread[:8]}: {run}"
         time.sleep(0.1)
+
+
+def verdict_recipe(home: Path, name: str, verdict: str) -> str:
+    """A moderation recipe in the home whose dummy model always gives ``verdict``."""
+    folder = home / "recipes"
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name}.yaml").write_text(
+        f"""name: {name}
+version: "1"
+template: "May this start a loop? {{{{ input }}}}"
+output:
+  type: object
+  properties: {{allowed: {{type: boolean}}, reason: {{type: string}}}}
+  required: [allowed]
+model: dummy:text
+params: {{script: ['{verdict}']}}
+"""
+    )
+    return name
+
+
+@pytest.mark.parametrize(
+    ("verdict", "started"),
+    [('{"allowed": true}', True), ('{"allowed": false, "reason": "not on this wall"}', False)],
+)
+def test_a_moderation_recipe_allows_or_declines_each_visitors_prompt(
+    home: Path, verdict: str, started: bool
+) -> None:
+    from sandloop.web.app import create_app
+
+    recipe = verdict_recipe(home, f"moderate-{started}", verdict)
+    app = create_app(
+        home, networks=[EXAMPLES / "echo.yaml"], visitor_run=VISITOR, moderation=recipe
+    )
+    prompt = f"moderated {started}"
+    with serving(app) as url:
+        answer = submit(url, "echo", prompt, ip="10.0.1.1")
+        if started:
+            assert answer.status_code == 200, answer.text
+            wait_for_steps(home, answer.json()["thread"], 4)
+        else:
+            assert answer.status_code == 422
+            assert "declined by this gallery's moderation: not on this wall" in answer.text
+    genesis = set(api.list_runs(home)[lambda f: f["kind"] == "network"]["genesis"])
+    assert (prompt in genesis) is started
+
+
+def test_a_missing_moderation_recipe_is_refused_when_the_app_starts(home: Path) -> None:
+    from sandloop.web.app import create_app
+
+    with pytest.raises(SpecError, match="no recipe 'no-such-recipe'"):
+        create_app(home, moderation="no-such-recipe")

@@ -38,6 +38,15 @@ def serve_api(
     visitor_pace: Annotated[
         str, typer.Option(help="Pace of a visitor's run: none | constant:S | panic | …")
     ] = "none",
+    moderate: Annotated[
+        str | None,
+        typer.Option(
+            "--moderate",
+            metavar="RECIPE",
+            help="A recipe that allows or declines each visitor's prompt, answering "
+            "{allowed, reason} (built in: moderate-prompt). No verdict declines.",
+        ),
+    ] = None,
     cors: Annotated[
         list[str] | None,
         typer.Option("--cors", help="An origin browsers may call the API from (repeatable)."),
@@ -70,6 +79,7 @@ def serve_api(
         cors_origins=cors or [],
         visitor_run=visitor,
         exports=exports,
+        moderation=moderate,
     )
     try:  # said before uvicorn starts, which would log a traceback
         with socket.create_server((host, port)):

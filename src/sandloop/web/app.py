@@ -46,10 +46,12 @@ def create_app(
     cors_origins: Sequence[str] = (),
     visitor_run: dict[str, Any] | None = None,
     exports: Path | str | None = None,
+    moderation: str | None = None,
 ) -> FastAPI:
     """The app over one home. ``networks`` are the network files that may be started by name
-    (and by visitors, at ``/submit/NAME``, with the stop and pace of ``visitor_run``); CORS
-    admits only ``cors_origins`` (none by default)."""
+    (and by visitors, at ``/submit/NAME``, with the stop and pace of ``visitor_run``, each
+    prompt first allowed by the ``moderation`` recipe if one is named); CORS admits only
+    ``cors_origins`` (none by default)."""
     app = FastAPI(
         title="sandloop",
         version=__version__,
@@ -62,6 +64,9 @@ def create_app(
     )
     if visitor_run is not None:
         served.visitor_run = visitor_run
+    if moderation is not None:
+        api.load_recipe(moderation, home)  # a missing or broken recipe is said now
+        served.moderation = moderation
     for path in named.values():  # a bad stop or pace is said now, not to each visitor
         api.run_spec_from({"network": str(path), "genesis": "-", **served.visitor_run})
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")

@@ -113,7 +113,8 @@ def submit(
     network: NetworkName, body: Submission, request: Request, served: Public
 ) -> dict[str, Any] | JSONResponse:
     """A visitor's genesis: length-checked, rate-limited per client (kept as a salted hash in
-    memory, never recorded), and started as a new thread with the server's stop and pace."""
+    memory, never recorded), passed by the moderation recipe if the server has one, and started
+    as a new thread with the server's stop and pace."""
     path = _offered(served, network)
     prompt = " ".join(body.prompt.split())
     if not prompt:
@@ -127,6 +128,10 @@ def submit(
             429,
             {"Retry-After": str(max(1, round(wait)))},
         )
+    if served.moderation is not None:
+        declined = api.moderate(prompt, served.moderation, served.home)
+        if declined is not None:
+            raise SpecError(f"prompt: declined by this gallery's moderation: {declined}")
     fields: dict[str, Any] = {"network": str(path), "genesis": prompt, **served.visitor_run}
     spec = api.run_spec_from(fields)
     started = served.start(

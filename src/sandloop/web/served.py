@@ -37,6 +37,7 @@ class Served:
     gallery: bool = True  # the public, read-only gallery pages and their stream
     exports: Path | None = None  # where exports started over HTTP go (default: HOME-exports)
     max_prompt: int = 500  # characters of a visitor's genesis
+    moderation: str | None = None  # a recipe that allows or declines a visitor's genesis
     submissions: RateLimit = field(default_factory=lambda: RateLimit(3, 60.0))
     visitor_run: dict[str, Any] = field(default_factory=lambda: dict(VISITOR_RUN))
     launcher: Launcher = field(default_factory=Launcher)

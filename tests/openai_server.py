@@ -169,6 +169,9 @@ class _Handler(BaseHTTPRequestHandler):
                     "usage": {"prompt_tokens": 1, "total_tokens": 1},
                 },
             )
+        if status == 200 and body.get("stream") and self.path == "/v1/chat/completions":
+            self._stream(payload)
+            return
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -177,6 +180,38 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
+
+    def _stream(self, completion: dict[str, Any]) -> None:
+        """The completion as server-sent chunks, a word at a time, then the usage chunk."""
+        choice = completion["choices"][0]
+        words = choice["message"]["content"].split(" ")
+        base = {k: completion[k] for k in ("id", "created", "model")}
+        chunks = [
+            {
+                **base,
+                "object": "chat.completion.chunk",
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"content": word if i == len(words) - 1 else word + " "},
+                        "finish_reason": choice["finish_reason"] if i == len(words) - 1 else None,
+                    }
+                ],
+            }
+            for i, word in enumerate(words)
+        ]
+        chunks.append(
+            {**base, "object": "chat.completion.chunk", "choices": [], "usage": completion["usage"]}
+        )
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        for chunk in chunks:
+            self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+            self.wfile.flush()
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
+        self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

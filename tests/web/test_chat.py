@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -144,3 +145,73 @@ def test_a_chat_exports_as_a_dialogue(http: httpx.Client, home: Path, tmp_path: 
     contents = [m["content"] for m in example["messages"]]
     assert contents[1::2] == ["Sky?", "Grass?"]
     assert contents[2::2] == [s["reply"]["content"] for s in said]
+
+
+def stream_url(http: httpx.Client, chat: str) -> str:
+    return str(http.base_url).replace("http://", "ws://").rstrip("/") + f"/v1/chat/{chat}/stream"
+
+
+def frames_until_reply(socket: Any) -> list[dict[str, Any]]:
+    frames = []
+    while True:
+        frames.append(json.loads(socket.recv(timeout=60)))
+        if frames[-1]["type"] in ("reply", "error"):
+            return frames
+
+
+def test_the_stream_sends_the_reply_as_it_is_written(http: httpx.Client) -> None:
+    from websockets.sync.client import connect
+
+    chat = new_chat(http)
+    headers = {"Authorization": http.headers["Authorization"]}
+    with connect(stream_url(http, chat), additional_headers=headers) as socket:
+        socket.send(json.dumps({"content": "Tell me of kites."}))
+        frames = frames_until_reply(socket)
+        socket.send("not json")
+        refused = json.loads(socket.recv(timeout=60))
+    kinds = [f["type"] for f in frames]
+    assert kinds[-2:] == ["message", "reply"] and set(kinds[:-2]) == {"token"}
+    assert len(kinds) > 3  # the dummy streams word by word
+    reply = frames[-1]
+    assert "".join(f["text"] for f in frames[:-2]) == reply["content"]
+    assert (frames[-2]["content"], frames[-2]["turn"], reply["turn"]) == ("Tell me of kites.", 0, 1)
+    assert refused["type"] == "error" and refused["status"] == 422
+    recorded = http.get(f"/v1/chat/{chat}/messages").json()
+    assert [m["content"] for m in recorded] == ["Tell me of kites.", reply["content"]]
+
+
+def test_the_stream_needs_a_run_token(http: httpx.Client, home: Path) -> None:
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    chat = new_chat(http)
+    reader = {"Authorization": f"Bearer {api.create_token('read', 'eve', home)[0]}"}
+    for headers, status in (({}, 401), (reader, 403)):
+        with pytest.raises(InvalidStatus) as refused:
+            connect(stream_url(http, chat), additional_headers=headers)
+        assert refused.value.response.status_code == status
+
+
+def test_a_chat_with_an_openai_compatible_endpoint_streams_its_tokens(
+    http: httpx.Client, endpoint: tuple[Any, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from websockets.sync.client import connect
+
+    from tests import openai_server
+
+    state, url = endpoint
+    monkeypatch.setenv("SANDLOOP_OPENAI_BASE_URL", url)
+    chat = new_chat(http, model="openai:llama3")
+    headers = {"Authorization": http.headers["Authorization"]}
+    with connect(stream_url(http, chat), additional_headers=headers) as socket:
+        socket.send(json.dumps({"content": "what lifts a red balloon"}))
+        frames = frames_until_reply(socket)
+    expected = openai_server.chat_answer("what lifts a red balloon")
+    assert frames[-1]["content"] == expected
+    tokens = [f["text"] for f in frames if f["type"] == "token"]
+    assert len(tokens) == len(expected.split(" ")) and "".join(tokens) == expected
+    sent = state.requests[-1]["body"]
+    assert sent["stream"] is True and sent["messages"][-1] == {
+        "role": "user",
+        "content": "what lifts a red balloon",
+    }

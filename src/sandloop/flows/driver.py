@@ -33,6 +33,7 @@ from sandloop.progress import StepEvent, publish
 from sandloop.records import invocation_row
 from sandloop.storage.journal import WriterLog
 from sandloop.storage.store import AkashicStore
+from sandloop.streaming import text_sink
 from sandloop.tasks.invoke import invoke_model
 
 #: hand_off(step, due, wait_s) -> the continuation that takes the step on, or None: wait here.
@@ -160,7 +161,14 @@ class Driver:
             call.model,
             quote(model_input),
             quote(call.params),
-            quote(CallContext(seed=call.seed, step_key=call.step_key, index=call.index)),
+            quote(
+                CallContext(
+                    seed=call.seed,
+                    step_key=call.step_key,
+                    index=call.index,
+                    on_text=text_sink.get(),
+                )
+            ),
             quote(self.settings),
             return_state=True,
         )

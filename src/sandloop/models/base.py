@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,6 +38,8 @@ class CallContext:
     seed: int | None
     step_key: str
     index: int = 0  # which call of this facet in its thread (a dialogue actor's turn count)
+    # Text pieces as the model writes them, for an adapter that can stream (see streaming.py).
+    on_text: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
 
 
 class ModelAdapter(Protocol):

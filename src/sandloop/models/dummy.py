@@ -170,7 +170,12 @@ class DummyAdapter:
             return ModelOutput("text", text=self._verdict(model_input.text or "", ctx))
         if self.task == "text-generation":
             index = _choice(p.vocab, model_input.text, self._salt(ctx))
-            return ModelOutput("text", text=phrase(index))
+            text = phrase(index)
+            if ctx.on_text is not None:  # streams word by word, as a chat endpoint does
+                words = text.split(" ")
+                for i, word in enumerate(words):
+                    ctx.on_text(word if i == len(words) - 1 else word + " ")
+            return ModelOutput("text", text=text)
         if self.task == "text-to-image":
             return ModelOutput("image", data=self._image(model_input.text or "", p, ctx))
         if self.task == "image-to-text":

@@ -7,6 +7,7 @@ key is resolved per user (see ``credentials``) when the client is made and lives
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sandloop.models.base import CallContext, ModelInput, ModelOutput
@@ -50,34 +51,62 @@ class OpenAIChatAdapter:
             messages.extend(model_input.messages)
         else:
             messages.append({"role": "user", "content": self._user_content(model_input, p)})
+        request: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": p.temperature,
+            "top_p": p.top_p,
+            "max_tokens": p.max_tokens,
+            "seed": ctx.seed,
+            "timeout": p.timeout_s,
+        }
         try:
-            response = self._client.chat.completions.create(
-                model=self.model,
-                messages=messages,  # type: ignore[arg-type]
-                temperature=p.temperature,
-                top_p=p.top_p,
-                max_tokens=p.max_tokens,
-                seed=ctx.seed,
-                timeout=p.timeout_s,
-            )
+            if ctx.on_text is not None:
+                text, finish, usage, model = self._streamed(request, ctx.on_text)
+            else:
+                response = self._client.chat.completions.create(**request)
+                choice = response.choices[0] if response.choices else None
+                text = (choice.message.content or "") if choice else ""
+                finish = choice.finish_reason if choice else None
+                usage, model = response.usage, response.model
         except openai.OpenAIError as exc:
             raise from_openai(exc, self.ref) from None
-        choice = response.choices[0] if response.choices else None
-        text = (choice.message.content or "").strip() if choice else ""
-        if choice is not None and choice.finish_reason == "content_filter":
+        text = text.strip()
+        if finish == "content_filter":
             raise ContentFiltered("the endpoint filtered the answer", model=self.ref)
         if not text:
             raise InvalidOutput("the endpoint returned no text", model=self.ref)
-        usage = response.usage
         return ModelOutput(
             "text",
             text=text,
             usage={
                 "input_tokens": usage.prompt_tokens if usage else None,
                 "output_tokens": usage.completion_tokens if usage else None,
-                "model": response.model,
+                "model": model,
             },
         )
+
+    def _streamed(
+        self, request: dict[str, Any], on_text: Callable[[str], None]
+    ) -> tuple[str, str | None, Any, str]:
+        """The same completion as a stream, each piece of text passed on as it comes; the
+        usage comes in the last chunk (``include_usage``)."""
+        pieces: list[str] = []
+        finish: str | None = None
+        usage: Any = None
+        model = self.model
+        stream = self._client.chat.completions.create(
+            **request, stream=True, stream_options={"include_usage": True}
+        )
+        for chunk in stream:
+            model = chunk.model or model
+            usage = chunk.usage or usage
+            for choice in chunk.choices:
+                finish = choice.finish_reason or finish
+                if choice.delta.content:
+                    pieces.append(choice.delta.content)
+                    on_text(choice.delta.content)
+        return "".join(pieces), finish, usage, model
 
     def _user_content(self, model_input: ModelInput, p: OpenAIChatParams) -> Any:
         if model_input.type == "text" and model_input.text is not None:

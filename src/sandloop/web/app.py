@@ -9,7 +9,6 @@ returned.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,17 +20,11 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from sandloop import __version__, api
-from sandloop.chats import ReplyFailed
-from sandloop.errors import SandloopError
 from sandloop.scrub import scrub
-from sandloop.storage.store import AmbiguousPrefix, NotFound
-from sandloop.storage.wal import ThreadLocked
 from sandloop.web import acts, chat, gallery, live, reads, schemas, work
 from sandloop.web.auth import Grants
-from sandloop.web.served import Conflict, Served
-from sandloop.work_queue import StaleLease
-
-log = logging.getLogger("sandloop.web")
+from sandloop.web.errors import STATUSES, problem
+from sandloop.web.served import Served
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": schemas.Problem} for code in (400, 401, 403, 404, 409, 422)
@@ -85,28 +78,17 @@ def create_app(
 
 
 def _answer_errors(app: FastAPI) -> None:
-    def answer(code: int) -> Any:
-        async def handler(_request: Request, exc: Exception) -> JSONResponse:
-            return JSONResponse({"detail": scrub(str(exc))}, code)
+    async def answer(_request: Request, exc: Exception) -> JSONResponse:
+        status, detail = problem(exc)
+        return JSONResponse({"detail": detail}, status)
 
-        return handler
-
-    app.add_exception_handler(NotFound, answer(404))
-    app.add_exception_handler(AmbiguousPrefix, answer(409))
-    app.add_exception_handler(ThreadLocked, answer(409))
-    app.add_exception_handler(Conflict, answer(409))
-    app.add_exception_handler(StaleLease, answer(409))
-    app.add_exception_handler(ReplyFailed, answer(502))
-    app.add_exception_handler(SandloopError, answer(422))
+    for kind, _status in STATUSES:
+        app.add_exception_handler(kind, answer)
+    app.add_exception_handler(Exception, answer)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": validation_message(exc.errors())}, 422)
-
-    @app.exception_handler(Exception)
-    async def failed(_request: Request, exc: Exception) -> JSONResponse:
-        log.error("request failed: %s: %s", type(exc).__name__, scrub(str(exc)))
-        return JSONResponse({"detail": "internal error; see the server's log"}, 500)
 
 
 def validation_message(errors: Sequence[Any]) -> str:

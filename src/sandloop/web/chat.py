@@ -1,18 +1,26 @@
 """Chats under ``/v1/chat``: a person talking with one actor, recorded as a dialogue. Each
 route is a call into `sandloop.api`; a reply is one turn of the dialogue flow, run while the
-request waits (a Prefect flow run, its model call a task run)."""
+request waits (a Prefect flow run, its model call a task run). The WebSocket at
+``/v1/chat/{chat}/stream`` does the same and sends the reply's text as the model writes it,
+where the platform streams."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi import Path as RoutePath
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from sandloop import api
+from sandloop.streaming import streaming_to
 from sandloop.web import schemas
 from sandloop.web.auth import needs
-from sandloop.web.served import ServedBy
+from sandloop.web.errors import problem
+from sandloop.web.served import Served, ServedBy
 
 router = APIRouter()
 
@@ -84,6 +92,62 @@ def forget(chat: ChatId, turn: Turn, served: ServedBy) -> dict[str, Any]:
 def end(chat: ChatId, served: ServedBy) -> dict[str, Any]:
     """End a chat: its record stays (and exports as a dialogue); it takes no more messages."""
     return _chat(api.end_chat(chat, served.home))
+
+
+@router.websocket("/v1/chat/{chat}/stream")
+async def stream(websocket: WebSocket, chat: ChatId) -> None:
+    """Send ``{"content": …}`` frames; each is answered with ``token`` frames (``text``, as the
+    model writes it, where the platform streams), then ``message`` and ``reply`` (the recorded
+    pair: the reply's text is authoritative, a retried call repeats its tokens), or ``error``
+    (``status``, ``detail``). Needs a run token in the Authorization header."""
+    served: Served = websocket.app.state.served
+    header = websocket.headers.get("authorization", "")
+    grant = websocket.app.state.grants(header.removeprefix("Bearer ").strip())
+    if grant is None or not grant.allows("run"):
+        status = 401 if grant is None else 403
+        detail = "needs a run token: Authorization: Bearer sl_…"
+        await websocket.send_denial_response(JSONResponse({"detail": detail}, status))
+        return
+    await websocket.accept()
+    while True:
+        try:
+            frame = await websocket.receive_json()
+            content = schemas.Say.model_validate(frame).content
+        except WebSocketDisconnect:
+            return
+        except (ValidationError, ValueError):  # not JSON, or not a message
+            detail = 'content: a frame is {"content": "…"} (1 to 100,000 characters)'
+            await websocket.send_json({"type": "error", "status": 422, "detail": detail})
+            continue
+        await _answer(websocket, served, chat, content)
+
+
+async def _answer(websocket: WebSocket, served: Served, chat: str, content: str) -> None:
+    loop = asyncio.get_running_loop()
+    pieces: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def sink(piece: str) -> None:
+        loop.call_soon_threadsafe(pieces.put_nowait, piece)
+
+    def work() -> tuple[dict[str, Any], dict[str, Any]]:
+        try:
+            with streaming_to(sink):
+                return api.chat_say(chat, content, served.home)
+        finally:
+            loop.call_soon_threadsafe(pieces.put_nowait, None)
+
+    replying = asyncio.ensure_future(run_in_threadpool(work))
+    while (piece := await pieces.get()) is not None:
+        await websocket.send_json({"type": "token", "text": piece})
+    try:
+        message, reply = await replying
+    except Exception as exc:
+        status, detail = problem(exc)
+        await websocket.send_json({"type": "error", "status": status, "detail": detail})
+        return
+    for kind, row in (("message", message), ("reply", reply)):
+        shown = schemas.ChatMessage.model_validate(_messages([row])[0]).model_dump(mode="json")
+        await websocket.send_json({"type": kind, **shown})
 
 
 def _chat(run: dict[str, Any]) -> dict[str, Any]:

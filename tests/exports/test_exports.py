@@ -363,6 +363,27 @@ def test_the_column_wise_path_writes_what_orjson_writes(
     }
 
 
+def test_column_wise_sampling_and_hashes_agree_with_the_row_by_row_ones() -> None:
+    """The columnar path picks the token sample and de-duplication digests from whole
+    columns; a row written by either path must be sampled and matched alike."""
+    import pyarrow as pa
+
+    from sandloop.exports.examples import messages_hash
+    from sandloop.keys import hash_value
+
+    keys = [hash_value(("k", i)) for i in range(5_000)]
+    total = 7 * writer.TOKEN_SAMPLE  # one key in seven
+    picked = writer._token_sample_rows(pa.chunked_array([keys[:1234], keys[1234:]]), total)
+    assert picked == [i for i, k in enumerate(keys) if writer._in_token_sample(k, total)]
+    assert 500 < len(picked) < 950
+    texts = [("hi", "there"), ('a "q"\n', "東京 🎈"), ("", ""), ("hi", "there")]
+    rows = pa.table({"input": [t[0] for t in texts], "output": [t[1] for t in texts]})
+    assert writer._exchange_hashes(rows) == [
+        messages_hash(({"role": "user", "content": i}, {"role": "assistant", "content": o}))
+        for i, o in texts
+    ]
+
+
 @pytest.mark.slow
 def test_every_format_loads_and_trains_under_any_hash_seed(
     store_home: Path, snapshot_all: dict, tmp_path: Path

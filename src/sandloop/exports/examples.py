@@ -49,20 +49,14 @@ def messages_hash(messages: tuple[Message, ...] | list[Message]) -> bytes:
     return hashlib.blake2b(joined.encode(), digest_size=16).digest()
 
 
-def exchange_hash(user: str, assistant: str) -> bytes:
-    """``messages_hash`` of a user→assistant exchange, without building the messages."""
-    joined = f"user\x1f{user}\x1eassistant\x1f{assistant}\x1e"
-    return hashlib.blake2b(joined.encode(), digest_size=16).digest()
-
-
 def transcript(messages: tuple[Message, ...]) -> str:
     """An example as a judge reads it: each message on its own paragraph, named by its role."""
     return "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages)
 
 
-def usable_network_rows(rows: pa.Table) -> pa.Table:
-    """Successful text→text steps with text on both sides (image steps teach a text model
-    nothing)."""
+def usable_network_steps(rows: pa.Table) -> pa.Array | pa.ChunkedArray:
+    """Which rows are successful text→text steps with text on both sides (image steps teach
+    a text model nothing): a mask, so a caller filters once for all its conditions."""
     keep = pc.and_(
         pc.and_(pc.equal(rows["status"], "ok"), pc.equal(rows["input_type"], "text")),
         pc.and_(
@@ -73,13 +67,13 @@ def usable_network_rows(rows: pa.Table) -> pa.Table:
             ),
         ),
     )
-    return rows.filter(pc.fill_null(keep, False))
+    return pc.fill_null(keep, False)
 
 
 def network_examples(
     rows: pa.Table, redacted: bool = False, prechecked: list[bool] | None = None
 ) -> Iterator[Example]:
-    """One example per step of ``usable_network_rows``, read column-wise (a row-wise pandas
+    """One example per usable step (``usable_network_steps``), read column-wise (a row-wise pandas
     walk costs more than the rest of the export)."""
     columns = [rows[c].to_pylist() for c in ("key", "thread", "model", "input", "output")]
     checked = prechecked if prechecked is not None else [False] * len(rows)

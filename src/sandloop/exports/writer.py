@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
@@ -33,11 +34,10 @@ from sandloop.exports.card import card
 from sandloop.exports.examples import (
     Example,
     dialogue_examples,
-    exchange_hash,
     network_examples,
     passes_checks,
     recipe_examples,
-    usable_network_rows,
+    usable_network_steps,
 )
 from sandloop.exports.formats import FORMATS, PROVENANCE, WRITERS, provenance
 from sandloop.exports.hf_parquet import HF_SCHEMAS, HfParquet
@@ -177,6 +177,36 @@ def _in_token_sample(key: str, total: int) -> bool:
     return int(key[-6:], 16) % max(1, total // TOKEN_SAMPLE) == 0
 
 
+def _token_sample_rows(keys: pa.ChunkedArray, total: int) -> list[int]:
+    """The rows of a bucket that `_in_token_sample` picks, found without a Python loop over
+    the bucket: the keys' last six hex digits read as numbers from the column's bytes."""
+    if total <= TOKEN_SAMPLE:
+        return list(range(len(keys)))
+    tails = pc.utf8_slice_codeunits(keys, -6).combine_chunks()
+    offsets = np.frombuffer(tails.buffers()[1], np.int32, len(tails) + 1, tails.offset * 4)
+    if len(tails) == 0 or not (np.diff(offsets) == 6).all():  # not hex keys: one at a time
+        return [i for i, key in enumerate(keys.to_pylist()) if _in_token_sample(key, total)]
+    digits = np.frombuffer(tails.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
+    values = _HEX_VALUE[digits].reshape(-1, 6) @ (16 ** np.arange(5, -1, -1))
+    return np.flatnonzero(values % max(1, total // TOKEN_SAMPLE) == 0).tolist()
+
+
+_HEX_VALUE = np.zeros(256, np.int64)
+_HEX_VALUE[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10)
+_HEX_VALUE[np.frombuffer(b"abcdef", np.uint8)] = np.arange(10, 16)
+_HEX_VALUE[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16)
+
+
+def _exchange_hashes(rows: pa.Table) -> list[bytes]:
+    """`messages_hash` of each row's user→assistant exchange, so a duplicate is found whichever
+    path wrote the first copy: the joined text built column-wise, one BLAKE2b a row."""
+    joined = pc.binary_join_element_wise(
+        "user\x1f", rows["input"], "\x1eassistant\x1f", rows["output"], "\x1e", ""
+    ).cast(pa.binary())
+    blake2b = hashlib.blake2b
+    return [blake2b(text, digest_size=16).digest() for text in joined.to_pylist()]
+
+
 def _prefix_width(total: int) -> int:
     """Hex digits of key prefix per spill bucket, so a bucket holds about RANGE_ROWS rows."""
     width = 0
@@ -252,13 +282,16 @@ class _Examples:
 
     def _network_rows(self, rows: pa.Table) -> pa.Table:
         """The selected threads' usable steps, redacted column-wise."""
-        rows = rows.filter(pc.is_in(rows["thread"], pa.array(sorted(self.network_threads))))
-        usable = usable_network_rows(rows)
-        self.stats.skipped["network_not_text_or_failed"] += len(rows) - len(usable)
+        # One filter for every condition: each filter copies the texts.
+        selected = pc.is_in(rows["thread"], pa.array(sorted(self.network_threads)))
+        keep = pc.and_(selected, usable_network_steps(rows))
+        unusable = _count(selected) - _count(keep)
+        self.stats.skipped["network_not_text_or_failed"] += unusable
         if self.kept_keys is not None:
-            passing = usable.filter(pc.is_in(usable["key"], self.kept_keys))
-            self.stats.skipped["below_score_filter"] += len(usable) - len(passing)
-            usable = passing
+            usable = _count(keep)
+            keep = pc.and_(keep, pc.is_in(rows["key"], self.kept_keys))
+            self.stats.skipped["below_score_filter"] += usable - _count(keep)
+        usable = rows.filter(keep)
         for column in ("input", "output"):
             index = usable.schema.get_field_index(column)
             usable = usable.set_column(index, column, self.redact.arrow(usable[column]))
@@ -334,6 +367,10 @@ class _Examples:
         if pair is None:
             return example
         return replace(example, rejected=pair[0], source=pair[1])
+
+
+def _count(mask: Any) -> int:
+    return int(pc.sum(mask).as_py() or 0)
 
 
 def _odd(rows: pa.Table) -> bool:
@@ -679,36 +716,35 @@ def _write_columnar(
 ) -> int:
     """A bucket of checked network exchanges: the same examples, counts and bytes as the
     row-by-row path, with openai-chat lines built and written as whole columns."""
-    keys, inputs, outputs = (rows[c].to_pylist() for c in ("key", "input", "output"))
     in_validation = _in_validation(rows["key"], options.val_fraction).to_pylist()
-    dedupe = options.dedupe != "none"
-    others = [(fmt, to_records) for fmt, to_records in writers if fmt not in ("openai-chat", "hf")]
-    threads, models = (rows[c].to_pylist() for c in ("thread", "model")) if others else ([], [])
-    keep = []
-    for key, text_in, text_out, validation in zip(
-        keys, inputs, outputs, in_validation, strict=True
-    ):
-        if dedupe:
-            digest = exchange_hash(text_in, text_out)
-            if digest in seen:
-                stats.dedupe["exact"] += 1
-                keep.append(False)
-                continue
+    if options.dedupe != "none":
+        keep = []
+        for digest in _exchange_hashes(rows):
+            keep.append(digest not in seen)
             seen.add(digest)
-        keep.append(True)
-        split = "validation" if validation else "train"
-        sampled = _in_token_sample(key, total_hint)
-        if not (sampled or others):
+        if dropped := keep.count(False):
+            stats.dedupe["exact"] += dropped
+    else:
+        keep = [True] * len(rows)
+    others = [(fmt, to_records) for fmt, to_records in writers if fmt not in ("openai-chat", "hf")]
+    # Row by row only where a row is needed whole: every row for the formats not written
+    # column-wise, else the few tokenised for the manifest.
+    wanted = list(range(len(rows))) if others else _token_sample_rows(rows["key"], total_hint)
+    picked = rows.select(["key", "input", "output", "thread", "model"]).take(wanted)
+    for row, key, text_in, text_out, thread, model in zip(
+        wanted, *(picked[c].to_pylist() for c in picked.column_names), strict=True
+    ):
+        if not keep[row]:
             continue
+        split = "validation" if in_validation[row] else "train"
         messages = (
             {"role": "user", "content": text_in},
             {"role": "assistant", "content": text_out},
         )
-        if sampled:
+        if _in_token_sample(key, total_hint):
             stats.token_sample[split].append(tokens.count_messages(list(messages)))
         if others:
-            row = len(keep) - 1
-            example = Example(key, "network", threads[row], models[row], messages, vector_key=key)
+            example = Example(key, "network", thread, model, messages, vector_key=key)
             for fmt, to_records in others:
                 for part, record in to_records(example):
                     _report(reports, fmt, part, split).examples += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 
 import pandas as pd
 
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from sandloop.work_queue import WorkQueue
 
 __all__ = [
+    "ExportChoices",
     "Trajectories",
     "chat_messages",
     "chat_say",
@@ -90,6 +91,7 @@ __all__ = [
     "load_sweep",
     "model_catalog",
     "moderate",
+    "newest_runs",
     "open_session",
     "open_store",
     "prepare_models",
@@ -211,8 +213,36 @@ def _summary_of(state: Any, kind: type[SummaryT]) -> SummaryT:
     return result
 
 
-def list_runs(home: Path | str | None = None) -> pd.DataFrame:
-    return open_store(home, readonly=True).runs()
+def list_runs(home: Path | str | None = None, *, store: AkashicStore | None = None) -> pd.DataFrame:
+    """Every run. A long-lived reader (the HTTP API) passes the ``store`` it keeps open, here
+    and in the other listings: opening a home costs more than a small read."""
+    return _reader(home, store).runs()
+
+
+def newest_runs(
+    home: Path | str | None = None,
+    *,
+    store: AkashicStore | None = None,
+    **wanted: str | None,
+) -> pd.DataFrame:
+    """Runs newest first (ties by thread, so a page boundary is stable), those whose columns
+    equal the ``wanted`` values that are given (kind, status, name, session): what the HTTP
+    API pages through and the MCP server lists."""
+    frame = list_runs(home, store=store)
+    for column, value in wanted.items():
+        if value is not None and not frame.empty:
+            frame = frame[frame[column] == value]
+    if frame.empty:
+        return frame
+    created = pd.to_datetime(frame["created_at"], utc=True).fillna(pd.Timestamp(0, tz="UTC"))
+    order = frame.assign(_created=created).sort_values(
+        ["_created", "thread"], ascending=[False, True], kind="stable"
+    )
+    return order.drop(columns="_created").reset_index(drop=True)
+
+
+def _reader(home: Path | str | None, store: AkashicStore | None) -> AkashicStore:
+    return store if store is not None else open_store(home, readonly=True)
 
 
 def run_steps(
@@ -225,7 +255,7 @@ def run_steps(
     """One run's steps (those past step ``after``, for a reader that has the rest); refuses
     (DamagedStore) when the store lost steps the run recorded. A long-lived reader (the HTTP
     API) passes the ``store`` it keeps open."""
-    store = store or open_store(home, readonly=True)
+    store = _reader(home, store)
     run = store.find_run(thread_prefix)
     steps = store.steps(str(run["thread"]), after)
     store.check_recorded(run, steps, -1 if after is None else after)
@@ -331,11 +361,13 @@ def chat_say(
     return said, answer
 
 
-def chat_messages(prefix: str, home: Path | str | None = None) -> pd.DataFrame:
+def chat_messages(
+    prefix: str, home: Path | str | None = None, *, store: AkashicStore | None = None
+) -> pd.DataFrame:
     """A chat's messages in order, the person's and the actor's."""
     from sandloop import chats
 
-    store = open_store(home, readonly=True)
+    store = _reader(home, store)
     run, _ = chats.chat_of(store, prefix)
     return chats.turns(store, str(run["thread"]))
 
@@ -353,10 +385,12 @@ def forget_message(prefix: str, turn: int, home: Path | str | None = None) -> in
     return chats.forget_from(open_store(home), prefix, turn)
 
 
-def list_chats(home: Path | str | None = None) -> list[dict[str, Any]]:
+def list_chats(
+    home: Path | str | None = None, *, store: AkashicStore | None = None
+) -> list[dict[str, Any]]:
     from sandloop import chats
 
-    return chats.listing(open_store(home, readonly=True))
+    return chats.listing(_reader(home, store))
 
 
 def dialogue_messages(thread_prefix: str, home: Path | str | None = None) -> pd.DataFrame:
@@ -504,11 +538,13 @@ def export_file_sets(manifest: dict[str, Any]) -> dict[str, str]:
     return {name: ", ".join(counts) for name, counts in shown.items()}
 
 
-def list_snapshots(home: Path | str | None = None) -> pd.DataFrame:
+def list_snapshots(
+    home: Path | str | None = None, *, store: AkashicStore | None = None
+) -> pd.DataFrame:
     """Snapshots, newest first: name, runs, selection, created."""
     from sandloop.exports import snapshot as snapshots
 
-    return snapshots.listing(open_store(home, readonly=True))
+    return snapshots.listing(_reader(home, store))
 
 
 def snapshot_runs(name: str, home: Path | str | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -626,12 +662,25 @@ def export_traces(
     return TracesWritten(target, len(events), len(runs), sum(redactor.counts.values()), pushed)
 
 
+class ExportChoices(TypedDict, total=False):
+    """The export options, each with the default `_export_flow` gives it: typed here once
+    for the foreground and background exports."""
+
+    val_fraction: float
+    dedupe: str
+    compress: str | None
+    overwrite: bool
+    allow_invalid: bool
+    redact: list[str] | None
+    license_id: str
+
+
 def export_snapshot(
     name: str,
     formats: list[str],
     out: Path | str,
     home: Path | str | None = None,
-    **options: Any,
+    **options: Unpack[ExportChoices],
 ) -> dict[str, Any]:
     """Write a snapshot as datasets through the export flow; returns the manifest. The snapshot,
     the output place and the options (val_fraction, dedupe, compress, overwrite,
@@ -652,7 +701,7 @@ def start_export(
     out: Path | str,
     launcher: Launcher,
     home: Path | str | None = None,
-    **options: Any,
+    **options: Unpack[ExportChoices],
 ) -> Started:
     """`export_snapshot` in the background, checked first just the same."""
     launched = launcher.launch(*_export_flow(name, formats, out, home, **options))
@@ -1268,11 +1317,13 @@ def end_session(prefix: str, home: Path | str | None = None) -> dict[str, Any]:
     return sessions.end(open_store(home), prefix)
 
 
-def list_sessions(home: Path | str | None = None) -> pd.DataFrame:
+def list_sessions(
+    home: Path | str | None = None, *, store: AkashicStore | None = None
+) -> pd.DataFrame:
     """Sessions, newest first, with how many runs each holds."""
     from sandloop import sessions
 
-    return sessions.listing(open_store(home, readonly=True))
+    return sessions.listing(_reader(home, store))
 
 
 def session_runs(

@@ -161,6 +161,17 @@ def test_the_committed_openapi_document_is_the_served_one(base_url: str) -> None
     assert "bearer" in json.dumps(served["components"]["securitySchemes"]).lower()
 
 
+def test_the_run_schema_shows_only_fields_of_the_run_record() -> None:
+    from dataclasses import fields
+
+    from sandloop.registration import RunRecord
+    from sandloop.web.schemas import Run
+
+    recorded = {f.name for f in fields(RunRecord)}
+    assert set(Run.model_fields) <= recorded
+    assert not set(Run.model_fields) & {"spec", "realm", "continuation"}
+
+
 def test_a_page_of_steps_never_ends_inside_a_step(tmp_path: Path) -> None:
     """Rows that share a step (a step's calls) stay on one page: the cursor is a step."""
     from fastapi.testclient import TestClient

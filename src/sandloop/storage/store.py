@@ -493,6 +493,14 @@ class AkashicStore:
             stored = pd.concat(frames, ignore_index=True) if frames else stored
         return stored.sort_values("step", kind="stable").reset_index(drop=True)
 
+    def has_output(self, thread: str, output: str) -> bool:
+        """Whether a step of ``thread`` (journal included) put out ``output``, without reading
+        the thread's steps: a blob permalink asks this once per image."""
+        if any(row.get("output") == output for row in self.journal.read(thread)):
+            return True
+        where = f"thread = {sql_str(thread)} AND output = {sql_str(output)}"
+        return self.count("invocations", where) > 0
+
     def steps_of(self, threads: Sequence[str]) -> dict[str, pd.DataFrame]:
         """`steps` of many threads with one table read (those without any get an empty
         frame)."""

@@ -51,7 +51,7 @@ def start_chat(body: schemas.NewChat, served: ServedBy) -> dict[str, Any]:
 @router.get("/v1/chat", response_model=list[schemas.Chat], dependencies=[needs("read")])
 def list_chats(served: ServedBy) -> list[dict[str, Any]]:
     """Chats, newest first."""
-    return [_chat(run) for run in api.list_chats(served.home)]
+    return [_chat(run) for run in api.list_chats(served.home, store=served.store())]
 
 
 @router.get(
@@ -61,7 +61,9 @@ def list_chats(served: ServedBy) -> list[dict[str, Any]]:
 )
 def messages(chat: ChatId, served: ServedBy) -> list[dict[str, Any]]:
     """A chat's messages in order."""
-    return _messages(api.chat_messages(chat, served.home).to_dict(orient="records"))
+    return _messages(
+        api.chat_messages(chat, served.home, store=served.store()).to_dict(orient="records")
+    )
 
 
 @router.post(

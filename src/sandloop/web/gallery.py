@@ -76,10 +76,10 @@ async def gallery_events(
 @router.get("/gallery/{thread}/blobs/{blob_hash}")
 def gallery_blob(run: GalleryRun, blob_hash: BlobHash, served: Public) -> Response:
     """Only the thread's own images: a permalink shows its run and nothing else."""
-    steps = served.store().steps(str(run["thread"]))
-    if blob_hash not in set(steps["output"]) and blob_hash != run.get("genesis"):
+    store = served.store()
+    if blob_hash != run.get("genesis") and not store.has_output(str(run["thread"]), blob_hash):
         raise NotFound(f"no image {blob_hash} in this run")
-    return blob_response(served.store(), blob_hash)
+    return blob_response(store, blob_hash)
 
 
 @router.get("/submit/{network}", response_class=HTMLResponse)

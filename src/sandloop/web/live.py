@@ -14,11 +14,12 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import orjson
+import pandas as pd
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from sandloop import api
+from sandloop.storage.store import AkashicStore
 from sandloop.web.auth import needs
 from sandloop.web.reads import STEP_FIELDS, Thread, with_urls
 from sandloop.web.served import Served, ServedBy
@@ -67,22 +68,22 @@ async def step_events(
     served: Served, thread: str, after: int, blob_prefix: str
 ) -> AsyncIterator[ServerSentEvent]:
     store = served.store()
-    last, polls, status, recorded = after, 0, None, False
+    last, polls, status = after, 0, None
+    recorded: dict[str, Any] | None = None
     while True:
-        if not recorded or polls % RUN_EVERY == 0:
-            run = await run_in_threadpool(store.get_run, thread)
-            recorded = run is not None
-            if run is None:  # announced, not yet recorded by its flow
-                run = served.starting.get(thread, {})
+        if recorded is None or polls % RUN_EVERY == 0:
+            recorded = await run_in_threadpool(store.get_run, thread)
+            # announced, not yet recorded by its flow
+            run = recorded if recorded is not None else served.announced(thread) or {}
             now = {k: _plain(run.get(k)) for k in RUN_FIELDS}
             if now != status:
                 status = now
                 yield ServerSentEvent(event="run", raw_data=orjson.dumps(now).decode())
         polls += 1
-        if not recorded:
+        if recorded is None:
             await asyncio.sleep(POLL_S)
             continue
-        frame = await run_in_threadpool(api.run_steps, thread, served.home, last, store=store)
+        frame = await run_in_threadpool(_steps_after, store, recorded, last)
         if frame.empty:
             await asyncio.sleep(POLL_S)
             continue
@@ -94,6 +95,14 @@ async def step_events(
                 event="step", id=str(row["step"]), raw_data=orjson.dumps(row).decode()
             )
         last = int(frame["step"].max())
+
+
+def _steps_after(store: AkashicStore, run: dict[str, Any], last: int) -> pd.DataFrame:
+    """The steps past ``last``, checked against the run as last read (every RUN_EVERY polls):
+    a run read earlier claims no more steps than it has now, so the check stays sound."""
+    steps = store.steps(str(run["thread"]), last)
+    store.check_recorded(run, steps, last)
+    return steps
 
 
 def _plain(value: Any) -> Any:

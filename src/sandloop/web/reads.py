@@ -39,14 +39,8 @@ def list_runs(
     session: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict[str, Any]:
     """Runs, newest first, a page at a time."""
-    frame = api.list_runs(served.home)
-    for column, wanted in (("kind", kind), ("status", status), ("name", name)):
-        if wanted is not None and not frame.empty:
-            frame = frame[frame[column] == wanted]
-    if session is not None and not frame.empty:
-        frame = frame[frame["session"] == session]
-    rows = _records(frame)
-    rows.sort(key=lambda r: (-_stamp(r["created_at"]), r["thread"]))
+    wanted = {"kind": kind, "status": status, "name": name, "session": session}
+    rows = _records(api.newest_runs(served.home, store=served.store(), **wanted))
     if cursor is not None:
         after = _cursor(cursor)
         rows = [r for r in rows if (-_stamp(r["created_at"]), r["thread"]) > after]
@@ -141,12 +135,12 @@ def recipes(served: ServedBy) -> list[str]:
 
 @router.get("/v1/sessions", response_model=list[schemas.Session], dependencies=[needs("read")])
 def sessions(served: ServedBy) -> list[dict[str, Any]]:
-    return _records(api.list_sessions(served.home))
+    return _records(api.list_sessions(served.home, store=served.store()))
 
 
 @router.get("/v1/snapshots", response_model=list[schemas.Snapshot], dependencies=[needs("read")])
 def snapshots(served: ServedBy) -> list[dict[str, Any]]:
-    return _records(api.list_snapshots(served.home))
+    return _records(api.list_snapshots(served.home, store=served.store()))
 
 
 @router.get(

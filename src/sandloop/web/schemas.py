@@ -12,6 +12,11 @@ from sandloop.exports.snapshot import Selection
 
 
 class Run(BaseModel):
+    """What the API shows of a `registration.RunRecord`: its fields, less those that are the
+    engine's business (the realm, the spec as stored, the continuation, when it is next due).
+    Written out, not derived, so the published document changes only when this does; a test
+    holds it to a subset of the record's fields."""
+
     thread: str
     kind: str = Field(description="network | dialogue | recipe")
     name: str

@@ -17,6 +17,7 @@ from fastapi import Depends, Request
 
 from sandloop import api
 from sandloop.flows.background import Launcher
+from sandloop.scrub import scrub
 from sandloop.storage.store import AkashicStore, NotFound
 from sandloop.summaries import Started
 from sandloop.web.limits import RateLimit
@@ -44,6 +45,7 @@ class Served:
     embedder: Any = None
     running: dict[str, Future[Any]] = field(default_factory=dict)
     starting: dict[str, dict[str, Any]] = field(default_factory=dict)
+    claimed: set[str] = field(default_factory=set)  # threads being begun, not yet running
     lock: threading.Lock = field(default_factory=threading.Lock)
     _store: AkashicStore | None = None
     _queue: WorkQueue | None = None
@@ -68,13 +70,22 @@ class Served:
         about: dict[str, Any] | None = None,
     ) -> Started:
         """``begin`` a background run unless this app already runs ``thread``. ``about`` (its
-        kind, name, genesis) stands for the run until the flow has recorded it."""
+        kind, name, genesis) stands for the run until the flow has recorded it. The thread is
+        claimed under the lock and begun outside it, so a slow start holds up no other
+        request."""
         with self.lock:
             if thread is not None:
                 going = self.running.get(thread)
-                if going is not None and not going.done():
+                if thread in self.claimed or (going is not None and not going.done()):
                     raise Conflict(f"thread {thread[:12]} is already running")
+                self.claimed.add(thread)
+        try:
             started = begin()
+        finally:
+            with self.lock:
+                self.claimed.discard(thread or "")
+        with self.lock:
+            # forget what has ended and been recorded (or has failed: see find_run)
             self.running = {t: f for t, f in self.running.items() if not f.done()}
             self.starting = {t: a for t, a in self.starting.items() if t in self.running}
             self.running[started.thread] = started.done
@@ -93,12 +104,26 @@ class Served:
         try:
             run: dict[str, Any] = self.store().find_run(prefix)
         except NotFound:
-            with self.lock:
-                about = self.starting.get(prefix)
-            if about is None:
-                raise
-            return dict(about)
+            about = self.announced(prefix)
+            if about is None:  # unknown (NotFound again), or recorded since the first read
+                return dict(self.store().find_run(prefix))
+            return about
         return run
+
+    def announced(self, thread: str) -> dict[str, Any] | None:
+        """What stands for a run this app started and its flow has not recorded: starting,
+        or failed with its error once the start has ended without a record (a flow that
+        crashed before its first write), rather than starting for ever."""
+        with self.lock:
+            about, going = self.starting.get(thread), self.running.get(thread)
+        if about is None or going is None or not going.done():
+            return None if about is None else dict(about)
+        if self.store().get_run(thread) is not None:  # recorded after all: ask the store
+            return None
+        failure = going.exception()
+        outcome = failure if failure is not None else going.result()
+        said = getattr(outcome, "message", None) or str(outcome)  # an error, or a final state
+        return {**about, "status": "failed", "error": scrub(said) or "failed"}
 
 
 def served(request: Request) -> Served:

@@ -6,6 +6,11 @@ server (`--network FILE`) or given whole, never as a path, and runs go on in the
 Each tool says what it does to the record in its annotations; `start_run` is idempotent
 because a run's keys are its inputs. No tool takes or returns an API key, and every error an
 agent sees is scrubbed.
+
+Over HTTP every request needs a sandloop token (``Authorization: Bearer sl_…``, from `sandloop
+tokens create`), checked by the SDK's bearer middleware against the home's tokens: a read token
+reads, and the tools that start or create need a run token. Over stdio the client started the
+server itself, and no token is asked.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from typing import Any, TypeVar
 
 import anyio
 import pandas as pd
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
@@ -28,7 +36,9 @@ from sandloop.scrub import scrub
 from sandloop.storage.store import StoreError
 from sandloop.storage.wal import ThreadLocked
 from sandloop.summaries import Started
+from sandloop.tokens import SCOPES
 from sandloop.web.acts import network_spec
+from sandloop.web.auth import Grants
 from sandloop.web.served import Conflict, Served
 
 log = logging.getLogger("sandloop.mcp")
@@ -40,13 +50,52 @@ WAIT_POLL_S = 0.25
 T = TypeVar("T")
 
 
-def create_server(home: Path | str | None = None, networks: Sequence[Path | str] = ()) -> MCPServer:
+class TokenCheck:
+    """The SDK's token verifier over the home's sandloop tokens: a token carries its scope and
+    every scope below it, so the middleware's ``read`` requirement admits run and admin."""
+
+    def __init__(self, home: Path | str | None) -> None:
+        self.grants = Grants(lambda token: api.check_token(token, home))
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        grant = await anyio.to_thread.run_sync(self.grants, token)
+        if grant is None:
+            return None
+        scopes = [scope for scope in SCOPES if grant.allows(scope)]
+        # The token's short id, not the token: nothing downstream needs the secret.
+        return AccessToken(token=grant.id, client_id=grant.user, scopes=scopes)
+
+
+def needs_run(tool: str) -> None:
+    """Refuse a tool that starts or creates to a read token (over stdio there is none)."""
+    token = get_access_token()
+    if token is not None and "run" not in token.scopes:
+        raise ToolError(f"{tool} needs a run token; this one grants read")
+
+
+def create_server(
+    home: Path | str | None = None,
+    networks: Sequence[Path | str] = (),
+    http_url: str | None = None,
+) -> MCPServer:
+    """The server; ``http_url`` (its base, served over HTTP) turns the token check on."""
     served = Served(home, {api.load_network(p).name: Path(p) for p in networks})
+    auth: dict[str, Any] = {}
+    if http_url is not None:
+        auth = {
+            "token_verifier": TokenCheck(home),
+            "auth": AuthSettings(
+                issuer_url=http_url,
+                resource_server_url=f"{http_url}/mcp",
+                required_scopes=["read"],
+            ),
+        }
     server = MCPServer(
         "sandloop",
         version=__version__,
         instructions="Search and read sandloop's record of model loops; start network runs "
         "and recipes (they run in the background; follow them with show_run).",
+        **auth,
     )
 
     @server.tool(annotations=READ)
@@ -68,12 +117,7 @@ def create_server(home: Path | str | None = None, networks: Sequence[Path | str]
         """Runs, newest first: network runs, dialogues and recipes."""
 
         def listing() -> list[dict[str, Any]]:
-            frame = api.list_runs(served.home)
-            for column, wanted in (("kind", kind), ("status", status)):
-                if wanted is not None and not frame.empty:
-                    frame = frame[frame[column] == wanted]
-            if not frame.empty:
-                frame = frame.sort_values("created_at", ascending=False)
+            frame = api.newest_runs(served.home, store=served.store(), kind=kind, status=status)
             return rows(frame.head(max(1, min(limit, 1000))), RUN_FIELDS)
 
         return answering(listing)
@@ -111,6 +155,7 @@ def create_server(home: Path | str | None = None, networks: Sequence[Path | str]
         the network itself ({name, models}). The same network, genesis and seed are the same
         thread, so calling it again changes nothing. With ``wait``, returns when the run ends,
         reporting each step as progress."""
+        needs_run("start_run")
 
         def begin() -> Started:
             stop = {"max_steps": max_steps}
@@ -136,6 +181,7 @@ def create_server(home: Path | str | None = None, networks: Sequence[Path | str]
     ) -> dict[str, Any]:
         """Run a recipe on an input and return its result; the same inputs, version and seed
         return the recorded result without a model call."""
+        needs_run("run_recipe")
 
         def begin() -> Started:
             if name not in api.recipe_names(served.home):
@@ -161,6 +207,7 @@ def create_server(home: Path | str | None = None, networks: Sequence[Path | str]
         min_score: float | None = None,
     ) -> dict[str, Any]:
         """Pin a selection of runs under a new name, for export (a name is used once)."""
+        needs_run("create_snapshot")
         selection: dict[str, Any] = {"thread": thread, "min_score": min_score}
         if kind is not None:
             selection["kind"] = kind

@@ -1,6 +1,6 @@
-"""The MCP server through the SDK's own client: in memory, and over stdio in a subprocess
-(`sandloop mcp`, as an MCP client's configuration starts it). Every tool is listed with its
-annotations and called on a real home."""
+"""The MCP server through the SDK's own client: in memory, over stdio in a subprocess
+(`sandloop mcp`, as an MCP client's configuration starts it), and over streamable HTTP behind
+sandloop's tokens. Every tool is listed with its annotations and called on a real home."""
 
 from __future__ import annotations
 
@@ -151,3 +151,61 @@ def test_sandloop_mcp_serves_stdio_in_a_subprocess(home: Path, prefect_api_url: 
     names, runs = anyio.run(session)
     assert names == set(TOOLS)
     assert {r["thread"] for r in runs} >= set(api.list_runs(home)["thread"].head(1))
+
+
+def test_sandloop_mcp_over_http_needs_a_token_and_a_run_scope_to_act(
+    home: Path, prefect_api_url: str
+) -> None:
+    import socket
+    import subprocess
+    import time
+
+    import httpx
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [str(Path(sys.executable).parent / "sandloop"), "mcp", "--http", "--port"]
+    environment = {**os.environ, "PREFECT_API_URL": prefect_api_url}
+    server = subprocess.Popen(
+        [*command, str(port), "--home", str(home)], env=environment, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}/mcp"
+    reader, runner = (api.create_token(scope, "ada", home)[0] for scope in ("read", "run"))
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                refused = httpx.post(url, json={}, timeout=5)
+                break
+            except httpx.ConnectError:
+                assert server.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        assert refused.status_code == 401  # no token: the SDK's bearer middleware says no
+
+        async def as_user(token: str, name: str) -> tuple[Any, Any]:
+            headers = {"Authorization": f"Bearer {token}"}
+            http = httpx2.AsyncClient(headers=headers, timeout=60)
+            async with http, Client(streamable_http_client(url, http_client=http)) as client:
+                runs = await client.call_tool("list_runs", {})
+                snapshot = await client.call_tool("create_snapshot", {"name": name})
+            return runs, snapshot
+
+        runs, denied = anyio.run(as_user, reader, "by-reader")
+        assert {r["thread"] for r in data(runs)} >= set(api.list_runs(home)["thread"].head(1))
+        assert denied.is_error and "needs a run token" in denied.content[0].text
+        _, made = anyio.run(as_user, runner, "by-runner")
+        assert data(made)["runs"] >= 1
+        assert bad_token_refused(url)
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def bad_token_refused(url: str) -> bool:
+    import httpx
+
+    answer = httpx.post(url, json={}, headers={"Authorization": "Bearer sl_nope"}, timeout=5)
+    return answer.status_code == 401

@@ -96,7 +96,10 @@ def serve_api(
 @app.command("mcp")
 def serve_mcp(
     http: Annotated[
-        bool, typer.Option("--http", help="Serve streamable HTTP at /mcp instead of stdio.")
+        bool,
+        typer.Option(
+            "--http", help="Serve streamable HTTP at /mcp instead of stdio; needs a token."
+        ),
     ] = False,
     host: Annotated[str, typer.Option("--host", help="Address for --http.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port for --http.")] = 8766,
@@ -114,7 +117,8 @@ def serve_mcp(
     prepare_prefect(verbose)
     from sandloop.mcp_server import create_server
 
-    server = create_server(home, network or [])
+    url = f"http://{host}:{port}"
+    server = create_server(home, network or [], url if http else None)
     if not http:
         server.run("stdio")
         return
@@ -123,7 +127,10 @@ def serve_mcp(
             pass
     except OSError as exc:
         fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); try another --port")
-    err.print(f"sandloop MCP on http://{host}:{port}/mcp; Ctrl-C stops it")
+    err.print(
+        f"sandloop MCP on {url}/mcp (Authorization: Bearer, a token from `sandloop tokens "
+        "create`); Ctrl-C stops it"
+    )
     server.run("streamable-http", host=host, port=port)
 
 

@@ -28,6 +28,20 @@ def test_greedy_ignores_the_seed(tiny_gpt2: Path) -> None:
     assert a == b
 
 
+def test_a_listener_gets_the_text_as_it_is_written_and_the_answer_is_unchanged(
+    tiny_gpt2: Path,
+) -> None:
+    model = LocalTextAdapter(f"local:{tiny_gpt2}", tiny_gpt2)
+    params = {"max_new_tokens": 12, "temperature": 1.0}
+    pieces: list[str] = []
+    streamed = model.generate(
+        ModelInput("text", text="parse"), params, CallContext(5, "s", on_text=pieces.append)
+    )
+    quiet = model.generate(ModelInput("text", text="parse"), params, CallContext(5, "s"))
+    assert streamed.text == quiet.text
+    assert len(pieces) > 1 and "".join(pieces).strip() == streamed.text
+
+
 def test_a_missing_model_folder_is_unavailable(tmp_path: Path) -> None:
     model = LocalTextAdapter("local:x", tmp_path / "nothing-here")
     with pytest.raises(Unavailable, match="cannot load local model"):

@@ -110,6 +110,20 @@ def _decoding(p: LocalTextParams, pad_id: int, temperature: float) -> dict[str, 
     }
 
 
+def _text_streamer(tokenizer: Any, on_text: Callable[[str], None]) -> Any:
+    """transformers' own streamer, its finished pieces of text passed on as `generate` makes
+    them, in this thread (no second thread, as TextIteratorStreamer would need). The first
+    ``put`` is the prompt (a causal LM) or the decoder's start token, and is skipped."""
+    from transformers import TextStreamer
+
+    class Passing(TextStreamer):
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            if text:
+                on_text(text)
+
+    return Passing(tokenizer, skip_prompt=True, skip_special_tokens=True)
+
+
 def _padded(rows: list[list[int]], pad_id: int, *, left: bool) -> Any:
     """Token rows padded to one width, with their attention mask. A causal LM continues the
     last token, so its rows are padded on the left and all end at the same position; the mask
@@ -158,8 +172,11 @@ class LocalTextAdapter:
         if ctx.seed is not None:
             set_seed(ctx.seed)
         pad_id = loaded.tokenizer.pad_token_id or loaded.tokenizer.eos_token_id
+        options = _decoding(p, pad_id, p.temperature)
+        if ctx.on_text is not None:
+            options["streamer"] = _text_streamer(loaded.tokenizer, ctx.on_text)
         with torch.inference_mode():
-            generated = loaded.model.generate(**encoded, **_decoding(p, pad_id, p.temperature))
+            generated = loaded.model.generate(**encoded, **options)
         # A causal LM echoes the prompt before its continuation; a seq2seq decoder does not.
         prompt_len = 0 if self.seq2seq else encoded["input_ids"].shape[1]
         new_tokens = generated[0, prompt_len:]

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from sandloop.scoring import passing_keys, threads_of
+from sandloop.scoring import FILTER_COLUMNS, Passing, passing
 from sandloop.storage.lance_io import scan
 from sandloop.storage.schema import SCORES
 from sandloop.storage.store import AkashicStore, StoreError, sql_str
@@ -51,9 +51,9 @@ class Selection(BaseModel):
     def scored(self) -> bool:
         return self.min_score is not None or self.rated_by is not None
 
-    def passing(self, scores: pd.DataFrame | pa.Table) -> pa.Array | None:
-        """The invocation keys the score filter keeps, or None when there is no filter."""
-        return passing_keys(scores, self.min_score, self.rated_by) if self.scored else None
+    def passing(self, scores: pd.DataFrame | pa.Table) -> Passing | None:
+        """What the score filter keeps, or None when there is no filter."""
+        return passing(scores, self.min_score, self.rated_by) if self.scored else None
 
     def apply(self, runs: pd.DataFrame) -> pd.DataFrame:
         keep = pd.Series(True, index=runs.index)
@@ -104,10 +104,10 @@ def create(store: AkashicStore, name: str, selection: Selection) -> dict[str, An
     store.recover()  # crashed runs' logs first: a snapshot sees everything that was recorded
     runs = selection.apply(store.select("runs"))
     if selection.scored:  # only runs with an output that passes the score filter
-        scores = scan(store.table("scores"), None, SCORE_COLUMNS).to_arrow()
+        scores = scan(store.table("scores"), "score IS NOT NULL", FILTER_COLUMNS).to_arrow()
         kept = selection.passing(scores)
         assert kept is not None
-        runs = runs[runs["thread"].isin(threads_of(kept, scores))]
+        runs = runs[runs["thread"].isin(kept.threads)]
     if runs.empty:
         raise SnapshotError(f"the selection {_describe(selection)} matches no runs")
     versions: dict[str, int] = {}
@@ -160,8 +160,7 @@ class Pinned:
         self.selection = Selection.model_validate_json(snapshot["selection"])
         self.versions: dict[str, int] = orjson.loads(snapshot["versions"])
         self._tables: dict[str, Any] = {}
-        self._passing: pa.Array | None = None
-        self._passing_threads: set[str] = set()
+        self._passing: Passing | None = None
 
     def table(self, name: str) -> Any:
         if name not in self._tables:
@@ -203,18 +202,26 @@ class Pinned:
     def passing(self) -> pa.Array | None:
         """The keys the selection's score filter keeps, or None (worked out once, with the
         threads they belong to)."""
-        if self._passing is None and self.selection.scored:
-            scores = self.scores()
+        kept = self._passed()
+        return None if kept is None else kept.keys
+
+    def _passed(self) -> Passing | None:
+        if self._passing is None and self.selection.scored and "scores" in self.versions:
+            scores = self.read_arrow("scores", "score IS NOT NULL", FILTER_COLUMNS)
             self._passing = self.selection.passing(scores)
-            assert self._passing is not None
-            self._passing_threads = threads_of(self._passing, scores)
+            del scores
+            # The grouping's hash tables are freed but kept by Arrow's allocator, a fifth of a
+            # GiB at a million scores that the export's own reads could not reuse.
+            pa.default_memory_pool().release_unused()
+        elif self._passing is None and self.selection.scored:
+            self._passing = self.selection.passing(self.scores())
         return self._passing
 
     def runs(self) -> pd.DataFrame:
         runs = self.selection.apply(self.read("runs"))
-        if self.selection.scored:
-            self.passing()
-            runs = runs[runs["thread"].isin(self._passing_threads)]
+        kept = self._passed()
+        if kept is not None:
+            runs = runs[runs["thread"].isin(kept.threads)]
         return runs.reset_index(drop=True)
 
 

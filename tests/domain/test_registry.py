@@ -99,7 +99,10 @@ routes:
     ("text", "message"),
     [
         ("models:\n  - ref: hf:org/m\n    task: painting\n", "hf does not do 'painting'"),
-        ("models:\n  - ref: local:x\n    params: {temprature: 1}\n", "bad params: temprature"),
+        (
+            "models:\n  - ref: local:x\n    params: {temprature: 1}\n",
+            "bad params for local:x: temprature",
+        ),
         ("models:\n  - ref: replicate:a/b\n", "say what it does with task:"),
         ("models:\n  - model: local:x\n", "models.0.ref: Field required"),
         ("routes:\n  r:\n    candidates: []\n", "routes.r.candidates"),

@@ -37,7 +37,7 @@ def test_every_builtin_recipe_loads(tmp_path: Path) -> None:
         ({"model": None}, "give exactly one of model:"),
         ({"route": "fast"}, "give exactly one of model:"),
         ({"model": "dummy:text-to-image"}, "is not text→text"),
-        ({"params": {"temprature": 1}}, "params.temprature"),
+        ({"params": {"temprature": 1}}, "bad params for .*: temprature"),
         ({"refine": {"critic": "{{ nonsense }}"}}, "refine.critic: uses nonsense"),
         ({"context": {"a": {"file": "x", "deck": "builtin"}}}, "a slot takes one source"),
     ],

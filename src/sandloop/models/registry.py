@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -93,6 +94,18 @@ class RegistryError(SandloopError, ValueError):
     """A models file that cannot be read or does not validate; names the file and the field."""
 
 
+class BadParams(SandloopError, ValueError):
+    """Parameters a model does not take: one message, wherever they were given (a spec, a
+    route, a models file), naming each problem and what the model accepts."""
+
+
+def params_problem(ref: str, params_model: type[PlatformParams], exc: ValidationError) -> str:
+    problems = "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors()
+    )
+    return f"bad params for {ref}: {problems} (accepted: {', '.join(params_model.model_fields)})"
+
+
 class CostRates(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     per_call: float = Field(0.0, ge=0)
@@ -157,6 +170,15 @@ class ModelInfo:
     def model_id(self) -> str:
         """What the platform is asked for."""
         return self.source or self.name
+
+    def params_for(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The model's defaults under ``given``, validated: what the adapter receives and what
+        the invocation key hashes, so two specs that mean the same call share keys."""
+        merged = {**self.default_params, **(given or {})}
+        try:
+            return self.params_model.model_validate(merged).model_dump()
+        except ValidationError as exc:
+            raise BadParams(params_problem(self.ref, self.params_model, exc)) from None
 
     @property
     def sovereign(self) -> bool:
@@ -241,8 +263,7 @@ def _build(entry: CatalogModel, origin: str) -> ModelInfo:
     try:
         params_model.model_validate(entry.params)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise RegistryError(f"{where}: bad params: {problems}") from None
+        raise RegistryError(f"{origin}: {params_problem(entry.ref, params_model, exc)}") from None
     input_type, output_type = TASK_IO[task]
     return ModelInfo(
         ref=entry.ref,
@@ -416,15 +437,10 @@ def _route_info(ref: str, name: str) -> ModelInfo:
         found = ", ".join(f"{c.ref} ({c.input_type}→{c.output_type})" for c in candidates)
         raise UnknownModel(f"route {name!r} mixes input/output types: {found}")
     for info in candidates:
-        params = {**info.default_params, **spec.params.get(info.ref, {})}
         try:
-            info.params_model.model_validate(params)
-        except ValidationError as exc:
-            problem = exc.errors()[0]
-            raise UnknownModel(
-                f"route {name!r}: params for {info.ref}: "
-                f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}"
-            ) from None
+            info.params_for(spec.params.get(info.ref))
+        except BadParams as exc:
+            raise UnknownModel(f"route {name!r}: {exc}") from None
     unknown = set(spec.params) - set(spec.candidates)
     if unknown:
         raise UnknownModel(f"route {name!r}: params for models it does not list: {sorted(unknown)}")

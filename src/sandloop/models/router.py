@@ -88,8 +88,7 @@ def ordered_candidates(route: RouteSpec) -> list[ModelInfo]:
 
 
 def candidate_params(route: RouteSpec, info: ModelInfo) -> dict[str, Any]:
-    merged = {**info.default_params, **route.params.get(info.ref, {})}
-    return info.params_model.model_validate(merged).model_dump()
+    return info.params_for(route.params.get(info.ref))
 
 
 class RouterAdapter:

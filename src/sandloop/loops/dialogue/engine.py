@@ -75,10 +75,10 @@ def actor_params(spec: DialogueSpec, actor: str, temperature: float) -> dict[str
     """An actor's parameters at a turn: the schedule's temperature, where the model takes one."""
     chosen = spec.actor(actor)
     info = registry.lookup(chosen.model)
-    merged = {**info.default_params, **chosen.params}
+    given = dict(chosen.params)
     if "temperature" in info.params_model.model_fields:
-        merged["temperature"] = temperature
-    return info.params_model.model_validate(merged).model_dump()
+        given["temperature"] = temperature
+    return info.params_for(given)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from sandloop.keys import realm_key, thread_key
 from sandloop.loops.recipe.render import TemplateError, slots_used
@@ -32,13 +32,7 @@ class Actor(_Spec):
         check_recipe_ref(self.model, catalog().home)
         if (info.input_type, info.output_type) != ("text", "text"):
             raise ValueError(f"{self.model} is not text→text; an actor needs a text model")
-        try:
-            info.params_model.model_validate({**info.default_params, **self.params})
-        except ValidationError as exc:
-            problem = exc.errors()[0]
-            raise ValueError(
-                f"params.{'.'.join(map(str, problem['loc']))}: {problem['msg']}"
-            ) from None
+        info.params_for(self.params)  # BadParams is a ValueError, naming the field
         try:
             extra = slots_used(self.role) - {"question", "name", "others"}
         except TemplateError as exc:

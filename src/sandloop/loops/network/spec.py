@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from sandloop.keys import realm_key, thread_key
 from sandloop.loops.recipe.spec import check_recipe_ref
@@ -47,17 +47,7 @@ class NetworkEntry(_Spec):
 
     @model_validator(mode="after")
     def _params_fit_model(self) -> NetworkEntry:
-        info = lookup(self.model)
-        try:
-            info.params_model.model_validate(self.params)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors()
-            )
-            accepted = ", ".join(info.params_model.model_fields)
-            raise ValueError(
-                f"bad params for {self.model}: {problems} (accepted: {accepted})"
-            ) from None
+        lookup(self.model).params_for(self.params)  # BadParams is a ValueError
         return self
 
     @property
@@ -71,8 +61,7 @@ class NetworkEntry(_Spec):
 
     def resolved_params(self) -> dict[str, Any]:
         """Defaults filled in: what the adapter receives and what the key hashes."""
-        merged = {**self.info.default_params, **self.params}
-        return self.info.params_model.model_validate(merged).model_dump()
+        return self.info.params_for(self.params)
 
 
 class NetworkSpec(_Spec):

@@ -70,7 +70,7 @@ def model_params(spec: RecipeSpec, model: str) -> dict[str, Any]:
     critic model on another platform takes its defaults)."""
     info = registry.lookup(model)
     own = spec.params if model == spec.model_ref else {}
-    return info.params_model.model_validate({**info.default_params, **own}).model_dump()
+    return info.params_for(own)
 
 
 @dataclass(frozen=True)

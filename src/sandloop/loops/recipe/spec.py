@@ -111,14 +111,7 @@ class RecipeSpec(_Spec):
         info = lookup(self.model_ref)  # UnknownModel names close matches
         if info.input_type != "text" or info.output_type != "text":
             raise ValueError(f"model: {self.model_ref} is not text→text; recipes need one")
-        try:
-            info.params_model.model_validate({**info.default_params, **self.params})
-        except ValidationError as exc:
-            problem = exc.errors()[0]
-            raise ValueError(
-                f"params.{'.'.join(map(str, problem['loc']))}: {problem['msg']} "
-                f"(accepted: {', '.join(info.params_model.model_fields)})"
-            ) from None
+        info.params_for(self.params)  # BadParams is a ValueError, naming the field
         for part in ("prefix", "template", "postfix"):
             try:
                 missing = slots_used(getattr(self, part)) - set(self.context) - {"input"}

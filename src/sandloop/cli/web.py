@@ -118,15 +118,15 @@ def serve_mcp(
     from sandloop.mcp_server import create_server
 
     url = f"http://{host}:{port}"
-    server = create_server(home, network or [], url if http else None)
     if not http:
-        server.run("stdio")
+        create_server(home, network or []).run("stdio")
         return
-    try:
+    try:  # before the server is built: its auth settings refuse a bad host with a traceback
         with socket.create_server((host, port)):
             pass
     except OSError as exc:
         fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); try another --port")
+    server = create_server(home, network or [], url)
     err.print(
         f"sandloop MCP on {url}/mcp (Authorization: Bearer, a token from `sandloop tokens "
         "create`); Ctrl-C stops it"

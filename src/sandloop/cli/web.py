@@ -17,6 +17,17 @@ tokens_app = typer.Typer(
 app.add_typer(tokens_app, name="tokens")
 
 
+def check_can_listen(host: str, port: int) -> None:
+    """Said as one line here: the servers themselves report a bad address with a traceback."""
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); try another --port")
+
+
 @app.command("api")
 def serve_api(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
@@ -60,8 +71,6 @@ def serve_api(
 ) -> None:
     """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs) and the gallery until
     Ctrl-C. Runs it started stop with it, and resume when started again."""
-    import socket
-
     prepare_prefect(verbose)
     import uvicorn
 
@@ -81,11 +90,7 @@ def serve_api(
         exports=exports,
         moderation=moderate,
     )
-    try:  # said before uvicorn starts, which would log a traceback
-        with socket.create_server((host, port)):
-            pass
-    except OSError as exc:
-        fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); try another --port")
+    check_can_listen(host, port)  # before uvicorn starts, which would log a traceback
     base = f"http://{host}:{port}"
     err.print(f"sandloop API on {base}/v1 (docs: /docs); Ctrl-C stops it")
     for name in app_.state.served.networks:
@@ -112,20 +117,14 @@ def serve_mcp(
 ) -> None:
     """Serve the record and the loops to agents over MCP (stdio by default): search, runs,
     steps, models, recipes, snapshots; start runs and recipes."""
-    import socket
-
     prepare_prefect(verbose)
     from sandloop.mcp_server import create_server
 
-    url = f"http://{host}:{port}"
     if not http:
         create_server(home, network or []).run("stdio")
         return
-    try:  # before the server is built: its auth settings refuse a bad host with a traceback
-        with socket.create_server((host, port)):
-            pass
-    except OSError as exc:
-        fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); try another --port")
+    check_can_listen(host, port)  # before its auth settings refuse a bad host with a traceback
+    url = f"http://{host}:{port}"
     server = create_server(home, network or [], url)
     err.print(
         f"sandloop MCP on {url}/mcp (Authorization: Bearer, a token from `sandloop tokens "

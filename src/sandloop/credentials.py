@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from sandloop.errors import SandloopError
+from sandloop.models.platforms import PLATFORMS
 
+#: Where each key is read from: every model platform that has one, and the trace host.
 PLATFORM_ENV = {
-    "openai": "OPENAI_API_KEY",
-    "replicate": "REPLICATE_API_TOKEN",
-    "hf": "HF_TOKEN",
+    **{name: p.key_env for name, p in PLATFORMS.items() if p.key_env is not None},
     # the secret half of a Langfuse key pair (the public half, LANGFUSE_PUBLIC_KEY, is not one)
     "langfuse": "LANGFUSE_SECRET_KEY",
 }

@@ -56,7 +56,7 @@ def test_refs_outside_the_catalog_resolve_by_shape(
 @pytest.mark.parametrize(
     ("ref", "message"),
     [
-        ("replicate:owner/model", "say what the Replicate model does"),
+        ("replicate:owner/model", "say what the replicate model does"),
         ("local:org/model@text-to-image", "local does not do 'text-to-image'"),
         ("hf:org/model@sumarization", "did you mean @summarization"),
         ("hf:not-a-hub-id", "Hugging Face models are named by hub id"),

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from sandloop.loops.status import StopReason
-from sandloop.models.registry import IOType
+from sandloop.models.io_types import IOType
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sandloop.models.registry import IOType
+from sandloop.models.io_types import IOType
+
+if TYPE_CHECKING:
+    from sandloop.config import Settings
+    from sandloop.models.registry import ModelInfo
 
 
 @dataclass(frozen=True)
@@ -48,3 +52,20 @@ class ModelAdapter(Protocol):
     def generate(
         self, model_input: ModelInput, params: dict[str, Any], ctx: CallContext
     ) -> ModelOutput: ...
+
+
+@dataclass(frozen=True)
+class AdapterContext:
+    """What a platform's builder gets besides the model: the settings, its endpoint, a way to
+    say what is slow (a first load), and the factory itself, for adapters made of others
+    (routes, recipes)."""
+
+    settings: Settings
+    base_url: str | None = None
+    announce: Callable[[str], None] = field(default=lambda _m: None, compare=False)
+    adapter_for: Callable[[ModelInfo], ModelAdapter] | None = field(default=None, compare=False)
+
+    def adapter(self, info: ModelInfo) -> ModelAdapter:
+        if self.adapter_for is None:
+            raise RuntimeError("this adapter needs the factory: build it with get_adapter")
+        return self.adapter_for(info)

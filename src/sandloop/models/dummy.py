@@ -12,14 +12,17 @@ import random
 import threading
 import time
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from sandloop.keys import hash_value
-from sandloop.models.base import CallContext, ModelInput, ModelOutput
+from sandloop.models.base import AdapterContext, CallContext, ModelInput, ModelOutput
 from sandloop.models.errors import BY_KIND, InvalidInput, ModelError, RateLimited
-from sandloop.models.params import DummyParams
+from sandloop.models.platforms.dummy import DummyParams
+
+if TYPE_CHECKING:
+    from sandloop.models.registry import ModelInfo
 
 WORDS = (
     "amber",
@@ -213,3 +216,7 @@ class DummyAdapter:
         except (UnidentifiedImageError, OSError) as exc:
             raise InvalidInput(f"not a readable image: {exc}", model=self.ref) from None
         return f"a {width}x{height} picture, mostly #{red:02x}{green:02x}{blue:02x}"
+
+
+def create(info: ModelInfo, _ctx: AdapterContext) -> DummyAdapter:
+    return DummyAdapter(info.ref, info.task)

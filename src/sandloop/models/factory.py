@@ -1,12 +1,17 @@
-"""Adapters by model reference, created lazily and reused for the life of the process."""
+"""Adapters by model reference, created lazily and reused for the life of the process.
+
+Each platform names the function that builds its adapter; it is imported here on first use, so
+a process that never calls a platform never imports its client library."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 from sandloop.config import Settings
-from sandloop.models.base import ModelAdapter
-from sandloop.models.registry import GEMMA_NAME, ModelInfo
+from sandloop.models.base import AdapterContext, ModelAdapter
+from sandloop.models.platforms import PLATFORMS
+from sandloop.models.registry import ModelInfo
 
 _ADAPTERS: dict[tuple[str, str], ModelAdapter] = {}
 
@@ -23,64 +28,17 @@ def get_adapter(
 
 
 def _create(info: ModelInfo, settings: Settings, announce: Callable[[str], None]) -> ModelAdapter:
-    if info.platform == "dummy":
-        from sandloop.models.dummy import DummyAdapter
-
-        return DummyAdapter(info.ref, info.task)
-    if info.platform == "local":
-        return _local(info, settings, announce)
-    if info.platform == "recipe":
-        from sandloop.models.recipe_node import RecipeNodeAdapter
-
-        return RecipeNodeAdapter(info.ref, info.name, settings, get_adapter)
-    if info.platform == "route":
-        from sandloop.models.registry import route
-        from sandloop.models.router import RouterAdapter
-
-        return RouterAdapter(
-            info.ref, route(info.name), lambda candidate: get_adapter(candidate, settings, announce)
-        )
-    if info.platform == "openai":
-        if info.task == "text-to-image":
-            from sandloop.models.openai_image import OpenAIImageAdapter
-
-            return OpenAIImageAdapter(
-                info.ref, info.model_id, settings.openai_base_url, settings.user
-            )
-        from sandloop.models.openai_chat import OpenAIChatAdapter
-
-        return OpenAIChatAdapter(info.ref, info.model_id, settings.openai_base_url, settings.user)
-    if info.platform == "replicate":
-        from sandloop.models.replicate_adapter import ReplicateAdapter
-
-        return ReplicateAdapter(
-            info.ref, info.model_id, info.task, settings.replicate_base_url, settings.user
-        )
-    if info.platform == "hf":
-        from sandloop.models.hf_inference import HFInferenceAdapter
-
-        return HFInferenceAdapter(
-            info.ref, info.model_id, info.task, settings.hf_base_url, settings.user
-        )
-    raise ValueError(f"no adapter for platform {info.platform!r}")
-
-
-def _local(info: ModelInfo, settings: Settings, announce: Callable[[str], None]) -> ModelAdapter:
-    from sandloop.models import local
-
-    source = info.model_id
-    if source == GEMMA_NAME:
-        from sandloop.models.gemma import ensure_gemma_folder
-
-        source = str(settings.gemma_folder or ensure_gemma_folder(settings.models_path, announce))
-    if info.task in local.LABEL_TASKS:
-        return local.LocalLabelAdapter(info.ref, source, info.task, settings.device)
-    if info.task == "image-to-text":
-        return local.LocalCaptionAdapter(info.ref, source, settings.device)
-    if info.task == "text-generation" or info.task in local.SEQ2SEQ_TASKS:
-        seq2seq = info.task in local.SEQ2SEQ_TASKS
-        return local.LocalTextAdapter(info.ref, source, settings.device, seq2seq=seq2seq)
-    raise ValueError(f"the local platform does not do {info.task!r}")
+    platform = PLATFORMS.get(info.platform)
+    if platform is None:
+        raise ValueError(f"no adapter for platform {info.platform!r}")
+    module, _, name = platform.adapter_for(info.task).partition(":")
+    build = getattr(importlib.import_module(module), name)
+    base_url = getattr(settings, platform.base_url_setting) if platform.base_url_setting else None
+    ctx = AdapterContext(
+        settings, base_url, announce, lambda other: get_adapter(other, settings, announce)
+    )
+    adapter: ModelAdapter = build(info, ctx)
+    return adapter
 
 
 def prepare_models(

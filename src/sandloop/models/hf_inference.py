@@ -8,9 +8,9 @@ call. The same base URL setting points it at an Inference Endpoint or a local se
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sandloop.models.base import CallContext, ModelInput, ModelOutput
+from sandloop.models.base import AdapterContext, CallContext, ModelInput, ModelOutput
 from sandloop.models.errors import (
     AuthError,
     InvalidInput,
@@ -22,7 +22,10 @@ from sandloop.models.errors import (
     Unavailable,
 )
 from sandloop.models.images import checked_image
-from sandloop.models.params import HFParams
+from sandloop.models.platforms.hf import HFParams
+
+if TYPE_CHECKING:
+    from sandloop.models.registry import ModelInfo
 
 
 class HFInferenceAdapter:
@@ -127,3 +130,8 @@ def typed_hf_error(exc: Exception, ref: str) -> ModelError:
     if isinstance(exc, OSError) or type(exc).__module__.startswith(("httpx", "httpcore")):
         return Unavailable(f"cannot reach the endpoint: {exc}", model=ref)
     return ModelError(f"{type(exc).__name__}: {exc}", model=ref)
+
+
+def create(info: ModelInfo, ctx: AdapterContext) -> HFInferenceAdapter:
+    base_url = ctx.base_url or ctx.settings.hf_base_url
+    return HFInferenceAdapter(info.ref, info.model_id, info.task, base_url, ctx.settings.user)

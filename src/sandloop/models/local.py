@@ -14,14 +14,26 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sandloop.models.base import CallContext, ModelInput, ModelOutput
+from sandloop.models.base import (
+    AdapterContext,
+    CallContext,
+    ModelAdapter,
+    ModelInput,
+    ModelOutput,
+)
 from sandloop.models.errors import InvalidInput, InvalidOutput, ModelError, Unavailable
-from sandloop.models.params import LocalCaptionParams, LocalLabelParams, LocalTextParams
+from sandloop.models.io_types import LABEL_TASKS, SEQ2SEQ_TASKS
+from sandloop.models.platforms.local import (
+    GEMMA_NAME,
+    LocalCaptionParams,
+    LocalLabelParams,
+    LocalTextParams,
+)
 
-SEQ2SEQ_TASKS = ("text2text-generation", "summarization", "translation")
-LABEL_TASKS = ("fill-mask", "text-classification", "zero-shot-classification")
+if TYPE_CHECKING:
+    from sandloop.models.registry import ModelInfo
 
 
 @dataclass
@@ -321,3 +333,21 @@ class LocalCaptionAdapter:
         if not text:
             raise InvalidOutput("the model produced an empty caption", model=self.ref)
         return ModelOutput("text", text=text, usage={"output_tokens": int(generated.shape[1])})
+
+
+def create(info: ModelInfo, ctx: AdapterContext) -> ModelAdapter:
+    source = info.model_id
+    if source == GEMMA_NAME:
+        from sandloop.models.gemma import ensure_gemma_folder
+
+        settings = ctx.settings
+        source = str(
+            settings.gemma_folder or ensure_gemma_folder(settings.models_path, ctx.announce)
+        )
+    device = ctx.settings.device
+    if info.task in LABEL_TASKS:
+        return LocalLabelAdapter(info.ref, source, info.task, device)
+    if info.task == "image-to-text":
+        return LocalCaptionAdapter(info.ref, source, device)
+    seq2seq = info.task in SEQ2SEQ_TASKS
+    return LocalTextAdapter(info.ref, source, device, seq2seq=seq2seq)

@@ -10,13 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sandloop.models.base import CallContext, ModelInput, ModelOutput
+from sandloop.models.base import AdapterContext, CallContext, ModelInput, ModelOutput
 from sandloop.models.errors import ContentFiltered, InvalidInput, InvalidOutput, from_openai
 from sandloop.models.images import data_url
-from sandloop.models.params import OpenAIChatParams
+from sandloop.models.platforms.openai import OpenAIChatParams
 
 if TYPE_CHECKING:
     from openai import OpenAI
+
+    from sandloop.models.registry import ModelInfo
 
 DEFAULT_IMAGE_PROMPT = "Describe this image in one or two sentences."
 
@@ -118,3 +120,7 @@ class OpenAIChatAdapter:
                 {"type": "image_url", "image_url": {"url": data_url(model_input.data)}},
             ]
         raise InvalidInput(f"no {model_input.type} input to send", model=self.ref)
+
+
+def create(info: ModelInfo, ctx: AdapterContext) -> OpenAIChatAdapter:
+    return OpenAIChatAdapter(info.ref, info.model_id, ctx.base_url, ctx.settings.user)

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sandloop.models.base import CallContext, ModelInput, ModelOutput
+from sandloop.models.base import AdapterContext, CallContext, ModelInput, ModelOutput
 from sandloop.models.errors import InvalidInput, InvalidOutput, from_openai
 from sandloop.models.images import checked_image
 from sandloop.models.openai_chat import openai_client
-from sandloop.models.params import OpenAIImageParams
+from sandloop.models.platforms.openai import OpenAIImageParams
+
+if TYPE_CHECKING:
+    from sandloop.models.registry import ModelInfo
 
 
 class OpenAIImageAdapter:
@@ -58,3 +61,7 @@ class OpenAIImageAdapter:
             usage["input_tokens"] = response.usage.input_tokens
             usage["output_tokens"] = response.usage.output_tokens
         return ModelOutput("image", data=checked_image(data, self.ref), usage=usage)
+
+
+def create(info: ModelInfo, ctx: AdapterContext) -> OpenAIImageAdapter:
+    return OpenAIImageAdapter(info.ref, info.model_id, ctx.base_url, ctx.settings.user)

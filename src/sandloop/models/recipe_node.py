@@ -11,13 +11,13 @@ from collections.abc import Callable
 from typing import Any
 
 from sandloop.config import Settings
-from sandloop.models.base import CallContext, ModelAdapter, ModelInput, ModelOutput
+from sandloop.models.base import AdapterContext, CallContext, ModelAdapter, ModelInput, ModelOutput
 from sandloop.models.errors import InvalidInput, InvalidOutput
 from sandloop.models.registry import ModelInfo
 from sandloop.records import dumps
 
 #: The factory's adapter for a model (passed in: the factory makes this adapter too).
-AdapterFor = Callable[[ModelInfo, Settings], ModelAdapter]
+AdapterFor = Callable[[ModelInfo], ModelAdapter]
 
 
 class RecipeNodeAdapter:
@@ -45,7 +45,7 @@ class RecipeNodeAdapter:
         loop = RefineLoop(spec, prompt_for(spec, values), ctx.step_key, ctx.seed)
         while loop.stop_reason(datetime.now(UTC)) is None:
             call = loop.plan()
-            adapter = self.adapter_for(lookup(call.model), self.settings)
+            adapter = self.adapter_for(lookup(call.model))
             out = adapter.generate(
                 ModelInput("text", text=call.input_value),
                 call.params,
@@ -72,3 +72,7 @@ class RecipeNodeAdapter:
                 }
             },
         )
+
+
+def create(info: ModelInfo, ctx: AdapterContext) -> RecipeNodeAdapter:
+    return RecipeNodeAdapter(info.ref, info.name, ctx.settings, ctx.adapter)

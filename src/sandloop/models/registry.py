@@ -15,74 +15,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sandloop.errors import SandloopError
-from sandloop.models.params import (
-    DummyParams,
-    HFParams,
-    LocalCaptionParams,
-    LocalLabelParams,
-    LocalTextParams,
-    OpenAIChatParams,
-    OpenAIImageParams,
-    PlatformParams,
-    ReplicateParams,
-)
+from sandloop.models.io_types import TASK_IO, IOType
+from sandloop.models.params import PlatformParams
+from sandloop.models.platforms import PLATFORMS as ALL_PLATFORMS
+from sandloop.models.platforms.base import Platform
+from sandloop.models.platforms.recipe import RecipeNodeParams
+from sandloop.models.platforms.route import RouteParams
 
-IOType = Literal["text", "image"]
-IO_TYPES: tuple[IOType, ...] = ("text", "image")
-PLATFORMS = ("dummy", "local", "openai", "replicate", "hf")
-# Platforms that run on this machine: the router tries them first unless told otherwise.
-SOVEREIGN_PLATFORMS = frozenset({"dummy", "local"})
+#: Platforms a models file may name (``route:`` and ``recipe:`` are refs to other refs).
+PLATFORMS = tuple(name for name, p in ALL_PLATFORMS.items() if p.catalogued)
 
-TASK_IO: dict[str, tuple[IOType, IOType]] = {
-    "text-generation": ("text", "text"),
-    "text2text-generation": ("text", "text"),
-    "summarization": ("text", "text"),
-    "translation": ("text", "text"),
-    "fill-mask": ("text", "text"),
-    "text-classification": ("text", "text"),
-    "zero-shot-classification": ("text", "text"),
-    "image-to-text": ("image", "text"),
-    "text-to-image": ("text", "image"),
-}
-_SEQ2SEQ = ("text2text-generation", "summarization", "translation")
-_LABELS = ("fill-mask", "text-classification", "zero-shot-classification")
-
-# Which tasks each platform does, and the parameters each (platform, task) accepts.
-PLATFORM_PARAMS: dict[str, dict[str, type[PlatformParams]]] = {
-    "dummy": {t: DummyParams for t in ("text-generation", "text-to-image", "image-to-text")},
-    "local": {
-        "text-generation": LocalTextParams,
-        **{t: LocalTextParams for t in _SEQ2SEQ},
-        **{t: LocalLabelParams for t in _LABELS},
-        "image-to-text": LocalCaptionParams,
-    },
-    "openai": {
-        "text-generation": OpenAIChatParams,
-        "image-to-text": OpenAIChatParams,
-        "text-to-image": OpenAIImageParams,
-    },
-    "replicate": {
-        t: ReplicateParams for t in ("text-generation", "text-to-image", "image-to-text")
-    },
-    "hf": {t: HFParams for t in TASK_IO},
-}
-_DEFAULT_TASK = {"local": "text-generation", "openai": "text-generation", "hf": "text-generation"}
-_FREE = "free (local CPU)"
-_COST_BY_PLATFORM = {
-    "local": _FREE,
-    "openai": "per token, by the endpoint",
-    "hf": "by Hugging Face",
-    "replicate": "by Replicate",
-}
-
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
-_REPLICATE_ID = re.compile(r"^[\w.\-]+/[\w.\-]+(:[0-9a-f]{8,64})?$")
 _ROUTE_NAME = re.compile(r"^[\w][\w.\-]*$")
 
 
@@ -148,7 +96,7 @@ class ModelInfo:
     output_type: IOType
     description: str
     params_model: type[PlatformParams]
-    cost_hint: str = _FREE
+    cost_hint: str = "free"
     default_params: dict[str, Any] = field(default_factory=dict)
     task: str = "text-generation"
     source: str | None = None  # the platform's model id, when the ref is an alias
@@ -185,7 +133,8 @@ class ModelInfo:
         """Runs on hardware the user controls: routes try these first."""
         if self.runs_here is not None:
             return self.runs_here
-        return self.platform in SOVEREIGN_PLATFORMS
+        platform = ALL_PLATFORMS.get(self.platform)
+        return platform is not None and platform.sovereign
 
 
 class CatalogModel(BaseModel):
@@ -233,9 +182,6 @@ class ModelsFile(BaseModel):
     routes: dict[str, RouteSpec] = Field(default_factory=dict)
 
 
-GEMMA_NAME = "gemma-3-270m"
-
-
 def _split_ref(ref: str) -> tuple[str, str, str | None]:
     """``platform:name@task`` → (platform, name, task or None)."""
     if ":" not in ref:
@@ -246,20 +192,23 @@ def _split_ref(ref: str) -> tuple[str, str, str | None]:
 
 
 def _build(entry: CatalogModel, origin: str) -> ModelInfo:
-    platform, name, ref_task = _split_ref(entry.ref)
+    platform_name, name, ref_task = _split_ref(entry.ref)
     where = f"{origin}: model {entry.ref!r}"
-    if platform not in PLATFORMS:
+    if platform_name not in PLATFORMS:
         raise RegistryError(f"{where}: unknown platform; known: {', '.join(PLATFORMS)}")
+    platform = ALL_PLATFORMS[platform_name]
     if not name:
-        raise RegistryError(f"{where}: the ref has no name after '{platform}:'")
-    task = entry.task or ref_task or _DEFAULT_TASK.get(platform)
+        raise RegistryError(f"{where}: the ref has no name after '{platform_name}:'")
+    task = entry.task or ref_task or platform.default_task
     if task is None:
         raise RegistryError(f"{where}: say what it does with task: (one of {_tasks(platform)})")
     if ref_task and entry.task and ref_task != entry.task:
         raise RegistryError(f"{where}: the ref says @{ref_task} but task is {entry.task!r}")
-    params_model = PLATFORM_PARAMS[platform].get(task)
+    params_model = platform.tasks.get(task)
     if params_model is None:
-        raise RegistryError(f"{where}: {platform} does not do {task!r}; it does {_tasks(platform)}")
+        raise RegistryError(
+            f"{where}: {platform_name} does not do {task!r}; it does {_tasks(platform)}"
+        )
     try:
         params_model.model_validate(entry.params)
     except ValidationError as exc:
@@ -269,9 +218,9 @@ def _build(entry: CatalogModel, origin: str) -> ModelInfo:
         ref=entry.ref,
         input_type=input_type,
         output_type=output_type,
-        description=entry.description or f"{task} with {entry.source or name} on {platform}",
+        description=entry.description or f"{task} with {entry.source or name} on {platform_name}",
         params_model=params_model,
-        cost_hint=entry.cost or _COST_BY_PLATFORM.get(platform, "free"),
+        cost_hint=entry.cost or platform.cost_hint,
         default_params=dict(entry.params),
         task=task,
         source=entry.source,
@@ -286,8 +235,8 @@ def _limits(max_concurrent: int | None, rate: RateLimit | None) -> Limits:
     return Limits(max_concurrent, rate.per_minute if rate else None)
 
 
-def _tasks(platform: str) -> str:
-    return ", ".join(PLATFORM_PARAMS[platform])
+def _tasks(platform: Platform) -> str:
+    return ", ".join(platform.tasks)
 
 
 def read_models_file(path: Path) -> ModelsFile:
@@ -357,19 +306,14 @@ def catalog() -> Catalog:
     return _catalog
 
 
-def _dynamic(platform: str, name: str, task: str | None, ref: str) -> ModelInfo | None:
+def _dynamic(platform: Platform, name: str, task: str | None, ref: str) -> ModelInfo | None:
     """Refs whose shape says what they are, outside the catalog."""
-    shaped = {
-        "local": bool(_HUB_ID.match(name) or Path(name).expanduser().is_dir()),
-        "openai": bool(name),
-        "hf": bool(_HUB_ID.match(name)),
-        "replicate": bool(_REPLICATE_ID.match(name)),
-    }.get(platform, False)
-    if not shaped:
+    if not platform.matches(name):
         return None
-    if task is None and platform == "replicate":
+    if task is None and platform.default_task is None:
+        example = next(iter(platform.tasks))
         raise UnknownModel(
-            f"{ref!r}: say what the Replicate model does, e.g. '{ref}@text-to-image' "
+            f"{ref!r}: say what the {platform.name} model does, e.g. '{ref}@{example}' "
             f"(one of {_tasks(platform)}), or add it to your models file"
         )
     entry = CatalogModel(ref=ref)
@@ -389,21 +333,21 @@ def lookup(ref: str) -> ModelInfo:
         raise UnknownModel(f"model {ref!r} has no platform: write it as 'platform:name'{hint}")
     if ref in known:
         return known[ref]
-    platform, name, task = _split_ref(ref)
-    if platform == "route":
-        return _route_info(ref, name)
-    if platform == "recipe":
-        return _recipe_info(ref, name)
-    if platform not in PLATFORMS:
+    platform_name, name, task = _split_ref(ref)
+    if platform_name in _RESOLVERS:
+        return _RESOLVERS[platform_name](ref, name)
+    if platform_name not in PLATFORMS:
+        others = " and ".join(f"{n}:NAME" for n in _RESOLVERS)
         raise UnknownModel(
-            f"unknown platform {platform!r} in {ref!r}: known platforms are "
-            f"{', '.join(PLATFORMS)}; route:NAME and recipe:NAME also work"
+            f"unknown platform {platform_name!r} in {ref!r}: known platforms are "
+            f"{', '.join(PLATFORMS)}; {others} also work"
         )
+    platform = ALL_PLATFORMS[platform_name]
     if task is not None and task not in TASK_IO:
         close = difflib.get_close_matches(task, list(TASK_IO), n=1)
         hint = f" (did you mean @{close[0]}?)" if close else ""
         raise UnknownModel(f"unknown task {task!r} in {ref!r}{hint}; tasks: {', '.join(TASK_IO)}")
-    if task is not None and (base := known.get(f"{platform}:{name}")) is not None:
+    if task is not None and (base := known.get(f"{platform_name}:{name}")) is not None:
         variant = CatalogModel(ref=ref, source=base.source, cost_usd=base.cost_usd)
         return replace(_build(variant, "ref"), limits=base.limits)  # the same provider model
     info = _dynamic(platform, name, task, ref)
@@ -411,18 +355,10 @@ def lookup(ref: str) -> ModelInfo:
         return info
     close = difflib.get_close_matches(ref, list(known), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    extra = {
-        "local": " (local models are also named by hub id 'org/name' or by a folder path)",
-        "hf": " (Hugging Face models are named by hub id 'org/name')",
-        "replicate": " (Replicate models are named 'owner/name[:version]@task')",
-    }.get(platform, "")
+    extra = f" ({platform.naming})" if platform.naming else ""
     raise UnknownModel(
         f"unknown model {ref!r}{hint}{extra}; `sandloop models` lists the known ones"
     )
-
-
-class RouteParams(PlatformParams):
-    """A route takes no parameters itself: each candidate's come from the route definition."""
 
 
 def _route_info(ref: str, name: str) -> ModelInfo:
@@ -451,14 +387,10 @@ def _route_info(ref: str, name: str) -> ModelInfo:
         output_type=first.output_type,
         description=f"route over {', '.join(spec.candidates)}",
         params_model=RouteParams,
-        cost_hint="that of the candidate chosen",
+        cost_hint=ALL_PLATFORMS["route"].cost_hint,
         task=first.task,
         limits=_limits(spec.max_concurrent, spec.rate_limit),
     )
-
-
-class RecipeNodeParams(PlatformParams):
-    context: dict[str, Any] = Field(default_factory=dict, description="slot values")
 
 
 def _recipe_info(ref: str, name: str) -> ModelInfo:
@@ -483,6 +415,10 @@ def _recipe_info(ref: str, name: str) -> ModelInfo:
         cost_hint=f"that of {model}, per refine round",
         task="text-generation",
     )
+
+
+#: How refs to other refs are resolved, by their platform (which is in the table all the same).
+_RESOLVERS = {"route": _route_info, "recipe": _recipe_info}
 
 
 def _ref_for_name(name: str) -> str:

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from sandloop.models.base import CallContext, ModelInput, ModelOutput
+from sandloop.models.base import AdapterContext, CallContext, ModelInput, ModelOutput
 from sandloop.models.errors import (
     AuthError,
     ContentFiltered,
@@ -26,11 +26,13 @@ from sandloop.models.errors import (
     Unavailable,
 )
 from sandloop.models.images import checked_image, data_url, decode_data_url
-from sandloop.models.params import ReplicateParams
+from sandloop.models.platforms.replicate import ReplicateParams
 
 if TYPE_CHECKING:
     import httpx
     from replicate.prediction import Prediction
+
+    from sandloop.models.registry import ModelInfo
 
 _TERMINAL = ("succeeded", "failed", "canceled")
 _FILTERED = re.compile(r"nsfw|sensitive|safety|content.?polic", re.IGNORECASE)
@@ -166,3 +168,7 @@ class ReplicateAdapter:
             return float(header) if header is not None else None
         except ValueError:
             return None
+
+
+def create(info: ModelInfo, ctx: AdapterContext) -> ReplicateAdapter:
+    return ReplicateAdapter(info.ref, info.model_id, info.task, ctx.base_url, ctx.settings.user)

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sandloop.models.base import CallContext, ModelAdapter, ModelInput, ModelOutput
+from sandloop.models.base import AdapterContext, CallContext, ModelAdapter, ModelInput, ModelOutput
 from sandloop.models.errors import AuthError, ModelError, Unavailable
-from sandloop.models.registry import ModelInfo, RouteSpec, lookup
+from sandloop.models.registry import ModelInfo, RouteSpec, lookup, route
 
 _COOL_DOWN = frozenset({"rate_limited", "unavailable", "quota_exceeded", "timeout"})
 _COOL_DOWN_FILTERED = "content_filtered"
@@ -151,3 +151,7 @@ class RouterAdapter:
         if info.max_input_chars is not None and length > info.max_input_chars:
             return f"input of {length} chars is over its limit of {info.max_input_chars}"
         return None
+
+
+def create(info: ModelInfo, ctx: AdapterContext) -> RouterAdapter:
+    return RouterAdapter(info.ref, route(info.name), ctx.adapter)

@@ -23,7 +23,7 @@ from sandloop.loops.network.spec import NetworkEntry, RunSpec, StopConditions
 from sandloop.loops.network.stopping import ConvergenceDetector, RepeatDetector
 from sandloop.loops.protocol import Call, Outcome, Recorded, StopCondition, first_stop
 from sandloop.loops.status import StopReason
-from sandloop.models.registry import IOType
+from sandloop.models.io_types import IOType
 
 KIND_NETWORK = "network"
 

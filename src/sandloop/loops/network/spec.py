@@ -14,7 +14,8 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from sandloop.keys import realm_key, thread_key
 from sandloop.loops.recipe.spec import check_recipe_ref
 from sandloop.loops.spec_files import MAX_WAIT_S, SPEC_CONFIG, load_spec
-from sandloop.models.registry import IOType, ModelInfo, catalog, lookup
+from sandloop.models.io_types import IOType
+from sandloop.models.registry import ModelInfo, catalog, lookup
 
 
 class _Spec(BaseModel):

@@ -3,6 +3,8 @@ The browser itself is in test_gallery_browser.py."""
 
 from __future__ import annotations
 
+import faulthandler
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,9 +47,14 @@ def reader(home: Path, base_url: str) -> Iterator[httpx.Client]:
 def submit(base_url: str, network: str, prompt: str, ip: str = "127.0.0.1") -> httpx.Response:
     # Each test speaks as its own client (uvicorn takes X-Forwarded-For from a proxy on
     # 127.0.0.1), so the rate limit of one does not touch another.
-    return httpx.post(
-        f"{base_url}/submit/{network}", json={"prompt": prompt}, headers={"X-Forwarded-For": ip}
-    )
+    try:
+        return httpx.post(
+            f"{base_url}/submit/{network}", json={"prompt": prompt}, headers={"X-Forwarded-For": ip}
+        )
+    except httpx.TimeoutException:
+        # The server runs in this process: show where its threads wait.
+        faulthandler.dump_traceback(file=sys.__stderr__, all_threads=True)
+        raise
 
 
 def test_a_visitor_submission_starts_a_thread_whose_gallery_answers(

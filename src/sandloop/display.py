@@ -13,3 +13,16 @@ def excerpt(value: Any, output_type: Any = "text", width: int = 60) -> str:
         return f"<{output_type} {str(value)[:10]}>"
     flat = " ".join(str(value).split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def audio_label(metadata: Any) -> str:
+    """An audio step's duration and rate, from its step metadata (a JSON string in the store)."""
+    import orjson
+
+    try:
+        about = orjson.loads(metadata).get("audio") if isinstance(metadata, str) else None
+    except orjson.JSONDecodeError:
+        about = None
+    if not isinstance(about, dict):
+        return "audio"
+    return f"audio {about.get('duration_s', 0):.2f} s at {about.get('sample_rate', 0)} Hz"

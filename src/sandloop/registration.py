@@ -18,6 +18,7 @@ from sandloop.loops.dialogue.spec import DialogueSpec
 from sandloop.loops.network.spec import RunSpec, load_network
 from sandloop.loops.spec_files import SpecError, describe_validation_error
 from sandloop.loops.status import RunStatus
+from sandloop.models.io_types import BLOB_TYPES
 from sandloop.storage.store import AkashicStore
 
 
@@ -96,9 +97,9 @@ def run_spec_from(fields: dict[str, Any]) -> RunSpec:
 
 
 def thread_of(spec: RunSpec) -> str:
-    """The thread a run spec names, computed without writing anything. An image genesis counts
-    by its content hash, so renaming the file does not make a new thread."""
-    if spec.network.input_type == "image":
+    """The thread a run spec names, computed without writing anything. An image or audio genesis
+    counts by its content hash, so renaming the file does not make a new thread."""
+    if spec.network.input_type in BLOB_TYPES:
         return spec.thread(hash_bytes(Path(spec.genesis).read_bytes()))
     return spec.thread()
 
@@ -107,12 +108,13 @@ def register_run(store: AkashicStore, spec: RunSpec, session: str | None = None)
     """Record the run (or refresh its stop conditions and pace) and return its thread id.
 
     Call it only while holding the thread's writer lock: it rewrites the spec a running writer
-    reads. An image genesis is stored as a blob first.
+    reads. An image or audio genesis is stored as a blob first.
     """
     genesis_value = spec.genesis
-    if spec.network.input_type == "image":
+    as_blob = spec.network.input_type in BLOB_TYPES
+    if as_blob:
         genesis_value = store.blobs.put(Path(spec.genesis).read_bytes())
-    thread = spec.thread(genesis_value if spec.network.input_type == "image" else None)
+    thread = spec.thread(genesis_value if as_blob else None)
     record = RunRecord(
         thread=thread,
         realm=spec.network.realm,

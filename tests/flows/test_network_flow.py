@@ -151,6 +151,53 @@ def test_an_image_genesis_is_read_from_a_file(home: Path, tmp_path: Path) -> Non
     assert steps["output"].iloc[0].startswith("a 32x32 picture")
 
 
+def test_a_text_audio_text_network_keeps_each_sound_as_a_blob_with_its_facts(
+    home: Path,
+) -> None:
+    import json
+
+    from sandloop.models.audio import audio_facts
+
+    models = ["dummy:text", "dummy:text-to-speech", "dummy:speech-to-text"]
+    summary = api.run_network(spec(models, stop={"max_steps": 6}), home)
+    steps = api.run_steps(summary.thread, home)
+    assert steps["output_type"].tolist() == ["text", "audio", "text"] * 2
+    assert steps["status"].eq("ok").all()
+    store = api.open_store(home)
+    for row in steps[steps["output_type"] == "audio"].itertuples():
+        facts = audio_facts(store.blobs.get(row.output))
+        assert json.loads(row.metadata)["audio"] == {
+            "media_type": "audio/wav",
+            "sample_rate": 16_000,
+            "channels": 1,
+            "duration_s": facts.duration_s,
+        }
+    # what was spoken is heard back: step 2 hears step 0's words
+    assert steps["output"].iloc[2] == steps["output"].iloc[0]
+    assert steps["input"].iloc[2] == steps["output"].iloc[1]
+
+
+def test_an_audio_genesis_is_read_from_a_file_and_counts_by_content(
+    home: Path, tmp_path: Path
+) -> None:
+    from sandloop.models.dummy import speak
+
+    sound = tmp_path / "hello.wav"
+    sound.write_bytes(speak("heron opal", 8_000))
+    run = spec(
+        ["dummy:speech-to-text", "dummy:text-to-speech"], genesis=str(sound), stop={"max_steps": 2}
+    )
+    summary = api.run_network(run, home)
+    steps = api.run_steps(summary.thread, home)
+    assert api.open_store(home).blobs.get(steps["input"].iloc[0]) == sound.read_bytes()
+    assert steps["output"].iloc[0] == "heron opal"
+    moved = tmp_path / "renamed.wav"
+    sound.rename(moved)
+    assert api.thread_of(spec(run.network.model_dump()["models"], genesis=str(moved))) == (
+        summary.thread
+    )
+
+
 def test_pace_waits_between_steps_and_stores_the_due_time(home: Path) -> None:
     import json
 

@@ -54,6 +54,16 @@ def test_a_network_run_is_named_tagged_and_has_its_artifacts(home: Path) -> None
     assert f"sandloop show {thread[:8]}" in link and link.endswith("/home/akashic)")
 
 
+def test_a_speech_runs_page_links_each_sound_with_its_duration(home: Path) -> None:
+    models = ["dummy:text", "dummy:text-to-speech", "dummy:speech-to-text"]
+    summary = api.run_network(run_spec(models, steps=3), home)
+    key = f"network-{summary.thread[:12]}"
+    _, artifacts = flow_run_and_artifacts(summary.flow_run_id, key)
+    page = str(artifacts[f"{key}-page"].data)
+    assert "**1 · dummy:text-to-speech**: [audio 1.00 s at 16000 Hz](file://" in page
+    assert "<audio" in str(artifacts[f"{key}-steps"].data)
+
+
 def test_a_failed_run_ends_its_flow_run_failed_with_the_step_and_error(home: Path) -> None:
     failing = {"model": "dummy:text", "params": {"fail_times": 99, "fail_with": "auth"}}
     summary = api.run_network(run_spec(["dummy:text", failing], steps=4), home)

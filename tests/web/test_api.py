@@ -208,3 +208,27 @@ def test_a_page_of_steps_never_ends_inside_a_step(tmp_path: Path) -> None:
             pages.append([s["step"] for s in page["steps"]])
             after = page["next_cursor"]
     assert pages == [[0], [1, 1], [2]]
+
+
+def test_a_sound_is_served_as_audio(tmp_path: Path, prefect_api_url: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from sandloop.web.app import create_app
+
+    home = tmp_path / "home"
+    spec = {
+        "network": {"name": "speech", "models": ["dummy:text-to-speech", "dummy:speech-to-text"]},
+        "genesis": "a red balloon",
+        "seed": 1,
+        "stop": {"max_steps": 2},
+    }
+    thread = api.run_network(RunSpec.model_validate(spec), home).thread
+    token, _ = api.create_token("read", "ada", home)
+    with TestClient(create_app(home)) as local:
+        headers = {"Authorization": f"Bearer {token}"}
+        steps = local.get(f"/v1/runs/{thread}/steps", headers=headers).json()["steps"]
+        sound = steps[0]
+        assert sound["output_type"] == "audio"
+        got = local.get(sound["output_url"], headers=headers)
+    assert got.status_code == 200 and got.headers["content-type"] == "audio/wav"
+    assert got.content == api.open_store(home).blobs.get(sound["output"])

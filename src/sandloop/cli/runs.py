@@ -23,7 +23,7 @@ from sandloop.cli.common import (
 )
 from sandloop.cli.output import Column, print_records, short_id, when
 from sandloop.cli.sessions import resolve_session
-from sandloop.display import excerpt
+from sandloop.display import audio_label, excerpt
 from sandloop.summaries import RunSummary
 
 
@@ -63,11 +63,18 @@ def _steps_table(steps: Any, title: str) -> Table:
         table.add_row(
             str(row.step),
             row.facet,
-            excerpt(row.output, row.output_type),
+            _shown(row),
             f"{row.latency_ms:.0f} ms",
             status,
         )
     return table
+
+
+def _shown(row: Any) -> str:
+    """An output as its table cell; an audio step says how long it plays."""
+    if row.output_type == "audio" and row.status == "ok":
+        return f"<{audio_label(row.metadata)} {str(row.output)[:10]}>"
+    return excerpt(row.output, row.output_type)
 
 
 def _step_dicts(steps: Any) -> list[dict[str, Any]]:
@@ -96,7 +103,9 @@ def _step_dicts(steps: Any) -> list[dict[str, Any]]:
 @app.command()
 def run(
     network: Annotated[Path, typer.Argument(help="Network spec (YAML or JSON).")],
-    genesis: Annotated[str, typer.Option(help="The first input: text, or an image file path.")],
+    genesis: Annotated[
+        str, typer.Option(help="The first input: text, or an image or audio file path.")
+    ],
     seed: Annotated[int | None, typer.Option(help="Seed; the same seed repeats the run.")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
     max_duration: Annotated[
@@ -306,6 +315,8 @@ def show(
     if full:
         for row in steps.itertuples(index=False):
             out.rule(f"step {row.step} · {row.facet} · {row.status}")
+            if row.output_type == "audio" and row.status == "ok":
+                out.print(audio_label(row.metadata), highlight=False)
             out.print(
                 row.output if row.output_type == "text" else store.blobs.url(str(row.output)),
                 highlight=False,

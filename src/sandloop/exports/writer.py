@@ -286,7 +286,11 @@ class _Examples:
         selected = pc.is_in(rows["thread"], pa.array(sorted(self.network_threads)))
         keep = pc.and_(selected, usable_network_steps(rows))
         unusable = _count(selected) - _count(keep)
-        self.stats.skipped["network_not_text_or_failed"] += unusable
+        # Audio exchanges are left out, counted on their own: no format here carries sound.
+        audio = _count(pc.and_(selected, _has_audio(rows)))
+        self.stats.skipped["network_not_text_or_failed"] += unusable - audio
+        if audio:
+            self.stats.skipped["audio_exchange_not_exported"] += audio
         if self.kept_keys is not None:
             usable = _count(keep)
             keep = pc.and_(keep, pc.is_in(rows["key"], self.kept_keys))
@@ -367,6 +371,11 @@ class _Examples:
         if pair is None:
             return example
         return replace(example, rejected=pair[0], source=pair[1])
+
+
+def _has_audio(rows: pa.Table) -> Any:
+    either = pc.or_(pc.equal(rows["input_type"], "audio"), pc.equal(rows["output_type"], "audio"))
+    return pc.fill_null(either, False)
 
 
 def _count(mask: Any) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 from prefect import get_run_logger, runtime
 
-from sandloop.display import excerpt
+from sandloop.display import audio_label, excerpt
 from sandloop.storage.store import AkashicStore
 from sandloop.summaries import RecipeResult
 
@@ -137,6 +137,11 @@ def _markdown(steps: pd.DataFrame, store: AkashicStore, title: str) -> str:
             blob = store.blobs.url(str(row.output))
             uri = blob if store.remote else Path(blob).resolve().as_uri()
             lines.append(f"**{row.step} · {row.facet}**\n\n![step {row.step}]({uri})")
+        elif row.output_type == "audio":
+            blob = store.blobs.url(str(row.output))
+            uri = blob if store.remote else Path(blob).resolve().as_uri()
+            label = audio_label(getattr(row, "metadata", None))
+            lines.append(f"**{row.step} · {row.facet}**: [{label}]({uri})")
         else:
             lines.append(f"**{row.step} · {row.facet}**: {row.output}")
         lines.append("")

@@ -17,9 +17,16 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from sandloop.keys import hash_value
+from sandloop.models.audio import (
+    UndecodableAudio,
+    audio_facts,
+    audio_output,
+    decode_mono,
+    encode_wav,
+)
 from sandloop.models.base import AdapterContext, CallContext, ModelInput, ModelOutput
 from sandloop.models.errors import BY_KIND, InvalidInput, ModelError, RateLimited
-from sandloop.models.platforms.dummy import DummyParams
+from sandloop.models.platforms.dummy import DummyAudioParams, DummyParams
 
 if TYPE_CHECKING:
     from sandloop.models.registry import ModelInfo
@@ -109,6 +116,45 @@ def phrase(index: int, n_words: int = 4) -> str:
     return " ".join(words)
 
 
+# The dummy's speech: each word of its vocabulary is a tone (50 Hz apart from 200 Hz, all
+# under 4 kHz, the highest pitch 8 kHz audio holds), sounded for a quarter second; hearing
+# finds each quarter second's loudest pitch. So it hears back exactly what it said, and turns
+# any other sound into words deterministically.
+TONE_S = 0.25
+LOWEST_HZ, STEP_HZ = 200.0, 50.0
+MIN_RATE = 8_000
+MAX_WORDS = 8
+
+
+def speak(text: str, sample_rate: int) -> bytes:
+    """The text's vocabulary words as tones, a WAV (other words are not sounded; no words is a
+    quarter second of silence)."""
+    import numpy as np
+
+    known = {word: i for i, word in enumerate(WORDS)}
+    pitches = [LOWEST_HZ + STEP_HZ * known[w] for w in text.split() if w in known]
+    t = np.arange(int(TONE_S * sample_rate)) / sample_rate
+    tones = [0.5 * np.sin(2 * np.pi * hz * t) for hz in pitches] or [np.zeros_like(t)]
+    return encode_wav(np.concatenate(tones).astype("float32"), sample_rate)
+
+
+def hear(samples: Any, sample_rate: int) -> str:
+    """Each quarter second's loudest pitch as the nearest vocabulary word; quiet ones are
+    skipped, and a sound with no loud part is heard as silence."""
+    import numpy as np
+
+    size = int(TONE_S * sample_rate)
+    words = []
+    for start in range(0, min(len(samples), 2 * MAX_WORDS * size) - size + 1, size):
+        piece = samples[start : start + size]
+        if float(np.sqrt(np.mean(piece**2))) < 1e-3:
+            continue
+        spectrum = np.abs(np.fft.rfft(piece))
+        hz = float(np.argmax(spectrum[1:]) + 1) * sample_rate / size
+        words.append(WORDS[min(len(WORDS) - 1, max(0, round((hz - LOWEST_HZ) / STEP_HZ)))])
+    return " ".join(words) or "silence"
+
+
 class DummyAdapter:
     """Dispatches on the task, so a models file can add dummy aliases (a flaky one, say)."""
 
@@ -120,6 +166,9 @@ class DummyAdapter:
         }.get(ref, "text-generation")
         # Not a parameter: a new parameter would change every dummy call's key.
         self.judge = ref.partition(":")[2].startswith("judge")
+        self.params_model: type[DummyParams] = (
+            DummyAudioParams if self.task == "text-to-speech" else DummyParams
+        )
         self._failures: Counter[str] = Counter()
         self._lock = threading.Lock()
 
@@ -142,7 +191,7 @@ class DummyAdapter:
     def generate(
         self, model_input: ModelInput, params: dict[str, Any], ctx: CallContext
     ) -> ModelOutput:
-        p = DummyParams.model_validate(params)
+        p = self.params_model.model_validate(params)
         if p.delay_ms:
             time.sleep(p.delay_ms / 1000)
         self._maybe_fail(p, ctx)
@@ -154,7 +203,7 @@ class DummyAdapter:
         """The same answers as one call each, for one parameter check and one simulated latency
         for the whole batch: what batching buys on real hardware. A row's injected failure is
         that row's answer."""
-        p = DummyParams.model_validate(params)
+        p = self.params_model.model_validate(params)
         if p.delay_ms:
             time.sleep(p.delay_ms / 1000)
         answers: list[ModelOutput | Exception] = []
@@ -183,6 +232,13 @@ class DummyAdapter:
             return ModelOutput("image", data=self._image(model_input.text or "", p, ctx))
         if self.task == "image-to-text":
             return ModelOutput("text", text=self._describe(model_input.data or b""))
+        if self.task == "image-to-image":
+            return ModelOutput("image", data=self._repaint(model_input.data or b"", p, ctx))
+        if self.task == "text-to-speech":
+            rate = p.sample_rate if isinstance(p, DummyAudioParams) else 16_000
+            return audio_output(speak(self._say(model_input.text or "", ctx), rate), self.ref)
+        if self.task == "automatic-speech-recognition":
+            return ModelOutput("text", text=self._hear(model_input.data or b""))
         raise ModelError(f"the dummy platform does not do {self.task!r}", model=self.ref)
 
     def _verdict(self, text: str, ctx: CallContext) -> str:
@@ -204,6 +260,44 @@ class DummyAdapter:
         buffer = io.BytesIO()
         Image.new("RGB", (p.image_size, p.image_size), colour).save(buffer, format="PNG")
         return buffer.getvalue()
+
+    def _repaint(self, data: bytes, p: DummyParams, ctx: CallContext) -> bytes:
+        """The picture, kept in size, tinted by a colour its bytes (and the seed) choose."""
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                rgb = image.convert("RGB")
+        except (UnidentifiedImageError, OSError) as exc:
+            raise InvalidInput(f"not a readable image: {exc}", model=self.ref) from None
+        index = _choice(p.vocab, hash_value(data.hex()), self._salt(ctx))
+        tint = Image.new("RGB", rgb.size, ((index * 97) % 256, (index * 57) % 256, 128))
+        buffer = io.BytesIO()
+        Image.blend(rgb, tint, 0.5).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    def _say(self, text: str, ctx: CallContext) -> str:
+        """The words it reads aloud: its vocabulary's as they are, any other as a vocabulary
+        word chosen by hash (and the seed), at most the first eight."""
+        known = set(WORDS)
+        salt = self._salt(ctx)
+        return " ".join(
+            w if w in known else WORDS[_choice(len(WORDS), w, salt)]
+            for w in text.lower().split()[:MAX_WORDS]
+        )
+
+    def _hear(self, data: bytes) -> str:
+        try:
+            facts = audio_facts(data)
+            samples, rate = decode_mono(data)
+        except UndecodableAudio as exc:
+            raise InvalidInput(f"not readable audio: {exc}", model=self.ref) from None
+        if facts.sample_rate < MIN_RATE:
+            raise InvalidInput(
+                f"audio at {facts.sample_rate} Hz: the dummy hears {MIN_RATE} Hz or more",
+                model=self.ref,
+            )
+        return hear(samples, rate)
 
     def _describe(self, data: bytes) -> str:
         from PIL import Image, UnidentifiedImageError

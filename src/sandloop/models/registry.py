@@ -70,6 +70,14 @@ class CostRates(BaseModel):
         )
 
 
+class SampleRates(BaseModel):
+    """The sample rates an audio model reads; audio outside them is refused before a step."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    min_hz: int = Field(1, ge=1, le=768_000)
+    max_hz: int = Field(768_000, ge=1, le=768_000)
+
+
 class RateLimit(BaseModel):
     """Calls per minute across every worker (a Prefect rate limit: slots that decay)."""
 
@@ -104,6 +112,7 @@ class ModelInfo:
     max_input_chars: int | None = None  # routes skip it for longer inputs
     runs_here: bool | None = None  # overrides the platform's default (Ollama is openai, local)
     limits: Limits = field(default_factory=Limits)
+    sample_rates: SampleRates | None = None  # an audio model's input rates, when it says
 
     @property
     def platform(self) -> str:
@@ -127,6 +136,13 @@ class ModelInfo:
             return self.params_model.model_validate(merged).model_dump()
         except ValidationError as exc:
             raise BadParams(params_problem(self.ref, self.params_model, exc)) from None
+
+    def refuses_rate(self, sample_rate: int) -> str | None:
+        """Why this model will not read audio at ``sample_rate``, or None if it will."""
+        rates = self.sample_rates
+        if rates is None or rates.min_hz <= sample_rate <= rates.max_hz:
+            return None
+        return f"{self.ref} takes audio at {rates.min_hz}–{rates.max_hz} Hz, not {sample_rate} Hz"
 
     @property
     def sovereign(self) -> bool:
@@ -158,6 +174,9 @@ class CatalogModel(BaseModel):
         None, ge=1, le=10_000, description="calls in flight at once, across every worker"
     )
     rate_limit: RateLimit | None = None
+    sample_rates: SampleRates | None = Field(
+        None, description="an audio model's input sample rates (min_hz, max_hz)"
+    )
 
 
 class RouteSpec(BaseModel):
@@ -228,6 +247,7 @@ def _build(entry: CatalogModel, origin: str) -> ModelInfo:
         max_input_chars=entry.max_input_chars,
         runs_here=entry.sovereign,
         limits=_limits(entry.max_concurrent, entry.rate_limit),
+        sample_rates=entry.sample_rates,
     )
 
 

@@ -14,7 +14,8 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from sandloop.keys import realm_key, thread_key
 from sandloop.loops.recipe.spec import check_recipe_ref
 from sandloop.loops.spec_files import MAX_WAIT_S, SPEC_CONFIG, load_spec
-from sandloop.models.io_types import IOType
+from sandloop.models.audio import UndecodableAudio, audio_facts
+from sandloop.models.io_types import BLOB_TYPES, IOType
 from sandloop.models.registry import ModelInfo, catalog, lookup
 
 
@@ -80,7 +81,8 @@ class NetworkSpec(_Spec):
                 raise ValueError(
                     f"network {self.name!r} does not close: model {i} ({entry.model}) outputs "
                     f"{out_type}, but model {(i + 1) % n} ({nxt.model}) takes {in_type}; "
-                    f"insert a {out_type}→{in_type} model between them or reorder the list"
+                    f"insert {'an' if out_type[0] in 'aeiou' else 'a'} {out_type}→{in_type} "
+                    "model between them or reorder the list"
                 )
         return self
 
@@ -171,9 +173,26 @@ class StopConditions(_Spec):
     converge_window: int = Field(10, ge=1, le=1000)
 
 
+def _check_audio_genesis(path: Path, info: ModelInfo) -> None:
+    """A sound the first model can read: decodable, at a rate it takes (its header says)."""
+    try:
+        facts = audio_facts(path.read_bytes())
+    except UndecodableAudio as exc:
+        raise ValueError(
+            f"genesis: {path} cannot be decoded: {exc}; pass a WAV, FLAC or MP3 file"
+        ) from None
+    refused = info.refuses_rate(facts.sample_rate)
+    if refused is not None:
+        raise ValueError(
+            f"genesis: {path}: {refused}; resample it (ffmpeg -i {path.name} -ar 16000 out.wav)"
+        )
+
+
 class RunSpec(_Spec):
     network: NetworkSpec
-    genesis: str = Field(min_length=1, description="the first input: text, or an image file path")
+    genesis: str = Field(
+        min_length=1, description="the first input: text, or an image or audio file path"
+    )
     seed: int | None = Field(None, ge=0, lt=2**63)
     stop: StopConditions = Field(default_factory=StopConditions)
     pace: PacePolicy = Field(default_factory=NoPace)
@@ -181,11 +200,15 @@ class RunSpec(_Spec):
     @model_validator(mode="after")
     def _genesis_fits_first_model(self) -> RunSpec:
         first = self.network.models[0]
-        if first.info.input_type == "image" and not Path(self.genesis).is_file():
+        kind = first.info.input_type
+        if kind in BLOB_TYPES and not Path(self.genesis).is_file():
             raise ValueError(
-                f"genesis: network {self.network.name!r} starts with {first.model}, which takes an "
-                f"image; pass the path of an image file, not {self.genesis[:40]!r}"
+                f"genesis: network {self.network.name!r} starts with {first.model}, which takes "
+                f"{'an image' if kind == 'image' else 'audio'}; pass the path of "
+                f"{'an image' if kind == 'image' else 'an audio'} file, not {self.genesis[:40]!r}"
             )
+        if kind == "audio":
+            _check_audio_genesis(Path(self.genesis), first.info)
         return self
 
     def thread_inputs(self, genesis_hash: str | None = None) -> dict[str, Any]:

@@ -25,9 +25,22 @@ class DummyParams(PlatformParams):
     temperature: float = Field(0.7, ge=0, le=5, description="recorded; the dummy ignores it")
 
 
+class DummyAudioParams(DummyParams):
+    """Its own class, so the sound's parameters change no key of the other dummy tasks."""
+
+    sample_rate: int = Field(
+        16_000, ge=8_000, le=48_000, description="of generated sound, in Hz (8000 to 48000)"
+    )
+
+
 PLATFORM = Platform(
     name="dummy",
-    tasks={t: DummyParams for t in ("text-generation", "text-to-image", "image-to-text")},
+    tasks={
+        **{t: DummyParams for t in ("text-generation", "text-to-image", "image-to-text")},
+        "image-to-image": DummyParams,
+        "text-to-speech": DummyAudioParams,
+        "automatic-speech-recognition": DummyParams,
+    },
     adapter="sandloop.models.dummy:create",
     sovereign=True,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from sandloop.models.io_types import TASK_IO
+from sandloop.models.io_types import AUDIO_TASKS, TASK_IO
 from sandloop.models.params import PlatformParams
 from sandloop.models.platforms.base import Platform
 from sandloop.models.platforms.local import HUB_ID
@@ -27,7 +27,7 @@ def _hub_id(name: str) -> bool:
 
 PLATFORM = Platform(
     name="hf",
-    tasks={t: HFParams for t in TASK_IO},
+    tasks={t: HFParams for t in TASK_IO if t not in AUDIO_TASKS and t != "image-to-image"},
     adapter="sandloop.models.hf_inference:create",
     default_task="text-generation",
     cost_hint="by Hugging Face",

@@ -8,7 +8,13 @@ function card(step) {
   figure.className = "output " + step.output_type;
   figure.dataset.step = String(step.step);
   figure.dataset.key = step.key;
-  if (step.output_url) {
+  if (step.output_url && step.output_type === "audio") {
+    const audio = document.createElement("audio");
+    audio.controls = true;
+    audio.preload = "none";
+    audio.src = step.output_url;
+    figure.appendChild(audio);
+  } else if (step.output_url) {
     const img = document.createElement("img");
     img.src = step.output_url;
     img.alt = "step " + step.step + " by " + step.model;

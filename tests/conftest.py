@@ -127,7 +127,8 @@ def endpoint() -> Iterator[tuple[FakeOpenAI, str]]:
 
 @pytest.fixture(scope="session")
 def tiny_local_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Tiny seq2seq, masked-LM, NLI-classifier and captioning models, built locally (~2 s)."""
+    """Tiny seq2seq, masked-LM, NLI-classifier, captioning, speech-recognition and text-to-speech
+    models, built locally (~3 s)."""
     from tests import tiny_models
 
     root = tmp_path_factory.mktemp("tiny-local")
@@ -138,4 +139,6 @@ def tiny_local_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
             root / "nli", "classifier", ["contradiction", "neutral", "entailment"]
         ),
         "captioner": tiny_models.build_tiny_captioner(root / "captioner"),
+        "asr": tiny_models.build_tiny_wav2vec2(root / "asr"),
+        "tts": tiny_models.build_tiny_vits(root / "tts"),
     }

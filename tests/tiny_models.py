@@ -289,3 +289,89 @@ def build_tiny_llava(folder: Path) -> Path:
     LlavaForConditionalGeneration(config).save_pretrained(str(folder))
     processor.save_pretrained(str(folder))
     return folder
+
+
+def build_tiny_wav2vec2(folder: Path) -> Path:
+    """A random-weight Wav2Vec2 CTC recogniser (hears 16 kHz, 320 samples a frame, like the real
+    ones) with a character vocabulary. Its blank token is pushed down so that every sound is
+    heard as some letters: gibberish, but never empty."""
+    import torch
+    from transformers import (
+        Wav2Vec2Config,
+        Wav2Vec2CTCTokenizer,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2ForCTC,
+        Wav2Vec2Processor,
+    )
+
+    folder.mkdir(parents=True, exist_ok=True)
+    specials = ["<pad>", "<s>", "</s>", "<unk>", "|"]
+    vocab = {token: i for i, token in enumerate([*specials, *"abcdefghijklmnopqrstuvwxyz'"])}
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    tokenizer = Wav2Vec2CTCTokenizer(
+        str(folder / "vocab.json"), unk_token="<unk>", pad_token="<pad>", word_delimiter_token="|"
+    )
+    features = Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=16_000, padding_value=0.0, return_attention_mask=False
+    )
+    torch.manual_seed(0)
+    config = Wav2Vec2Config(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+        conv_dim=(16, 16, 16),
+        conv_stride=(10, 8, 4),
+        conv_kernel=(10, 8, 4),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+        pad_token_id=vocab["<pad>"],
+    )
+    model = Wav2Vec2ForCTC(config)
+    with torch.no_grad():
+        model.lm_head.bias[vocab["<pad>"]] = -10.0
+    model.save_pretrained(str(folder))
+    Wav2Vec2Processor(feature_extractor=features, tokenizer=tokenizer).save_pretrained(str(folder))
+    return folder
+
+
+def build_tiny_vits(folder: Path, sampling_rate: int = 16_000) -> Path:
+    """A random-weight VITS text-to-speech model over characters (no phonemizer): its sound is
+    noise shaped by the text, and seeded, through the real ``text-to-speech`` pipeline."""
+    import torch
+    from transformers import VitsConfig, VitsModel, VitsTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = {token: i for i, token in enumerate(["<pad>", *" abcdefghijklmnopqrstuvwxyz'.,"])}
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    tokenizer = VitsTokenizer(
+        str(folder / "vocab.json"), pad_token="<pad>", unk_token="<pad>", phonemize=False
+    )
+    torch.manual_seed(0)
+    config = VitsConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        ffn_dim=32,
+        flow_size=16,
+        spectrogram_bins=17,
+        upsample_initial_channel=16,
+        upsample_rates=[8, 8],
+        upsample_kernel_sizes=[16, 16],
+        resblock_kernel_sizes=[3],
+        resblock_dilation_sizes=[[1, 3]],
+        prior_encoder_num_flows=1,
+        prior_encoder_num_wavenet_layers=1,
+        posterior_encoder_num_wavenet_layers=1,
+        duration_predictor_num_flows=1,
+        duration_predictor_filter_channels=16,
+        depth_separable_num_layers=1,
+        sampling_rate=sampling_rate,
+    )
+    VitsModel(config).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder

@@ -3,14 +3,14 @@
 Causal LMs and seq2seq models (summarisation, translation, text2text) are driven through
 ``generate`` directly — transformers 5 has no pipelines for the seq2seq tasks — and
 classifiers through their pipelines. A model is loaded once per process and reused across steps
-and runs; loading dominates everything else for small models. Sampling is seeded per step from
+and runs; loading dominates everything else for small models. Speech models (text-to-speech,
+text-to-audio, speech recognition) are in ``local_speech``. Sampling is seeded per step from
 the run's seed, so a resumed run produces what an uninterrupted one would have.
 """
 
 from __future__ import annotations
 
 import io
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +23,10 @@ from sandloop.models.base import (
     ModelInput,
     ModelOutput,
 )
-from sandloop.models.errors import InvalidInput, InvalidOutput, ModelError, Unavailable
-from sandloop.models.io_types import LABEL_TASKS, SEQ2SEQ_TASKS
+from sandloop.models.errors import InvalidInput, InvalidOutput, ModelError
+from sandloop.models.io_types import AUDIO_TASKS, LABEL_TASKS, SEQ2SEQ_TASKS
+from sandloop.models.local_cache import cached as _cached
+from sandloop.models.local_cache import load_pipeline
 from sandloop.models.platforms.local import (
     GEMMA_NAME,
     LocalCaptionParams,
@@ -41,24 +43,6 @@ class _Loaded:
     model: Any
     tokenizer: Any
     processor: Any = None
-
-
-_CACHE: dict[tuple[str, str, str], Any] = {}
-_CACHE_LOCK = threading.Lock()
-
-
-def _cached(kind: str, source: str, device: str, load: Callable[[], Any]) -> Any:
-    with _CACHE_LOCK:
-        key = (kind, source, device)
-        if key not in _CACHE:
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # a per-load weights bar would break the CLI's display
-            try:
-                _CACHE[key] = load()
-            except (OSError, ValueError) as exc:
-                raise Unavailable(f"cannot load local model {source!r}: {exc}") from None
-        return _CACHE[key]
 
 
 def load_text_model(source: str, device: str, seq2seq: bool = False) -> _Loaded:
@@ -89,16 +73,6 @@ def load_captioner(source: str, device: str) -> _Loaded:
 
     loaded: _Loaded = _cached("captioner", source, device, load)
     return loaded
-
-
-def load_pipeline(task: str, source: str, device: str) -> Any:
-    def load() -> Any:
-        from transformers import pipeline
-
-        make: Any = pipeline  # typed per literal task name; ours is a runtime string
-        return make(task, model=source, device=device)
-
-    return _cached(task, source, device, load)
 
 
 def _sampling(temperature: float, top_p: float) -> dict[str, Any]:
@@ -349,5 +323,11 @@ def create(info: ModelInfo, ctx: AdapterContext) -> ModelAdapter:
         return LocalLabelAdapter(info.ref, source, info.task, device)
     if info.task == "image-to-text":
         return LocalCaptionAdapter(info.ref, source, device)
+    if info.task in AUDIO_TASKS:
+        from sandloop.models.local_speech import LocalHearingAdapter, LocalSpeechAdapter
+
+        if info.input_type == "audio":
+            return LocalHearingAdapter(info.ref, source, device)
+        return LocalSpeechAdapter(info.ref, source, info.task, device)
     seq2seq = info.task in SEQ2SEQ_TASKS
     return LocalTextAdapter(info.ref, source, device, seq2seq=seq2seq)

@@ -46,6 +46,22 @@ class LocalCaptionParams(PlatformParams):
     max_new_tokens: int = Field(30, ge=1, le=1024)
 
 
+class LocalSpeechParams(PlatformParams):
+    """text-to-speech and text-to-audio (music): the text is read aloud or described in sound."""
+
+    max_input_chars: int = Field(
+        400, ge=1, description="read only the input's last N characters (a loop's text grows)"
+    )
+
+
+class LocalHearingParams(PlatformParams):
+    """automatic-speech-recognition: any sample rate is resampled to the model's own."""
+
+    max_seconds: float = Field(
+        30, gt=0, le=600, description="hear only the first N seconds (Whisper-style models: 30)"
+    )
+
+
 def _hub_id_or_folder(name: str) -> bool:
     return bool(HUB_ID.match(name) or Path(name).expanduser().is_dir())
 
@@ -57,6 +73,9 @@ PLATFORM = Platform(
         **{t: LocalTextParams for t in SEQ2SEQ_TASKS},
         **{t: LocalLabelParams for t in LABEL_TASKS},
         "image-to-text": LocalCaptionParams,
+        "text-to-speech": LocalSpeechParams,
+        "text-to-audio": LocalSpeechParams,
+        "automatic-speech-recognition": LocalHearingParams,
     },
     adapter="sandloop.models.local:create",
     default_task="text-generation",

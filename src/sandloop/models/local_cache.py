@@ -1,0 +1,41 @@
+"""Local models loaded once per process: loading a model costs far more than a step with it, so
+every local adapter (text, labels, captions, speech) shares this cache, keyed by what was loaded
+from where onto which device."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sandloop.models.errors import Unavailable
+
+_CACHE: dict[tuple[str, str, str], Any] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def cached(kind: str, source: str, device: str, load: Callable[[], Any]) -> Any:
+    """``load()``'s result for (kind, source, device), loading it on first use. A model that
+    cannot be loaded (a missing folder, a config transformers does not know) is Unavailable: no
+    retry makes it loadable."""
+    with _CACHE_LOCK:
+        key = (kind, source, device)
+        if key not in _CACHE:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # a per-load weights bar would break the CLI's display
+            try:
+                _CACHE[key] = load()
+            except (OSError, ValueError) as exc:
+                raise Unavailable(f"cannot load local model {source!r}: {exc}") from None
+        return _CACHE[key]
+
+
+def load_pipeline(task: str, source: str, device: str) -> Any:
+    def load() -> Any:
+        from transformers import pipeline
+
+        make: Any = pipeline  # typed per literal task name; ours is a runtime string
+        return make(task, model=source, device=device)
+
+    return cached(task, source, device, load)

@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_search.py
 	$(BIN)/python benchmarks/bench_embed.py
 	$(BIN)/python benchmarks/bench_local_reuse.py
+	$(BIN)/python benchmarks/bench_local_speech.py
 	$(BIN)/python benchmarks/bench_router.py
 	$(BIN)/python benchmarks/bench_export.py --million
 	$(BIN)/python benchmarks/bench_judge.py

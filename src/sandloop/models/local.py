@@ -25,8 +25,7 @@ from sandloop.models.base import (
 )
 from sandloop.models.errors import InvalidInput, InvalidOutput, ModelError
 from sandloop.models.io_types import AUDIO_TASKS, LABEL_TASKS, SEQ2SEQ_TASKS
-from sandloop.models.local_cache import cached as _cached
-from sandloop.models.local_cache import load_pipeline
+from sandloop.models.local_cache import PipelineModel, cached
 from sandloop.models.platforms.local import (
     GEMMA_NAME,
     LocalCaptionParams,
@@ -55,7 +54,7 @@ def load_text_model(source: str, device: str, seq2seq: bool = False) -> _Loaded:
         model: Any = auto.from_pretrained(source)
         return _Loaded(model.to(device).eval(), AutoTokenizer.from_pretrained(source))
 
-    loaded: _Loaded = _cached("seq2seq" if seq2seq else "causal", source, device, load)
+    loaded: _Loaded = cached("seq2seq" if seq2seq else "causal", source, device, load)
     return loaded
 
 
@@ -71,7 +70,7 @@ def load_captioner(source: str, device: str) -> _Loaded:
             images.from_pretrained(source),
         )
 
-    loaded: _Loaded = _cached("captioner", source, device, load)
+    loaded: _Loaded = cached("captioner", source, device, load)
     return loaded
 
 
@@ -233,17 +232,14 @@ class LocalTextAdapter:
         return [a if a is not None else RuntimeError("no answer") for a in answers]
 
 
-class LocalLabelAdapter:
+class LocalLabelAdapter(PipelineModel):
     """fill-mask, text-classification, zero-shot-classification: text in, one label (or the
     input with its mask filled) out."""
 
     def __init__(self, ref: str, source: str | Path, task: str, device: str = "cpu") -> None:
         if task not in LABEL_TASKS:
             raise ValueError(f"not a label task: {task}")
-        self.ref, self.source, self.task, self.device = ref, str(source), task, device
-
-    def load(self) -> None:
-        load_pipeline(self.task, self.source, self.device)
+        super().__init__(ref, source, task, device)
 
     def generate(
         self, model_input: ModelInput, params: dict[str, Any], ctx: CallContext
@@ -251,7 +247,7 @@ class LocalLabelAdapter:
         p = LocalLabelParams.model_validate(params)
         if model_input.text is None:
             raise InvalidInput(f"{self.task} takes text", model=self.ref)
-        pipe = load_pipeline(self.task, self.source, self.device)
+        pipe = self.pipeline()
         text = p.prefix + model_input.text[-p.max_input_chars :] + p.suffix
         if self.task == "zero-shot-classification":
             if not p.candidate_labels:

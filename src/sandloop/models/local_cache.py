@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sandloop.models.errors import Unavailable
@@ -39,3 +40,17 @@ def load_pipeline(task: str, source: str, device: str) -> Any:
         return make(task, model=source, device=device)
 
     return cached(task, source, device, load)
+
+
+class PipelineModel:
+    """What every pipeline-driven local adapter holds: which model, for which task, on which
+    device, loaded once through the shared cache."""
+
+    def __init__(self, ref: str, source: str | Path, task: str, device: str = "cpu") -> None:
+        self.ref, self.source, self.task, self.device = ref, str(source), task, device
+
+    def load(self) -> None:
+        self.pipeline()
+
+    def pipeline(self) -> Any:
+        return load_pipeline(self.task, self.source, self.device)

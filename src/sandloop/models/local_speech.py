@@ -16,7 +16,7 @@ from typing import Any
 from sandloop.models.audio import UndecodableAudio, audio_output, decode_mono, encode_wav
 from sandloop.models.base import CallContext, ModelInput, ModelOutput
 from sandloop.models.errors import InvalidInput, InvalidOutput
-from sandloop.models.local_cache import load_pipeline
+from sandloop.models.local_cache import PipelineModel
 from sandloop.models.platforms.local import LocalHearingParams, LocalSpeechParams
 
 
@@ -41,14 +41,8 @@ def _frames(audio: Any) -> Any:
     return np.clip(samples, -1.0, 1.0)
 
 
-class LocalSpeechAdapter:
+class LocalSpeechAdapter(PipelineModel):
     """Text → sound: the pipeline's waveform at its own rate, kept as a 16-bit WAV."""
-
-    def __init__(self, ref: str, source: str | Path, task: str, device: str = "cpu") -> None:
-        self.ref, self.source, self.task, self.device = ref, str(source), task, device
-
-    def load(self) -> None:
-        load_pipeline(self.task, self.source, self.device)
 
     def generate(
         self, model_input: ModelInput, params: dict[str, Any], ctx: CallContext
@@ -61,7 +55,7 @@ class LocalSpeechAdapter:
         text = model_input.text[-p.max_input_chars :].strip()
         if not text:
             raise InvalidInput(f"{self.task} needs words to sound", model=self.ref)
-        pipe = load_pipeline(self.task, self.source, self.device)
+        pipe = self.pipeline()
         if ctx.seed is not None:
             set_seed(ctx.seed)
         sound = pipe(text)
@@ -72,16 +66,11 @@ class LocalSpeechAdapter:
         return audio_output(data, self.ref, {"input_chars": len(text)})
 
 
-class LocalHearingAdapter:
+class LocalHearingAdapter(PipelineModel):
     """Sound → text: decoded to one channel, resampled to the model's rate, and heard."""
 
-    task = "automatic-speech-recognition"
-
     def __init__(self, ref: str, source: str | Path, device: str = "cpu") -> None:
-        self.ref, self.source, self.device = ref, str(source), device
-
-    def load(self) -> None:
-        load_pipeline(self.task, self.source, self.device)
+        super().__init__(ref, source, "automatic-speech-recognition", device)
 
     def generate(
         self, model_input: ModelInput, params: dict[str, Any], ctx: CallContext
@@ -95,7 +84,7 @@ class LocalHearingAdapter:
             samples, rate = decode_mono(model_input.data)
         except UndecodableAudio as exc:
             raise InvalidInput(f"not readable audio: {exc}", model=self.ref) from None
-        pipe = load_pipeline(self.task, self.source, self.device)
+        pipe = self.pipeline()
         target = int(pipe.feature_extractor.sampling_rate)
         heard = resampled(samples[: int(p.max_seconds * rate)], rate, target)
         if ctx.seed is not None:

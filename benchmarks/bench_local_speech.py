@@ -16,13 +16,13 @@ a real voice or Whisper.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from _common import median_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -32,12 +32,13 @@ TEXT = "a red balloon drifts over the harbour, past the lighthouse and out to th
 
 def median_ms(call: Callable[[], Any], repeat: int) -> float:
     call()  # warm: the first call pays for lazy imports
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+    return 1000 * median_seconds(call, repeat)
+
+
+def tone(seconds: float, rate: int) -> Any:
+    import numpy as np
+
+    return (0.5 * np.sin(2 * np.pi * 330 * np.arange(int(seconds * rate)) / rate)).astype("float32")
 
 
 def main() -> None:
@@ -45,7 +46,6 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
-    import numpy as np
     from tests.tiny_models import build_tiny_vits, build_tiny_wav2vec2
     from transformers import set_seed
 
@@ -75,14 +75,9 @@ def main() -> None:
     ]
     listener = LocalHearingAdapter("local:asr", asr)
     hear_pipe = load_pipeline("automatic-speech-recognition", str(asr), "cpu")
-    at_16k = (
-        0.5 * np.sin(2 * np.pi * 330 * np.arange(int(args.seconds * 16_000)) / 16_000)
-    ).astype("float32")
+    at_16k = tone(args.seconds, 16_000)
     for rate in (16_000, 44_100):
-        samples = (
-            0.5 * np.sin(2 * np.pi * 330 * np.arange(int(args.seconds * rate)) / rate)
-        ).astype("float32")
-        sound = ModelInput("audio", data=encode_wav(samples, rate))
+        sound = ModelInput("audio", data=encode_wav(tone(args.seconds, rate), rate))
         rows.append(
             (
                 f"hear {args.seconds:g} s WAV at {rate} Hz",

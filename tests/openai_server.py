@@ -1,28 +1,42 @@
 """A local OpenAI-compatible endpoint on 127.0.0.1 for the official `openai` client.
 
 Speaks `POST /v1/embeddings` (float encoding), `POST /v1/chat/completions` (text, or an image
-as a data URL for vision models) and `POST /v1/images/generations` (base64) like OpenAI,
-Ollama or vLLM do, records each request (headers included, so tests can check where a key went),
-and answers from a script of failures when given one (401, 429 with Retry-After, quota, 500, a
-slow answer, a malformed body, a content filter). Embeddings are deterministic features of the
-words; a chat answer is a deterministic function of the last user message.
+as a data URL for vision models), `POST /v1/images/generations` (base64) like OpenAI, Ollama or
+vLLM do, and OpenAI's multipart `POST /v1/images/edits`, `POST /v1/audio/speech` (a WAV, FLAC
+or MP3 tone) and `POST /v1/audio/transcriptions`. It records each request (headers included, so
+tests can check where a key went), and answers from a script of failures when given one (401,
+429 with Retry-After, quota, 500, a slow answer, a malformed body, a content filter).
+
+Embeddings are deterministic features of the words; a chat answer is a deterministic function
+of the last user message; a sound it spoke is heard back as the words it was made from, and any
+other sound as its length.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import threading
 import time
 from dataclasses import dataclass, field
+from email import policy
+from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from tests.fake_images import caption_for, from_data_url, png_for
 
 DIM = 24
-_SCRIPTED = ("/v1/chat/completions", "/v1/images/generations")
+_SCRIPTED = (
+    "/v1/chat/completions",
+    "/v1/images/generations",
+    "/v1/images/edits",
+    "/v1/audio/speech",
+    "/v1/audio/transcriptions",
+)
+_AUDIO_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg"}
 
 
 def vector(text: str) -> list[float]:
@@ -38,6 +52,62 @@ def chat_answer(text: str) -> str:
     return " ".join(reversed(words[-6:])) + f" ({len(words)} words)"
 
 
+def tone_for(text: str, fmt: str = "wav", rate: int = 16_000) -> bytes:
+    """A tenth of a second of sine per word, its pitch from the word: the same text is the same
+    sound."""
+    import numpy as np
+    import soundfile
+
+    pieces = []
+    for word in text.split() or ["-"]:
+        pitch = 200 + hashlib.sha256(word.encode()).digest()[0] * 4
+        t = np.arange(rate // 10) / rate
+        pieces.append(0.3 * np.sin(2 * np.pi * pitch * t))
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.concatenate(pieces), rate, format=fmt.upper())
+    return buffer.getvalue()
+
+
+def heard(sound: bytes, spoken: dict[str, str]) -> str:
+    """What a transcription of ``sound`` says: the words it was spoken from, if this server
+    spoke it; otherwise how long it is."""
+    known = spoken.get(hashlib.sha256(sound).hexdigest())
+    if known is not None:
+        return known
+    return f"{seconds_of(sound):.2f} seconds of sound"
+
+
+def seconds_of(sound: bytes) -> float:
+    import soundfile
+
+    return float(soundfile.info(io.BytesIO(sound)).duration)
+
+
+def edited(image: bytes, prompt: str) -> bytes:
+    """An edit: a picture of the prompt and the input's hash, so both are seen to reach it."""
+    return png_for(f"{prompt} | {hashlib.sha256(image).hexdigest()[:12]}")
+
+
+def form(content_type: str, raw: bytes) -> dict[str, Any]:
+    """A multipart/form-data body: text fields as str, files as {filename, content_type, data}."""
+    header = f"Content-Type: {content_type}\r\n\r\n".encode()
+    message = BytesParser(policy=policy.HTTP).parsebytes(header + raw)
+    fields: dict[str, Any] = {}
+    for part in message.iter_parts():  # type: ignore[attr-defined]
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        filename = part.get_filename()
+        if filename is None:
+            fields[name] = payload.decode()
+        else:
+            fields[name] = {
+                "filename": filename,
+                "content_type": part.get_content_type(),
+                "data": payload,
+            }
+    return fields
+
+
 @dataclass
 class FakeOpenAI:
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -46,6 +116,7 @@ class FakeOpenAI:
     chat_delay_s: float = 0.0  # how long each chat answer takes
     in_flight: int = 0  # chat requests being answered right now
     max_in_flight: int = 0  # the most ever answered at once: what a concurrency limit bounds
+    spoken: dict[str, str] = field(default_factory=dict)  # sound hash → the words it says
     _counting: threading.Lock = field(default_factory=threading.Lock)
 
     def enter(self) -> None:
@@ -124,7 +195,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer()
 
     def _answer(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        raw = self.rfile.read(int(self.headers["Content-Length"]))
+        content_type = self.headers.get("Content-Type", "")
+        body = form(content_type, raw) if "multipart" in content_type else json.loads(raw)
         authorization = self.headers.get("Authorization")
         scripted = self.state.scripted(authorization) if self.path in _SCRIPTED else None
         self.state.requests.append(
@@ -137,6 +210,7 @@ class _Handler(BaseHTTPRequestHandler):
             }
         )
         headers: dict[str, str] = {}
+        payload: Any
         if scripted is not None:
             status, payload, headers = scripted
         elif self.state.fail_with is not None:
@@ -153,6 +227,28 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path == "/v1/images/generations":
             png = base64.b64encode(png_for(body["prompt"])).decode()
             status, payload = 200, {"created": 0, "data": [{"b64_json": png}]}
+        elif self.path == "/v1/images/edits":
+            png = edited(body["image"]["data"], body["prompt"])
+            status, payload = (
+                200,
+                {"created": 0, "data": [{"b64_json": base64.b64encode(png).decode()}]},
+            )
+        elif self.path == "/v1/audio/speech":
+            fmt = body.get("response_format", "mp3")
+            sound = tone_for(body["input"], fmt)
+            self.state.spoken[hashlib.sha256(sound).hexdigest()] = body["input"]
+            self._send(200, sound, _AUDIO_TYPES[fmt], headers)
+            return
+        elif self.path == "/v1/audio/transcriptions":
+            sound = body["file"]["data"]
+            seconds = round(seconds_of(sound), 2)
+            status, payload = (
+                200,
+                {
+                    "text": heard(sound, self.state.spoken),
+                    "usage": {"type": "duration", "seconds": seconds},
+                },
+            )
         elif self.path != "/v1/embeddings":
             status, payload = 404, {"error": {"message": "not found", "type": "x"}}
         else:
@@ -172,9 +268,11 @@ class _Handler(BaseHTTPRequestHandler):
         if status == 200 and body.get("stream") and self.path == "/v1/chat/completions":
             self._stream(payload)
             return
-        data = json.dumps(payload).encode()
+        self._send(status, json.dumps(payload).encode(), "application/json", headers)
+
+    def _send(self, status: int, data: bytes, content_type: str, headers: dict[str, str]) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         for name, value in headers.items():
             self.send_header(name, value)

@@ -27,3 +27,8 @@ def caption_for(image: bytes) -> str:
 
 def from_data_url(url: str) -> bytes:
     return base64.b64decode(url.partition(",")[2])
+
+
+def edited(image: bytes, prompt: str) -> bytes:
+    """An edit: a picture of the prompt and the input's hash, so both are seen to reach it."""
+    return png_for(f"{prompt} | {hashlib.sha256(image).hexdigest()[:12]}")

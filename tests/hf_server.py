@@ -1,13 +1,16 @@
 """A local Hugging Face Inference API on 127.0.0.1 for `huggingface_hub.InferenceClient`.
 
 Answers `POST /models/{org}/{name}` in the HF Inference wire format for the task the test
-registers for that model (JSON `{"inputs", "parameters"}` in; raw image bytes in for
-image-to-text; PNG bytes out for text-to-image). A script of modes shapes the next answers:
+registers for that model (JSON `{"inputs", "parameters"}` in, or raw bytes for image-to-text
+and speech recognition, or base64 in JSON for image-to-image with a prompt; PNG bytes out for
+text-to-image and image-to-image, a WAV tone for text-to-speech, which is heard back as the words
+it was spoken from). A script of modes shapes the next answers:
 401, 402, 429 (with Retry-After), 503, slow and malformed.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -15,7 +18,14 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.fake_images import caption_for, png_for
+from tests.fake_audio import heard, sound_key, tone_for
+from tests.fake_images import caption_for, edited, png_for
+
+_BYTES_OUT = {
+    "text-to-image": "image/png",
+    "image-to-image": "image/png",
+    "text-to-speech": "audio/wav",
+}
 
 
 @dataclass
@@ -24,15 +34,26 @@ class FakeHF:
     tasks: dict[str, str] = field(default_factory=dict)  # model id → task
     requests: list[dict[str, Any]] = field(default_factory=list)
     script: list[str] = field(default_factory=list)
+    spoken: dict[str, str] = field(default_factory=dict)  # sound key → the words it says
 
     def answer(self, model: str, body: Any) -> tuple[int, Any]:
         task = self.tasks.get(model, "text-generation")
         if task == "image-to-text":
             return 200, [{"generated_text": caption_for(body)}]
+        if task == "automatic-speech-recognition":
+            return 200, {"text": heard(body, self.spoken)}
+        if task == "image-to-image":
+            if isinstance(body, bytes):
+                return 200, edited(body, "")
+            return 200, edited(base64.b64decode(body["inputs"]), body["parameters"]["prompt"])
         text = str(body["inputs"])
         words = text.split()
         if task == "text-to-image":
             return 200, png_for(text)
+        if task == "text-to-speech":
+            sound = tone_for(text)
+            self.spoken[sound_key(sound)] = text
+            return 200, sound
         if task == "text-generation":
             return 200, [{"generated_text": " ".join(reversed(words))}]
         if task == "summarization":
@@ -54,11 +75,14 @@ class FakeHF:
 class _Handler(BaseHTTPRequestHandler):
     state: FakeHF
 
-    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, payload: Any, headers: dict[str, str] | None = None, model: str = ""
+    ) -> None:
         is_bytes = isinstance(payload, bytes)
         data = payload if is_bytes else json.dumps(payload).encode()
+        task = self.state.tasks.get(model, "")
         self.send_response(status)
-        self.send_header("Content-Type", "image/png" if is_bytes else "application/json")
+        self.send_header("Content-Type", _BYTES_OUT[task] if is_bytes else "application/json")
         self.send_header("Content-Length", str(len(data)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
@@ -87,7 +111,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             if mode == "slow":
                 time.sleep(2.0)
-            self._send(*self.state.answer(model, body))
+            status, payload = self.state.answer(model, body)
+            self._send(status, payload, model=model)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import threading
 import time
@@ -26,7 +25,8 @@ from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.fake_images import caption_for, from_data_url, png_for
+from tests.fake_audio import heard, seconds_of, sound_key, tone_for
+from tests.fake_images import caption_for, edited, from_data_url, png_for
 
 DIM = 24
 _SCRIPTED = (
@@ -50,42 +50,6 @@ def vector(text: str) -> list[float]:
 def chat_answer(text: str) -> str:
     words = text.lower().split()
     return " ".join(reversed(words[-6:])) + f" ({len(words)} words)"
-
-
-def tone_for(text: str, fmt: str = "wav", rate: int = 16_000) -> bytes:
-    """A tenth of a second of sine per word, its pitch from the word: the same text is the same
-    sound."""
-    import numpy as np
-    import soundfile
-
-    pieces = []
-    for word in text.split() or ["-"]:
-        pitch = 200 + hashlib.sha256(word.encode()).digest()[0] * 4
-        t = np.arange(rate // 10) / rate
-        pieces.append(0.3 * np.sin(2 * np.pi * pitch * t))
-    buffer = io.BytesIO()
-    soundfile.write(buffer, np.concatenate(pieces), rate, format=fmt.upper())
-    return buffer.getvalue()
-
-
-def heard(sound: bytes, spoken: dict[str, str]) -> str:
-    """What a transcription of ``sound`` says: the words it was spoken from, if this server
-    spoke it; otherwise how long it is."""
-    known = spoken.get(hashlib.sha256(sound).hexdigest())
-    if known is not None:
-        return known
-    return f"{seconds_of(sound):.2f} seconds of sound"
-
-
-def seconds_of(sound: bytes) -> float:
-    import soundfile
-
-    return float(soundfile.info(io.BytesIO(sound)).duration)
-
-
-def edited(image: bytes, prompt: str) -> bytes:
-    """An edit: a picture of the prompt and the input's hash, so both are seen to reach it."""
-    return png_for(f"{prompt} | {hashlib.sha256(image).hexdigest()[:12]}")
 
 
 def form(content_type: str, raw: bytes) -> dict[str, Any]:
@@ -236,7 +200,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path == "/v1/audio/speech":
             fmt = body.get("response_format", "mp3")
             sound = tone_for(body["input"], fmt)
-            self.state.spoken[hashlib.sha256(sound).hexdigest()] = body["input"]
+            self.state.spoken[sound_key(sound)] = body["input"]
             self._send(200, sound, _AUDIO_TYPES[fmt], headers)
             return
         elif self.path == "/v1/audio/transcriptions":

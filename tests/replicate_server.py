@@ -6,7 +6,9 @@ output files under `/files/`, like replicate.delivery. Errors are RFC 7807 probl
 Replicate sends them. A script of modes shapes the next predictions: 401, 402, 429 (with
 Retry-After), 500, slow, malformed, nsfw, failed, poll (answers "starting" first) and expired (the
 output URL is gone before the client fetches it). Models whose name contains "llama" (and versioned
-refs) stream text tokens; an input image is captioned; anything else draws a PNG of its prompt.
+refs) stream text tokens; an input image is captioned, or edited by a "kontext" model; a sound is
+transcribed as Whisper answers; "musicgen" and "tts" models speak their prompt as a WAV; anything
+else draws a PNG of its prompt.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.fake_images import caption_for, from_data_url, png_for
+from tests.fake_audio import heard, sound_key, tone_for
+from tests.fake_images import caption_for, edited, from_data_url, png_for
+
+_FILE_TYPES = {"png": "image/png", "wav": "audio/wav"}
 
 
 @dataclass
@@ -28,7 +33,8 @@ class FakeReplicate:
     requests: list[dict[str, Any]] = field(default_factory=list)
     script: list[str] = field(default_factory=list)
     predictions: dict[str, dict[str, Any]] = field(default_factory=dict)
-    files: dict[str, bytes] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)  # "p0.png" → its bytes
+    spoken: dict[str, str] = field(default_factory=dict)  # sound key → the words it says
     downloads: int = 0
     ids: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -79,14 +85,26 @@ class FakeReplicate:
         return 201, prediction
 
     def _output(self, pid: str, model: str, inputs: dict[str, Any], expired: bool) -> Any:
+        prompt = str(inputs.get("prompt", ""))
+        if isinstance(inputs.get("audio"), str):
+            text = heard(from_data_url(inputs["audio"]), self.spoken)
+            return {"transcription": text, "segments": [], "detected_language": "english"}
+        if "kontext" in model:
+            return self._file(pid, "png", edited(from_data_url(inputs["input_image"]), prompt))
         if isinstance(inputs.get("image"), str):
             return caption_for(from_data_url(inputs["image"]))
         if "llama" in model:
-            words = str(inputs.get("prompt", "")).split()
-            return [f"{w} " for w in reversed(words)]
+            return [f"{w} " for w in reversed(prompt.split())]
+        if "musicgen" in model or "tts" in model:
+            sound = tone_for(prompt)
+            self.spoken[sound_key(sound)] = prompt
+            return self._file(pid, "wav", sound, expired)
+        return [self._file(pid, "png", png_for(prompt), expired)]
+
+    def _file(self, pid: str, ext: str, data: bytes, expired: bool = False) -> str:
         if not expired:
-            self.files[pid] = png_for(str(inputs.get("prompt", "")))
-        return [f"{self.url}/files/{pid}.png"]
+            self.files[f"{pid}.{ext}"] = data
+        return f"{self.url}/files/{pid}.{ext}"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -133,12 +151,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         parts = self.path.strip("/").split("/")
         if parts[0] == "files":
-            data = self.state.files.get(parts[1].removesuffix(".png"))
+            data = self.state.files.get(parts[1])
             self.state.downloads += 1
             if data is None:
                 self._send(404, "expired", "text/plain")
             else:
-                self._send(200, data, "image/png")
+                self._send(200, data, _FILE_TYPES[parts[1].rpartition(".")[2]])
         elif parts[:2] == ["v1", "predictions"] and parts[2] in self.state.predictions:
             self._send(200, self.state.predictions[parts[2]])
         else:

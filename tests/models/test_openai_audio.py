@@ -22,7 +22,7 @@ from sandloop.models.factory import get_adapter
 from sandloop.models.openai_audio import OpenAISpeechAdapter, OpenAITranscriptionAdapter
 from sandloop.models.openai_image import OpenAIImageEditAdapter
 from sandloop.models.registry import lookup
-from tests import fake_images, openai_server
+from tests import fake_audio, fake_images, openai_server
 
 Endpoint = tuple[openai_server.FakeOpenAI, str]
 TTS = "openai:gpt-4o-mini-tts"
@@ -51,7 +51,7 @@ def test_the_catalog_names_speech_transcription_and_edits(home: Path) -> None:
 def test_speech_is_a_wav_by_default_with_its_facts(endpoint: Endpoint) -> None:
     state, url = endpoint
     out = speak(url, "a red balloon")
-    assert out.type == "audio" and out.data == openai_server.tone_for("a red balloon", "wav")
+    assert out.type == "audio" and out.data == fake_audio.tone_for("a red balloon", "wav")
     assert out.data is not None and out.metadata == audio_facts(out.data).metadata()
     assert out.metadata["audio"]["media_type"] == "audio/wav"
     assert out.usage == {"input_chars": len("a red balloon")}
@@ -105,7 +105,7 @@ def test_a_transcription_uploads_the_sound_as_its_own_format(endpoint: Endpoint,
     sound = speak(url, "heron opal kite", format=fmt).data or b""
     out = hear(url, sound, language="en", prompt="birds")
     assert out.type == "text" and out.text == "heron opal kite"
-    assert out.usage == {"input_seconds": round(openai_server.seconds_of(sound), 2)}
+    assert out.usage == {"input_seconds": round(fake_audio.seconds_of(sound), 2)}
     body = state.requests[-1]["body"]
     extension = {"wav": "wav", "flac": "flac", "mp3": "mp3"}[fmt]
     assert body["file"]["filename"] == f"input.{extension}"
@@ -158,7 +158,7 @@ def test_an_edit_uploads_the_image_with_the_prompt(endpoint: Endpoint) -> None:
     state, url = endpoint
     picture = fake_images.png_for("tree")
     out = _edit(url, picture, prompt="as a woodcut", size="512x512", quality="low")
-    assert out.type == "image" and out.data == openai_server.edited(picture, "as a woodcut")
+    assert out.type == "image" and out.data == fake_images.edited(picture, "as a woodcut")
     body = state.requests[-1]["body"]
     assert state.requests[-1]["path"] == "/v1/images/edits"
     assert body["image"] == {"filename": "input.png", "content_type": "image/png", "data": picture}
@@ -235,4 +235,4 @@ def test_an_image_to_image_network_keeps_each_edit(
     blobs = api.open_store(home).blobs
     for i in (1, 4):
         before = blobs.get(steps["input"].iloc[i])
-        assert blobs.get(steps["output"].iloc[i]) == openai_server.edited(before, "at night")
+        assert blobs.get(steps["output"].iloc[i]) == fake_images.edited(before, "at night")

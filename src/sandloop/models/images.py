@@ -28,8 +28,10 @@ def mime_type(data: bytes) -> str:
     return "application/octet-stream"
 
 
-def data_url(data: bytes) -> str:
-    return f"data:{mime_type(data)};base64,{base64.b64encode(data).decode('ascii')}"
+def data_url(data: bytes, mime: str | None = None) -> str:
+    """``mime`` names what the bytes are when they are not an image (a sound, say)."""
+    encoded = base64.b64encode(data).decode("ascii")
+    return f"data:{mime or mime_type(data)};base64,{encoded}"
 
 
 def decode_data_url(url: str) -> bytes:
@@ -37,7 +39,7 @@ def decode_data_url(url: str) -> bytes:
     try:
         return base64.b64decode(payload, validate=True)
     except ValueError:
-        raise InvalidOutput("an image data URL that is not valid base64") from None
+        raise InvalidOutput("a data URL that is not valid base64") from None
 
 
 def checked_image(data: bytes, model: str) -> bytes:

@@ -1,9 +1,10 @@
 """The replicate platform, through the official ``replicate`` client.
 
-Replicate answers with URLs that expire after an hour, so image outputs are downloaded the
-moment a prediction succeeds and travel on as bytes (the flow puts them in the blob store and
-records the blob key, never the URL). Images go in as data URLs. The client's own handling of
-429s on polling stays; everything else is typed here so Prefect retries only what can succeed.
+Replicate answers with URLs that expire after an hour, so image and audio outputs are downloaded
+the moment a prediction succeeds and travel on as bytes (the flow puts them in the blob store and
+records the blob key, never the URL). Images and sounds go in as data URLs. The client's own
+handling of 429s on polling stays; everything else is typed here so Prefect retries only what can
+succeed.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from sandloop.models.audio import UndecodableAudio, audio_facts, audio_output
 from sandloop.models.base import AdapterContext, CallContext, ModelInput, ModelOutput
 from sandloop.models.errors import (
     AuthError,
@@ -26,6 +28,7 @@ from sandloop.models.errors import (
     Unavailable,
 )
 from sandloop.models.images import checked_image, data_url, decode_data_url
+from sandloop.models.io_types import TASK_IO
 from sandloop.models.platforms.replicate import ReplicateParams
 
 if TYPE_CHECKING:
@@ -97,6 +100,12 @@ class ReplicateAdapter:
             return {p.prompt_field: p.prefix + model_input.text + p.suffix}
         if model_input.type == "image" and model_input.data:
             return {p.image_field: data_url(model_input.data)}
+        if model_input.type == "audio" and model_input.data:
+            try:
+                facts = audio_facts(model_input.data)
+            except UndecodableAudio as exc:
+                raise InvalidInput(f"not readable audio: {exc}", model=self.ref) from None
+            return {p.audio_field: data_url(model_input.data, facts.media_type)}
         raise InvalidInput(f"no {model_input.type} input to send", model=self.ref)
 
     def _create(self, inputs: dict[str, Any], timeout_s: float) -> Prediction:
@@ -119,13 +128,16 @@ class ReplicateAdapter:
         if prediction.metrics and "predict_time" in prediction.metrics:
             usage["predict_time_s"] = prediction.metrics["predict_time"]
         output = prediction.output
-        if self.task == "text-to-image":
-            first = output[0] if isinstance(output, list) and output else output
-            if not isinstance(first, str) or not first:
-                raise InvalidOutput("the prediction has no image output", model=self.ref)
-            return ModelOutput("image", data=self._download(first), usage=usage)
-        # Language models stream tokens: the output is a list of pieces to join.
-        text = "".join(map(str, output)) if isinstance(output, list) else str(output or "")
+        kind = TASK_IO[self.task][1]
+        if kind != "text":
+            url = _file_url(output)
+            if url is None:
+                raise InvalidOutput(f"the prediction has no {kind} output", model=self.ref)
+            data = self._download(url)
+            if kind == "audio":
+                return audio_output(data, self.ref, usage)
+            return ModelOutput("image", data=checked_image(data, self.ref), usage=usage)
+        text = _text_of(output)
         if not text.strip():
             raise InvalidOutput("the prediction has no text output", model=self.ref)
         return ModelOutput("text", text=text.strip(), usage=usage)
@@ -135,7 +147,7 @@ class ReplicateAdapter:
         import httpx
 
         if url.startswith("data:"):
-            return checked_image(decode_data_url(url), self.ref)
+            return decode_data_url(url)
         try:
             response = httpx.get(url, timeout=60, follow_redirects=True)
         except httpx.HTTPError as exc:
@@ -147,7 +159,7 @@ class ReplicateAdapter:
             )
         if response.status_code >= 400:
             raise Unavailable(f"output download failed ({response.status_code})", model=self.ref)
-        return checked_image(response.content, self.ref)
+        return response.content
 
     def _typed(self, exc: Any) -> ModelError:
         status = exc.status or 0
@@ -168,6 +180,26 @@ class ReplicateAdapter:
             return float(header) if header is not None else None
         except ValueError:
             return None
+
+
+#: Where models that answer with an object put their file or their words (MusicGen-style models
+#: answer with a bare URL; Whisper with {"transcription", "segments", ...}).
+_FILE_KEYS = ("audio_out", "audio", "image", "output", "file")
+_TEXT_KEYS = ("transcription", "text", "output", "caption")
+
+
+def _file_url(output: Any) -> str | None:
+    if isinstance(output, dict):
+        output = next((output[k] for k in _FILE_KEYS if output.get(k)), None)
+    first = output[0] if isinstance(output, list) and output else output
+    return first if isinstance(first, str) and first else None
+
+
+def _text_of(output: Any) -> str:
+    if isinstance(output, dict):
+        output = next((output[k] for k in _TEXT_KEYS if isinstance(output.get(k), str)), "")
+    # Language models stream tokens: the output is a list of pieces to join.
+    return "".join(map(str, output)) if isinstance(output, list) else str(output or "")
 
 
 def create(info: ModelInfo, ctx: AdapterContext) -> ReplicateAdapter:

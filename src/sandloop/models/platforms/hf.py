@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from sandloop.models.io_types import AUDIO_TASKS, TASK_IO
+from sandloop.models.io_types import TASK_IO
 from sandloop.models.params import PlatformParams
 from sandloop.models.platforms.base import Platform
 from sandloop.models.platforms.local import HUB_ID
@@ -15,6 +15,7 @@ class HFParams(PlatformParams):
     suffix: str = Field("", description="text put after a text input")
     max_new_tokens: int = Field(128, ge=1, le=32_768, description="text-generation only")
     temperature: float | None = Field(None, ge=0, le=5, description="text-generation only")
+    prompt: str = Field("", description="image-to-image: what to make of the image")
     candidate_labels: list[str] = Field(
         default_factory=list, description="zero-shot-classification: the labels to choose from"
     )
@@ -27,7 +28,7 @@ def _hub_id(name: str) -> bool:
 
 PLATFORM = Platform(
     name="hf",
-    tasks={t: HFParams for t in TASK_IO if t not in AUDIO_TASKS and t != "image-to-image"},
+    tasks=dict.fromkeys(TASK_IO, HFParams),
     adapter="sandloop.models.hf_inference:create",
     default_task="text-generation",
     cost_hint="by Hugging Face",

@@ -14,13 +14,14 @@ _REPLICATE_ID = re.compile(r"^[\w.\-]+/[\w.\-]+(:[0-9a-f]{8,64})?$")
 
 
 class ReplicateParams(PlatformParams):
-    """Replicate models each have their own input schema: name the field the loop's text or
-    image goes to, and give any other inputs literally."""
+    """Replicate models each have their own input schema: name the field the loop's text, image
+    or sound goes to, and give any other inputs literally."""
 
     prefix: str = Field("", description="text put before a text input")
     suffix: str = Field("", description="text put after a text input")
     prompt_field: str = Field("prompt", description="the input field that receives text")
     image_field: str = Field("image", description="the input field that receives an image")
+    audio_field: str = Field("audio", description="the input field that receives a sound")
     input: dict[str, Any] = Field(default_factory=dict, description="other model inputs")
     timeout_s: float = Field(300.0, gt=0, le=3600, description="seconds to wait for a prediction")
 
@@ -31,7 +32,18 @@ def _model_id(name: str) -> bool:
 
 PLATFORM = Platform(
     name="replicate",
-    tasks={t: ReplicateParams for t in ("text-generation", "text-to-image", "image-to-text")},
+    tasks={
+        t: ReplicateParams
+        for t in (
+            "text-generation",
+            "text-to-image",
+            "image-to-text",
+            "image-to-image",
+            "text-to-speech",
+            "text-to-audio",
+            "automatic-speech-recognition",
+        )
+    },
     adapter="sandloop.models.replicate_adapter:create",
     cost_hint="by Replicate",
     key_env="REPLICATE_API_TOKEN",

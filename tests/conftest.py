@@ -46,7 +46,7 @@ from tests.hf_server import FakeHF  # noqa: E402
 from tests.openai_server import FakeOpenAI  # noqa: E402
 from tests.replicate_server import FakeReplicate  # noqa: E402
 from tests.s3_server import S3Server  # noqa: E402
-from tests.tiny_models import build_tiny_gpt2  # noqa: E402
+from tests.tiny_models import build_tiny_clip, build_tiny_gpt2  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -93,6 +93,11 @@ def cli_env(prefect_api_url: str, home: Path) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2"))
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
 
 
 @pytest.fixture

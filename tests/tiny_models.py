@@ -375,3 +375,42 @@ def build_tiny_vits(folder: Path, sampling_rate: int = 16_000) -> Path:
     VitsModel(config).save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
     return folder
+
+
+def build_tiny_clip(folder: Path) -> Path:
+    """A random-weight CLIP (text and vision towers of one layer, 16-d projections) with a
+    byte-level BPE tokenizer: the shape of image embedders, saved for ``from_pretrained``."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    tokenizer = _roberta_tokenizer()
+    torch.manual_seed(0)
+    config = CLIPConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 64,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        },
+        vision_config={
+            "image_size": 32,
+            "patch_size": 8,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+        },
+        projection_dim=16,
+    )
+    CLIPModel(config).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    processor = CLIPImageProcessor(
+        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+    )
+    processor.save_pretrained(str(folder))
+    return folder

@@ -1016,10 +1016,16 @@ def index_settings(home: Path | str | None = None, backend: str | None = None) -
     return settings.model_copy(update={"index_backend": backend})
 
 
-def load_embedder(home: Path | str | None = None, model: str | None = None) -> Embedder:
-    """The embedding model ``model``, else the configured one; loaded once per process."""
-    from sandloop.embedding.embedders import embedder_from
+def load_embedder(
+    home: Path | str | None = None, model: str | None = None, *, images: bool = False
+) -> Embedder:
+    """The embedding model ``model``, else the configured one (the image embedder with
+    ``images``, which embeds image outputs and searches them by text); loaded once per
+    process."""
+    from sandloop.embedding.embedders import embedder_from, image_embedder_from
 
+    if images:
+        return image_embedder_from(settings_for(home), model)
     return embedder_from(settings_for(home), model)
 
 
@@ -1035,8 +1041,9 @@ def embed(
     on_batch: Callable[[int], None] = lambda _n: None,
     announce: Callable[[str], None] = lambda _m: None,
 ) -> EmbedReport:
-    """Embed every recorded text output (of ``realm``/``thread``, prefixes) that has no vector
-    yet for the embedder, and index it; the same text is never embedded twice."""
+    """Embed every recorded output (of ``realm``/``thread``, prefixes) of the embedder's type
+    (text, or images for an image embedder) that has no vector yet for it, and index it; the
+    same text or image is never embedded twice."""
     from sandloop.embedding.service import embed_and_index
 
     settings = index_settings(home, backend)

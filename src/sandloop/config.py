@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         description="embedding model: all-MiniLM-L6-v2 (offline), hashing, or any "
         "sentence-transformers name or folder",
     )
+    image_embed_model: str | None = Field(
+        None,
+        description="image embedding model (CLIP-style: a hub id or folder); none ships "
+        "offline, so image outputs are not embedded unless one is set",
+    )
     openai_base_url: str | None = Field(
         None,
         description="base URL of an OpenAI-compatible API (Ollama: http://127.0.0.1:11434/v1); "

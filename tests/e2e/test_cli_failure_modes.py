@@ -70,7 +70,11 @@ FAILURES: dict[str, list[tuple[list[str], int, str]]] = {
     "tokens list": [(["extra"], 2, "unexpected extra argument")],
     "tokens revoke": [(["zz"], 2, "not a token id"), (["abcdef12"], 2, "no token has the id")],
     "embed": [(["--batch-size", "0"], 2, "--batch-size"), (["--backend", "x"], 2, "backend")],
-    "search": [([], 2, "Missing argument"), (["x", "--backend", "x"], 2, "backend")],
+    "search": [
+        ([], 2, "Missing argument"),
+        (["x", "--backend", "x"], 2, "backend"),
+        (["x", "--images"], 2, "SANDLOOP_IMAGE_EMBED_MODEL"),
+    ],
     "serve": [([MISSING], 2, "no such file"), ([ECHO, "--interval", "0"], 2, "--interval")],
     "session start": [([], 2, "Missing argument 'title'")],
     "session end": [([NO_THREAD], 2, "no session")],

@@ -95,3 +95,32 @@ def test_search_through_elasticsearch(cli_env: dict[str, str]) -> None:
         assert wrong.returncode == 2 and "use faiss or elasticsearch" in wrong.stderr
     finally:
         server.shutdown()
+
+
+@pytest.mark.slow  # four commands and a run (~60 s)
+def test_a_run_embeds_its_images_and_words_find_them(
+    cli_env: dict[str, str], tiny_clip: Path
+) -> None:
+    env = {**cli_env, "SANDLOOP_IMAGE_EMBED_MODEL": str(tiny_clip)}
+    balloon = Path(__file__).resolve().parents[2] / "examples/networks/balloon.yaml"
+    args = ("--genesis", "a red balloon", "--max-steps", "6", "--json")
+    ran = sandloop("run", str(balloon), *args, env=env)
+    assert ran.returncode == 0, ran.stderr
+    summary = json.loads(ran.stdout)
+    outputs = {
+        kind: [s["output"] for s in summary["steps"] if s["output_type"] == kind]
+        for kind in ("text", "image")
+    }
+    assert len(outputs["image"]) == 3
+    # texts with the hashing model and pictures with the CLIP, each once, in the background
+    assert summary["embedded"] == len(set(outputs["text"])) + len(set(outputs["image"]))
+
+    found = json.loads(sandloop("search", "a red balloon", "--images", "--json", env=env).stdout)
+    assert len(found) == 3 and {hit["output_type"] for hit in found} == {"image"}
+    # each hit says where to see its picture
+    assert all(Path(hit["output"]).read_bytes().startswith(b"\x89PNG") for hit in found)
+    again = sandloop("embed", "--images", "--json", env=env)
+    assert json.loads(again.stdout)["embedded"] == 0, again.stderr
+    wrong = sandloop("search", "x", "--images", "--model", str(tiny_clip / "nope"), env=env)
+    assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1
+    assert wrong.stderr.startswith("error: cannot load image embedding model")

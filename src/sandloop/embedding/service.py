@@ -3,6 +3,8 @@
 The same text is never embedded twice for a model: vectors are cached by (content hash,
 embedding model) in the ``embeddings`` table, which is the system of record for vectors; the
 FAISS index is rebuilt from it whenever it is missing, unreadable or of the wrong dimension.
+An image embedder embeds image outputs instead, cached by their blob key (itself a content
+hash), into its own index; text queries search it.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 
 from sandloop.config import Settings
-from sandloop.embedding.embedders import Embedder, Vectors
+from sandloop.embedding.embedders import Embedder, ImageEmbedder, Vectors
 from sandloop.keys import hash_bytes, hash_value
 from sandloop.storage import es_index
 from sandloop.storage.faiss_index import (
@@ -31,7 +33,7 @@ from sandloop.storage.faiss_index import (
     VectorIndexError,
     folder_for,
 )
-from sandloop.storage.store import AkashicStore, sql_str
+from sandloop.storage.store import AkashicStore, DamagedStore, sql_str
 from sandloop.storage.vector_index import VectorIndex
 
 _IN_CHUNK = 500  # keys per SQL IN list
@@ -64,11 +66,11 @@ def missing_rows(
     embedding_model: str,
     realm: str | None = None,
     thread: str | None = None,
+    output_type: str = "text",
 ) -> pd.DataFrame:
-    """Successful text outputs that have no vector yet for ``embedding_model``."""
-    where = " AND ".join(
-        filter(None, ["status = 'ok'", "output_type = 'text'", _where(realm=realm, thread=thread)])
-    )
+    """Successful outputs of ``output_type`` that have no vector yet for ``embedding_model``."""
+    kind = f"output_type = {sql_str(output_type)}"
+    where = " AND ".join(filter(None, ["status = 'ok'", kind, _where(realm=realm, thread=thread)]))
     rows = store.invocations(where)
     if rows.empty:
         return rows
@@ -99,19 +101,21 @@ def embed_rows(
     batch_size: int = 256,
     on_batch: Callable[[int], None] = lambda _n: None,
 ) -> tuple[EmbedReport, pd.DataFrame, Vectors]:
-    """Embed invocation rows (text outputs) and record their vectors; returns what was written."""
+    """Embed invocation rows (outputs of the embedder's type) and record their vectors; returns
+    what was written."""
     report = EmbedReport()
     metas: list[pd.DataFrame] = []
     vectors: list[Vectors] = []
     for start in range(0, len(rows), batch_size):
         batch = rows.iloc[start : start + batch_size]
-        texts = batch["output"].astype(str).tolist()
-        hashes = [content_hash(t) for t in texts]
+        outputs = batch["output"].astype(str).tolist()
+        # an image output is its blob's key, which already names its content
+        images = embedder.output_type == "image"
+        hashes = outputs if images else [content_hash(t) for t in outputs]
         cached = _cached_vectors(store, embedder.name, sorted(set(hashes)))
         todo = list(dict.fromkeys(h for h in hashes if h not in cached))
         if todo:
-            text_of = dict(zip(hashes, texts, strict=True))
-            fresh = embedder.embed([text_of[h] for h in todo])
+            fresh = _embed_new(store, embedder, todo, dict(zip(hashes, outputs, strict=True)))
             cached.update(zip(todo, fresh.tolist(), strict=True))
         report.embedded += len(todo)
         report.reused += len(hashes) - len(todo)
@@ -144,12 +148,29 @@ def embed_rows(
     return report, meta, stacked
 
 
-def stored_vectors(store: AkashicStore, embedding_model: str) -> tuple[pd.DataFrame, Vectors]:
-    """All vectors of a model with their address columns and output text (for BM25)."""
+def _embed_new(
+    store: AkashicStore, embedder: Embedder, hashes: list[str], output_of: dict[str, str]
+) -> Vectors:
+    if embedder.output_type != "image":
+        return embedder.embed([output_of[h] for h in hashes])
+    images = store.blobs.get_many(hashes)
+    lost = [h for h, data in zip(hashes, images, strict=True) if data is None]
+    if lost:
+        raise DamagedStore(
+            f"{len(lost)} image blob(s) are missing, e.g. {lost[0][:12]}; see `sandloop doctor`"
+        )
+    return cast(ImageEmbedder, embedder).embed_images([d for d in images if d is not None])
+
+
+def stored_vectors(
+    store: AkashicStore, embedding_model: str, output_type: str = "text"
+) -> tuple[pd.DataFrame, Vectors]:
+    """All vectors of a model with their address columns and output (text, for BM25)."""
     frame = store.select("embeddings", _where(embedding_model))
     if frame.empty:
         return frame, np.zeros((0, 0), dtype=np.float32)
-    texts = store.select("invocations", "output_type = 'text'", ["key", "output"])
+    kind = f"output_type = {sql_str(output_type)}"
+    texts = store.select("invocations", kind, ["key", "output"])
     frame = frame.merge(texts, on="key", how="left")
     return frame, np.asarray(frame["vector"].tolist(), dtype=np.float32)
 
@@ -199,7 +220,7 @@ def open_index(
         announce(f"{exc}; rebuilding it from the store")
         return rebuild_index(store, embedder, settings)
     if behind:
-        meta, vectors = stored_vectors(store, embedder.name)
+        meta, vectors = stored_vectors(store, embedder.name, embedder.output_type)
         if index.add(meta, vectors):
             _save_cache(index)
     return index
@@ -216,7 +237,7 @@ def rebuild_index(
 ) -> VectorIndex:
     settings = settings or Settings.for_home(store.home)
     index = _index(store, embedder, settings, load=False)
-    meta, vectors = stored_vectors(store, embedder.name)
+    meta, vectors = stored_vectors(store, embedder.name, embedder.output_type)
     index.rebuild(meta, vectors if len(meta) else np.zeros((0, embedder.dim), np.float32))
     _save_cache(index)
     return index
@@ -245,9 +266,10 @@ def embed_and_index(
     on_batch: Callable[[int], None] = lambda _n: None,
     announce: Callable[[str], None] = lambda _m: None,
 ) -> EmbedReport:
-    """Back-fill: embed every text output lacking a vector for this model, and index it."""
+    """Back-fill: embed every output of the embedder's type lacking a vector for this model,
+    and index it."""
     with _one_writer(store, embedder):
-        todo = missing_rows(store, embedder.name, realm=realm, thread=thread)
+        todo = missing_rows(store, embedder.name, realm, thread, embedder.output_type)
         on_total(len(todo))
         return _embed_and_add(store, embedder, todo, batch_size, settings, on_batch, announce)
 
@@ -260,10 +282,11 @@ def embed_missing(
     settings: Settings | None = None,
     announce: Callable[[str], None] = lambda _m: None,
 ) -> EmbedReport:
-    """Embed and index those of ``rows`` (invocation rows) that are successful text outputs
-    without a vector yet: for readers that hold the steps already and need their vectors."""
+    """Embed and index those of ``rows`` (invocation rows) that are successful outputs of the
+    embedder's type without a vector yet: for readers that hold the steps already and need
+    their vectors."""
     with _one_writer(store, embedder):
-        texts = rows[(rows["status"] == "ok") & (rows["output_type"] == "text")]
+        texts = rows[(rows["status"] == "ok") & (rows["output_type"] == embedder.output_type)]
         done = _embedded_keys(store, embedder.name, texts["key"].tolist())
         todo = texts[~texts["key"].isin(done)].reset_index(drop=True)
         if todo.empty:
@@ -315,9 +338,10 @@ def search(
     With Elasticsearch the query text also scores by BM25 (hybrid); FAISS ranks by cosine."""
     index = open_index(store, embedder, settings, announce)
     if len(index) == 0:
+        images = " --images" if embedder.output_type == "image" else ""
         raise EmptyIndex(
             f"nothing is embedded with {embedder.name!r} yet; run "
-            f"`sandloop embed --model {embedder.name}` first"
+            f"`sandloop embed{images} --model {embedder.name}` first"
         )
     vector = embedder.embed([query])[0]
     if isinstance(index, es_index.ElasticsearchIndex):

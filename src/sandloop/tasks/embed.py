@@ -9,8 +9,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from sandloop.config import Settings
-from sandloop.embedding.embedders import embedder_from
-from sandloop.embedding.service import embed_and_index
+from sandloop.embedding.embedders import embedder_from, image_embedder_from
+from sandloop.embedding.service import EmbedReport, embed_and_index
 from sandloop.storage.store import AkashicStore
 
 
@@ -22,8 +22,16 @@ from sandloop.storage.store import AkashicStore
 )
 def embed_thread_outputs(home: str, thread: str, settings: Settings) -> dict[str, Any]:
     """Idempotent: embeds whatever of the thread has no vector yet, so overlapping or repeated
-    submissions cost a query, not model time."""
+    submissions cost a query, not model time. Images too, when an image embedder is set."""
     store = AkashicStore.for_settings(settings.model_copy(update={"home": home}))
-    embedder = embedder_from(settings)
-    report = embed_and_index(store, embedder, thread=thread, settings=settings)
+    report = embed_and_index(store, embedder_from(settings), thread=thread, settings=settings)
+    if settings.image_embed_model:
+        images = embed_and_index(
+            store, image_embedder_from(settings), thread=thread, settings=settings
+        )
+        report = EmbedReport(
+            report.embedded + images.embedded,
+            report.reused + images.reused,
+            report.indexed + images.indexed,
+        )
     return asdict(report)

@@ -45,10 +45,10 @@ def thread(
         seed=0,
         steps=steps,
         identities=identities or [f"{name}-{s}" for s in steps],
-        text_steps=steps,
+        vector_steps=steps,
         vectors=np.stack(vectors).astype(np.float32),
         genesis_vector=E1,
-        final_text=finals or f"final of {name}",
+        final_output=finals or f"final of {name}",
     )
 
 

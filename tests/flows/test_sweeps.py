@@ -265,3 +265,29 @@ def test_a_text_image_text_sweep_drifts_from_text_step_to_text_step(
     assert made.drift["threads"].eq(4).all()
     assert made.threads["steps"].eq(6).all()  # loops are looked for over every step
     assert made.clusters["threads"].sum() == 4
+
+
+@pytest.mark.slow  # a sweep, then every picture through a CLIP
+def test_with_an_image_model_the_pictures_drift_from_their_genesis(
+    home: Path, tmp_path: Path, tiny_clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sandloop.embedding.embedders import ClipEmbedder
+
+    monkeypatch.setenv("SANDLOOP_EMBED_DURING_RUNS", "false")
+    panic = {"name": "panic", "models": ["dummy:text-to-image", "dummy:image-to-text"]}
+    path = sweep_file(tmp_path, networks=[panic], stop={"max_steps": 4, "stop_on_repeat": False})
+    api.run_sweep(api.load_sweep(path), home)
+    monkeypatch.setenv("SANDLOOP_IMAGE_EMBED_MODEL", str(tiny_clip))
+
+    made = api.sweep_trajectories("tides", home, embedding_model=str(tiny_clip))
+    store = api.open_store(home, readonly=True)
+    pictures = store.invocations("output_type = 'image'")
+    assert made.embedded == pictures["output"].nunique()  # each picture once
+    assert made.drift["step"].tolist() == [0, 2]  # the pictures, in the CLIP's space
+    clip = ClipEmbedder(str(tiny_clip))
+    genesis = dict(zip(made.threads["thread"], made.threads["genesis"], strict=True))
+    at_2 = pictures[pictures["step"] == 2].sort_values("thread")
+    now = clip.embed_images([store.blobs.get(k) for k in at_2["output"]])
+    origin = clip.embed([genesis[t] for t in at_2["thread"]])  # words and pictures, one space
+    row = made.drift.query("step == 2").iloc[0]
+    assert row["to_genesis"] == pytest.approx(float(np.mean(np.sum(now * origin, axis=1))))

@@ -126,6 +126,7 @@ def test_a_text_audio_text_network_on_replicate(
     assert b"/files/p" not in written  # the sounds' URLs are not recorded, only their blobs
 
 
+@pytest.mark.slow  # a second network run on the same fake server
 @pytest.mark.usefixtures("prefect_api_url")
 def test_the_dusk_example_draws_edits_and_captions(
     replicate_api: FakeReplicate, home: Path, monkeypatch: pytest.MonkeyPatch

@@ -277,7 +277,11 @@ def get_embedder(
 
 
 def embedder_from(settings: Settings, name: str | None = None) -> Embedder:
-    """The embedder a command or flow should use: ``name``, else the configured one."""
+    """The embedder a command or flow should use: ``name``, else the configured one. Naming
+    the configured image model gives the image embedder, so vectors of image steps are read
+    (trajectories, sweep reports) by the model's name like any other."""
+    if name is not None and name == settings.image_embed_model:
+        return image_embedder_from(settings, name)
     return get_embedder(
         name or settings.embed_model, settings.device, settings.openai_base_url, settings.user
     )

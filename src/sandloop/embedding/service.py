@@ -21,7 +21,13 @@ import numpy as np
 import pandas as pd
 
 from sandloop.config import Settings
-from sandloop.embedding.embedders import Embedder, ImageEmbedder, Vectors
+from sandloop.embedding.embedders import (
+    Embedder,
+    ImageEmbedder,
+    Vectors,
+    embedder_from,
+    image_embedder_from,
+)
 from sandloop.keys import hash_bytes, hash_value
 from sandloop.storage import es_index
 from sandloop.storage.faiss_index import (
@@ -160,6 +166,24 @@ def _embed_new(
             f"{len(lost)} image blob(s) are missing, e.g. {lost[0][:12]}; see `sandloop doctor`"
         )
     return cast(ImageEmbedder, embedder).embed_images([d for d in images if d is not None])
+
+
+def image_vectors(store: AkashicStore, embedder: ImageEmbedder) -> Callable[[list[str]], Vectors]:
+    """Blob keys to vectors, for the convergence stop on image steps (which knows only keys)."""
+    return lambda keys: _embed_new(store, embedder, keys, {})
+
+
+def convergence_embedders(
+    store: AkashicStore, settings: Settings, converge_above: float | None, draws_images: bool
+) -> tuple[Callable[[list[str]], Vectors] | None, Callable[[list[str]], Vectors] | None]:
+    """The convergence stop's (texts, images) embedders: none while the stop is off, and images
+    only when an image embedding model is set and the network makes images."""
+    if converge_above is None:
+        return None, None
+    images = None
+    if draws_images and settings.image_embed_model:
+        images = image_vectors(store, image_embedder_from(settings))
+    return embedder_from(settings).embed, images
 
 
 def stored_vectors(

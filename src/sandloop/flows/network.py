@@ -20,7 +20,7 @@ from prefect.futures import PrefectFuture
 from prefect.states import Completed, Failed
 
 from sandloop.config import Settings
-from sandloop.embedding.embedders import embedder_from
+from sandloop.embedding.service import convergence_embedders
 from sandloop.flows.artifacts import RunArtifacts, label_flow_run, run_tags
 from sandloop.flows.continuation import (
     Continuation,
@@ -199,7 +199,8 @@ def _run_steps(
 ) -> RunSummary:
     thread = record.thread
     spec = RunSpec.model_validate_json(record.spec)
-    embed = embedder_from(settings).embed if spec.stop.converge_above is not None else None
+    draws = any(entry.info.output_type == "image" for entry in spec.network.models)
+    embed, embed_images = convergence_embedders(store, settings, spec.stop.converge_above, draws)
     loop = engine.resume(
         spec,
         thread,
@@ -207,6 +208,7 @@ def _run_steps(
         record.created_at or engine.now_utc(),
         recorded,
         embed=embed,
+        embed_images=embed_images,
     )
     first_step = loop.next_step
     flow_run_id = current_flow_run_id()

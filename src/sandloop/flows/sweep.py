@@ -21,7 +21,7 @@ from prefect import flow, get_run_logger, runtime
 from prefect.states import Failed
 
 from sandloop.config import Settings
-from sandloop.embedding.embedders import embedder_from
+from sandloop.embedding.service import convergence_embedders
 from sandloop.flows.artifacts import RunArtifacts, label_flow_run
 from sandloop.flows.batched import invoke_together
 from sandloop.flows.driver import current_flow_run_id
@@ -164,11 +164,12 @@ def _run(
     artifacts: RunArtifacts,
     session: str | None,
 ) -> None:
-    embed = embedder_from(settings).embed if sweep.stop.converge_above is not None else None
+    draws = any(e.info.output_type == "image" for n in sweep.networks for e in n.models)
+    embeds = convergence_embedders(store, settings, sweep.stop.converge_above, draws)
     flow_run_id = current_flow_run_id()
     since_flush, tick = 0, 0
     while True:
-        _refill(store, sweep, members, window, tally, embed, session)
+        _refill(store, sweep, members, window, tally, embeds, session)
         if not window.live:
             break
         for batch in batches(window.live.values()):
@@ -209,7 +210,7 @@ def _refill(
     members: Iterator[Member],
     window: _Window,
     tally: _Tally,
-    embed: engine.Embed | None,
+    embeds: tuple[engine.Embed | None, engine.Embed | None],
     session: str | None,
 ) -> None:
     """Take threads in until the window is full or the sweep has none left: each resumed from
@@ -271,7 +272,8 @@ def _refill(
                 member.spec.genesis,
                 record.created_at or now,
                 steps[member.thread],
-                embed=embed,
+                embed=embeds[0],
+                embed_images=embeds[1],
             )
             window.live[member.thread] = Live(
                 loop,

@@ -27,7 +27,8 @@ from sandloop.models.io_types import IOType
 
 KIND_NETWORK = "network"
 
-#: Embeds texts as L2-normalised rows, for the convergence stop.
+#: Embeds texts (or, for image steps, the images behind blob keys) as L2-normalised rows, for
+#: the convergence stop.
 Embed = Callable[[list[str]], npt.NDArray[np.float32]]
 
 
@@ -76,6 +77,7 @@ class NetworkLoop:
     last_value: str = ""  # text, or a blob hash for images
     last_type: IOType = "text"
     embed: Embed | None = None  # for the convergence stop; None: off
+    embed_images: Embed | None = None  # image steps' blob keys to vectors; None: texts only
     kind: str = KIND_NETWORK
     next_step: int = 0
     last_key: str | None = None
@@ -84,6 +86,8 @@ class NetworkLoop:
     loop_length: int | None = None
     repeats: RepeatDetector = field(init=False)
     convergence: ConvergenceDetector | None = field(init=False)
+    # image vectors are compared with image vectors only: another model's space, another window
+    image_convergence: ConvergenceDetector | None = field(init=False)
     stops: list[StopCondition[NetworkLoop]] = field(init=False)
     # per network position: its entry, parameters (defaults filled in) and output type, worked
     # out once; a sweep plans thousands of steps per second, and each lookup and validation
@@ -97,11 +101,12 @@ class NetworkLoop:
         self._realm = self.spec.network.realm
         self.repeats = RepeatDetector(len(models))
         stop = self.spec.stop
-        self.convergence = (
-            ConvergenceDetector(stop.converge_above, stop.converge_window)
-            if stop.converge_above is not None
-            else None
-        )
+        self.convergence = self.image_convergence = None
+        if stop.converge_above is not None:
+            self.convergence = ConvergenceDetector(stop.converge_above, stop.converge_window)
+            if self.embed_images is not None:
+                window = stop.converge_window
+                self.image_convergence = ConvergenceDetector(stop.converge_above, window)
         self.stops = network_stops(stop)
 
     @property
@@ -146,8 +151,9 @@ class NetworkLoop:
             return Recorded()
         self._take(call, outcome.value, outcome.finished_at)
         extra: dict[str, Any] = {}
-        if self.embed is not None and call.output_type == "text":
-            match = self.observe_vector(call.step, self.embed([outcome.value])[0])
+        embed = self._embedder_for(call.output_type)
+        if embed is not None:
+            match = self.observe_vector(call.step, embed([outcome.value])[0], call.output_type)
             if match is not None:
                 extra["converged_with_step"], extra["cosine"] = match
         extra["next_due_at"] = self.due_at().isoformat()
@@ -164,11 +170,19 @@ class NetworkLoop:
             if loop is not None and self.finished is None:
                 self.finished, self.loop_length = StopReason.REPEAT, loop
 
-    def observe_vector(self, step: int, vector: Any) -> tuple[int, float] | None:
+    def _embedder_for(self, output_type: IOType) -> Embed | None:
+        if output_type == "text":
+            return self.embed
+        return self.embed_images if output_type == "image" else None
+
+    def observe_vector(
+        self, step: int, vector: Any, output_type: IOType = "text"
+    ) -> tuple[int, float] | None:
         """Feed an output's embedding to the convergence stop; may mark the run finished."""
-        if self.convergence is None:
+        detector = self.convergence if output_type == "text" else self.image_convergence
+        if detector is None:
             return None
-        match = self.convergence.observe(step, vector)
+        match = detector.observe(step, vector)
         if match is not None and self.finished is None:
             self.finished, self.loop_length = StopReason.CONVERGED, step - match[0]
         return match
@@ -191,6 +205,7 @@ def resume(
     *,
     session_started: datetime | None = None,
     embed: Embed | None = None,
+    embed_images: Embed | None = None,
 ) -> NetworkLoop:
     """Rebuild a thread's loop from its recorded steps (an empty frame for a new run). The
     convergence stop is primed with the last outputs (one more than its window, so a run that
@@ -203,11 +218,12 @@ def resume(
         last_value=genesis_value,
         last_type=spec.network.input_type,
         embed=embed if spec.stop.converge_above is not None else None,
+        embed_images=embed_images if spec.stop.converge_above is not None else None,
     )
     if recorded.empty:
         return loop
     ok = recorded[recorded["status"] == "ok"].sort_values("step")
-    taken: list[tuple[int, str]] = []
+    taken: dict[IOType, list[tuple[int, str]]] = {"text": [], "image": []}
     for row in ok.itertuples(index=False):
         if int(row.step) != loop.next_step:
             break  # a gap can only follow a failure; resume from the gap
@@ -215,19 +231,22 @@ def resume(
         finished = row.finished_at.to_pydatetime() if row.finished_at is not None else started_at
         loop._take(call, str(row.output), finished)
         loop.last_key = str(row.key)
-        if call.output_type == "text":
-            taken.append((call.step, str(row.output)))
-    if loop.embed is not None and loop.convergence is not None:
-        _prime(loop, taken[-(loop.convergence.window + 1) :])
+        if call.output_type in taken:
+            taken[call.output_type].append((call.step, str(row.output)))
+    if loop.convergence is not None:
+        window = loop.convergence.window + 1
+        for output_type, outputs in taken.items():
+            _prime(loop, output_type, outputs[-window:])
     return loop
 
 
-def _prime(loop: NetworkLoop, tail: Sequence[tuple[int, str]]) -> None:
-    assert loop.embed is not None
-    if tail:
-        vectors = loop.embed([text for _, text in tail])
+def _prime(loop: NetworkLoop, output_type: IOType, tail: Sequence[tuple[int, str]]) -> None:
+    """Prime in step order, so a run that converged on its last step is seen as finished."""
+    embed = loop._embedder_for(output_type)
+    if embed is not None and tail:
+        vectors = embed([value for _, value in tail])
         for (step, _), vector in zip(tail, vectors, strict=True):
-            loop.observe_vector(step, vector)
+            loop.observe_vector(step, vector, output_type)
 
 
 def now_utc() -> datetime:

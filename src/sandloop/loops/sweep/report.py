@@ -103,8 +103,9 @@ def trajectories_of(
     """Drift, loops, convergence and clusters of a sweep's threads, a chunk at a time.
 
     Convergence is judged at ``converge_above`` (default: the sweep's own stop rule, else
-    0.95) over the stop rule's window. With ``embed``, text outputs without a vector are
-    embedded first; without it they are left out of drift and convergence.
+    0.95) over the stop rule's window. With ``embed``, outputs without a vector are embedded
+    first (texts, or images for an image embedder); without it they are left out of drift and
+    convergence.
     """
     tally = Tally(
         embedder.name,
@@ -173,9 +174,8 @@ def _thread_steps(
     vectors: dict[str, np.ndarray[Any, Any]],
     genesis_vectors: dict[str, np.ndarray[Any, Any]],
 ) -> ThreadSteps:
-    embedded = [
-        (step, key, out) for step, kind, key, out in rows if kind == "text" and key in vectors
-    ]
+    # the steps with a vector of this model: texts, or pictures for an image model
+    embedded = [(step, key, out) for step, _kind, key, out in rows if key in vectors]
     genesis = genesis_vectors[member.spec.genesis]
     return ThreadSteps(
         thread=member.thread,
@@ -185,12 +185,12 @@ def _thread_steps(
         seed=member.spec.seed,
         steps=[step for step, _, _, _ in rows],
         identities=[f"{kind}\0{out}" for _, kind, _, out in rows],
-        text_steps=[step for step, _, _ in embedded],
+        vector_steps=[step for step, _, _ in embedded],
         vectors=(
             np.stack([vectors[key] for _, key, _ in embedded])
             if embedded
             else np.zeros((0, len(genesis)))
         ).astype(np.float32),
         genesis_vector=genesis,
-        final_text=embedded[-1][2] if embedded else None,
+        final_output=embedded[-1][2] if embedded else None,
     )

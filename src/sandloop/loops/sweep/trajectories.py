@@ -75,8 +75,9 @@ class ThreadSteps:
 
     ``identities`` say when two outputs are the same (type and value, as the network engine's
     repeat stop compares them, so a loop is found exactly where that stop would find it). Only
-    text steps have vectors: ``text_steps`` are their step numbers, ``vectors`` their
-    L2-normalised rows.
+    the steps the embedding model embeds (texts, or pictures for an image model) have vectors:
+    ``vector_steps`` are their step numbers, ``vectors`` their L2-normalised rows, and
+    ``final_output`` the last of them (a blob key for a picture).
     """
 
     thread: str
@@ -86,10 +87,10 @@ class ThreadSteps:
     seed: int | None
     steps: Sequence[int]
     identities: Sequence[str]
-    text_steps: Sequence[int]
+    vector_steps: Sequence[int]
     vectors: Vectors
     genesis_vector: Vectors
-    final_text: str | None
+    final_output: str | None
 
 
 def first_loop(
@@ -224,7 +225,7 @@ class Tally:
     def add(self, path: ThreadSteps) -> None:
         self._networks.setdefault(path.network, len(self._networks))
         to_genesis, to_previous = drift(path.vectors, path.genesis_vector)
-        for step, g, p in zip(path.text_steps, to_genesis, to_previous, strict=True):
+        for step, g, p in zip(path.vector_steps, to_genesis, to_previous, strict=True):
             sums = self._sums.setdefault((path.network, int(step)), _Sums())
             sums.threads += 1
             sums.to_genesis += g
@@ -233,7 +234,7 @@ class Tally:
             sums.to_previous_sq += p * p
         loop = first_loop(path.steps, path.identities, path.network_size)
         converged = first_convergence(
-            path.text_steps, path.vectors, self.converge_above, self.converge_window
+            path.vector_steps, path.vectors, self.converge_above, self.converge_window
         )
         self._threads.append(
             {
@@ -248,8 +249,8 @@ class Tally:
                 "final_to_genesis": float(to_genesis[-1]) if len(to_genesis) else None,
             }
         )
-        if path.final_text is not None and len(path.vectors):
-            self._finals[path.thread] = (path.final_text, path.vectors[-1])
+        if path.final_output is not None and len(path.vectors):
+            self._finals[path.thread] = (path.final_output, path.vectors[-1])
             if len(self._finals) > 2 * self.sample:
                 self._trim_finals()
 

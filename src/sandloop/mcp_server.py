@@ -99,13 +99,22 @@ def create_server(
     )
 
     @server.tool(annotations=READ)
-    def search_outputs(query: str, k: int = 10, thread: str | None = None) -> list[dict[str, Any]]:
-        """Recorded outputs nearest in meaning to ``query`` (optionally within one thread)."""
+    def search_outputs(
+        query: str, k: int = 10, thread: str | None = None, images: bool = False
+    ) -> list[dict[str, Any]]:
+        """Recorded outputs nearest in meaning to ``query`` (optionally within one thread; with
+        ``images``, the pictures, through the image embedding model)."""
 
         def search() -> list[dict[str, Any]]:
-            if served.embedder is None:
-                served.embedder = api.load_embedder(served.home)
-            found = api.search(query, served.home, k=k, embedder=served.embedder, thread=thread)
+            if images:
+                if served.image_embedder is None:
+                    served.image_embedder = api.load_embedder(served.home, images=True)
+                embedder = served.image_embedder
+            else:
+                if served.embedder is None:
+                    served.embedder = api.load_embedder(served.home)
+                embedder = served.embedder
+            found = api.search(query, served.home, k=k, embedder=embedder, thread=thread)
             return rows(found, ["score", "key", "thread", "step", "model", "output", "output_type"])
 
         return answering(search)

@@ -110,6 +110,7 @@ def test_the_other_read_routes(base_url: str, tokens: dict[str, str], home: Path
         ("/v1/runs?kind=poem", 422, "kind"),
         ("/v1/runs?cursor=bogus", 422, "cursor"),
         ("/v1/search?q=", 422, "q"),
+        ("/v1/search?q=x&images=true", 422, "SANDLOOP_IMAGE_EMBED_MODEL"),
         ("/v1/blobs/" + "0" * 32, 404, "no blob"),
         ("/v1/blobs/xyz", 422, "blob_hash"),
     ],
@@ -152,6 +153,28 @@ def test_a_revoked_token_is_refused(home: Path) -> None:
         app.state.grants.cache.clear()
         refused = local.get("/v1/recipes", headers={"Authorization": f"Bearer {token}"})
         assert refused.status_code == 401 and "revoked" in refused.text
+
+
+def test_words_find_pictures_once_an_image_model_is_set(
+    home: Path, tokens: dict[str, str], tiny_clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from sandloop.web.app import create_app
+
+    monkeypatch.setenv("SANDLOOP_IMAGE_EMBED_MODEL", str(tiny_clip))
+    api.embed(home, embedder=api.load_embedder(home, images=True))
+    pictures = api.open_store(home).invocations("output_type = 'image'")
+    with TestClient(create_app(home)) as local:  # its own, so no embedder is cached yet
+        got = local.get(
+            "/v1/search",
+            params={"q": "a red balloon", "k": 50, "images": "true"},
+            headers={"Authorization": f"Bearer {tokens['read']}"},
+        )
+    assert got.status_code == 200, got.text
+    hits = got.json()
+    assert sorted(h["key"] for h in hits) == sorted(pictures["key"])
+    assert all(h["output_url"] == f"/v1/blobs/{h['output']}" for h in hits)
 
 
 def test_the_committed_openapi_document_is_the_served_one(base_url: str) -> None:

@@ -104,6 +104,7 @@ def test_the_tools_read_and_start_on_a_real_home(home: Path) -> None:
             answers["twice"] = await call("create_snapshot", {"name": "agents"})
             answers["unknown"] = await call("show_run", {"thread": "ffff0000"})
             answers["path"] = await call("start_run", {"network": str(ECHO), "genesis": "x"})
+            answers["images"] = await call("search_outputs", {"query": "x", "images": True})
             resource = await client.read_resource(f"sandloop://runs/{thread}")
             answers["resource"] = json.loads(resource.contents[0].text)
             image = answers["resource"]["steps"][0]["output"]
@@ -124,7 +125,12 @@ def test_the_tools_read_and_start_on_a_real_home(home: Path) -> None:
     assert answers["again"]["run"]["steps"] == 3  # and no new steps
     assert answers["recipe"]["run"]["kind"] == "recipe" and answers["recipe"]["output"]
     assert answers["snapshot"]["name"] == "agents" and answers["snapshot"]["runs"] >= 2
-    for refused, says in (("twice", "exists"), ("unknown", "ffff0000"), ("path", "offered")):
+    for refused, says in (
+        ("twice", "exists"),
+        ("unknown", "ffff0000"),
+        ("path", "offered"),
+        ("images", "SANDLOOP_IMAGE_EMBED_MODEL"),  # none is configured here
+    ):
         assert answers[refused].is_error, refused
         assert says in answers[refused].content[0].text
     assert len(answers["resource"]["steps"]) == 4

@@ -108,13 +108,20 @@ def search(
     k: Annotated[int, Query(ge=1, le=100)] = 10,
     thread: Annotated[str | None, Query(pattern="^[0-9a-f]{32}$")] = None,
     model: Annotated[str | None, Query(max_length=200)] = None,
+    images: Annotated[
+        bool, Query(description="search image outputs by words (needs an image embedding model)")
+    ] = False,
 ) -> list[dict[str, Any]]:
     """Recorded outputs nearest in meaning to ``q``."""
-    if served.embedder is None:
-        served.embedder = api.load_embedder(served.home)
-    hits = api.search(
-        q, served.home, k=k, embedder=served.embedder, thread=thread, from_model=model
-    )
+    if images:
+        if served.image_embedder is None:
+            served.image_embedder = api.load_embedder(served.home, images=True)
+        embedder = served.image_embedder
+    else:
+        if served.embedder is None:
+            served.embedder = api.load_embedder(served.home)
+        embedder = served.embedder
+    hits = api.search(q, served.home, k=k, embedder=embedder, thread=thread, from_model=model)
     rows = _records(hits)
     for row in rows:
         row["output_url"] = _blob_url(row)

@@ -43,6 +43,7 @@ class Served:
     visitor_run: dict[str, Any] = field(default_factory=lambda: dict(VISITOR_RUN))
     launcher: Launcher = field(default_factory=Launcher)
     embedder: Any = None
+    image_embedder: Any = None  # loaded on the first image search
     running: dict[str, Future[Any]] = field(default_factory=dict)
     starting: dict[str, dict[str, Any]] = field(default_factory=dict)
     claimed: set[str] = field(default_factory=set)  # threads being begun, not yet running

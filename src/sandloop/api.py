@@ -268,7 +268,8 @@ def run_embeddings(
     """One run's steps joined with their vectors (rows without a vector are dropped).
 
     Returns (steps, vectors) with ``vectors[i]`` the L2-normalised embedding of ``steps.iloc[i]``;
-    the embedding model defaults to the one most of the run's vectors were made with.
+    the embedding model defaults to the one most of the run's text vectors were made with (the
+    image embedding model's only when the run has no others: name it to read the pictures).
     """
     import numpy as np
 
@@ -278,7 +279,9 @@ def run_embeddings(
     thread = str(store.find_run(thread_prefix)["thread"])
     vectors = store.select("embeddings", f"thread = {sql_str(thread)}")
     if embedding_model is None and not vectors.empty:
-        embedding_model = str(vectors["embedding_model"].mode().iloc[0])
+        models = vectors["embedding_model"]
+        texts = models[models != settings_for(home).image_embed_model]
+        embedding_model = str((texts if not texts.empty else models).mode().iloc[0])
     vectors = vectors[vectors["embedding_model"] == embedding_model]
     steps = store.steps(thread).merge(vectors[["key", "vector"]], on="key", how="inner")
     matrix = np.asarray(steps.pop("vector").tolist(), dtype=np.float32)

@@ -58,6 +58,12 @@ def test_a_close_picture_ends_the_run_where_the_model_says(
         [store.blobs.get(k) for k in pictures["output"]]
     )
     text_vectors = get_embedder("hashing").embed(texts["output"].tolist())
+    # the run embedded both in the background; a reader gets the texts unless it names the CLIP
+    read, vectors = api.run_embeddings(free.thread, home=tmp_path / "free")
+    assert read["output_type"].eq("text").all() and len(read) == len(texts)
+    read, vectors = api.run_embeddings(free.thread, str(tiny_clip), tmp_path / "free")
+    assert read["key"].tolist() == pictures["key"].tolist()
+    np.testing.assert_allclose(vectors, image_vectors, atol=1e-5)
     image_steps, text_steps = pictures["step"].tolist(), texts["step"].tolist()
     # the closest picture to a recent one sets the threshold, which no two texts reach
     cosines = [

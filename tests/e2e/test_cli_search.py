@@ -123,4 +123,6 @@ def test_a_run_embeds_its_images_and_words_find_them(
     assert json.loads(again.stdout)["embedded"] == 0, again.stderr
     wrong = sandloop("search", "x", "--images", "--model", str(tiny_clip / "nope"), env=env)
     assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1
-    assert wrong.stderr.startswith("error: cannot load image embedding model")
+    assert (
+        wrong.stderr.startswith("error: image embedding model") and "no such folder" in wrong.stderr
+    )

@@ -110,7 +110,9 @@ def test_no_configured_model_and_wrong_models_are_clear(home: Path, tiny_gpt2: P
     assert settings.image_embed_model is None  # none ships offline: off by default
     with pytest.raises(UnknownEmbedder, match="set SANDLOOP_IMAGE_EMBED_MODEL"):
         image_embedder_from(settings)
-    with pytest.raises(UnknownEmbedder, match="cannot load image embedding model"):
+    with pytest.raises(UnknownEmbedder, match=r"'.*no-such-model': no such folder"):
         image_embedder_from(settings, str(home / "no-such-model"))
+    with pytest.raises(UnknownEmbedder, match="cannot load image embedding model"):
+        image_embedder_from(settings, str(home.parent))  # a folder, but no model in it
     with pytest.raises(UnknownEmbedder, match="does not embed images"):
         image_embedder_from(settings, str(tiny_gpt2))

@@ -15,6 +15,8 @@ import hashlib
 import itertools
 import re
 import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -173,6 +175,11 @@ class ClipEmbedder:
         self.name = name
         self.batch_size = batch_size
         self._device = device
+        if name.startswith(("/", ".", "~")) and not Path(name).expanduser().is_dir():
+            raise UnknownEmbedder(
+                f"image embedding model {name!r}: no such folder; give a folder holding a "
+                "CLIP-style model, or a hub id such as openai/clip-vit-base-patch32"
+            )
         try:
             from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
             from transformers.utils import logging as hf_logging
@@ -230,7 +237,7 @@ class ClipEmbedder:
         pixels = self._images(images=pictures, return_tensors="pt")
         return self._model.get_image_features(**pixels.to(self._device))
 
-    def _batched(self, items: list[Any], run: Any) -> Vectors:
+    def _batched(self, items: list[Any], run: Callable[[list[Any]], Any]) -> Vectors:
         import torch
 
         rows: list[npt.NDArray[np.float32]] = []

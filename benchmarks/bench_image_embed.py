@@ -5,7 +5,9 @@ same random-weight CLIP (built here, 224 px input as real CLIPs take), in one ru
   `get_image_features` + normalising, written by hand;
 - back-fill: `embed_and_index` of as many image steps (read the blobs, embed, upsert the vectors
   into LanceDB, add them to FAISS) in a fresh store, against the same bare embedding;
-- query: `ClipEmbedder.embed` of one text against the bare tokenizer + `get_text_features`.
+- query: `ClipEmbedder.embed` of one text against the bare tokenizer + `get_text_features`;
+- converge: what the convergence stop pays per image step (`service.image_vectors`: read the
+  blob by key, embed it) against the bare embedding of one picture already in memory.
 
 The model is small, so the ratios are an upper bound on what sandloop adds to a real CLIP.
 
@@ -138,6 +140,26 @@ def main() -> None:
             median_seconds(bare_query, args.repeat * 20),
         ),
     ]
+    step_store = AkashicStore.open(root / "converge")
+    one = step_store.blobs.put(images[0])
+    per_step = service.image_vectors(step_store, ours)
+    single = images[:1]
+
+    def bare_one() -> Any:
+        with torch.inference_mode():
+            pixels = processor(
+                images=[Image.open(io.BytesIO(single[0])).convert("RGB")], return_tensors="pt"
+            )
+            vector = model.get_image_features(**pixels).pooler_output.numpy()
+        return vector / np.linalg.norm(vector, axis=1, keepdims=True)
+
+    results.append(
+        (
+            "converge: one picture per step",
+            median_seconds(lambda: per_step([one]), args.repeat * 20),
+            median_seconds(bare_one, args.repeat * 20),
+        )
+    )
     print(f"median of {args.repeat}+ runs, CPU, random-weight CLIP (224 px, 2+2 layers)")
     for name, mine, bare in results:
         print(

@@ -414,3 +414,33 @@ def build_tiny_clip(folder: Path) -> Path:
     )
     processor.save_pretrained(str(folder))
     return folder
+
+
+def build_tiny_siglip(folder: Path) -> Path:
+    """A random-weight SigLIP: another image embedder, whose text tower pools the last position."""
+    import torch
+    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel
+
+    tokenizer = _roberta_tokenizer()
+    torch.manual_seed(0)
+    tower = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+    }
+    text = {
+        **tower,
+        "vocab_size": len(tokenizer),
+        "max_position_embeddings": 16,
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    config = SiglipConfig(
+        text_config=text, vision_config={**tower, "image_size": 32, "patch_size": 8}
+    )
+    SiglipModel(config).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    SiglipImageProcessor(size={"height": 32, "width": 32}).save_pretrained(str(folder))
+    return folder

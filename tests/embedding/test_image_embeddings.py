@@ -17,6 +17,7 @@ from sandloop.embedding.embedders import ClipEmbedder, UnknownEmbedder, image_em
 from sandloop.storage.faiss_index import EmptyIndex, SearchFilter
 from sandloop.storage.store import AkashicStore, DamagedStore
 from tests.fake_images import png_for
+from tests.tiny_models import build_tiny_siglip
 
 PROMPTS = ["a red balloon", "a lighthouse in fog", "a field of wheat"]
 
@@ -116,3 +117,11 @@ def test_no_configured_model_and_wrong_models_are_clear(home: Path, tiny_gpt2: P
         image_embedder_from(settings, str(home.parent))  # a folder, but no model in it
     with pytest.raises(UnknownEmbedder, match="does not embed images"):
         image_embedder_from(settings, str(tiny_gpt2))
+
+
+def test_a_siglip_text_vector_does_not_depend_on_its_batch(tmp_path: Path) -> None:
+    siglip = ClipEmbedder(str(build_tiny_siglip(tmp_path / "siglip")))
+    alone = siglip.embed(["a red balloon"])
+    beside = siglip.embed(["a red balloon", "a much longer text of many more words than that"])
+    np.testing.assert_allclose(beside[:1], alone, atol=1e-5)
+    assert siglip.embed_images([png_for("a red balloon")]).shape == (1, siglip.dim)

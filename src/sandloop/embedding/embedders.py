@@ -206,6 +206,10 @@ class ClipEmbedder:
         config = self._model.config
         text_config = getattr(config, "text_config", config)
         self._max_tokens = int(getattr(text_config, "max_position_embeddings", 77))
+        # SigLIP's text tower pools the last position and was trained on texts padded to full
+        # length: padded to the batch's longest instead, a text's vector would depend on its
+        # batch-mates
+        self._padding: str | bool = "max_length" if config.model_type.startswith("siglip") else True
         self._lock = threading.Lock()  # one model, shared by background embedding threads
         self.dim = int(getattr(config, "projection_dim", 0) or self._probe_dim())
 
@@ -221,7 +225,7 @@ class ClipEmbedder:
     def _text_batch(self, texts: list[str]) -> Any:
         encoded = self._tokenizer(
             texts,
-            padding=True,
+            padding=self._padding,
             truncation=True,
             max_length=min(self._max_tokens, self._tokenizer.model_max_length),
             return_tensors="pt",

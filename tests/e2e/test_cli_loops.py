@@ -29,6 +29,7 @@ def test_loop_commands_have_help(command: tuple[str, str], cli_env: dict[str, st
     assert helped.returncode == 0 and "Usage" in helped.stdout and "--home" in helped.stdout
 
 
+@pytest.mark.slow  # a dialogue, a recipe and the session commands (~22 s)
 def test_a_session_groups_a_dialogue_and_a_recipe(cli_env: dict[str, str]) -> None:
     started = sandloop("session", "start", "try the loops", "--tag", "demo", "--json", env=cli_env)
     session = json.loads(started.stdout)["id"]

@@ -22,6 +22,7 @@ EXAMPLE = ROOT / "examples/sweeps/tides.yaml"
 ECHO = ROOT / "examples/networks/echo.yaml"
 
 
+@pytest.mark.slow  # the example sweep and its report, as subprocesses (~20 s)
 def test_the_example_sweep_runs_and_reports(cli_env: dict[str, str], home: Path) -> None:
     env = {**cli_env}
     done = sandloop("sweep", "run", str(EXAMPLE), "--json", env=env, timeout=300)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from sandloop.models.base import CallContext, ModelInput
-from sandloop.models.errors import Unavailable
+from sandloop.models.errors import NotLoadable
 from sandloop.models.local import LocalTextAdapter
 
 
@@ -42,7 +42,7 @@ def test_a_listener_gets_the_text_as_it_is_written_and_the_answer_is_unchanged(
     assert len(pieces) > 1 and "".join(pieces).strip() == streamed.text
 
 
-def test_a_missing_model_folder_is_unavailable(tmp_path: Path) -> None:
+def test_a_missing_model_folder_is_not_loadable(tmp_path: Path) -> None:
     model = LocalTextAdapter("local:x", tmp_path / "nothing-here")
-    with pytest.raises(Unavailable, match="cannot load local model"):
+    with pytest.raises(NotLoadable, match="cannot load local model"):
         model.generate(ModelInput("text", text="x"), {}, CallContext(1, "s"))

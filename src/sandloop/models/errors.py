@@ -63,6 +63,13 @@ class QuotaExceeded(ModelError):
     kind = "quota_exceeded"
 
 
+class NotLoadable(ModelError):
+    """A model file or folder that is missing or that its library cannot read: the same load
+    fails the same way however often it is tried."""
+
+    kind = "not_loadable"
+
+
 BY_KIND: dict[str, type[ModelError]] = {
     cls.kind: cls
     for cls in (
@@ -74,6 +81,7 @@ BY_KIND: dict[str, type[ModelError]] = {
         InvalidOutput,
         Unavailable,
         QuotaExceeded,
+        NotLoadable,
     )
 }
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sandloop.models.errors import Unavailable
+from sandloop.models.errors import NotLoadable
 
 _CACHE: dict[tuple[str, str, str], Any] = {}
 _CACHE_LOCK = threading.Lock()
@@ -17,8 +17,8 @@ _CACHE_LOCK = threading.Lock()
 
 def cached(kind: str, source: str, device: str, load: Callable[[], Any]) -> Any:
     """``load()``'s result for (kind, source, device), loading it on first use. A model that
-    cannot be loaded (a missing folder, a config transformers does not know) is Unavailable: no
-    retry makes it loadable."""
+    cannot be loaded (a missing folder, a config transformers does not know) is NotLoadable:
+    no retry makes it loadable."""
     with _CACHE_LOCK:
         key = (kind, source, device)
         if key not in _CACHE:
@@ -28,7 +28,7 @@ def cached(kind: str, source: str, device: str, load: Callable[[], Any]) -> Any:
             try:
                 _CACHE[key] = load()
             except (OSError, ValueError) as exc:
-                raise Unavailable(f"cannot load local model {source!r}: {exc}") from None
+                raise NotLoadable(f"cannot load local model {source!r}: {exc}") from None
         return _CACHE[key]
 
 

@@ -20,7 +20,9 @@ from sandloop.models.base import AdapterContext, CallContext, ModelAdapter, Mode
 from sandloop.models.errors import AuthError, ModelError, Unavailable
 from sandloop.models.registry import ModelInfo, RouteSpec, lookup, route
 
-_COOL_DOWN = frozenset({"rate_limited", "unavailable", "quota_exceeded", "timeout"})
+# A candidate that cannot load now will not load on the next call either: it waits out a cool-down
+# rather than costing every call a failed load.
+_COOL_DOWN = frozenset({"rate_limited", "unavailable", "quota_exceeded", "timeout", "not_loadable"})
 _COOL_DOWN_FILTERED = "content_filtered"
 
 

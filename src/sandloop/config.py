@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     gemma_folder: Path | None = Field(
         None, description="a converted Gemma 3 270M folder; default: <home>/models/gemma-3-270m"
     )
+    llamacpp_threads: int | None = Field(
+        None, ge=1, le=1024, description="CPU threads llama.cpp models use; default: every core"
+    )
 
     server_dir: Path = Field(
         default_factory=lambda: Path.home() / ".sandloop" / "server",

@@ -19,7 +19,7 @@ from sandloop.models.registry import UnknownModel, lookup
 
 def test_every_module_of_the_package_is_a_platform_in_the_table() -> None:
     modules = {m.name for m in pkgutil.iter_modules(platforms.__path__)} - {"base"}
-    assert modules == {"dummy", "local", "openai", "replicate", "hf", "route", "recipe"}
+    assert modules == {"dummy", "local", "llamacpp", "openai", "replicate", "hf", "route", "recipe"}
     declared = {importlib.import_module(f"{platforms.__name__}.{m}").PLATFORM.name for m in modules}
     assert declared == set(PLATFORMS)
     assert list(PLATFORMS)[:5] == ["dummy", "local", "openai", "replicate", "hf"]

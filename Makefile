@@ -6,7 +6,14 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 HOME_DIR ?= $(HOME)/.sandloop
 
-.PHONY: setup demo test test-slow lint bench clean openapi
+# llama-cpp-python, for the llamacpp: platform, compiles from source (~12 minutes on 2 cores).
+# These flags leave out what sandloop never calls: the multimodal library, examples, tools.
+LLAMACPP        := llama-cpp-python==0.3.36
+LLAMACPP_CMAKE  := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF \
+                   -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
+LLAMACPP_WHEELS := .llamacpp-wheels
+
+.PHONY: setup setup-llamacpp llamacpp-wheel demo test test-slow test-llamacpp lint bench clean openapi
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -18,8 +25,17 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+llamacpp-wheel: $(STAMP)  ## compile llama-cpp-python once, into $(LLAMACPP_WHEELS)
+	CMAKE_ARGS="$(LLAMACPP_CMAKE)" $(BIN)/pip wheel -q --no-deps -w $(LLAMACPP_WHEELS) '$(LLAMACPP)'
+
+setup-llamacpp: $(STAMP)  ## the llamacpp extra, compiled on first use
+	ls $(LLAMACPP_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || $(MAKE) llamacpp-wheel
+	$(BIN)/pip install -q --find-links $(LLAMACPP_WHEELS) -e '.[llamacpp]'
+
+# The demo runs Gemma on llama.cpp when the llamacpp extra is installed, else on transformers.
 demo: $(STAMP)
-	$(BIN)/sandloop run examples/networks/gemma-trio.yaml --genesis "a red balloon" --seed 7 --max-steps 6
+	net=gemma-trio; $(BIN)/python -c "import llama_cpp" 2>/dev/null && net=gemma-trio-llamacpp; \
+	$(BIN)/sandloop run examples/networks/$$net.yaml --genesis "a red balloon" --seed 7 --max-steps 6
 	$(BIN)/sandloop runs
 
 test: $(STAMP)
@@ -29,6 +45,10 @@ test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow
 	# The fuzz suite again, with 2.4 times the cases of `make test` (see benchmarks/RESULTS.md).
 	SANDLOOP_FUZZ_EXAMPLES=600 $(BIN)/pytest -q -s tests/fuzz
+
+# The llamacpp tests fail, not skip, here when llama-cpp-python is missing.
+test-llamacpp: setup-llamacpp
+	SANDLOOP_REQUIRE_LLAMACPP=1 $(BIN)/pytest -q -m llamacpp
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks notebooks
@@ -50,6 +70,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_search.py
 	$(BIN)/python benchmarks/bench_embed.py
 	$(BIN)/python benchmarks/bench_local_reuse.py
+	if $(BIN)/python -c "import llama_cpp" 2>/dev/null; then \
+	  $(BIN)/python benchmarks/bench_llamacpp.py; else echo "bench_llamacpp: needs make setup-llamacpp"; fi
 	$(BIN)/python benchmarks/bench_local_speech.py
 	$(BIN)/python benchmarks/bench_router.py
 	$(BIN)/python benchmarks/bench_export.py --million
@@ -66,4 +88,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_workers.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(LLAMACPP_WHEELS)

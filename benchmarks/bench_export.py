@@ -117,6 +117,7 @@ def ensure_snapshot(home: Path, min_score: float | None) -> str:
 def sandloop_export(home: Path, out: Path, min_score: float | None = None) -> float:
     from sandloop.exports import snapshot as snapshots
     from sandloop.exports.writer import ExportOptions, export
+    from sandloop.models.registry import load_catalog
     from sandloop.storage.store import AkashicStore
 
     name = ensure_snapshot(home, min_score)
@@ -125,7 +126,9 @@ def sandloop_export(home: Path, out: Path, min_score: float | None = None) -> fl
     assert row is not None
     started = time.perf_counter()
     manifest = export(
-        snapshots.Pinned(store, row), ExportOptions(("openai-chat",), out, overwrite=True)
+        snapshots.Pinned(store, row),
+        ExportOptions(("openai-chat",), out, overwrite=True),
+        load_catalog(None),
     )
     elapsed = time.perf_counter() - started
     assert (

@@ -55,6 +55,7 @@ def add_images(home: Path, n: int) -> None:
 def sandloop_export(home: Path, out: Path) -> float:
     from sandloop.exports import snapshot as snapshots
     from sandloop.exports.writer import ExportOptions, export
+    from sandloop.models.registry import load_catalog
     from sandloop.storage.store import AkashicStore
 
     name = bench_export.ensure_snapshot(home, 3)
@@ -62,7 +63,8 @@ def sandloop_export(home: Path, out: Path) -> float:
     row = snapshots.get(store, name)
     assert row is not None
     started = time.perf_counter()
-    manifest = export(snapshots.Pinned(store, row), ExportOptions(FORMATS, out, overwrite=True))
+    options = ExportOptions(FORMATS, out, overwrite=True)
+    manifest = export(snapshots.Pinned(store, row), options, load_catalog(None))
     elapsed = time.perf_counter() - started
     kinds = manifest["counts"]["train"]["by_kind"]
     assert kinds["network"] and kinds["vision"] and kinds["text-to-image"], kinds

@@ -88,6 +88,7 @@ def build_store(home: Path, n: int) -> None:
 def sandloop_export(home: Path, out: Path) -> float:
     from sandloop.exports import snapshot as snapshots
     from sandloop.exports.writer import ExportOptions, export
+    from sandloop.models.registry import load_catalog
     from sandloop.storage.store import AkashicStore
 
     store = AkashicStore.open(home)
@@ -97,7 +98,7 @@ def sandloop_export(home: Path, out: Path) -> float:
     assert row is not None
     started = time.perf_counter()
     options = ExportOptions(("openai-chat", "hf"), out, overwrite=True)
-    manifest = export(snapshots.Pinned(store, row), options)
+    manifest = export(snapshots.Pinned(store, row), options, load_catalog(None))
     elapsed = time.perf_counter() - started
     assert manifest["counts"]["train"]["by_kind"]["vision"] > 0
     return elapsed

@@ -72,8 +72,9 @@ def main() -> None:
         row = snapshots.get(store, "all")
         assert row is not None
         pinned = snapshots.Pinned(store, row)
-        examples = [e for e in snapshot_examples(pinned) if e.vector_key][: args.outputs]
-        spec = load_recipe("judge-exchange", source, "dummy:judge")
+        catalog = api.model_catalog(source)
+        examples = [e for e in snapshot_examples(pinned, catalog) if e.vector_key][: args.outputs]
+        spec = load_recipe("judge-exchange", catalog, "dummy:judge")
         steps_of = {r["key"]: (r["thread"], int(r["step"])) for r in store.rows("invocations")}
 
         warm = Path(tempfile.mkdtemp()) / "home"

@@ -39,16 +39,16 @@ def main() -> None:
 
     home = Path(tempfile.mkdtemp())
     (home / "models.yaml").write_text(MODELS)
-    registry.configure(home / "models.yaml")
     settings = Settings(home=home)
+    catalog = registry.catalog_for(settings)
     health = RouterHealth()
     for ref in ("dummy:busy-a", "dummy:busy-b"):
-        health.record_failure(registry.lookup(ref), Unavailable("down"), cooldown_s=3600)
+        health.record_failure(catalog.lookup(ref), Unavailable("down"), cooldown_s=3600)
     routed = RouterAdapter(
-        "route:bench", registry.route("bench"), lambda i: get_adapter(i, settings), health
+        "route:bench", catalog.route("bench"), catalog, lambda i: get_adapter(i, settings), health
     )
     bare = DummyAdapter("dummy:text")
-    params = registry.lookup("dummy:text").params_model().model_dump()
+    params = catalog.lookup("dummy:text").params_model().model_dump()
     inputs = [ModelInput("text", text=f"input {i}") for i in range(CALLS)]
     ctx = CallContext(1, "s")
 

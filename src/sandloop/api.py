@@ -20,12 +20,8 @@ from sandloop.loops.network.spec import RunSpec
 from sandloop.loops.spec_files import SpecError
 from sandloop.loops.sweep.spec import SweepSpec
 from sandloop.loops.sweep.trajectories import Trajectories
-from sandloop.registration import (
-    load_run_spec,
-    register_dialogue,
-    run_spec_from,
-    thread_of,
-)
+from sandloop.models.registry import Catalog, catalog_for
+from sandloop.registration import register_dialogue, thread_of
 from sandloop.storage.store import AkashicStore
 from sandloop.storage.wal import ThreadLocked, locked_message
 from sandloop.summaries import (
@@ -47,7 +43,6 @@ if TYPE_CHECKING:
     from sandloop.flows.background import Launcher
     from sandloop.loops.network.spec import NetworkSpec
     from sandloop.loops.recipe.spec import PipelineSpec, RecipeSpec
-    from sandloop.models.registry import Catalog
     from sandloop.storage.doctor import Finding
     from sandloop.storage.vector_index import VectorIndex
     from sandloop.work_queue import WorkQueue
@@ -129,12 +124,8 @@ __all__ = [
 
 
 def settings_for(home: Path | str | None = None) -> Settings:
-    """Settings for a home folder; also loads that home's models file into the registry."""
-    from sandloop.models import registry
-
-    settings = Settings.for_home(home)
-    registry.configure(settings.models_file_path, settings.local_dir)
-    return settings
+    """Settings for a home folder (``SANDLOOP_HOME`` or ~/.sandloop when None)."""
+    return Settings.for_home(home)
 
 
 def open_store(home: Path | str | None = None, *, readonly: bool = False) -> AkashicStore:
@@ -336,8 +327,16 @@ def start_chat(
     ``system`` role; its runs row. Nothing runs until the first message."""
     from sandloop import chats
 
-    spec = chats.chat_spec(model, system, title=title, temperature=temperature, params=params)
-    store = open_store(home)
+    settings = settings_for(home)
+    spec = chats.chat_spec(
+        model,
+        system,
+        title=title,
+        temperature=temperature,
+        params=params,
+        catalog=catalog_for(settings),
+    )
+    store = open_store(settings.home)
     return store.find_run(chats.start(store, spec, session))
 
 
@@ -371,7 +370,7 @@ def chat_messages(
     from sandloop import chats
 
     store = _reader(home, store)
-    run, _ = chats.chat_of(store, prefix)
+    run = chats.chat_of(store, prefix)
     return chats.turns(store, str(run["thread"]))
 
 
@@ -817,6 +816,7 @@ def deployable(
     from sandloop.loops.spec_files import read_mapping, spec_kind
 
     kind = spec_kind(read_mapping(path), str(path))
+    catalog = model_catalog(home)
     common = {"home": home, "session": session}
     if kind == "network":
         from sandloop.flows.network import network_run
@@ -825,12 +825,12 @@ def deployable(
             raise SpecError(f"{path} is a network: give --genesis, its first input")
         run = {"network": str(path), "genesis": genesis, "seed": seed, "stop": stop, "pace": pace}
         check_seed = 0 if seed == "scheduled" else seed
-        load_run_spec(path, genesis=genesis, seed=check_seed, stop=stop, pace=pace)
+        load_run_spec(path, genesis=genesis, seed=check_seed, stop=stop, pace=pace, home=home)
         return network_run, {"run": run, **common}
     if kind == "dialogue":
         from sandloop.flows.dialogue import dialogue_flow
 
-        load_dialogue(path, question)
+        load_dialogue(path, catalog, question)
         return dialogue_flow, {"spec": str(path), "question": question, "seed": seed, **common}
     from sandloop.flows.recipe import pipeline_flow, recipe_flow
 
@@ -841,11 +841,9 @@ def deployable(
             f"a {kind}'s --seed is a number: the same input and seed is the same result"
         )
     if kind == "pipeline":
-        load_pipeline(path)
+        load_pipeline(path, catalog)
         return pipeline_flow, {"pipeline": str(path), "input": input_text, "seed": seed, **common}
-    from sandloop.config import Settings
-
-    load_recipe(str(path), Settings.for_home(home).local_dir)
+    load_recipe(str(path), catalog)
     return recipe_flow, {"recipe": str(path), "input": input_text, "seed": seed, **common}
 
 
@@ -881,11 +879,12 @@ def serve(
     prefect_serve(deployment, limit=limit, print_starting_message=False)
 
 
-def load_sweep(path: Path | str) -> SweepSpec:
-    """A sweep file, with its network and genesis files, read and checked."""
+def load_sweep(path: Path | str, home: Path | str | None = None) -> SweepSpec:
+    """A sweep file, with its network and genesis files, read and checked against the home's
+    models."""
     from sandloop.loops.sweep.spec import load_sweep as load
 
-    return load(Path(path))
+    return load(Path(path), model_catalog(home))
 
 
 def run_sweep(
@@ -944,7 +943,7 @@ def sweep_threads(name: str, home: Path | str | None = None) -> pd.DataFrame:
     from sandloop.loops.sweep.report import threads_of
 
     store = open_store(home, readonly=True)
-    return threads_of(store, _sweep_spec(store, name))
+    return threads_of(store, _sweep_spec(store, name, model_catalog(home)))
 
 
 def sweep_report(name: str, home: Path | str | None = None) -> pd.DataFrame:
@@ -976,7 +975,7 @@ def sweep_trajectories(
 
     settings = settings_for(home)
     store = AkashicStore.for_settings(settings, readonly=not embed)
-    spec = _sweep_spec(store, name)
+    spec = _sweep_spec(store, name, catalog_for(settings))
     return trajectories_of(
         store,
         spec,
@@ -989,7 +988,8 @@ def sweep_trajectories(
     )
 
 
-def _sweep_spec(store: AkashicStore, name: str) -> SweepSpec:
+def _sweep_spec(store: AkashicStore, name: str, catalog: Catalog) -> SweepSpec:
+    from sandloop.loops.spec_check import stored
     from sandloop.loops.sweep.spec import SweepSpec as Spec
     from sandloop.storage.store import NotFound, sql_str
 
@@ -1000,7 +1000,7 @@ def _sweep_spec(store: AkashicStore, name: str) -> SweepSpec:
         raise NotFound(
             f"no sweep named {name!r} (sweeps: {listed}); run one with `sandloop sweep run`"
         )
-    return Spec.model_validate_json(rows[0]["spec"])
+    return stored(rows[0]["spec"], Spec, catalog)
 
 
 # -- embeddings and search ---------------------------------------------------------------
@@ -1153,11 +1153,9 @@ def remove_key(platform: str, *, user: str | None = None) -> list[str]:
 
 
 def model_catalog(home: Path | str | None = None) -> Catalog:
-    """The models and routes a home knows: the built-in catalog and its models file."""
-    from sandloop.models.registry import catalog
-
-    settings_for(home)
-    return catalog()
+    """The models and routes a home knows: the built-in catalog and its models file; the one
+    its specs are checked against."""
+    return catalog_for(settings_for(home))
 
 
 def catalog_listing(home: Path | str | None = None) -> dict[str, Any]:
@@ -1244,7 +1242,7 @@ def load_recipe(
     replaces its model or route for this use."""
     from sandloop.loops.recipe.spec import load_recipe as load
 
-    return load(name_or_path, settings_for(home).local_dir, model)
+    return load(name_or_path, model_catalog(home), model)
 
 
 def recipe_file(name_or_path: str, home: Path | str | None = None) -> Path:
@@ -1265,32 +1263,55 @@ def load_pipeline(path: Path | str, home: Path | str | None = None) -> PipelineS
     """A pipeline file, checked, with every stage's recipe (and model) found."""
     from sandloop.loops.recipe.spec import load_pipeline as load
 
-    pipeline = load(Path(path))
+    pipeline = load(Path(path), model_catalog(home))
     for stage in pipeline.stages:
         load_recipe(stage.recipe, home, stage.model)
     return pipeline
 
 
-def load_dialogue(path: Path | str, question: str | None = None) -> DialogueSpec:
-    """A dialogue file, checked; ``question`` replaces its question."""
+def load_dialogue(
+    path: Path | str, question: str | None = None, home: Path | str | None = None
+) -> DialogueSpec:
+    """A dialogue file, checked against the home's models; ``question`` replaces its
+    question."""
     from sandloop.loops.dialogue.spec import load_dialogue as load
 
-    return load(Path(path), question)
+    return load(Path(path), model_catalog(home), question)
 
 
-def load_network(path: Path | str) -> NetworkSpec:
-    """A network file, checked."""
+def load_network(path: Path | str, home: Path | str | None = None) -> NetworkSpec:
+    """A network file, checked against the home's models."""
     from sandloop.loops.network.spec import load_network as load
 
-    return load(Path(path))
+    return load(Path(path), model_catalog(home))
 
 
-def dialogue_from(data: dict[str, Any], question: str | None = None) -> DialogueSpec:
+def load_run_spec(
+    network_path: Path | str, *, home: Path | str | None = None, **fields: Any
+) -> RunSpec:
+    """A run of a network file: its genesis, seed, stop and pace as keywords, checked against
+    the home's models."""
+    from sandloop.registration import load_run_spec as load
+
+    return load(network_path, model_catalog(home), **fields)
+
+
+def run_spec_from(fields: dict[str, Any], home: Path | str | None = None) -> RunSpec:
+    """A run given as a mapping, as deployments and the HTTP API pass it: ``network`` is a file
+    path or the network itself."""
+    from sandloop.registration import run_spec_from as from_fields
+
+    return from_fields(fields, model_catalog(home))
+
+
+def dialogue_from(
+    data: dict[str, Any], question: str | None = None, home: Path | str | None = None
+) -> DialogueSpec:
     """A dialogue given as a mapping (over HTTP, say), checked as a file would be."""
-    from sandloop.loops.spec_files import validated
+    from sandloop.loops.spec_check import validated
 
     fields = {**data, **({} if question is None else {"question": question})}
-    return validated(fields, DialogueSpec, "dialogue")
+    return validated(fields, DialogueSpec, "dialogue", model_catalog(home))
 
 
 # -- sessions ----------------------------------------------------------------------------
@@ -1479,7 +1500,7 @@ def judge_snapshot(
     mode: Mode = "compare" if compare else "score"
     recipe = recipe or ("judge-pair" if compare else "judge-exchange")
     settings = settings_for(home)
-    check_judge(load_recipe(recipe, settings.local_dir, model), mode)  # before Prefect starts
+    check_judge(load_recipe(recipe, catalog_for(settings), model), mode)  # before Prefect starts
     snapshots.get(open_store(settings.home, readonly=True), snapshot)
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         state = judge_flow(

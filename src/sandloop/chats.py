@@ -16,15 +16,19 @@ LanceDB delete, it leaves the rows in the table's older versions until compactio
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pandas as pd
 
 from sandloop.errors import SandloopError
 from sandloop.loops.dialogue.spec import DialogueSpec
-from sandloop.loops.spec_files import SpecError, validated
+from sandloop.loops.spec_check import validated
+from sandloop.loops.spec_files import SpecError
 from sandloop.loops.status import RunStatus, StopReason
+from sandloop.models.registry import Catalog
 from sandloop.records import CallAddress, dumps
 from sandloop.registration import get_record, put_record, register_dialogue
 from sandloop.storage.store import AkashicStore, NotFound, sql_str
@@ -50,6 +54,7 @@ def chat_spec(
     title: str | None = None,
     temperature: float = 0.7,
     params: dict[str, Any] | None = None,
+    catalog: Catalog,
 ) -> DialogueSpec:
     """The dialogue a chat is: one actor, the person, no question, no turn limit to speak of."""
     data = {
@@ -60,7 +65,7 @@ def chat_spec(
         "stop": {"max_turns": 10_000, "sentinel": None, "stop_on_repeat": False},
     }
     try:
-        return validated(data, DialogueSpec, "chat")
+        return validated(data, DialogueSpec, "chat", catalog)
     except SpecError as exc:  # name the request's fields, not the spec's ("actors.0")
         problem = str(exc).removeprefix("chat: ").removeprefix("actors.0: ")
         problem = problem.replace("actors.0.", "")
@@ -75,14 +80,22 @@ def start(store: AkashicStore, spec: DialogueSpec, session: str | None = None) -
     return register_dialogue(store, spec, secrets.randbelow(2**31), session)
 
 
-def chat_of(store: AkashicStore, prefix: str) -> tuple[dict[str, Any], DialogueSpec]:
-    """A chat's runs row and spec, by thread or prefix (a dialogue that is not a chat is
-    NotFound here)."""
+def chat_of(store: AkashicStore, prefix: str) -> dict[str, Any]:
+    """A chat's runs row, by thread or prefix (a dialogue that is not a chat is NotFound
+    here)."""
     run = store.find_run(prefix)
-    spec = DialogueSpec.model_validate_json(str(run["spec"])) if run["kind"] == "dialogue" else None
-    if spec is None or spec.human is None:
+    if not is_chat(run):
         raise NotFound(f"{prefix} is not a chat; GET /v1/chat lists them")
-    return run, spec
+    return run
+
+
+def is_chat(run: Mapping[str, Any]) -> bool:
+    """A dialogue with a person in it. Read from the recorded spec as it is: telling a chat
+    apart needs no models resolved, so one whose model has left the catalog is still listed."""
+    if run["kind"] != "dialogue":
+        return False
+    spec = orjson.loads(str(run["spec"]))
+    return isinstance(spec, dict) and spec.get("human") is not None
 
 
 def turns(store: AkashicStore, thread: str) -> pd.DataFrame:
@@ -99,8 +112,8 @@ def say(store: AkashicStore, prefix: str, content: str) -> dict[str, Any]:
     twice: its turn is returned, to be answered again."""
     if not content.strip() or len(content) > MAX_MESSAGE:
         raise ChatError(f"content: a message is 1 to {MAX_MESSAGE:,} characters")
-    run, spec = chat_of(store, prefix)
-    thread = str(run["thread"])
+    run = chat_of(store, prefix)
+    thread, realm = str(run["thread"]), str(run["realm"])
     if run["status"] == RunStatus.COMPLETED:
         raise ChatError(f"chat {thread[:12]} has ended; start another")
     log = store.open_thread(thread)  # ThreadLocked while a reply is being written
@@ -116,14 +129,14 @@ def say(store: AkashicStore, prefix: str, content: str) -> dict[str, Any]:
             )
         turn = 0 if said.empty else int(said["turn"].iloc[-1]) + 1
         now = datetime.now(UTC)
-        address = CallAddress("dialogue", spec.realm, thread, turn, PERSON, "human")
+        address = CallAddress("dialogue", realm, thread, turn, PERSON, "human")
         key = address.key(content, {})
         log.append(_person_row(address, key, content, now, run))
         store.flush(log)
         message = {
             "key": key,
             "thread": thread,
-            "realm": spec.realm,
+            "realm": realm,
             "turn": turn,
             "actor": PERSON,
             "model": "human",
@@ -171,7 +184,7 @@ def _person_row(
 
 def end(store: AkashicStore, prefix: str) -> dict[str, Any]:
     """End a chat: it keeps its record (and exports), and takes no more messages."""
-    run, _ = chat_of(store, prefix)
+    run = chat_of(store, prefix)
     record = get_record(store, str(run["thread"]))
     assert record is not None
     ended = record.but(status=RunStatus.COMPLETED.value, stop_reason=StopReason.ENDED.value)
@@ -182,7 +195,7 @@ def end(store: AkashicStore, prefix: str) -> dict[str, Any]:
 def forget_from(store: AkashicStore, prefix: str, turn: int) -> int:
     """Delete message ``turn`` and every later one (their invocations and messages rows);
     returns how many turns went. The chat goes on from before it."""
-    run, _ = chat_of(store, prefix)
+    run = chat_of(store, prefix)
     thread = str(run["thread"])
     log = store.open_thread(thread)
     try:
@@ -215,9 +228,5 @@ def listing(store: AkashicStore) -> list[dict[str, Any]]:
     if runs.empty:
         return []
     dialogues = runs[runs["kind"] == "dialogue"]
-    chats = [
-        row
-        for row in dialogues.to_dict(orient="records")
-        if DialogueSpec.model_validate_json(str(row["spec"])).human is not None
-    ]
+    chats = [row for row in dialogues.to_dict(orient="records") if is_chat(row)]
     return sorted(chats, key=lambda r: r["created_at"], reverse=True)

@@ -79,7 +79,7 @@ def create_server(
     http_url: str | None = None,
 ) -> MCPServer:
     """The server; ``http_url`` (its base, served over HTTP) turns the token check on."""
-    served = Served(home, {api.load_network(p).name: Path(p) for p in networks})
+    served = Served(home, {api.load_network(p, home).name: Path(p) for p in networks})
     auth: dict[str, Any] = {}
     if http_url is not None:
         auth = {

@@ -11,14 +11,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from sandloop.keys import hash_bytes
 from sandloop.loops.dialogue.spec import DialogueSpec
 from sandloop.loops.network.spec import RunSpec, load_network
-from sandloop.loops.spec_files import SpecError, describe_validation_error
+from sandloop.loops.spec_check import validated
+from sandloop.loops.spec_files import SpecError
 from sandloop.loops.status import RunStatus
 from sandloop.models.io_types import BLOB_TYPES
+from sandloop.models.registry import Catalog
 from sandloop.storage.store import AkashicStore
 
 
@@ -72,16 +72,13 @@ def put_record(store: AkashicStore, record: RunRecord) -> None:
     store.put_run(record.as_row())
 
 
-def load_run_spec(network_path: Path | str, **fields: Any) -> RunSpec:
+def load_run_spec(network_path: Path | str, catalog: Catalog, **fields: Any) -> RunSpec:
     """A RunSpec from a network file plus run fields (genesis, seed, stop, pace)."""
-    network = load_network(Path(network_path))
-    try:
-        return RunSpec.model_validate({"network": network, **fields})
-    except ValidationError as exc:
-        raise SpecError(describe_validation_error(exc, "run")) from None
+    network = load_network(Path(network_path), catalog)
+    return validated({"network": network, **fields}, RunSpec, "run", catalog)
 
 
-def run_spec_from(fields: dict[str, Any]) -> RunSpec:
+def run_spec_from(fields: dict[str, Any], catalog: Catalog) -> RunSpec:
     """A RunSpec from a mapping, as deployments pass it: ``network`` is a file path (relative to
     the working directory) or the network itself; the other keys are RunSpec fields."""
     fields = dict(fields)
@@ -89,11 +86,8 @@ def run_spec_from(fields: dict[str, Any]) -> RunSpec:
     if network is None:
         raise SpecError("run: network: missing; give a network file path or its models")
     if isinstance(network, str | Path):
-        return load_run_spec(network, **fields)
-    try:
-        return RunSpec.model_validate({"network": network, **fields})
-    except ValidationError as exc:
-        raise SpecError(describe_validation_error(exc, "run")) from None
+        return load_run_spec(network, catalog, **fields)
+    return validated({"network": network, **fields}, RunSpec, "run", catalog)
 
 
 def thread_of(spec: RunSpec) -> str:

@@ -15,7 +15,10 @@ from sandloop import api
 from sandloop.loops.dialogue import engine
 from sandloop.loops.dialogue.spec import DialogueSpec, load_dialogue
 from sandloop.loops.spec_files import SpecError
+from sandloop.models.registry import load_catalog
 from tests import openai_server
+
+CATALOG = load_catalog(None)  # the built-in models
 
 
 def dialogue(**changes: Any) -> DialogueSpec:
@@ -82,7 +85,7 @@ def test_bad_dialogue_specs_name_the_field(tmp_path: Path, changes: dict, messag
     actors = [{"name": "Socrates", "model": "dummy:text"}]
     path.write_text(yaml.safe_dump({"question": "q", "actors": actors, **changes}))
     with pytest.raises(SpecError, match=message) as info:
-        load_dialogue(path)
+        load_dialogue(path, CATALOG)
     assert "d.yaml" in str(info.value)
 
 

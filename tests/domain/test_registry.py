@@ -1,20 +1,24 @@
-"""The model catalog: built-ins, a user's models file, task-qualified refs, clear errors."""
+"""The model catalog: built-ins, a user's models file, task-qualified refs, clear errors; and
+a spec checked against the catalog of the home it names, with nothing global to reset."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
 from pathlib import Path
 
 import pytest
 
-from sandloop.models import registry
-from sandloop.models.registry import RegistryError, UnknownModel, configure, lookup
+from sandloop.loops.network.spec import NetworkSpec, load_network
+from sandloop.loops.spec_check import validated
+from sandloop.loops.spec_files import SpecError
+from sandloop.models.registry import (
+    RegistryError,
+    UnknownModel,
+    load_catalog,
+    spec_context,
+)
 
-
-@pytest.fixture(autouse=True)
-def _fresh_catalog() -> Iterator[None]:
-    yield
-    configure(None)
+lookup = load_catalog(None).lookup  # the built-in catalog's
 
 
 def write(path: Path, text: str) -> Path:
@@ -23,7 +27,6 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_builtin_catalog_models_have_types_tasks_and_costs() -> None:
-    configure(None)
     flux = lookup("replicate:black-forest-labs/flux-schnell")
     assert (flux.input_type, flux.output_type, flux.task) == ("text", "image", "text-to-image")
     assert flux.cost_usd is not None and flux.cost_usd.estimate({}) == pytest.approx(0.003)
@@ -86,13 +89,15 @@ routes:
     candidates: [local:summarizer, openai:gpt-4o-mini]
 """,
     )
-    configure(models_file)
-    alias = lookup("local:summarizer")
+    catalog = load_catalog(models_file)
+    alias = catalog.lookup("local:summarizer")
     assert alias.model_id == "sshleifer/distilbart-cnn-6-6" and alias.task == "summarization"
     assert alias.default_params == {"max_new_tokens": 60}
-    assert lookup("replicate:acme/painter").output_type == "image"
-    assert registry.route("describe").candidates == ["local:summarizer", "openai:gpt-4o-mini"]
-    assert {i.ref for i in registry.list_models()} >= {"local:summarizer", "dummy:text"}
+    assert catalog.lookup("replicate:acme/painter").output_type == "image"
+    assert catalog.route("describe").candidates == ["local:summarizer", "openai:gpt-4o-mini"]
+    assert set(catalog.models) >= {"local:summarizer", "dummy:text"}
+    with pytest.raises(UnknownModel):  # the built-in catalog is untouched by it
+        lookup("replicate:acme/painter")
 
 
 @pytest.mark.parametrize(
@@ -114,24 +119,60 @@ def test_a_bad_models_file_names_the_file_and_field(
 ) -> None:
     path = write(tmp_path / "models.yaml", text)
     with pytest.raises(RegistryError, match=message) as info:
-        configure(path)
+        load_catalog(path)
     assert "models.yaml" in str(info.value)
 
 
 def test_unknown_route_names_the_known_ones(tmp_path: Path) -> None:
-    configure(write(tmp_path / "m.yaml", "routes:\n  fast:\n    candidates: [dummy:text]\n"))
+    catalog = load_catalog(
+        write(tmp_path / "m.yaml", "routes:\n  fast:\n    candidates: [dummy:text]\n")
+    )
     with pytest.raises(UnknownModel, match=r"unknown route 'slow' \(fast\)"):
-        registry.route("slow")
+        catalog.route("slow")
 
 
 def test_the_example_models_file_and_networks_load() -> None:
-    from sandloop.loops.network.spec import load_network
-
     root = Path(__file__).resolve().parents[2] / "examples"
-    configure(root / "models.yaml")
-    assert lookup("openai:llama3.2").sovereign  # an Ollama model: tried with the local ones
-    assert not lookup("openai:gpt-4o-mini").sovereign
-    assert registry.route("describe").candidates[0] == "local:gemma-3-270m"
-    assert lookup("route:describe").output_type == "text"
+    catalog = load_catalog(root / "models.yaml")
+    assert catalog.lookup("openai:llama3.2").sovereign  # an Ollama model: with the local ones
+    assert not catalog.lookup("openai:gpt-4o-mini").sovereign
+    assert catalog.route("describe").candidates[0] == "local:gemma-3-270m"
+    assert catalog.lookup("route:describe").output_type == "text"
     for network in sorted((root / "networks").glob("*.yaml")):
-        assert load_network(network).name == network.stem
+        assert load_network(network, catalog).name == network.stem
+
+
+PAINTER = "models:\n  - ref: replicate:acme/painter\n    task: text-to-image\n"
+NETWORK = {"name": "n", "models": ["replicate:acme/painter", "dummy:image-to-text"]}
+
+
+def test_a_spec_is_valid_for_the_home_it_names_in_any_order(tmp_path: Path) -> None:
+    with_painter = load_catalog(write(tmp_path / "a.yaml", PAINTER), tmp_path)
+    without = load_catalog(tmp_path / "none.yaml", tmp_path)
+    for _ in range(2):  # neither check leaves anything behind for the next
+        spec = validated(NETWORK, NetworkSpec, "net", with_painter)
+        assert spec.models[0].info.output_type == "image"
+        with pytest.raises(SpecError, match=r"net: models\.0\.model: .*add it to your models file"):
+            validated(NETWORK, NetworkSpec, "net", without)
+
+
+def test_a_changed_models_file_is_a_new_catalog(tmp_path: Path) -> None:
+    path = write(tmp_path / "models.yaml", "models: []\n")
+    before = load_catalog(path)
+    assert load_catalog(path) is before  # built once per version of the file
+    write(path, PAINTER)
+    os.utime(path, ns=(1, 1))  # however coarse the clock, the file's version changed
+    assert load_catalog(path).lookup("replicate:acme/painter").task == "text-to-image"
+    with pytest.raises(UnknownModel):
+        before.lookup("replicate:acme/painter")
+
+
+def test_a_spec_built_by_hand_uses_the_home_the_environment_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path / "models.yaml", PAINTER)
+    monkeypatch.setenv("SANDLOOP_HOME", str(tmp_path))
+    assert NetworkSpec.model_validate(NETWORK).models[0].model == "replicate:acme/painter"
+    elsewhere = load_catalog(None)
+    with pytest.raises(ValueError, match="add it to your models file"):
+        NetworkSpec.model_validate(NETWORK, context=spec_context(elsewhere))

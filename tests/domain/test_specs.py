@@ -11,6 +11,9 @@ from pydantic import ValidationError
 
 from sandloop.loops.network.spec import NetworkSpec, RunSpec, load_network
 from sandloop.loops.spec_files import SpecError
+from sandloop.models.registry import load_catalog
+
+CATALOG = load_catalog(None)  # the built-in models
 
 
 def network(*models: Any, name: str = "n") -> dict[str, Any]:
@@ -127,17 +130,20 @@ def test_pace_policies_validate() -> None:
 
 def test_load_network_errors_are_one_line_per_problem(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="no such file"):
-        load_network(tmp_path / "missing.yaml")
+        load_network(tmp_path / "missing.yaml", CATALOG)
     broken = tmp_path / "broken.yaml"
     broken.write_text("models: [dummy:text\n")
     with pytest.raises(SpecError, match="not valid yaml"):
-        load_network(broken)
+        load_network(broken, CATALOG)
     bad = tmp_path / "bad.yaml"
     bad.write_text("models:\n  - dummy:text\n  - dummy:nope\n")
     with pytest.raises(SpecError) as info:
-        load_network(bad)
+        load_network(bad, CATALOG)
     assert str(info.value).startswith(f"{bad}: models.1.model: unknown model 'dummy:nope'")
-    assert load_network(_write(tmp_path / "named.yaml", "models: [dummy:text]\n")).name == "named"
+    assert (
+        load_network(_write(tmp_path / "named.yaml", "models: [dummy:text]\n"), CATALOG).name
+        == "named"
+    )
 
 
 def _write(path: Path, text: str) -> Path:
@@ -213,7 +219,7 @@ def test_random_run_specs_validate_or_raise_validation_error(
 
 def test_networks_load_from_json_too(tmp_path: Path) -> None:
     path = _write(tmp_path / "net.json", '{"name": "j", "models": ["dummy:text"]}')
-    assert load_network(path).models[0].model == "dummy:text"
+    assert load_network(path, CATALOG).models[0].model == "dummy:text"
     broken = _write(tmp_path / "broken.json", '{"name": ')
     with pytest.raises(SpecError, match="not valid json"):
-        load_network(broken)
+        load_network(broken, CATALOG)

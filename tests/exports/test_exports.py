@@ -17,7 +17,10 @@ from sandloop.exports.langfuse import run_events
 from sandloop.exports.writer import ExportError, ExportOptions, export
 from sandloop.loops.dialogue.spec import DialogueSpec
 from sandloop.loops.network.spec import RunSpec
+from sandloop.models.registry import load_catalog
 from sandloop.storage.store import sql_str
+
+CATALOG = load_catalog(None)  # the built-in models: all these snapshots use
 
 pytestmark = pytest.mark.usefixtures("prefect_api_url")
 ALL = ("openai-chat", "openai-dpo", "trl", "sharegpt", "alpaca", "hf")
@@ -102,7 +105,9 @@ def every_record(out: Path, fmt: str) -> list[dict[str, Any]]:
 
 
 def test_every_format_maps_every_kind(store_home: Path, snapshot_all: dict, tmp_path: Path) -> None:
-    manifest = export(pinned(store_home), ExportOptions(ALL, tmp_path / "out", val_fraction=0.2))
+    manifest = export(
+        pinned(store_home), ExportOptions(ALL, tmp_path / "out", val_fraction=0.2), CATALOG
+    )
     out = tmp_path / "out"
     total = sum(manifest["counts"][s]["examples"] for s in ("train", "validation"))
     kinds = {k: 0 for k in ("network", "dialogue", "recipe")}
@@ -147,9 +152,13 @@ def test_every_format_maps_every_kind(store_home: Path, snapshot_all: dict, tmp_
 def test_exports_are_byte_identical_however_they_are_chunked(
     store_home: Path, snapshot_all: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = export(pinned(store_home), ExportOptions(ALL, tmp_path / "a", val_fraction=0.5))
+    first = export(
+        pinned(store_home), ExportOptions(ALL, tmp_path / "a", val_fraction=0.5), CATALOG
+    )
     monkeypatch.setattr(writer, "RANGE_ROWS", 1)  # 16 key ranges instead of one
-    second = export(pinned(store_home), ExportOptions(ALL, tmp_path / "b", val_fraction=0.5))
+    second = export(
+        pinned(store_home), ExportOptions(ALL, tmp_path / "b", val_fraction=0.5), CATALOG
+    )
     assert first["files"] == second["files"] and len(first["files"]) >= 14
     for name, described in first["files"].items():
         data = (tmp_path / "b" / name).read_bytes()
@@ -162,9 +171,11 @@ def test_exports_are_byte_identical_however_they_are_chunked(
 def test_a_snapshot_reads_what_was_there_when_it_was_taken(
     store_home: Path, snapshot_all: dict, tmp_path: Path
 ) -> None:
-    before = export(pinned(store_home), ExportOptions(("openai-chat",), tmp_path / "before"))
+    before = export(
+        pinned(store_home), ExportOptions(("openai-chat",), tmp_path / "before"), CATALOG
+    )
     api.run_network(network("later", "written after the snapshot", 3), store_home)
-    after = export(pinned(store_home), ExportOptions(("openai-chat",), tmp_path / "after"))
+    after = export(pinned(store_home), ExportOptions(("openai-chat",), tmp_path / "after"), CATALOG)
     assert before["files"] == after["files"]
     assert api.open_store(store_home).count("runs") > snapshot_all["threads"]
 
@@ -173,7 +184,7 @@ def test_secrets_and_emails_are_redacted_everywhere(
     store_home: Path, snapshot_all: dict, tmp_path: Path
 ) -> None:
     manifest = export(
-        pinned(store_home), ExportOptions(ALL, tmp_path / "out", redact=(r"about kites",))
+        pinned(store_home), ExportOptions(ALL, tmp_path / "out", redact=(r"about kites",)), CATALOG
     )
     written = b"".join(p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file())
     assert EMAIL.encode() not in written and b"about kites" not in written
@@ -183,7 +194,9 @@ def test_secrets_and_emails_are_redacted_everywhere(
 def test_token_statistics_and_validation_are_in_the_manifest(
     store_home: Path, snapshot_all: dict, tmp_path: Path
 ) -> None:
-    manifest = export(pinned(store_home), ExportOptions(("openai-chat",), tmp_path / "out"))
+    manifest = export(
+        pinned(store_home), ExportOptions(("openai-chat",), tmp_path / "out"), CATALOG
+    )
     stats = manifest["tokens"]["train"]
     assert manifest["tokens"]["tokenizer"] == "cl100k_base"
     assert stats["sampled"] == stats["examples"] and 0 < stats["p50"] <= stats["max"]
@@ -196,11 +209,16 @@ def test_an_invalid_dataset_is_refused_and_nothing_is_left(
     with pytest.raises(
         ExportError, match=r"failed its checks, nothing was written.*over_token_limit"
     ):
-        export(pinned(store_home), ExportOptions(("openai-chat",), tmp_path / "out", max_tokens=5))
+        export(
+            pinned(store_home),
+            ExportOptions(("openai-chat",), tmp_path / "out", max_tokens=5),
+            CATALOG,
+        )
     assert list(tmp_path.iterdir()) == []
     export(
         pinned(store_home),
         ExportOptions(("openai-chat",), tmp_path / "out", max_tokens=5, allow_invalid=True),
+        CATALOG,
     )
     assert (tmp_path / "out" / "manifest.json").exists()
 
@@ -249,7 +267,7 @@ def test_a_snapshot_whose_versions_were_cleaned_up_says_so(tmp_path: Path) -> No
         store.table(name).tags.delete(snapshots.tag_for("old"))
     store.compact(cleanup_older_than=timedelta(0))
     with pytest.raises(snapshots.SnapshotError, match="is gone"):
-        export(pinned(home, "old"), ExportOptions(("openai-chat",), tmp_path / "out"))
+        export(pinned(home, "old"), ExportOptions(("openai-chat",), tmp_path / "out"), CATALOG)
 
 
 def test_near_duplicates_go_and_validation_lookalikes_leave_train(tmp_path: Path) -> None:
@@ -271,6 +289,7 @@ def test_near_duplicates_go_and_validation_lookalikes_leave_train(tmp_path: Path
         ExportOptions(
             ("openai-chat",), tmp_path / "out", dedupe="near", near_threshold=0.0, val_fraction=0.0
         ),
+        CATALOG,
     )
     assert manifest["counts"]["train"]["examples"] == 1  # threshold 0: everything is "near"
     assert manifest["dedupe"]["near_train"] == 3 and manifest["options"]["embedding_model"]
@@ -283,6 +302,7 @@ def test_near_duplicates_go_and_validation_lookalikes_leave_train(tmp_path: Path
             near_threshold=0.9999,
             val_fraction=0.5,
         ),
+        CATALOG,
     )
     kept = strict["counts"]["train"]["examples"] + strict["counts"]["validation"]["examples"]
     assert kept + sum(strict["dedupe"].values()) == 4
@@ -350,10 +370,14 @@ def test_the_column_wise_path_writes_what_orjson_writes(
         return write_columnar(rows, *args)
 
     monkeypatch.setattr(writer, "_write_columnar", counting)
-    fast = export(pinned(home, "odd"), ExportOptions(formats, tmp_path / "fast", val_fraction=0.3))
+    fast = export(
+        pinned(home, "odd"), ExportOptions(formats, tmp_path / "fast", val_fraction=0.3), CATALOG
+    )
     assert 0 < sum(columnar_buckets) < 12  # most rows column-wise, the \x01 bucket not
     monkeypatch.setattr(writer, "COLUMNAR", False)
-    slow = export(pinned(home, "odd"), ExportOptions(formats, tmp_path / "slow", val_fraction=0.3))
+    slow = export(
+        pinned(home, "odd"), ExportOptions(formats, tmp_path / "slow", val_fraction=0.3), CATALOG
+    )
     assert fast == slow
     chat = every_record(tmp_path / "fast", "openai-chat")
     assert {m["content"] for r in chat for m in r["messages"]} >= {
@@ -397,7 +421,7 @@ def test_every_format_loads_and_trains_under_any_hash_seed(
     from tests.tiny_models import build_tiny_chat_gpt2
 
     out = tmp_path / "out"
-    export(pinned(store_home), ExportOptions(ALL, out, val_fraction=0.0))
+    export(pinned(store_home), ExportOptions(ALL, out, val_fraction=0.0), CATALOG)
     model = build_tiny_chat_gpt2(tmp_path / "model")
     root = Path(__file__).resolve().parents[2]
     for seed in ("0", "1"):
@@ -431,7 +455,7 @@ def test_the_card_has_hub_metadata_that_loads_without_a_warning(
     from huggingface_hub import DatasetCard
 
     out = tmp_path / "out"
-    manifest = export(pinned(store_home), ExportOptions(ALL, out, license="cc-by-4.0"))
+    manifest = export(pinned(store_home), ExportOptions(ALL, out, license="cc-by-4.0"), CATALOG)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         data = DatasetCard.load(out / "README.md").data.to_dict()

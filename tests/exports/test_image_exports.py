@@ -17,7 +17,10 @@ from sandloop import api
 from sandloop.exports.validate import Report, check
 from sandloop.exports.writer import ExportOptions, export
 from sandloop.loops.network.spec import RunSpec
+from sandloop.models.registry import load_catalog
 from tests.exports.test_exports import lines, pinned
+
+CATALOG = load_catalog(None)  # the built-in models: all these snapshots use
 
 pytestmark = pytest.mark.usefixtures("prefect_api_url")
 
@@ -44,7 +47,9 @@ def home(tmp_path_factory: pytest.TempPathFactory, prefect_api_url: str) -> Path
 def exported(home: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("image-export") / "out"
     formats = ("openai-chat", "hf", "trl")
-    manifest = export(pinned(home), ExportOptions(formats, out, val_fraction=0.0, dedupe="none"))
+    manifest = export(
+        pinned(home), ExportOptions(formats, out, val_fraction=0.0, dedupe="none"), CATALOG
+    )
     return out, manifest
 
 
@@ -137,6 +142,7 @@ def test_only_image_steps_still_make_a_dataset_in_the_formats_that_carry_them(
     manifest = export(
         pinned(tmp_path / "home", "panic"),
         ExportOptions(("hf",), tmp_path / "out", val_fraction=0.5),
+        CATALOG,
     )
     kinds = {k for s in ("train", "validation") for k in manifest["counts"][s]["by_kind"]}
     assert kinds == {"vision", "text-to-image"}
@@ -144,6 +150,7 @@ def test_only_image_steps_still_make_a_dataset_in_the_formats_that_carry_them(
         export(
             pinned(tmp_path / "home", "panic"),
             ExportOptions(("sharegpt",), tmp_path / "text-only", val_fraction=0.0),
+            CATALOG,
         )
 
 
@@ -231,7 +238,9 @@ def test_a_gif_caption_is_left_out_of_openai_chat_and_kept_in_hf(tmp_path: Path)
     api.create_snapshot("gif", tmp_path / "home")
     out = tmp_path / "out"
     manifest = export(
-        pinned(tmp_path / "home", "gif"), ExportOptions(("openai-chat", "hf"), out, val_fraction=0)
+        pinned(tmp_path / "home", "gif"),
+        ExportOptions(("openai-chat", "hf"), out, val_fraction=0),
+        CATALOG,
     )
     assert manifest["skipped"]["image_not_jpeg_png_or_webp_under_10_mb:openai-chat"] == 1
     assert manifest["records"]["openai-chat/vision/train"] == 1

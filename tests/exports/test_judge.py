@@ -13,7 +13,10 @@ from sandloop.exports.writer import ExportOptions, export, snapshot_examples
 from sandloop.judging import JudgeError
 from sandloop.loops.network.spec import RunSpec
 from sandloop.loops.recipe.spec import RecipeSpec
+from sandloop.models.registry import load_catalog
 from tests.exports.test_exports import pinned
+
+CATALOG = load_catalog(None)  # the built-in models: all these snapshots use
 
 pytestmark = pytest.mark.usefixtures("prefect_api_url")
 
@@ -42,7 +45,7 @@ def verdicts(home: Path) -> list[dict]:
 
 
 def test_each_output_gets_one_verdict_with_the_judges_key(home: Path) -> None:
-    examples = list(snapshot_examples(pinned(home)))
+    examples = list(snapshot_examples(pinned(home), CATALOG))
     summary = api.judge_snapshot("all", home=home, model="dummy:judge")
     assert summary.examples == len(examples) == 15 and summary.judge == JUDGE
     assert summary.verdicts == 15 and summary.unscored == summary.failed == 0
@@ -102,6 +105,7 @@ def test_snapshots_select_by_the_judges_scores(home: Path, tmp_path: Path) -> No
     manifest = export(
         pinned(home, "judged-good"),
         ExportOptions(("openai-chat",), tmp_path / "out", val_fraction=0.0, dedupe="none"),
+        CATALOG,
     )
     assert manifest["counts"]["train"]["by_kind"] == {"network": len(good)}
     assert manifest["skipped"]["below_score_filter"] == 15 - len(good)
@@ -131,7 +135,7 @@ def test_compared_answers_become_preference_pairs_for_dpo(home: Path, tmp_path: 
     api.create_snapshot("compared", home)
     out = tmp_path / "dpo"
     manifest = export(
-        pinned(home, "compared"), ExportOptions(("openai-dpo",), out, val_fraction=0.0)
+        pinned(home, "compared"), ExportOptions(("openai-dpo",), out, val_fraction=0.0), CATALOG
     )
     assert manifest["pairs"] == {"judge:judge-pair@1": len(pairs)}
     dpo = [

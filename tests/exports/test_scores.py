@@ -11,8 +11,11 @@ import pytest
 from sandloop import api
 from sandloop.exports.writer import ExportOptions, export
 from sandloop.loops.network.spec import RunSpec
+from sandloop.models.registry import load_catalog
 from sandloop.scoring import ScoreError
 from tests.exports.test_exports import pinned
+
+CATALOG = load_catalog(None)  # the built-in models: all these snapshots use
 
 pytestmark = pytest.mark.usefixtures("prefect_api_url")
 
@@ -115,7 +118,7 @@ def test_snapshots_select_by_score_and_exports_carry_human_pairs(
 
     def exported(name: str, formats: tuple[str, ...] = ("openai-chat",)) -> dict:
         out = tmp_path / name
-        return export(pinned(home, name), ExportOptions(formats, out, val_fraction=0.0))
+        return export(pinned(home, name), ExportOptions(formats, out, val_fraction=0.0), CATALOG)
 
     def chat_inputs(name: str) -> set[str]:
         lines = (tmp_path / name / "openai-chat" / "train.jsonl").read_text().splitlines()

@@ -31,6 +31,7 @@ from sandloop.loops.dialogue.spec import load_dialogue
 from sandloop.loops.network.spec import RunSpec
 from sandloop.loops.recipe.spec import load_recipe
 from sandloop.loops.spec_files import SpecError
+from sandloop.models.registry import load_catalog
 from sandloop.storage.store import AkashicStore
 from tests.store_rows import tree
 
@@ -136,9 +137,9 @@ def load(kind: str, path: Path, home: Path) -> None:
     if kind == "network":
         api.load_run_spec(path, genesis="g")
     elif kind == "dialogue":
-        load_dialogue(path)
+        load_dialogue(path, load_catalog(None, home))
     else:
-        load_recipe(str(path), home)
+        load_recipe(str(path), load_catalog(None, home))
 
 
 @fuzz

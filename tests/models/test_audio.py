@@ -13,8 +13,10 @@ from sandloop.models.audio import UndecodableAudio, audio_facts, audio_output, d
 from sandloop.models.base import CallContext, ModelInput
 from sandloop.models.dummy import DummyAdapter
 from sandloop.models.errors import InvalidInput, InvalidOutput
-from sandloop.models.registry import BadParams, lookup
+from sandloop.models.registry import BadParams, load_catalog
 from sandloop.storage.blobs import sniff_audio_type
+
+lookup = load_catalog(None).lookup  # the built-in catalog's
 
 
 def sound(fmt: str, rate: int = 16_000, seconds: float = 0.5, channels: int = 1) -> bytes:

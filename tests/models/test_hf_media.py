@@ -16,9 +16,11 @@ from sandloop.models import errors
 from sandloop.models.audio import audio_facts
 from sandloop.models.base import CallContext, ModelInput
 from sandloop.models.hf_inference import HFInferenceAdapter
-from sandloop.models.registry import lookup
+from sandloop.models.registry import load_catalog
 from tests import fake_audio, fake_images
 from tests.hf_server import FakeHF
+
+lookup = load_catalog(None).lookup  # the built-in catalog's
 
 TTS = "facebook/mms-tts-eng"
 ASR = "openai/whisper-large-v3"

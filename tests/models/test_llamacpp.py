@@ -22,7 +22,9 @@ from sandloop.models.base import AdapterContext, CallContext, ModelInput
 from sandloop.models.errors import NotLoadable, is_retryable
 from sandloop.models.gemma import packaged_gguf
 from sandloop.models.llamacpp import CONTEXT_TOKENS, LlamaCppTextAdapter, create
-from sandloop.models.registry import lookup
+from sandloop.models.registry import load_catalog
+
+lookup = load_catalog(None).lookup  # the built-in catalog's
 
 PROMPT = "The old lighthouse keeper opened the door and"
 TEXT = ModelInput("text", text=PROMPT)

@@ -17,7 +17,9 @@ from sandloop.models.base import CallContext, ModelInput, ModelOutput
 from sandloop.models.errors import InvalidInput
 from sandloop.models.factory import get_adapter
 from sandloop.models.local_speech import resampled
-from sandloop.models.registry import lookup
+from sandloop.models.registry import load_catalog
+
+lookup = load_catalog(None).lookup  # the built-in catalog's
 
 
 def call(

@@ -12,8 +12,10 @@ from sandloop.loops.network.spec import RunSpec
 from sandloop.models.base import CallContext, ModelInput
 from sandloop.models.errors import InvalidInput
 from sandloop.models.factory import get_adapter
-from sandloop.models.registry import lookup
+from sandloop.models.registry import load_catalog
 from tests import fake_images
+
+lookup = load_catalog(None).lookup  # the built-in catalog's
 
 
 def generate(ref: str, model_input: ModelInput, params: dict, home: Path, seed: int = 1) -> str:

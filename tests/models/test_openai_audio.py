@@ -21,8 +21,10 @@ from sandloop.models.base import CallContext, ModelInput, ModelOutput
 from sandloop.models.factory import get_adapter
 from sandloop.models.openai_audio import OpenAISpeechAdapter, OpenAITranscriptionAdapter
 from sandloop.models.openai_image import OpenAIImageEditAdapter
-from sandloop.models.registry import lookup
+from sandloop.models.registry import load_catalog
 from tests import fake_audio, fake_images, openai_server
+
+lookup = load_catalog(None).lookup  # the built-in catalog's
 
 Endpoint = tuple[openai_server.FakeOpenAI, str]
 TTS = "openai:gpt-4o-mini-tts"

@@ -14,7 +14,9 @@ from sandloop.models import platforms
 from sandloop.models.factory import get_adapter
 from sandloop.models.io_types import TASK_IO
 from sandloop.models.platforms import PLATFORMS
-from sandloop.models.registry import UnknownModel, lookup
+from sandloop.models.registry import UnknownModel, load_catalog
+
+lookup = load_catalog(None).lookup  # the built-in catalog's
 
 
 def test_every_module_of_the_package_is_a_platform_in_the_table() -> None:

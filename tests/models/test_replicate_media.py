@@ -16,10 +16,12 @@ from sandloop.loops.network.spec import RunSpec
 from sandloop.models import errors
 from sandloop.models.audio import audio_facts
 from sandloop.models.base import CallContext, ModelInput
-from sandloop.models.registry import lookup
+from sandloop.models.registry import load_catalog
 from sandloop.models.replicate_adapter import ReplicateAdapter
 from tests import fake_audio, fake_images
 from tests.replicate_server import FakeReplicate
+
+lookup = load_catalog(None).lookup  # the built-in catalog's
 
 MUSIC = "replicate:meta/musicgen"
 WHISPER = "replicate:openai/whisper"

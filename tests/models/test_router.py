@@ -4,7 +4,6 @@ unusable, cooldowns, and every decision in the step's metadata."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -64,12 +63,12 @@ class Clock:
 
 
 @pytest.fixture
-def models_file(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "models.yaml"
+def models_file(home: Path) -> Path:
+    """The home's own models file, where its routes are defined."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "models.yaml"
     path.write_text(MODELS, encoding="utf-8")
-    registry.configure(path)
-    yield path
-    registry.configure(None)
+    return path
 
 
 @pytest.fixture
@@ -81,9 +80,11 @@ def router(
     name: str, home: Path, clock: Clock, base_url: str = "http://127.0.0.1:9/v1"
 ) -> RouterAdapter:
     settings = Settings(home=home, openai_base_url=base_url)
+    catalog = registry.catalog_for(settings)
     return RouterAdapter(
         f"route:{name}",
-        registry.route(name),
+        catalog.route(name),
+        catalog,
         lambda info: get_adapter(info, settings),
         RouterHealth(clock=clock),
     )
@@ -185,15 +186,12 @@ def test_route_params_reach_their_candidate(
 def test_a_bad_route_is_a_spec_error(tmp_path: Path, routes: str, message: str) -> None:
     path = tmp_path / "models.yaml"
     path.write_text("routes:\n  " + routes, encoding="utf-8")
-    registry.configure(path)
-    try:
-        name = routes.split(":")[0]
-        with pytest.raises(ValueError, match=message):
-            RunSpec.model_validate(
-                {"network": {"name": "r", "models": [f"route:{name}"]}, "genesis": "x"}
-            )
-    finally:
-        registry.configure(None)
+    name = routes.split(":")[0]
+    with pytest.raises(ValueError, match=message):
+        RunSpec.model_validate(
+            {"network": {"name": "r", "models": [f"route:{name}"]}, "genesis": "x"},
+            context=registry.spec_context(registry.load_catalog(path)),
+        )
 
 
 @pytest.mark.usefixtures("prefect_api_url")
@@ -207,9 +205,8 @@ def test_a_network_records_route_decisions_and_cost(
 
     _, url = endpoint
     monkeypatch.setenv("SANDLOOP_OPENAI_BASE_URL", url)
-    monkeypatch.setenv("SANDLOOP_MODELS_FILE", str(models_file))
     HEALTH.reset()
-    run = RunSpec.model_validate(
+    run = api.run_spec_from(
         {
             "network": {
                 "name": "routed",
@@ -218,7 +215,8 @@ def test_a_network_records_route_decisions_and_cost(
             "genesis": "a red balloon",
             "seed": 1,
             "stop": {"max_steps": 4},
-        }
+        },
+        home,  # whose models file defines the route
     )
     try:
         summary = api.run_network(run, home)

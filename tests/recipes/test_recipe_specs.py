@@ -12,6 +12,7 @@ from sandloop.loops.recipe.files import builtin_names
 from sandloop.loops.recipe.render import TemplateError, check_output, extract_json, render
 from sandloop.loops.recipe.spec import RecipeSpec, load_recipe
 from sandloop.loops.spec_files import SpecError
+from sandloop.models.registry import load_catalog
 
 BASE = {"name": "r", "version": "1", "template": "Say {{ input }}", "model": "dummy:text"}
 
@@ -25,7 +26,7 @@ def test_every_builtin_recipe_loads(tmp_path: Path) -> None:
         builtin_names()
     )
     for name in builtin_names():
-        assert load_recipe(name, tmp_path).name == name
+        assert load_recipe(name, load_catalog(None, tmp_path)).name == name
 
 
 @pytest.mark.parametrize(
@@ -51,13 +52,13 @@ def test_a_bad_recipe_file_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("version: '1'\ntemplate: '{{ missing }}'\nmodel: dummy:text\n")
     with pytest.raises(SpecError, match=r"bad.yaml: template: uses missing"):
-        load_recipe(str(path), tmp_path)
+        load_recipe(str(path), load_catalog(None, tmp_path))
     with pytest.raises(SpecError, match="did you mean 'summarize'"):
-        load_recipe("sumarize", tmp_path)
+        load_recipe("sumarize", load_catalog(None, tmp_path))
 
 
 def test_a_model_override_keeps_only_the_params_it_accepts(tmp_path: Path) -> None:
-    spec = load_recipe("summarize", tmp_path, model="dummy:text")
+    spec = load_recipe("summarize", load_catalog(None, tmp_path), model="dummy:text")
     assert spec.model == "dummy:text" and spec.params == {"temperature": 0.3}
 
 

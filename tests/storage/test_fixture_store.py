@@ -13,6 +13,9 @@ import pytest
 
 from sandloop import api
 from sandloop.loops.dialogue.spec import load_dialogue
+from sandloop.models.registry import load_catalog
+
+CATALOG = load_catalog(None)  # the built-in models
 
 pytestmark = pytest.mark.usefixtures("prefect_api_url")
 
@@ -74,7 +77,7 @@ def test_an_old_network_run_resumes_as_if_never_interrupted(
 def test_an_old_dialogue_and_recipe_are_finished_and_made_again_with_the_same_keys(
     old_home: Path, tmp_path: Path
 ) -> None:
-    dialogue = load_dialogue(ROOT / "examples/dialogues/scripted.yaml")
+    dialogue = load_dialogue(ROOT / "examples/dialogues/scripted.yaml", CATALOG)
     dialogue = dialogue.model_copy(
         update={"stop": dialogue.stop.model_copy(update={"max_turns": 3})}
     )

@@ -56,7 +56,7 @@ def dialogue_run(
 
     settings = api.settings_for(home)
     session = resolve_session(settings.home, session)
-    spec = api.load_dialogue(spec_path, question)
+    spec = api.load_dialogue(spec_path, question, settings.home)
     with observing(on_turn):
         summary = api.run_dialogue(spec, seed, settings.home, session)
     messages = api.dialogue_messages(summary.thread, settings.home)

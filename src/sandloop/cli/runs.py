@@ -145,9 +145,11 @@ def run(
         stop["converge_above"] = converge_above
     if converge_window is not None:
         stop["converge_window"] = converge_window
-    settings = api.settings_for(home)  # loads the home's models file before the spec
+    settings = api.settings_for(home)
     session = resolve_session(settings.home, session)
-    spec = api.load_run_spec(network, genesis=genesis, seed=seed, stop=stop, pace=parse_pace(pace))
+    spec = api.load_run_spec(
+        network, home=settings.home, genesis=genesis, seed=seed, stop=stop, pace=parse_pace(pace)
+    )
     # An unwritable home, or a thread another process runs, fails here, before models load.
     api.ensure_idle(api.open_store(settings.home), spec)
     status = err.status("preparing models…")

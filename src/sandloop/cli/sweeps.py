@@ -55,7 +55,7 @@ def sweep_run(
     from sandloop import api
     from sandloop.progress import Event, SweepTick, observing
 
-    spec = api.load_sweep(spec_path)  # a bad spec fails here, before anything is written
+    spec = api.load_sweep(spec_path, home)  # a bad spec fails here, before anything is written
     duplicates = spec.duplicates()
     if duplicates:
         err.print(

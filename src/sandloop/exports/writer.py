@@ -61,6 +61,8 @@ from sandloop.exports.redact import Redactor
 from sandloop.exports.snapshot import Pinned, SnapshotError
 from sandloop.exports.validate import DEFAULT_MAX_TOKENS, Report, check, check_shape
 from sandloop.loops.dialogue.spec import DialogueSpec
+from sandloop.loops.spec_check import stored
+from sandloop.models.registry import Catalog
 from sandloop.scoring import preference_pairs
 from sandloop.storage.lance_io import scan
 from sandloop.storage.store import sql_str
@@ -219,9 +221,16 @@ class _Examples:
     """Examples of the snapshot, in key order, one key range at a time."""
 
     def __init__(
-        self, pinned: Pinned, runs: pd.DataFrame, stats: Stats, redact: Redactor, max_tokens: int
+        self,
+        pinned: Pinned,
+        runs: pd.DataFrame,
+        stats: Stats,
+        redact: Redactor,
+        max_tokens: int,
+        catalog: Catalog,
     ) -> None:
         self.pinned, self.runs, self.stats, self.redact = pinned, runs, stats, redact
+        self.catalog = catalog  # what the recorded dialogue specs are read against
         self.max_tokens = max_tokens
         self.columnar = True  # off for near de-duplication, which needs every example's vector
         self.network_threads = set(runs.loc[runs["kind"] == "network", "thread"])
@@ -267,7 +276,7 @@ class _Examples:
             threads = ", ".join(sql_str(t) for t in dialogues["thread"])
             turns = self.pinned.read("messages", f"thread IN ({threads})")
             for run in dialogues.itertuples(index=False):
-                spec = DialogueSpec.model_validate_json(run.spec)
+                spec = stored(run.spec, DialogueSpec, self.catalog)
                 yield from dialogue_examples(spec, run.thread, turns[turns["thread"] == run.thread])
         recipes = self.runs[self.runs["kind"] == "recipe"]
         if not recipes.empty:
@@ -480,12 +489,12 @@ class _Sink:
         self.parquet.close()
 
 
-def snapshot_examples(pinned: Pinned) -> Iterator[Example]:
+def snapshot_examples(pinned: Pinned, catalog: Catalog) -> Iterator[Example]:
     """The examples an export of the snapshot starts from (after its score filter, before
     formats and de-duplication), redacted as an export is: what a judge reads, perhaps a remote
     one, so it is shown nothing an export would not show."""
     redact = Redactor()
-    source = _Examples(pinned, pinned.runs(), Stats(), redact, max_tokens=1 << 40)
+    source = _Examples(pinned, pinned.runs(), Stats(), redact, 1 << 40, catalog)
     for item in source.ranges():
         if isinstance(item, _Columnar):
             yield from network_examples(item.rows, redacted=True)
@@ -502,6 +511,7 @@ def _redacted(example: Example, redact: Redactor) -> Example:
 def export(
     pinned: Pinned,
     options: ExportOptions,
+    catalog: Catalog,
     progress: Callable[[int], None] = lambda _n: None,
 ) -> dict[str, Any]:
     """Write the snapshot's datasets into ``options.out``; returns the manifest."""
@@ -525,7 +535,7 @@ def export(
     except OSError as exc:
         raise cannot_write(options.out, exc) from None
     sink = _Sink(staging, options.compress)
-    source = _Examples(pinned, runs, stats, redact, options.max_tokens)
+    source = _Examples(pinned, runs, stats, redact, options.max_tokens, catalog)
     source.columnar = near is None
     written = 0
     try:

@@ -23,8 +23,10 @@ from sandloop.flows.home import open_home, resolve_seed
 from sandloop.loops.dialogue import engine
 from sandloop.loops.dialogue.spec import DialogueSpec, load_dialogue
 from sandloop.loops.protocol import Call, Outcome
+from sandloop.loops.spec_check import stored
 from sandloop.loops.spec_files import SpecError
 from sandloop.loops.status import RunStatus, StopReason, status_after
+from sandloop.models.registry import catalog_for
 from sandloop.records import dumps
 from sandloop.registration import RunRecord, get_record, put_record, register_dialogue
 from sandloop.storage.store import AkashicStore, NotFound, sql_str
@@ -98,7 +100,7 @@ def _judge(
     from sandloop.loops.recipe.spec import load_recipe
 
     assert spec.judge is not None
-    recipe = load_recipe(spec.judge.recipe, settings.local_dir, spec.judge.model)
+    recipe = load_recipe(spec.judge.recipe, catalog_for(settings), spec.judge.model)
     text = f"Question: {spec.question}\n\n" + "\n\n".join(f"{t.actor}: {t.content}" for t in turns)
     result = run_stage(store, settings, recipe, text, {}, seed, session)
     if result.error is not None:
@@ -124,11 +126,11 @@ def dialogue_flow(
     """Runs or resumes ``thread``; without one, registers the dialogue in the ``spec`` file
     (optionally on another ``question``), as deployments do. ``seed: scheduled`` seeds it from
     the flow run's scheduled time, so each firing of a schedule is a new dialogue."""
-    settings, store = open_home(home)
+    settings, store, catalog = open_home(home)
     if thread is None:
         if spec is None:
             raise SpecError("dialogue: give a thread to resume, or spec: a dialogue file")
-        dialogue = load_dialogue(Path(spec), question)
+        dialogue = load_dialogue(Path(spec), catalog, question)
         thread = register_dialogue(store, dialogue, resolve_seed(seed), session)
     run = get_record(store, thread)
     if run is None:
@@ -137,7 +139,7 @@ def dialogue_flow(
 
 
 def _run_turns(store: AkashicStore, settings: Settings, thread: str, run: RunRecord) -> Any:
-    spec = DialogueSpec.model_validate_json(run.spec)
+    spec = stored(run.spec, DialogueSpec, catalog_for(settings))
     if run.status == RunStatus.COMPLETED and run.stop_reason:
         return DialogueSummary(thread, spec.name, run.status, str(run.stop_reason), run.steps)
     log = store.open_thread(thread)

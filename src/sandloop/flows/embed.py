@@ -31,7 +31,7 @@ def embed_backfill(
 ) -> dict[str, Any]:
     """Embed and index every text output that has no vector for ``model`` (default: the home's
     embedding model); running it again finds nothing to do."""
-    settings, store = open_home(home)
+    settings, store, _ = open_home(home)
     embedder = embedder_from(settings, model)
     log = get_run_logger()
     report = embed_and_index(

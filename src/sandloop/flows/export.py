@@ -38,10 +38,10 @@ def write_datasets(
 ) -> dict[str, Any]:
     """``destination``: an object-store URL; the export is made in a local staging folder
     (``options["out"]``) and uploaded once it is complete."""
-    _, store = open_home(home)
+    _, store, catalog = open_home(home)
     row = snapshots.get(store, snapshot)
     assert row is not None
-    manifest = export(snapshots.Pinned(store, row), ExportOptions(**options))
+    manifest = export(snapshots.Pinned(store, row), ExportOptions(**options), catalog)
     if destination is not None:
         upload(Path(options["out"]), parse(destination), overwrite=bool(options["overwrite"]))
     return manifest
@@ -65,7 +65,7 @@ def export_flow(
     """Write a pinned snapshot as datasets. With ``select`` (a snapshot selection: realm,
     kind, status, …) the snapshot is pinned first unless it exists; ``{date}`` in ``snapshot``
     or ``out`` is the scheduled day."""
-    settings, store = open_home(home)
+    settings, store, _ = open_home(home)
     snapshot, out = _dated(snapshot), _dated(out)
     if select is not None and snapshots.get(store, snapshot, missing_ok=True) is None:
         snapshots.create(store, snapshot, snapshots.Selection.model_validate(select))

@@ -1,5 +1,6 @@
-"""What every flow does first: settings for its home, that home's models file, its store; and
-for flows a deployment starts, the seed its parameters mean.
+"""What every flow does first: settings for its home, its store, and the catalog its specs are
+checked against (the built-in one and the home's models file); and for flows a deployment
+starts, the seed its parameters mean.
 
 Flows take only a home path (deployments run them in other processes), so each opens these
 itself, the same way."""
@@ -12,7 +13,7 @@ from prefect import runtime
 
 from sandloop.config import Settings
 from sandloop.loops.spec_files import SpecError
-from sandloop.models import registry
+from sandloop.models.registry import Catalog, catalog_for
 from sandloop.storage.store import AkashicStore
 
 
@@ -29,7 +30,6 @@ def resolve_seed(seed: int | str | None) -> int | None:
         raise SpecError(f"seed: {seed!r} is not a number (or 'scheduled')") from None
 
 
-def open_home(home: Path | str | None) -> tuple[Settings, AkashicStore]:
+def open_home(home: Path | str | None) -> tuple[Settings, AkashicStore, Catalog]:
     settings = Settings.for_home(home)
-    registry.configure(settings.models_file_path, settings.local_dir)
-    return settings, AkashicStore.for_settings(settings)
+    return settings, AkashicStore.for_settings(settings), catalog_for(settings)

@@ -99,13 +99,13 @@ def judge_flow(
     mode: Mode = "score",
 ) -> Any:
     """Returns the summary; the flow run fails only when no verdict could be recorded."""
-    settings, store = open_home(home)
-    spec = load_recipe(recipe, settings.local_dir, model)
+    settings, store, catalog = open_home(home)
+    spec = load_recipe(recipe, catalog, model)
     check_judge(spec, mode)
     row = snapshots.get(store, snapshot)
     assert row is not None  # get() raises for a missing one
     pinned = snapshots.Pinned(store, row)
-    examples = [e for e in snapshot_examples(pinned) if e.vector_key]
+    examples = [e for e in snapshot_examples(pinned, catalog) if e.vector_key]
     asked = questions(examples, _located(pinned, examples), mode)[:limit]
     if not asked:
         what = "outputs" if mode == "score" else "two answers to one prompt"

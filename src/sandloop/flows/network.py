@@ -34,8 +34,10 @@ from sandloop.loops.network import engine
 from sandloop.loops.network.engine import NetworkLoop
 from sandloop.loops.network.pacing import hands_off
 from sandloop.loops.network.spec import RunSpec
+from sandloop.loops.spec_check import stored
 from sandloop.loops.spec_files import SpecError
 from sandloop.loops.status import FINAL_REASONS, RunStatus, StopReason, status_after
+from sandloop.models.registry import Catalog, catalog_for
 from sandloop.registration import RunRecord, get_record, put_record, register_run, run_spec_from
 from sandloop.registration import thread_of as registered_thread
 from sandloop.storage.journal import WriterLog
@@ -54,11 +56,11 @@ def _flow_run_name() -> str:
     return f"network · thread {str(thread)[:8]}" if thread else "network · new thread"
 
 
-def _spec_of(run: dict[str, Any]) -> RunSpec:
+def _spec_of(run: dict[str, Any], catalog: Catalog) -> RunSpec:
     """The run a deployment's parameters describe. ``seed: scheduled`` seeds it from the flow
     run's scheduled time, so each firing of a schedule is its own thread, and a retry of that
     firing is the same one."""
-    return run_spec_from({**run, "seed": resolve_seed(run.get("seed"))})
+    return run_spec_from({**run, "seed": resolve_seed(run.get("seed"))}, catalog)
 
 
 class _BackgroundEmbedding:
@@ -114,12 +116,12 @@ def network_run(
     Returns the run's summary; a failed run ends the flow run Failed, with the step and the
     typed error as its state message and the summary as its data.
     """
-    settings, store = open_home(home)
-    run_spec = RunSpec.model_validate_json(spec) if spec is not None else None
+    settings, store, catalog = open_home(home)
+    run_spec = stored(spec, RunSpec, catalog) if spec is not None else None
     if thread is None:
         if run is None:
             raise SpecError("network-run: give a thread to resume, or run: {network, genesis, …}")
-        run_spec = _spec_of(run)
+        run_spec = _spec_of(run, catalog)
         thread = registered_thread(run_spec)
     deployment_id = current_deployment_id()
     try:
@@ -198,7 +200,7 @@ def _run_steps(
     deployment_id: str | None = None,
 ) -> RunSummary:
     thread = record.thread
-    spec = RunSpec.model_validate_json(record.spec)
+    spec = stored(record.spec, RunSpec, catalog_for(settings))
     draws = any(entry.info.output_type == "image" for entry in spec.network.models)
     embed, embed_images = convergence_embedders(store, settings, spec.stop.converge_above, draws)
     loop = engine.resume(

@@ -27,6 +27,7 @@ from sandloop.flows.home import open_home
 from sandloop.loops.recipe.context import prompt_for, resolve_context
 from sandloop.loops.recipe.engine import RefineLoop
 from sandloop.loops.recipe.spec import RecipeSpec, load_pipeline, load_recipe
+from sandloop.loops.spec_check import stored
 from sandloop.loops.status import RunStatus, StopReason
 from sandloop.records import dumps
 from sandloop.registration import RunRecord, put_record
@@ -229,8 +230,8 @@ def recipe_task(
     seed: int | None,
     session: str | None = None,
 ) -> dict[str, Any]:
-    settings, store = open_home(home)
-    spec = RecipeSpec.model_validate_json(spec_json)
+    settings, store, catalog = open_home(home)
+    spec = stored(spec_json, RecipeSpec, catalog)
     result = execute_recipe(store, settings, spec, values, seed, session)
     if not result.accepted:
         rounds = spec.refine.max_rounds if spec.refine else 0
@@ -319,11 +320,11 @@ def recipe_flow(
 ) -> Any:
     """Returns the result; a recipe whose output never validated ends the flow run Failed, with
     the reason as its state message and the result (every round recorded) as its data."""
-    settings, store = open_home(home)
+    settings, store, catalog = open_home(home)
     if recipe.lstrip().startswith("{"):  # a recipe written in Python, passed as its JSON
-        spec = RecipeSpec.model_validate_json(recipe)
+        spec = stored(recipe, RecipeSpec, catalog)
     else:
-        spec = load_recipe(recipe, settings.local_dir, model)
+        spec = load_recipe(recipe, catalog, model)
     result = run_stage(store, settings, spec, input, dict(context or {}), seed, session)
     return _finish(store, spec.realm, [result], result, f"{spec.name} v{spec.version}", session)
 
@@ -359,14 +360,14 @@ def pipeline_flow(
 ) -> Any:
     """Each stage's accepted output is the next stage's input (JSON if it was parsed); a stage
     that fails ends the flow run Failed, with the stages so far as its data."""
-    settings, store = open_home(home)
-    spec = load_pipeline(Path(pipeline))
+    settings, store, catalog = open_home(home)
+    spec = load_pipeline(Path(pipeline), catalog)
     outputs: dict[str, str] = {}
     stages: list[RecipeResult] = []
     text = input
     title, realm = f"pipeline {spec.name}", ""
     for stage in spec.stages:
-        recipe = load_recipe(stage.recipe, settings.local_dir, stage.model)
+        recipe = load_recipe(stage.recipe, catalog, stage.model)
         realm = recipe.realm
         result = run_stage(store, settings, recipe, text, stage.context, seed, session, outputs)
         stages.append(result)

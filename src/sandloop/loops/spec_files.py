@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ConfigDict, ValidationError
 
 from sandloop.errors import SandloopError
 
@@ -169,23 +169,3 @@ def describe_validation_error(exc: ValidationError, source: str) -> str:
         msg = " ".join(str(err["msg"]).removeprefix("Value error, ").split())
         problems.append(f"{loc + ': ' if loc else ''}{msg}")
     return f"{source}: {'; '.join(problems)}"
-
-
-SpecT = TypeVar("SpecT", bound=BaseModel)
-
-
-def load_spec(path: Path, spec_type: type[SpecT], **overrides: Any) -> SpecT:
-    """A spec file validated as ``spec_type``, its name defaulting to the file's stem; errors are
-    one line per problem, naming the file and the field."""
-    data = read_mapping(path)
-    data.setdefault("name", path.stem)
-    data.update(overrides)
-    return validated(data, spec_type, str(path))
-
-
-def validated(data: Any, spec_type: type[SpecT], source: str) -> SpecT:
-    """``data`` as ``spec_type``, or one SpecError line naming ``source`` and the fields."""
-    try:
-        return spec_type.model_validate(data)
-    except ValidationError as exc:
-        raise SpecError(describe_validation_error(exc, source)) from None

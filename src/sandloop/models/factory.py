@@ -11,7 +11,7 @@ from collections.abc import Callable
 from sandloop.config import Settings
 from sandloop.models.base import AdapterContext, ModelAdapter
 from sandloop.models.platforms import PLATFORMS
-from sandloop.models.registry import ModelInfo
+from sandloop.models.registry import ModelInfo, catalog_for
 
 _ADAPTERS: dict[tuple[str, str], ModelAdapter] = {}
 
@@ -46,12 +46,11 @@ def prepare_models(
 ) -> None:
     """Create adapters and load local weights before the flow starts, so the first step is not
     slowed by a load and a missing model fails before anything is recorded."""
-    from sandloop.models.registry import lookup
-
+    catalog = catalog_for(settings)
     for ref in dict.fromkeys(refs):
         if ref.startswith(("route:", "recipe:")):
             continue  # a route loads a candidate when it tries it: a broken one is a fallback
-        adapter = get_adapter(lookup(ref), settings, announce)
+        adapter = get_adapter(catalog.lookup(ref), settings, announce)
         load = getattr(adapter, "load", None)
         if load is not None:
             announce(f"loading {ref}…")

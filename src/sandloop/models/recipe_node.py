@@ -13,7 +13,7 @@ from typing import Any
 from sandloop.config import Settings
 from sandloop.models.base import AdapterContext, CallContext, ModelAdapter, ModelInput, ModelOutput
 from sandloop.models.errors import InvalidInput, InvalidOutput
-from sandloop.models.registry import ModelInfo
+from sandloop.models.registry import ModelInfo, catalog_for
 from sandloop.records import dumps
 
 #: The factory's adapter for a model (passed in: the factory makes this adapter too).
@@ -25,7 +25,7 @@ class RecipeNodeAdapter:
         from sandloop.loops.recipe.spec import load_recipe
 
         self.ref, self.settings, self.adapter_for = ref, settings, adapter_for
-        self.spec = load_recipe(recipe, settings.local_dir)
+        self.spec = load_recipe(recipe, catalog_for(settings))
 
     def generate(
         self, model_input: ModelInput, params: dict[str, Any], ctx: CallContext
@@ -35,7 +35,6 @@ class RecipeNodeAdapter:
         from sandloop.loops.protocol import Outcome
         from sandloop.loops.recipe.context import prompt_for, resolve_context
         from sandloop.loops.recipe.engine import RefineLoop
-        from sandloop.models.registry import lookup
 
         if model_input.text is None:
             raise InvalidInput("a recipe takes text", model=self.ref)
@@ -45,7 +44,7 @@ class RecipeNodeAdapter:
         loop = RefineLoop(spec, prompt_for(spec, values), ctx.step_key, ctx.seed)
         while loop.stop_reason(datetime.now(UTC)) is None:
             call = loop.plan()
-            adapter = self.adapter_for(lookup(call.model))
+            adapter = self.adapter_for(spec.model_info(call.model))
             out = adapter.generate(
                 ModelInput("text", text=call.input_value),
                 call.params,

@@ -5,20 +5,25 @@ models without loading torch. The catalog is YAML: the built-in ``catalog.yaml``
 models file, which adds models and routes (or overrides built-ins) without code. Refs outside the
 catalog still resolve when their shape says what they are: ``local:<hub-id|folder>[@task]``,
 ``openai:<model>[@task]``, ``hf:<hub-id>[@task]``, ``replicate:<owner/name[:version]>@task``.
+
+A catalog belongs to one home and is passed to whatever resolves refs; specs receive it through
+pydantic's validation context. Nothing here is global, so two homes in one process never see
+each other's models.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo
 
 from sandloop.errors import SandloopError
 from sandloop.models.io_types import TASK_IO, IOType
@@ -27,6 +32,9 @@ from sandloop.models.platforms import PLATFORMS as ALL_PLATFORMS
 from sandloop.models.platforms.base import Platform
 from sandloop.models.platforms.recipe import RecipeNodeParams
 from sandloop.models.platforms.route import RouteParams
+
+if TYPE_CHECKING:
+    from sandloop.config import Settings
 
 #: Platforms a models file may name (``route:`` and ``recipe:`` are refs to other refs).
 PLATFORMS = tuple(name for name, p in ALL_PLATFORMS.items() if p.catalogued)
@@ -276,22 +284,90 @@ def read_models_file(path: Path) -> ModelsFile:
     return parsed
 
 
-@dataclass
+@dataclass(frozen=True)
 class Catalog:
+    """The models and routes one home knows: the built-in catalog plus its models file. It is
+    passed to whatever resolves a ref (specs get it through pydantic's validation context), so a
+    spec is valid or invalid for the home it names, and nothing global changes between homes."""
+
     models: dict[str, ModelInfo]
     routes: dict[str, RouteSpec]
     user_file: Path | None = None
     home: Path = field(default_factory=lambda: Path.home() / ".sandloop")  # user recipes
 
+    def lookup(self, ref: str) -> ModelInfo:
+        """Resolve ``platform:name[@task]``; raise ``UnknownModel`` with what the user may
+        have meant."""
+        known = self.models
+        if ":" not in ref:
+            close = difflib.get_close_matches(ref, [i.name for i in known.values()], n=1)
+            hint = f"; did you mean {self._ref_for_name(close[0])!r}?" if close else ""
+            raise UnknownModel(f"model {ref!r} has no platform: write it as 'platform:name'{hint}")
+        if ref in known:
+            return known[ref]
+        platform_name, name, task = _split_ref(ref)
+        if platform_name in _RESOLVERS:
+            return _RESOLVERS[platform_name](self, ref, name)
+        if platform_name not in PLATFORMS:
+            others = " and ".join(f"{n}:NAME" for n in _RESOLVERS)
+            raise UnknownModel(
+                f"unknown platform {platform_name!r} in {ref!r}: known platforms are "
+                f"{', '.join(PLATFORMS)}; {others} also work"
+            )
+        platform = ALL_PLATFORMS[platform_name]
+        if task is not None and task not in TASK_IO:
+            close = difflib.get_close_matches(task, list(TASK_IO), n=1)
+            hint = f" (did you mean @{close[0]}?)" if close else ""
+            raise UnknownModel(
+                f"unknown task {task!r} in {ref!r}{hint}; tasks: {', '.join(TASK_IO)}"
+            )
+        if task is not None and (base := known.get(f"{platform_name}:{name}")) is not None:
+            variant = CatalogModel(ref=ref, source=base.source, cost_usd=base.cost_usd)
+            return replace(_build(variant, "ref"), limits=base.limits)  # the same provider model
+        info = _dynamic(platform, name, task, ref)
+        if info is not None:
+            return info
+        close = difflib.get_close_matches(ref, list(known), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        extra = f" ({platform.naming})" if platform.naming else ""
+        raise UnknownModel(
+            f"unknown model {ref!r}{hint}{extra}; `sandloop models` lists the known ones"
+        )
 
+    def route(self, name: str) -> RouteSpec:
+        if name not in self.routes:
+            known = ", ".join(sorted(self.routes)) or "none are defined"
+            where = self.user_file or "your models file"
+            raise UnknownModel(f"unknown route {name!r} ({known}); define routes in {where}")
+        return self.routes[name]
+
+    def _ref_for_name(self, name: str) -> str:
+        return next(i.ref for i in self.models.values() if i.name == name)
+
+
+@cache
 def _builtin() -> ModelsFile:
     text = resources.files("sandloop.models").joinpath("catalog.yaml").read_text("utf-8")
     return ModelsFile.model_validate(yaml.safe_load(text))
 
 
 def load_catalog(user_file: Path | None, home: Path | None = None) -> Catalog:
-    files = [("built-in catalog", _builtin())]
+    """The built-in catalog plus ``user_file`` (when it exists), finding user recipes under
+    ``home``. Built once per version of the file: every model call resolves its ref, and a
+    changed file is a new catalog."""
+    version = None
     if user_file is not None and user_file.is_file():
+        stat = user_file.stat()
+        version = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    return _load_catalog(user_file, version, home)
+
+
+@lru_cache(maxsize=32)
+def _load_catalog(
+    user_file: Path | None, version: tuple[int, int, int] | None, home: Path | None
+) -> Catalog:
+    files = [("built-in catalog", _builtin())]
+    if user_file is not None and version is not None:  # the file exists
         files.append((str(user_file), read_models_file(user_file)))
     models: dict[str, ModelInfo] = {}
     routes: dict[str, RouteSpec] = {}
@@ -299,31 +375,35 @@ def load_catalog(user_file: Path | None, home: Path | None = None) -> Catalog:
         for entry in parsed.models:
             models[entry.ref] = _build(entry, origin)
         routes.update(parsed.routes)
-    catalog = Catalog(models, routes, user_file)
-    if home is not None:
-        catalog.home = home
-    return catalog
+    if home is None:
+        return Catalog(models, routes, user_file)
+    return Catalog(models, routes, user_file, home)
 
 
-_catalog: Catalog | None = None
+def catalog_for(settings: Settings) -> Catalog:
+    """The catalog of the home ``settings`` are for."""
+    return load_catalog(settings.models_file_path, settings.local_dir)
 
 
-def configure(user_file: Path | None, home: Path | None = None) -> Catalog:
-    """Load the built-in catalog plus the user's models file (when it exists); later lookups use
-    it, and find user recipes under ``home``. Called wherever settings are known (the CLI, the
-    API, a flow run)."""
-    global _catalog
-    _catalog = load_catalog(user_file, home)
-    return _catalog
+def catalog_in(info: ValidationInfo) -> Catalog:
+    """The catalog a spec is checked against: the one its caller put in pydantic's validation
+    context (``spec_context``); without one (a spec built by hand in a notebook), the catalog of
+    the home the environment names."""
+    context = info.context
+    found = context.get(CONTEXT_KEY) if isinstance(context, dict) else None
+    if isinstance(found, Catalog):
+        return found
+    from sandloop.config import Settings
+
+    return catalog_for(Settings())
 
 
-def catalog() -> Catalog:
-    if _catalog is None:
-        from sandloop.config import Settings
+CONTEXT_KEY = "catalog"
 
-        settings = Settings()
-        return configure(settings.models_file_path, settings.local_dir)
-    return _catalog
+
+def spec_context(catalog: Catalog) -> dict[str, Any]:
+    """The validation context that checks a spec against ``catalog``."""
+    return {CONTEXT_KEY: catalog}
 
 
 def _dynamic(platform: Platform, name: str, task: str | None, ref: str) -> ModelInfo | None:
@@ -343,51 +423,13 @@ def _dynamic(platform: Platform, name: str, task: str | None, ref: str) -> Model
         raise UnknownModel(str(exc)) from None
 
 
-def lookup(ref: str) -> ModelInfo:
-    """Resolve ``platform:name[@task]``; raise ``UnknownModel`` with what the user may have
-    meant."""
-    known = catalog().models
-    if ":" not in ref:
-        close = difflib.get_close_matches(ref, [i.name for i in known.values()], n=1)
-        hint = f"; did you mean {_ref_for_name(close[0])!r}?" if close else ""
-        raise UnknownModel(f"model {ref!r} has no platform: write it as 'platform:name'{hint}")
-    if ref in known:
-        return known[ref]
-    platform_name, name, task = _split_ref(ref)
-    if platform_name in _RESOLVERS:
-        return _RESOLVERS[platform_name](ref, name)
-    if platform_name not in PLATFORMS:
-        others = " and ".join(f"{n}:NAME" for n in _RESOLVERS)
-        raise UnknownModel(
-            f"unknown platform {platform_name!r} in {ref!r}: known platforms are "
-            f"{', '.join(PLATFORMS)}; {others} also work"
-        )
-    platform = ALL_PLATFORMS[platform_name]
-    if task is not None and task not in TASK_IO:
-        close = difflib.get_close_matches(task, list(TASK_IO), n=1)
-        hint = f" (did you mean @{close[0]}?)" if close else ""
-        raise UnknownModel(f"unknown task {task!r} in {ref!r}{hint}; tasks: {', '.join(TASK_IO)}")
-    if task is not None and (base := known.get(f"{platform_name}:{name}")) is not None:
-        variant = CatalogModel(ref=ref, source=base.source, cost_usd=base.cost_usd)
-        return replace(_build(variant, "ref"), limits=base.limits)  # the same provider model
-    info = _dynamic(platform, name, task, ref)
-    if info is not None:
-        return info
-    close = difflib.get_close_matches(ref, list(known), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    extra = f" ({platform.naming})" if platform.naming else ""
-    raise UnknownModel(
-        f"unknown model {ref!r}{hint}{extra}; `sandloop models` lists the known ones"
-    )
-
-
-def _route_info(ref: str, name: str) -> ModelInfo:
-    spec = route(name)
+def _route_info(catalog: Catalog, ref: str, name: str) -> ModelInfo:
+    spec = catalog.route(name)
     candidates = []
     for candidate in spec.candidates:
         if candidate.startswith("route:"):
             raise UnknownModel(f"route {name!r}: a candidate cannot be a route ({candidate})")
-        candidates.append(lookup(candidate))
+        candidates.append(catalog.lookup(candidate))
     io_types = {(c.input_type, c.output_type) for c in candidates}
     if len(io_types) > 1:
         found = ", ".join(f"{c.ref} ({c.input_type}→{c.output_type})" for c in candidates)
@@ -413,7 +455,7 @@ def _route_info(ref: str, name: str) -> ModelInfo:
     )
 
 
-def _recipe_info(ref: str, name: str) -> ModelInfo:
+def _recipe_info(catalog: Catalog, ref: str, name: str) -> ModelInfo:
     """A recipe (built-in, in <home>/recipes, or a file path) used as a text→text model. Only
     its file is read here; the specs that use it check the recipe itself
     (`loops.recipe.spec.check_recipe_ref`)."""
@@ -421,7 +463,7 @@ def _recipe_info(ref: str, name: str) -> ModelInfo:
     from sandloop.loops.spec_files import SpecError, read_mapping
 
     try:
-        path = find_recipe_file(name, catalog().home)
+        path = find_recipe_file(name, catalog.home)
         data = read_mapping(path)
     except SpecError as exc:
         raise UnknownModel(str(exc)) from None
@@ -438,21 +480,7 @@ def _recipe_info(ref: str, name: str) -> ModelInfo:
 
 
 #: How refs to other refs are resolved, by their platform (which is in the table all the same).
-_RESOLVERS = {"route": _route_info, "recipe": _recipe_info}
-
-
-def _ref_for_name(name: str) -> str:
-    return next(i.ref for i in catalog().models.values() if i.name == name)
-
-
-def list_models() -> list[ModelInfo]:
-    return list(catalog().models.values())
-
-
-def route(name: str) -> RouteSpec:
-    routes = catalog().routes
-    if name not in routes:
-        known = ", ".join(sorted(routes)) or "none are defined"
-        where = catalog().user_file or "your models file"
-        raise UnknownModel(f"unknown route {name!r} ({known}); define routes in {where}")
-    return routes[name]
+_RESOLVERS: dict[str, Callable[[Catalog, str, str], ModelInfo]] = {
+    "route": _route_info,
+    "recipe": _recipe_info,
+}

@@ -18,7 +18,7 @@ from typing import Any
 
 from sandloop.models.base import AdapterContext, CallContext, ModelAdapter, ModelInput, ModelOutput
 from sandloop.models.errors import AuthError, ModelError, Unavailable
-from sandloop.models.registry import ModelInfo, RouteSpec, lookup, route
+from sandloop.models.registry import Catalog, ModelInfo, RouteSpec, catalog_for
 
 # A candidate that cannot load now will not load on the next call either: it waits out a cool-down
 # rather than costing every call a failed load.
@@ -80,10 +80,10 @@ class RouteFailed(Unavailable):
         self.retry_after = retry_after  # when the first cooling candidate is usable again
 
 
-def ordered_candidates(route: RouteSpec) -> list[ModelInfo]:
+def ordered_candidates(route: RouteSpec, catalog: Catalog) -> list[ModelInfo]:
     """Candidates in the order they are tried: sovereign (local) first when the route says so,
     otherwise as written; the sort is stable, so the written order breaks ties."""
-    infos = [lookup(ref) for ref in route.candidates]
+    infos = [catalog.lookup(ref) for ref in route.candidates]
     if route.sovereign_first:
         infos.sort(key=lambda info: not info.sovereign)
     return infos
@@ -101,13 +101,14 @@ class RouterAdapter:
         self,
         ref: str,
         route: RouteSpec,
+        catalog: Catalog,
         adapter_for: Callable[[ModelInfo], ModelAdapter],
         health: RouterHealth = HEALTH,
     ) -> None:
         self.ref, self.route, self.adapter_for, self.health = ref, route, adapter_for, health
         # Resolved once: the order and each candidate's validated parameters never change.
         self.candidates = [
-            (info, candidate_params(route, info)) for info in ordered_candidates(route)
+            (info, candidate_params(route, info)) for info in ordered_candidates(route, catalog)
         ]
 
     def generate(
@@ -156,4 +157,5 @@ class RouterAdapter:
 
 
 def create(info: ModelInfo, ctx: AdapterContext) -> RouterAdapter:
-    return RouterAdapter(info.ref, route(info.name), ctx.adapter)
+    catalog = catalog_for(ctx.settings)
+    return RouterAdapter(info.ref, catalog.route(info.name), catalog, ctx.adapter)

@@ -18,7 +18,7 @@ from sandloop.credentials import known_secrets
 from sandloop.models.base import CallContext, ModelInput, ModelOutput
 from sandloop.models.errors import RateLimited, is_retryable
 from sandloop.models.factory import get_adapter
-from sandloop.models.registry import ModelInfo, lookup
+from sandloop.models.registry import ModelInfo, catalog_for
 from sandloop.scrub import scrub_exception, scrub_value
 from sandloop.tasks import limits
 
@@ -74,7 +74,7 @@ def invoke_model(
     ctx: CallContext,
     settings: Settings,
 ) -> ModelOutput:
-    info = lookup(model)
+    info = catalog_for(settings).lookup(model)
     try:
         with limits.held(info):
             output = get_adapter(info, settings).generate(model_input, params, ctx)
@@ -98,7 +98,7 @@ def _finished(info: ModelInfo, output: ModelOutput, settings: Settings) -> Model
         route = scrub_value(output.metadata["route"], secrets_of(settings))
         output = replace(output, metadata={**output.metadata, "route": route})
     chosen = output.metadata.get("route", {}).get("chosen")
-    rates = (lookup(chosen) if chosen else info).cost_usd
+    rates = (catalog_for(settings).lookup(chosen) if chosen else info).cost_usd
     if rates is not None:
         cost = round(rates.estimate(output.usage), 8)
         return replace(output, metadata={**output.metadata, "cost_usd": cost})
@@ -162,7 +162,7 @@ def invoke_batch(
     settings: Settings,
 ) -> Answers:
     """Each row's output, or the typed error that failed it (the other rows go on)."""
-    info = lookup(model)
+    info = catalog_for(settings).lookup(model)
     adapter = get_adapter(info, settings)
     batch_call = getattr(adapter, "generate_batch", None)
     results: list[ModelOutput | Exception | None] = [None] * len(inputs)

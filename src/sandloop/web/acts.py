@@ -57,7 +57,7 @@ def start_network(body: schemas.StartNetwork, served: ServedBy) -> dict[str, Any
 )
 def start_dialogue(body: schemas.StartDialogue, served: ServedBy) -> dict[str, Any]:
     """Start (or resume) a dialogue, given as its spec."""
-    spec = api.dialogue_from(body.dialogue, body.question)
+    spec = api.dialogue_from(body.dialogue, body.question, served.home)
     session = _session(served, body.session)
     started = served.start(
         spec.thread(body.seed),
@@ -173,7 +173,7 @@ def network_spec(
     fields: dict[str, Any] = {"network": network, "genesis": genesis, "seed": seed, "stop": stop}
     if pace is not None:
         fields["pace"] = pace
-    spec = api.run_spec_from(fields)
+    spec = api.run_spec_from(fields, served.home)
     if spec.network.input_type != "text":
         raise SpecError("network: over HTTP, a network's genesis is text; this one takes images")
     return spec

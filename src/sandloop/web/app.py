@@ -51,7 +51,7 @@ def create_app(
         description="Loops of AI models and their exact record. Tokens: `sandloop tokens create`.",
         responses=ERRORS,
     )
-    named = {api.load_network(path).name: Path(path) for path in networks}
+    named = {api.load_network(path, home).name: Path(path) for path in networks}
     app.state.served = served = Served(
         home, named, gallery_on, Path(exports) if exports is not None else None
     )
@@ -61,7 +61,7 @@ def create_app(
         api.load_recipe(moderation, home)  # a missing or broken recipe is said now
         served.moderation = moderation
     for path in named.values():  # a bad stop or pace is said now, not to each visitor
-        api.run_spec_from({"network": str(path), "genesis": "-", **served.visitor_run})
+        api.run_spec_from({"network": str(path), "genesis": "-", **served.visitor_run}, home)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.state.grants = Grants(lambda token: api.check_token(token, home))
     if cors_origins:

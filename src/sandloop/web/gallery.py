@@ -133,7 +133,7 @@ def submit(
         if declined is not None:
             raise SpecError(f"prompt: declined by this gallery's moderation: {declined}")
     fields: dict[str, Any] = {"network": str(path), "genesis": prompt, **served.visitor_run}
-    spec = api.run_spec_from(fields)
+    spec = api.run_spec_from(fields, served.home)
     started = served.start(
         api.thread_of(spec),
         lambda: api.start_network(spec, served.launcher, served.home),

@@ -11,7 +11,6 @@ from sandloop.loops.dialogue.spec import DialogueSpec
 from sandloop.loops.protocol import Call, Outcome, Recorded, StopCondition, first_stop
 from sandloop.loops.recipe.render import render
 from sandloop.loops.status import StopReason
-from sandloop.models import registry
 from sandloop.records import CallAddress
 
 
@@ -74,7 +73,7 @@ def repeats(turns: list[Turn], content: str) -> bool:
 def actor_params(spec: DialogueSpec, actor: str, temperature: float) -> dict[str, Any]:
     """An actor's parameters at a turn: the schedule's temperature, where the model takes one."""
     chosen = spec.actor(actor)
-    info = registry.lookup(chosen.model)
+    info = chosen.info
     given = dict(chosen.params)
     if "temperature" in info.params_model.model_fields:
         given["temperature"] = temperature

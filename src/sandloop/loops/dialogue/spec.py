@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, ValidationInfo, model_validator
 
 from sandloop.keys import realm_key, thread_key
 from sandloop.loops.recipe.render import TemplateError, slots_used
 from sandloop.loops.recipe.spec import check_recipe_ref
-from sandloop.loops.spec_files import SPEC_CONFIG, load_spec
-from sandloop.models.registry import catalog, lookup
+from sandloop.loops.spec_check import load_spec
+from sandloop.loops.spec_files import SPEC_CONFIG
+from sandloop.models.registry import Catalog, ModelInfo, catalog_in
 
 NAME = r"^[A-Za-z0-9][\w.\- ]*$"
 
@@ -25,11 +26,13 @@ class Actor(_Spec):
     role: str = Field("", description="system prompt template; may use {{ question }}, {{ name }}")
     model: str = Field(description="model ref or route:NAME")
     params: dict[str, Any] = Field(default_factory=dict)
+    _info: ModelInfo = PrivateAttr()  # the model, as the catalog it was checked against knows it
 
     @model_validator(mode="after")
-    def _checks(self) -> Actor:
-        info = lookup(self.model)
-        check_recipe_ref(self.model, catalog().home)
+    def _checks(self, context: ValidationInfo) -> Actor:
+        catalog = catalog_in(context)
+        info = self._info = catalog.lookup(self.model)
+        check_recipe_ref(self.model, catalog)
         if (info.input_type, info.output_type) != ("text", "text"):
             raise ValueError(f"{self.model} is not text→text; an actor needs a text model")
         info.params_for(self.params)  # BadParams is a ValueError, naming the field
@@ -42,6 +45,10 @@ class Actor(_Spec):
                 f"role: uses {', '.join(sorted(extra))}; a role can use question, name, others"
             )
         return self
+
+    @property
+    def info(self) -> ModelInfo:
+        return self._info
 
 
 class Judge(_Spec):
@@ -125,5 +132,6 @@ class DialogueSpec(_Spec):
         return thread_key(self.realm, {"question": self.question, "seed": seed})
 
 
-def load_dialogue(path: Path, question: str | None = None) -> DialogueSpec:
-    return load_spec(path, DialogueSpec, **({} if question is None else {"question": question}))
+def load_dialogue(path: Path, catalog: Catalog, question: str | None = None) -> DialogueSpec:
+    overrides = {} if question is None else {"question": question}
+    return load_spec(path, DialogueSpec, catalog, **overrides)

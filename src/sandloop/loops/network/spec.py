@@ -9,14 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from sandloop.keys import realm_key, thread_key
 from sandloop.loops.recipe.spec import check_recipe_ref
-from sandloop.loops.spec_files import MAX_WAIT_S, SPEC_CONFIG, load_spec
+from sandloop.loops.spec_check import load_spec
+from sandloop.loops.spec_files import MAX_WAIT_S, SPEC_CONFIG
 from sandloop.models.audio import UndecodableAudio, audio_facts
 from sandloop.models.io_types import BLOB_TYPES, IOType
-from sandloop.models.registry import ModelInfo, catalog, lookup
+from sandloop.models.registry import Catalog, ModelInfo, catalog_in
 
 
 class _Spec(BaseModel):
@@ -34,6 +35,7 @@ class NetworkEntry(_Spec):
         description="a name for this node, when a model plays several",
     )
     params: dict[str, Any] = Field(default_factory=dict)
+    _info: ModelInfo = PrivateAttr()  # the model, as the catalog it was checked against knows it
 
     @model_validator(mode="before")
     @classmethod
@@ -42,19 +44,21 @@ class NetworkEntry(_Spec):
 
     @field_validator("model")
     @classmethod
-    def _model_exists(cls, ref: str) -> str:
-        lookup(ref)  # raises UnknownModel (a ValueError) with suggestions
-        check_recipe_ref(ref, catalog().home)
+    def _model_exists(cls, ref: str, info: ValidationInfo) -> str:
+        catalog = catalog_in(info)
+        catalog.lookup(ref)  # raises UnknownModel (a ValueError) with suggestions
+        check_recipe_ref(ref, catalog)
         return ref
 
     @model_validator(mode="after")
-    def _params_fit_model(self) -> NetworkEntry:
-        lookup(self.model).params_for(self.params)  # BadParams is a ValueError
+    def _params_fit_model(self, info: ValidationInfo) -> NetworkEntry:
+        self._info = catalog_in(info).lookup(self.model)
+        self._info.params_for(self.params)  # BadParams is a ValueError
         return self
 
     @property
     def info(self) -> ModelInfo:
-        return lookup(self.model)
+        return self._info
 
     @property
     def facet(self) -> str:
@@ -219,5 +223,5 @@ class RunSpec(_Spec):
         return thread_key(self.network.realm, self.thread_inputs(genesis_hash))
 
 
-def load_network(path: Path) -> NetworkSpec:
-    return load_spec(path, NetworkSpec)
+def load_network(path: Path, catalog: Catalog) -> NetworkSpec:
+    return load_spec(path, NetworkSpec, catalog)

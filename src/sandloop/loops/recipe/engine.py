@@ -18,7 +18,6 @@ from sandloop.loops.protocol import Call, Outcome, Recorded
 from sandloop.loops.recipe.render import check_output, extract_json, render
 from sandloop.loops.recipe.spec import RecipeSpec
 from sandloop.loops.status import StopReason
-from sandloop.models import registry
 from sandloop.records import CallAddress
 
 _NUMBER = re.compile(r"score\D{0,12}?(\d+(?:\.\d+)?)", re.IGNORECASE)
@@ -68,7 +67,7 @@ def critic_score(text: str) -> float | None:
 def model_params(spec: RecipeSpec, model: str) -> dict[str, Any]:
     """A model's parameters in this recipe: the recipe's own apply to its own model only (a
     critic model on another platform takes its defaults)."""
-    info = registry.lookup(model)
+    info = spec.model_info(model)
     own = spec.params if model == spec.model_ref else {}
     return info.params_for(own)
 

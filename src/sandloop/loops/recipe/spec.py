@@ -10,19 +10,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, ValidationInfo, model_validator
 
 from sandloop.keys import realm_key, thread_key
 from sandloop.loops.recipe.files import find_recipe_file
 from sandloop.loops.recipe.render import TemplateError, slots_used
+from sandloop.loops.spec_check import load_spec
 from sandloop.loops.spec_files import (
     SPEC_CONFIG,
     SpecError,
     describe_validation_error,
-    load_spec,
     read_mapping,
 )
-from sandloop.models.registry import lookup
+from sandloop.models.registry import Catalog, ModelInfo, catalog_in, spec_context
 
 NAME_PATTERN = r"^[A-Za-z0-9][\w.\-]*$"
 
@@ -94,6 +94,8 @@ class RecipeSpec(_Spec):
     route: str | None = Field(None, description="a route name from your models file")
     params: dict[str, Any] = Field(default_factory=dict)
     refine: RefineSpec | None = None
+    #: its models (and critic's) as the catalog it was checked against knows them
+    _models: dict[str, ModelInfo] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -105,10 +107,12 @@ class RecipeSpec(_Spec):
         return data
 
     @model_validator(mode="after")
-    def _checks(self) -> RecipeSpec:
+    def _checks(self, context: ValidationInfo) -> RecipeSpec:
         if (self.model is None) == (self.route is None):
             raise ValueError("give exactly one of model: (e.g. local:gemma-3-270m) or route:")
-        info = lookup(self.model_ref)  # UnknownModel names close matches
+        catalog = catalog_in(context)
+        info = catalog.lookup(self.model_ref)  # UnknownModel names close matches
+        self._models[self.model_ref] = info
         if info.input_type != "text" or info.output_type != "text":
             raise ValueError(f"model: {self.model_ref} is not text→text; recipes need one")
         info.params_for(self.params)  # BadParams is a ValueError, naming the field
@@ -131,7 +135,7 @@ class RecipeSpec(_Spec):
                 raise ValueError(f"output: not a valid JSON schema: {exc.message}") from None
         if self.refine is not None:
             if self.refine.critic_model is not None:
-                lookup(self.refine.critic_model)
+                self._models[self.refine.critic_model] = catalog.lookup(self.refine.critic_model)
             for part in ("critic", "revise"):
                 allowed = {"prompt", "output", "errors", "critique"}
                 extra = slots_used(getattr(self.refine, part)) - allowed
@@ -145,6 +149,10 @@ class RecipeSpec(_Spec):
     @property
     def model_ref(self) -> str:
         return self.model if self.model is not None else f"route:{self.route}"
+
+    def model_info(self, ref: str) -> ModelInfo:
+        """The recipe's model or its critic's."""
+        return self._models[ref]
 
     @property
     def realm(self) -> str:
@@ -171,32 +179,33 @@ class PipelineSpec(_Spec):
 # -- finding recipes -------------------------------------------------------------------------
 
 
-def load_recipe(name_or_path: str, home: Path, model: str | None = None) -> RecipeSpec:
-    """Load and check a recipe; ``model`` replaces its model (or route) for this use."""
-    path = find_recipe_file(name_or_path, home)
+def load_recipe(name_or_path: str, catalog: Catalog, model: str | None = None) -> RecipeSpec:
+    """Load and check a recipe (built-in, in the catalog's home, or a path); ``model`` replaces
+    its model (or route) for this use."""
+    path = find_recipe_file(name_or_path, catalog.home)
     data = read_mapping(path)
     data.setdefault("name", path.stem)
     if model is not None:
         # Another model takes other parameters: keep the ones it shares with the recipe's.
         data.pop("route", None)
         data["model"] = model
-        accepted = lookup(model).params_model.model_fields
+        accepted = catalog.lookup(model).params_model.model_fields
         data["params"] = {k: v for k, v in (data.get("params") or {}).items() if k in accepted}
     for slot in (data.get("context") or {}).values():
         if isinstance(slot, dict) and isinstance(slot.get("file"), str):
             slot["file"] = str((path.parent / slot["file"]).resolve())
     try:
-        return RecipeSpec.model_validate(data)
+        return RecipeSpec.model_validate(data, context=spec_context(catalog))
     except ValidationError as exc:
         raise SpecError(describe_validation_error(exc, str(path))) from None
 
 
-def load_pipeline(path: Path) -> PipelineSpec:
-    return load_spec(path, PipelineSpec)
+def load_pipeline(path: Path, catalog: Catalog) -> PipelineSpec:
+    return load_spec(path, PipelineSpec, catalog)
 
 
-def check_recipe_ref(ref: str, home: Path) -> None:
+def check_recipe_ref(ref: str, catalog: Catalog) -> None:
     """A ``recipe:NAME`` model reference names a recipe that loads and checks (the registry
     knows it only by name; the recipe's own checks are here)."""
     if ref.startswith("recipe:"):
-        load_recipe(ref.removeprefix("recipe:"), home)
+        load_recipe(ref.removeprefix("recipe:"), catalog)

@@ -14,17 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from sandloop.keys import realm_key
 from sandloop.loops.network.spec import NetworkSpec, RunSpec, StopConditions, load_network
-from sandloop.loops.spec_files import (
-    SPEC_CONFIG,
-    SpecError,
-    describe_validation_error,
-    read_mapping,
-    read_text_file,
-)
+from sandloop.loops.spec_check import validated
+from sandloop.loops.spec_files import SPEC_CONFIG, SpecError, read_mapping, read_text_file
+from sandloop.models.registry import Catalog
 
 #: The largest genesis file read (a prompt list, not a corpus).
 MAX_GENESIS_FILE_BYTES = 64 * 1024 * 1024
@@ -156,14 +152,14 @@ def read_genesis_file(path: Path, column: str | None) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
-def load_sweep(path: Path) -> SweepSpec:
+def load_sweep(path: Path, catalog: Catalog) -> SweepSpec:
     """A sweep file, its network files (relative to the sweep file, else to the working folder)
     and genesis file read and checked; errors are one line naming the file and the field."""
     data = read_mapping(path)
     data.setdefault("name", path.stem)
     networks = data.get("networks")
     if isinstance(networks, list):
-        data["networks"] = [_network(path, entry, i) for i, entry in enumerate(networks)]
+        data["networks"] = [_network(path, entry, i, catalog) for i, entry in enumerate(networks)]
     genesis_file = data.pop("genesis_file", None)
     column = data.pop("genesis_column", None)
     if genesis_file is not None:
@@ -176,10 +172,7 @@ def load_sweep(path: Path) -> SweepSpec:
         data["genesis"] = read_genesis_file(_beside(path, genesis_file), column)
         if not data["genesis"]:
             raise SpecError(f"{path}: genesis_file {genesis_file} holds no prompts")
-    try:
-        return SweepSpec.model_validate(data)
-    except ValidationError as exc:
-        raise SpecError(describe_validation_error(exc, str(path))) from None
+    return validated(data, SweepSpec, str(path), catalog)
 
 
 def _beside(spec_path: Path, name: str) -> Path:
@@ -187,11 +180,11 @@ def _beside(spec_path: Path, name: str) -> Path:
     return relative if relative.exists() or Path(name).is_absolute() else Path(name)
 
 
-def _network(spec_path: Path, entry: Any, index: int) -> Any:
+def _network(spec_path: Path, entry: Any, index: int, catalog: Catalog) -> Any:
     """A network named by its file (loaded and checked now), or written inline."""
     if isinstance(entry, str):
         found = _beside(spec_path, entry)
         if not found.is_file():
             raise SpecError(f"{spec_path}: networks[{index}]: no network file {entry!r}")
-        return load_network(found).model_dump()
+        return load_network(found, catalog).model_dump()
     return entry

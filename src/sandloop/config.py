@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sandloop.errors import SandloopError
@@ -20,6 +20,7 @@ class SettingsError(SandloopError, ValueError):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SANDLOOP_", env_file=".env", extra="ignore")
+    _local_location: tuple[str, Location] | None = PrivateAttr(None)  # see ``location``
 
     home: str = Field(
         default_factory=lambda: str(Path.home() / ".sandloop"),
@@ -152,9 +153,18 @@ class Settings(BaseSettings):
 
     @property
     def location(self) -> Location:
+        """Parsed on each use, except a local folder's, which is kept for the home it was found
+        for: every model call finds its home's models file through it, and resolving a path
+        costs ~20 µs. A remote home's options come from the environment, so it is not kept."""
         from sandloop.storage.location import parse
 
-        return parse(self.home, self.storage_options)
+        kept = self._local_location
+        if kept is not None and kept[0] == self.home:
+            return kept[1]
+        location = parse(self.home, self.storage_options)
+        if not location.remote:
+            self._local_location = (self.home, location)
+        return location
 
     @property
     def local_dir(self) -> Path:

@@ -176,3 +176,19 @@ def test_a_spec_built_by_hand_uses_the_home_the_environment_names(
     elsewhere = load_catalog(None)
     with pytest.raises(ValueError, match="add it to your models file"):
         NetworkSpec.model_validate(NETWORK, context=spec_context(elsewhere))
+
+
+def test_settings_copied_to_another_home_find_that_homes_models(tmp_path: Path) -> None:
+    from sandloop.config import Settings
+    from sandloop.models.registry import catalog_for
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    write(tmp_path / "b" / "models.yaml", PAINTER)
+    first = Settings(home=str(tmp_path / "a"))
+    assert first.local_dir == tmp_path / "a"  # found once, and kept for that home
+    other = first.model_copy(update={"home": str(tmp_path / "b")})
+    assert other.local_dir == tmp_path / "b" and first.local_dir == tmp_path / "a"
+    assert catalog_for(other).lookup("replicate:acme/painter").task == "text-to-image"
+    with pytest.raises(UnknownModel):
+        catalog_for(first).lookup("replicate:acme/painter")

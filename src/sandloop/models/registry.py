@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -356,9 +357,13 @@ def load_catalog(user_file: Path | None, home: Path | None = None) -> Catalog:
     ``home``. Built once per version of the file: every model call resolves its ref, and a
     changed file is a new catalog."""
     version = None
-    if user_file is not None and user_file.is_file():
-        stat = user_file.stat()
-        version = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    if user_file is not None:
+        try:
+            found = user_file.stat()
+        except OSError:  # no models file: the built-in catalog alone
+            found = None
+        if found is not None and S_ISREG(found.st_mode):
+            version = (found.st_mtime_ns, found.st_size, found.st_ino)
     return _load_catalog(user_file, version, home)
 
 
@@ -385,6 +390,10 @@ def catalog_for(settings: Settings) -> Catalog:
     return load_catalog(settings.models_file_path, settings.local_dir)
 
 
+#: Where a spec's catalog is in pydantic's validation context.
+CONTEXT_KEY = "catalog"
+
+
 def catalog_in(info: ValidationInfo) -> Catalog:
     """The catalog a spec is checked against: the one its caller put in pydantic's validation
     context (``spec_context``); without one (a spec built by hand in a notebook), the catalog of
@@ -396,9 +405,6 @@ def catalog_in(info: ValidationInfo) -> Catalog:
     from sandloop.config import Settings
 
     return catalog_for(Settings())
-
-
-CONTEXT_KEY = "catalog"
 
 
 def spec_context(catalog: Catalog) -> dict[str, Any]:

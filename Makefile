@@ -74,6 +74,7 @@ bench: $(STAMP)
 	  $(BIN)/python benchmarks/bench_llamacpp.py; else echo "bench_llamacpp: needs make setup-llamacpp"; fi
 	$(BIN)/python benchmarks/bench_local_speech.py
 	$(BIN)/python benchmarks/bench_router.py
+	$(BIN)/python benchmarks/bench_catalog.py
 	$(BIN)/python benchmarks/bench_export.py --million
 	$(BIN)/python benchmarks/bench_judge.py
 	$(BIN)/python benchmarks/bench_image_export.py --n 25000

@@ -252,7 +252,7 @@ def create_server(
 RUN_FIELDS = ["thread", "kind", "name", "status", "steps", "genesis", "seed", "stop_reason"]
 RUN_FIELDS += ["error", "created_at", "flow_run_id"]
 STEP_FIELDS = ["key", "thread", "step", "facet", "model", "input", "input_type", "output"]
-STEP_FIELDS += ["output_type", "status", "error", "latency_ms"]
+STEP_FIELDS += ["output_type", "status", "error", "latency_ms", "metadata"]
 
 
 def answering(work: Callable[[], T]) -> T:

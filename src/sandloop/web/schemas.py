@@ -54,6 +54,11 @@ class Step(BaseModel):
     latency_ms: float | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    metadata: str | None = Field(
+        None,
+        description="the step's recorded metadata as JSON: its role, usage, cost_usd, route; "
+        "an audio output's media_type, sample_rate and duration_s",
+    )
 
 
 class StepPage(BaseModel):

@@ -91,7 +91,7 @@ def outcome_from(
     store: AkashicStore,
 ) -> Outcome:
     """A model's answer (an output, or the error retries could not fix) as a typed outcome; an
-    image output goes to the blob store, and the outcome keeps its hash."""
+    image or audio output goes to the blob store, and the outcome keeps its hash."""
     if isinstance(answer, ModelOutput):
         value = answer.text or "" if answer.type == "text" else store.blobs.put(answer.data or b"")
         return Outcome(

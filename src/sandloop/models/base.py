@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ModelInput:
-    """What a step feeds a model: text, or image bytes (read from the blob store)."""
+    """What a step feeds a model: text, or an image's or a sound's bytes (read from the blob
+    store)."""
 
     type: IOType
     text: str | None = None

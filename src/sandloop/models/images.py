@@ -10,22 +10,13 @@ import base64
 import io
 
 from sandloop.models.errors import InvalidOutput
-
-_MAGIC = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-)
+from sandloop.storage.blobs import sniff_media_type
 
 
 def mime_type(data: bytes) -> str:
-    for magic, mime in _MAGIC:
-        if data.startswith(magic):
-            return mime
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return "application/octet-stream"
+    """What a data URL says it carries: the blob store's own sniffing, so the two never
+    disagree on what an image is."""
+    return sniff_media_type(data) or "application/octet-stream"
 
 
 def data_url(data: bytes, mime: str | None = None) -> str:

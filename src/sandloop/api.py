@@ -1413,7 +1413,7 @@ def find_step(store: AkashicStore, ref: str) -> dict[str, Any]:
 
     thread, colon, step = ref.partition(":")
     if colon:
-        if not step.isdigit():
+        if not (step.isascii() and step.isdigit()) or len(step) > 12:  # "²" is a digit too
             raise ScoreError(f"{ref!r}: the step after ':' is a number (THREAD:STEP)")
         run = store.find_run(thread)
         rows = store.rows("invocations", f"thread = {sql_str(run['thread'])} AND step = {step}")

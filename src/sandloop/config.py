@@ -105,6 +105,19 @@ class Settings(BaseSettings):
         None, ge=1, le=1024, description="CPU threads llama.cpp models use; default: every core"
     )
 
+    max_body_mb: float = Field(
+        4.0,
+        gt=0,
+        le=1024,
+        description="the largest request body `sandloop api` reads, in MiB (public routes take "
+        "at most 64 KiB); past it: 413, the rest unread",
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="comma-separated addresses of reverse proxies whose X-Forwarded-For "
+        "`sandloop api` believes; empty (the default): none, every client is its own address",
+    )
+
     server_dir: Path = Field(
         default_factory=lambda: Path.home() / ".sandloop" / "server",
         description="where `sandloop server` keeps its PID, log and SQLite database",

@@ -13,13 +13,16 @@ import httpx
 
 
 @contextmanager
-def serving(app: Any) -> Iterator[str]:
+def serving(app: Any, proxies: str = "") -> Iterator[str]:
+    """Served as `sandloop api` serves it: the same uvicorn settings (`web.listen`)."""
     import uvicorn
+
+    from sandloop.web.listen import uvicorn_config
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port, proxies))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -34,7 +34,8 @@ def base_url(home: Path) -> Iterator[str]:
     from sandloop.web.app import create_app
 
     networks = [EXAMPLES / "echo.yaml", EXAMPLES / "balloon.yaml"]
-    with serving(create_app(home, networks=networks, visitor_run=VISITOR)) as url:
+    app = create_app(home, networks=networks, visitor_run=VISITOR)
+    with serving(app, proxies="127.0.0.1") as url:  # behind a proxy: X-Forwarded-For is the client
         yield url
 
 
@@ -45,7 +46,7 @@ def reader(home: Path, base_url: str) -> Iterator[httpx.Client]:
 
 
 def submit(base_url: str, network: str, prompt: str, ip: str = "127.0.0.1") -> httpx.Response:
-    # Each test speaks as its own client (uvicorn takes X-Forwarded-For from a proxy on
+    # Each test speaks as its own client (the app is served behind a trusted proxy on
     # 127.0.0.1), so the rate limit of one does not touch another.
     try:
         return httpx.post(

@@ -74,8 +74,16 @@ def serve_api(
     prepare_prefect(verbose)
     import uvicorn
 
+    from sandloop import api
     from sandloop.cli.runs import parse_pace
     from sandloop.web.app import create_app
+    from sandloop.web.listen import beyond_loopback, trusted, uvicorn_config
+
+    proxies = api.settings_for(home).trusted_proxies
+    try:
+        trusted(proxies)
+    except ValueError as exc:
+        fail(f"SANDLOOP_TRUSTED_PROXIES: {exc}")
 
     visitor = {
         "stop": {"max_steps": visitor_steps},
@@ -93,9 +101,14 @@ def serve_api(
     check_can_listen(host, port)  # before uvicorn starts, which would log a traceback
     base = f"http://{host}:{port}"
     err.print(f"sandloop API on {base}/v1 (docs: /docs); Ctrl-C stops it")
+    if beyond_loopback(host):
+        err.print(
+            f"warning: listening on {host}: other machines can reach this API and its gallery; "
+            "put it behind TLS, and name your proxy in SANDLOOP_TRUSTED_PROXIES"
+        )
     for name in app_.state.served.networks:
         err.print(f"  visitors start {name} at {base}/submit/{name}")
-    uvicorn.run(app_, host=host, port=port, log_level="warning")
+    uvicorn.Server(uvicorn_config(app_, host, port, proxies)).run()
 
 
 @app.command("mcp")

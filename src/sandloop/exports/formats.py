@@ -18,6 +18,18 @@ SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt", "tool
 Record = dict[str, Any]
 
 
+def formats_problem(formats: tuple[str, ...] | list[str]) -> str | None:
+    """What is wrong with the formats asked for, or None. A format's name becomes a folder of
+    the export, so every face (CLI, HTTP, flow) checks it here before any path is built:
+    ``../../etc`` is a name that is not in the table, never a path."""
+    unknown = [f for f in formats if f not in FORMATS]
+    if not unknown and formats:
+        return None
+    named = ", ".join(f if f.isprintable() and len(f) <= 60 else repr(f[:60]) for f in unknown)
+    named = named or "(none given)"
+    return f"unknown format {named}; formats: {', '.join(FORMATS)}"
+
+
 def _plain(messages: tuple[Message, ...] | list[Message]) -> list[Message]:
     """Messages without OpenAI-only keys (weight), for the other formats."""
     return [{"role": m["role"], "content": m["content"]} for m in messages]

@@ -91,6 +91,7 @@ def start_recipe(name: RecipeName, body: schemas.StartRecipe, served: ServedBy) 
             session=session,
             home=served.home,
         ),
+        {"name": spec.name, "genesis": body.input},
     )
     return answer(started)
 

@@ -24,6 +24,8 @@ from sandloop.scrub import scrub
 from sandloop.web import acts, chat, gallery, live, reads, schemas, work
 from sandloop.web.auth import Grants
 from sandloop.web.errors import STATUSES, problem
+from sandloop.web.guard import Guard
+from sandloop.web.methods import Methods
 from sandloop.web.served import Served
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -63,7 +65,11 @@ def create_app(
     for path in named.values():  # a bad stop or pace is said now, not to each visitor
         api.run_spec_from({"network": str(path), "genesis": "-", **served.visitor_run}, home)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    app.state.grants = Grants(lambda token: api.check_token(token, home))
+    app.state.grants = grants = Grants(lambda token: api.check_token(token, home))
+    max_body = round(api.settings_for(home).max_body_mb * 1024 * 1024)
+    routers = (reads, acts, live, chat, work, gallery)
+    app.add_middleware(Methods, routes=[r for m in routers for r in m.router.routes])
+    app.add_middleware(Guard, grants=grants, max_body=max_body)  # inside CORS: preflights pass
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -72,7 +78,7 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
         )
     _answer_errors(app)
-    for module in (reads, acts, live, chat, work, gallery):
+    for module in routers:
         app.include_router(module.router)
     return app
 

@@ -10,6 +10,7 @@ to the steps past the cursor.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -29,6 +30,7 @@ router = APIRouter()
 POLL_S = 0.2  # a step shows within this (plus a read) of being recorded
 RUN_EVERY = 5  # polls between looks at the run's status
 RUN_FIELDS = ("thread", "name", "kind", "status", "steps", "stop_reason")
+STEP_NUMBER = re.compile(r"-?[0-9]{1,20}")
 
 
 def known_thread(thread: Thread, served: ServedBy) -> str:
@@ -38,7 +40,8 @@ def known_thread(thread: Thread, served: ServedBy) -> str:
 
 
 KnownThread = Annotated[str, Depends(known_thread)]
-After = Annotated[int, Query(ge=-1, description="the last step already seen")]
+MAX_STEP = 2**53  # past any run's steps, and inside the store's int64 filters
+After = Annotated[int, Query(ge=-1, le=MAX_STEP, description="the last step already seen")]
 LastEventId = Annotated[str | None, Header(description="sent by EventSource on reconnecting")]
 
 
@@ -58,9 +61,11 @@ async def run_events(
 
 
 def resume_at(after: int, last_event_id: str | None) -> int:
-    """The header wins: it is what the browser saw last, whatever the page first asked."""
-    if last_event_id is not None and last_event_id.strip().lstrip("-").isdigit():
-        return max(-1, int(last_event_id))
+    """The header wins: it is what the browser saw last, whatever the page first asked. A
+    header that is not a step number (``²`` is a digit to Python, not to ``int``; 2^64 is
+    past the store's integers) is ignored, as a browser would never send it."""
+    if last_event_id is not None and STEP_NUMBER.fullmatch(last_event_id.strip()):
+        return max(-1, min(int(last_event_id), MAX_STEP))
     return after
 
 

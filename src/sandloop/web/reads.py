@@ -67,7 +67,7 @@ def show_run(thread: Thread, served: ServedBy) -> dict[str, Any]:
 def run_steps(
     thread: Thread,
     served: ServedBy,
-    after: Annotated[int, Query(ge=-1, description="the last step already seen")] = -1,
+    after: Annotated[int, Query(ge=-1, le=2**53, description="the last step already seen")] = -1,
     limit: Annotated[int, Query(ge=1, le=10_000, description="steps per page")] = 1000,
 ) -> Response:
     """A run's recorded steps in order, from after a cursor: a reconnect misses nothing."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sandloop.exports.formats import FORMATS
+from sandloop.exports.formats import FORMATS, formats_problem
 from sandloop.exports.snapshot import Selection
 
 
@@ -153,6 +153,15 @@ class StartExport(BaseModel):
     dedupe: str = Field("exact", pattern="^(none|exact|near)$")
     redact: list[str] = Field(default_factory=list, max_length=50)
     license: str = Field("unknown", max_length=100)
+
+    @field_validator("formats")
+    @classmethod
+    def _known(cls, formats: list[str]) -> list[str]:
+        """Checked here, before the route builds the export's folder from the names."""
+        problem = formats_problem(formats)
+        if problem is not None:
+            raise ValueError(problem)
+        return formats
 
 
 class Started(BaseModel):

@@ -93,6 +93,7 @@ class Served:
             self.starting[started.thread] = {
                 "thread": started.thread,
                 "kind": started.kind,
+                "name": started.kind,  # every run has a name; `about` gives the real one
                 "status": "starting",
                 "steps": 0,
                 **(about or {}),

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import orjson
 import pandas as pd
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi import Path as RoutePath
 
 from sandloop.tokens import Grant
@@ -68,7 +68,7 @@ def list_subtasks(
     task: TaskId,
     served: ServedBy,
     state: Annotated[str | None, Query(pattern="^(open|leased|done)$")] = None,
-    after: Annotated[int, Query(ge=-1, description="a position: the page after it")] = -1,
+    after: Annotated[int, Query(ge=-1, le=2**53, description="a position: the page after it")] = -1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     """A task's subtasks in hand-out order, with their state and results."""
@@ -99,6 +99,19 @@ def take(task: TaskId, body: schemas.Take, served: ServedBy) -> Any:
 def renew(task: TaskId, body: schemas.Renew, served: ServedBy) -> dict[str, Any]:
     """Extend a lease over what it still holds; 409 once it holds nothing."""
     return _lease(served, served.queue().renew(task, body.lease_token, body.lease_s))
+
+
+@router.api_route(
+    "/v1/tasks/{task}/subtasks/take",
+    methods=["GET", "PUT", "DELETE", "PATCH"],
+    include_in_schema=False,
+    dependencies=[needs("read")],
+)
+def refused_take(task: TaskId) -> None:
+    """``take`` is a word, not a subtask id: only POST takes, and anything else is 405 here
+    rather than the id route's 422 ("not 32 hex digits"). `web.methods` leaves routes named
+    ``refused…`` out of what a path allows."""
+    raise HTTPException(405, "only POST takes subtasks", {"Allow": "OPTIONS, POST"})
 
 
 @router.put(

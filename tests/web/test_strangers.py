@@ -1,0 +1,278 @@
+"""The served face under strangers (issue 37): each test is a probe that once got through, a
+body too large, a format that was a path, an integer past int64, a forged client address,
+and what the server answers now. Requests go over real sockets to uvicorn, served as
+`sandloop api` serves it."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sandloop import api
+from sandloop.errors import SandloopError
+from tests.web.serving import client, serving, wait_for_flow_run
+
+pytestmark = pytest.mark.usefixtures("prefect_api_url")
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "networks"
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory, prefect_api_url: str) -> Path:
+    home = tmp_path_factory.mktemp("stranger-home")
+    spec = api.run_spec_from(
+        {
+            "network": {"name": "echo-pair", "models": ["dummy:text", "dummy:text"]},
+            "genesis": "a red balloon",
+            "seed": 1,
+            "stop": {"max_steps": 3, "stop_on_repeat": False},
+        }
+    )
+    api.run_network(spec, home)
+    return home
+
+
+@pytest.fixture(scope="module")
+def tokens(home: Path) -> dict[str, str]:
+    return {scope: api.create_token(scope, "ada", home)[0] for scope in ("read", "run")}
+
+
+@pytest.fixture(scope="module")
+def base_url(home: Path) -> Iterator[str]:
+    from sandloop.web.app import create_app
+
+    app = create_app(home, networks=[EXAMPLES / "echo.yaml"], exports=home.parent / "exports")
+    with serving(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def thread(home: Path) -> str:
+    return str(api.newest_runs(home)["thread"].iloc[0])
+
+
+def head_only(base_url: str, request: bytes, timeout_s: float = 10) -> tuple[bytes, float]:
+    """Send a request's head alone (its body never follows) and read the answer: a server
+    that waits for the body before answering never answers, and the read times out."""
+    host, port = base_url.removeprefix("http://").split(":")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=timeout_s) as sock:
+        sock.sendall(request)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    return answer, time.monotonic() - started
+
+
+def post_head(path: str, length: int, token: str | None = None) -> bytes:
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"{auth}Content-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+# -- bodies: the token before the body, and a cap on the body ---------------------------------
+
+
+def test_a_body_without_a_token_is_refused_before_it_is_read(base_url: str) -> None:
+    answer, took = head_only(base_url, post_head("/v1/runs", 200 * MIB))
+    assert answer.startswith(b"HTTP/1.1 401"), answer
+    assert took < 5
+
+
+def test_a_body_past_the_cap_is_refused_from_its_length(
+    base_url: str, tokens: dict[str, str]
+) -> None:
+    answer, _ = head_only(base_url, post_head("/v1/runs", 200 * MIB, tokens["run"]))
+    assert answer.startswith(b"HTTP/1.1 413"), answer
+    public, _ = head_only(base_url, post_head("/submit/echo", 100 * MIB))
+    assert public.startswith(b"HTTP/1.1 413"), public
+
+
+def test_a_streamed_body_is_cut_at_the_cap(base_url: str, tokens: dict[str, str]) -> None:
+    sent = 0
+
+    def body() -> Iterator[bytes]:  # no Content-Length: chunked
+        nonlocal sent
+        for _ in range(64):
+            sent += MIB
+            yield b" " * MIB
+
+    try:
+        with client(base_url, tokens["run"]) as http:
+            answer = http.post("/v1/runs", content=body())
+        assert answer.status_code == 413, answer.text
+        assert "limit" in answer.json()["detail"]
+    except (httpx.WriteError, httpx.RemoteProtocolError):
+        pass  # the server closed the connection on its 413 while the client still wrote
+    assert sent < 64 * MIB  # it stopped reading long before the end
+
+
+def test_a_body_within_the_cap_still_goes_through(base_url: str, tokens: dict[str, str]) -> None:
+    with client(base_url, tokens["run"]) as http:
+        answer = http.post("/v1/snapshots", json={"name": "small", "kind": ["network"]})
+    assert answer.status_code == 201, answer.text
+
+
+# -- request text never becomes a path --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "formats",
+    [
+        ["../../../../../../../etc/passwd"],
+        ["../../../../../../../etc/nonexistent"],
+        ["../../watch/newdir"],
+        ["a\u0000b"],
+        ["hf", "../hf"],
+    ],
+)
+def test_an_export_format_is_a_name_from_the_table_never_a_path(
+    base_url: str, tokens: dict[str, str], home: Path, formats: list[str]
+) -> None:
+    with client(base_url, tokens["run"]) as http:
+        http.post("/v1/snapshots", json={"name": "pinned", "kind": ["network"]})
+        answer = http.post("/v1/snapshots/pinned/exports", json={"formats": formats})
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["detail"]
+    assert detail.startswith("formats: ") and "unknown format" in detail
+    assert str(home.parent) not in detail  # the server's folders are not shown
+    assert not (home.parent / "watch").exists()
+    assert not (home.parent / "exports").exists()  # nothing was made
+
+
+def test_the_refusal_is_the_same_whether_the_path_exists_or_not(
+    base_url: str, tokens: dict[str, str]
+) -> None:
+    with client(base_url, tokens["run"]) as http:
+        http.post("/v1/snapshots", json={"name": "pinned", "kind": ["network"]})
+        said = [
+            http.post(
+                "/v1/snapshots/pinned/exports", json={"formats": [f"../../../../../..{path}"]}
+            ).json()["detail"]
+            for path in ("/etc/passwd", "/etc/nonexistent")
+        ]
+    assert said[0].replace("passwd", "X") == said[1].replace("nonexistent", "X")
+
+
+# -- integers and words that once gave a 500 --------------------------------------------------
+
+
+def test_cursors_past_any_step_are_refused_not_a_server_error(
+    base_url: str, tokens: dict[str, str], thread: str
+) -> None:
+    with client(base_url, tokens["read"]) as http:
+        for path in (f"/v1/runs/{thread}/steps", "/v1/tasks/0123456789abcdef/subtasks"):
+            answer = http.get(path, params={"after": 2**63})
+            assert answer.status_code == 422, (path, answer.text)
+            assert answer.json()["detail"].startswith("query.after")
+
+
+@pytest.mark.parametrize("header", [str(2**64), "²", "9" * 40])
+def test_a_strange_last_event_id_does_not_break_the_stream(
+    base_url: str, tokens: dict[str, str], thread: str, header: str
+) -> None:
+    with (
+        client(base_url, tokens["read"]) as http,
+        http.stream(
+            "GET",
+            f"/v1/runs/{thread}/events",
+            headers={"Last-Event-ID": header.encode()},
+            timeout=10,
+        ) as events,
+    ):
+        assert events.status_code == 200
+        lines = events.iter_lines()
+        first = [next(lines) for _ in range(2)]
+    assert first[0] == "event: run", first
+
+
+def test_a_step_number_must_be_ascii_digits(home: Path, thread: str) -> None:
+    store = api.open_store(home, readonly=True)
+    with pytest.raises(SandloopError, match="is a number"):
+        api.find_step(store, f"{thread[:8]}:²")
+    with pytest.raises(SandloopError, match="is a number"):
+        api.find_step(store, f"{thread[:8]}:{2**64}")
+    assert api.find_step(store, f"{thread[:8]}:1")["step"] == 1
+
+
+def test_a_recipe_run_reads_at_once_with_its_name(base_url: str, tokens: dict[str, str]) -> None:
+    with client(base_url, tokens["run"]) as http:
+        started = http.post(
+            "/v1/recipes/summarize/runs", json={"input": "a red balloon", "model": "dummy:text"}
+        )
+        assert started.status_code == 202, started.text
+        thread = started.json()["thread"]
+        shown = http.get(f"/v1/runs/{thread}")
+        page = http.get(f"/gallery/{thread}")
+        wait_for_flow_run(http, started.json()["flow_run_id"])
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["name"]
+    assert page.status_code in (200, 404), page.text  # never a server error
+
+
+def test_methods_a_path_does_not_take_are_405_with_every_allowed_one(
+    base_url: str, tokens: dict[str, str]
+) -> None:
+    with client(base_url, tokens["run"]) as http:
+        put = http.put("/v1/tasks/0123456789abcdef/subtasks/take", json={})
+        assert put.status_code == 405, put.text
+        assert put.headers["allow"] == "OPTIONS, POST"
+        options = http.options("/v1/chat")
+        assert options.status_code == 204
+        take = http.options("/v1/tasks/0123456789abcdef/subtasks/take")
+        assert take.headers["allow"] == "OPTIONS, POST"
+        assert set(options.headers["allow"].split(", ")) == {"GET", "POST", "OPTIONS"}
+        patch = http.patch("/v1/chat")
+        assert patch.status_code == 405
+        assert "GET" in patch.headers["allow"] and "POST" in patch.headers["allow"]
+
+
+# -- who a client is --------------------------------------------------------------------------
+
+
+def submissions(base_url: str, forwarded: list[str], tag: str) -> list[int]:
+    return [
+        httpx.post(
+            f"{base_url}/submit/echo",
+            json={"prompt": f"a {tag} balloon {i}"},
+            headers={"X-Forwarded-For": ip},
+            timeout=60,
+        ).status_code
+        for i, ip in enumerate(forwarded)
+    ]
+
+
+def finish(app: Any) -> None:
+    """The visitors' runs end before the test does (not under a stopped Prefect server)."""
+    for going in list(app.state.served.running.values()):
+        going.result(timeout=120)
+
+
+def test_a_forwarded_address_is_believed_only_from_a_trusted_proxy(home: Path) -> None:
+    from sandloop.web.app import create_app
+
+    visitor = {"stop": {"max_steps": 1}}
+    claimed = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"]
+    untrusted = create_app(home, networks=[EXAMPLES / "echo.yaml"], visitor_run=visitor)
+    with serving(untrusted) as url:
+        codes = submissions(url, claimed, "forged")
+        finish(untrusted)
+    assert codes[:3] == [200, 200, 200] and codes[3] == 429  # one client, however it names itself
+
+    behind = create_app(home, networks=[EXAMPLES / "echo.yaml"], visitor_run=visitor)
+    with serving(behind, proxies="127.0.0.1") as url:
+        codes = submissions(url, [f"10.0.1.{i}" for i in range(4)], "proxied")
+        finish(behind)
+    assert codes == [200, 200, 200, 200]  # four clients, as the proxy says

@@ -117,7 +117,7 @@ def test_every_format_maps_every_kind(store_home: Path, snapshot_all: dict, tmp_
     assert kinds == {"network": 6, "dialogue": 2, "recipe": 1} and total == 9
     chats = every_record(out, "openai-chat")
     dialogue = next(r for r in chats if r["messages"][0]["content"] == "Why loops?")
-    assert dialogue["messages"][-1] == {"role": "assistant", "content": "Again?", "weight": 1}
+    assert dialogue["messages"][-1] == {"role": "assistant", "content": "Again?"}
     assert [m["role"] for m in dialogue["messages"]] == ["user", "assistant", "user", "assistant"]
     recipe = next(r for r in chats if r["messages"][0]["content"] == "Answer the question")
     assert recipe["messages"][1]["content"] == '{"answer": 42}'
@@ -522,3 +522,73 @@ def test_a_card_without_hf_lists_the_jsonl_file_sets_that_load(tmp_path: Path) -
         {"split": "train", "path": "openai-chat/train.jsonl"},
         {"split": "validation", "path": "openai-chat/validation.jsonl"},
     ]
+
+
+@pytest.fixture(scope="module")
+def twins_home(tmp_path_factory: pytest.TempPathFactory, prefect_api_url: str) -> Path:
+    """Six prompts, each run on two seeds and as a dialogue's question on two seeds: the
+    answers differ, the prompts repeat."""
+    home = tmp_path_factory.mktemp("twins-home")
+    for n in range(6):
+        genesis = f"prompt number {n}: a lighthouse"
+        for seed in (1, 2):
+            spec = network("twins", genesis, steps=3).model_copy(update={"seed": seed})
+            api.run_network(spec, home)
+            dialogue = DialogueSpec.model_validate(
+                {
+                    "name": "asked",
+                    "question": genesis,
+                    "actors": [{"name": "A", "model": "dummy:text"}],
+                    "stop": {"max_turns": 1},
+                }
+            )
+            api.run_dialogue(dialogue, seed=seed, home=home)
+    api.create_snapshot("twins", home)
+    return home
+
+
+def prompts_by_split(out: Path) -> dict[str, set[str]]:
+    return {
+        split: {
+            m["content"]
+            for r in lines(out / "openai-chat" / f"{split}.jsonl")
+            for m in r["messages"]
+            if m["role"] == "user"
+        }
+        for split in ("train", "validation")
+    }
+
+
+def test_no_prompt_is_on_both_sides_of_the_split(twins_home: Path, tmp_path: Path) -> None:
+    manifest = export(
+        pinned(twins_home, "twins"),
+        ExportOptions(("openai-chat", "hf"), tmp_path / "out", val_fraction=0.5, dedupe="none"),
+        CATALOG,
+    )
+    sides = prompts_by_split(tmp_path / "out")
+    assert sides["train"] and sides["validation"]  # both sides hold examples
+    assert not sides["train"] & sides["validation"]
+    assert manifest["options"]["split"].startswith("by group")
+    assert "no prompt is on both sides" in (tmp_path / "out" / "README.md").read_text()
+    again = export(
+        pinned(twins_home, "twins"),
+        ExportOptions(("openai-chat", "hf"), tmp_path / "again", val_fraction=0.5, dedupe="none"),
+        CATALOG,
+    )
+    assert again["files"] == manifest["files"]  # the same groups, the same bytes
+
+
+def test_an_openai_chat_export_has_one_schema_across_its_files(
+    store_home: Path, snapshot_all: dict, twins_home: Path, tmp_path: Path
+) -> None:
+    import datasets
+
+    for home, name in ((store_home, "all"), (twins_home, "twins")):
+        out = tmp_path / name
+        export(pinned(home, name), ExportOptions(("openai-chat",), out, val_fraction=0.5), CATALOG)
+        files = sorted((out / "openai-chat").glob("*.jsonl"))
+        assert len(files) == 2
+        parts = [datasets.load_dataset("json", data_files=str(f), split="train") for f in files]
+        assert parts[0].features == parts[1].features, name
+        joined = datasets.concatenate_datasets(parts)
+        assert joined.num_rows == sum(p.num_rows for p in parts)

@@ -137,6 +137,7 @@ def card(manifest: dict[str, Any], license_id: str = "unknown") -> str:
         f"- validation: {counts['validation']['examples']} examples "
         f"{counts['validation']['by_kind']}",
         f"- records per file set: `{orjson.dumps(records).decode()}`",
+        f"- split: {manifest['options']['split']}",
         f"- de-duplicated: {manifest['dedupe'] or 'nothing'}; "
         f"redacted: {manifest['redactions'] or 'nothing'}",
         f"- tokens ({manifest['tokens']['tokenizer']}, {manifest['tokens']['counted']}): "

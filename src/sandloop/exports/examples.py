@@ -122,14 +122,16 @@ def dialogue_examples(spec: DialogueSpec, thread: str, turns: pd.DataFrame) -> I
         last = own[-1]
         messages = dialogue_engine.view_for(spec, actor, [t for t in history if t.turn < last.turn])
         messages.append({"role": "assistant", "content": last.content})
-        # Every turn of this actor is its own words: weight them all.
-        weighted = tuple({**m, "weight": 1} if m["role"] == "assistant" else m for m in messages)
+        # Every turn of this actor is its own words, and OpenAI trains on every assistant
+        # message unless told ``weight: 0``: no ``weight`` key, so that a dialogue's line has
+        # the same features as every other line of the file (`datasets` cannot join files
+        # whose messages differ in keys).
         yield Example(
             key=hash_value({"thread": thread, "actor": actor}),
             kind="dialogue",
             thread=thread,
             model=spec.actor(actor).model,
-            messages=weighted,
+            messages=tuple(messages),
             vector_key=str(keys[last.turn]),
         )
 

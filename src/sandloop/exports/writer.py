@@ -39,7 +39,8 @@ from sandloop.exports.examples import (
     recipe_examples,
     usable_network_steps,
 )
-from sandloop.exports.formats import FORMATS, PROVENANCE, WRITERS, provenance
+from sandloop.exports.formats import PROVENANCE, WRITERS, formats_problem, provenance
+from sandloop.exports.groups import split_groups
 from sandloop.exports.hf_parquet import HF_SCHEMAS, HfParquet
 from sandloop.exports.images import (
     IMAGE_CHUNK_ROWS,
@@ -105,13 +106,10 @@ class ExportOptions:
 
     def check(self, home: Path | str | None = None) -> None:
         """``home``: the store's, which the output must not overlap."""
+        problem = formats_problem(self.formats)  # first: a format's name is part of a path
+        if problem is not None:
+            raise ExportError(problem)
         check_output(self.out, home, folder=True)
-        unknown = [f for f in self.formats if f not in FORMATS]
-        if unknown or not self.formats:
-            raise ExportError(
-                f"unknown format {', '.join(unknown) or '(none given)'}; "
-                f"formats: {', '.join(FORMATS)}"
-            )
         if not 0 <= self.val_fraction < 1:
             raise ExportError("--val-fraction must be at least 0 and below 1")
         if self.dedupe not in ("none", "exact", "near"):
@@ -140,6 +138,41 @@ def _val_threshold(val_fraction: float) -> int:
 def split_of(key: str, val_fraction: float) -> str:
     """Keys are BLAKE2b hex digests, uniform already: their first 8 hex digits decide."""
     return "validation" if int(key[:8], 16) < _val_threshold(val_fraction) else "train"
+
+
+@dataclass(frozen=True)
+class Split:
+    """Which side each example goes to: decided by its thread's group (`exports.groups`), so
+    that no prompt is on both sides."""
+
+    groups: dict[str, str]  # thread: group key
+    val_fraction: float
+
+    def of(self, example: Example) -> str:
+        return split_of(self.groups.get(example.thread, example.key), self.val_fraction)
+
+    def in_validation(self, threads: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray:
+        """`of` over a column of threads (every one of them in ``groups``)."""
+        known = pa.array(list(self.groups), pa.string())
+        keys = pa.array(list(self.groups.values()), pa.string())
+        taken = pc.take(keys, pc.index_in(threads, value_set=known))
+        return pc.fill_null(_in_validation(taken, self.val_fraction), False)
+
+    @classmethod
+    def of_snapshot(cls, pinned: Pinned, runs: pd.DataFrame, val_fraction: float) -> Split:
+        """The groups of the snapshot's threads: by genesis, and by every text prompt a
+        network step was given (the text a dialogue or recipe is asked is its genesis)."""
+        threads = runs["thread"].astype(str)
+        genesis = runs["genesis"].where(runs["genesis"].notna(), threads).astype(str)
+        network = runs.loc[runs["kind"] == "network", "thread"].astype(str).tolist()
+        prompts: list[tuple[str, str]] = []
+        if network:
+            where = "kind = 'network' AND input_type = 'text' AND status = 'ok'"
+            rows = scan(pinned.table("invocations"), where, ["thread", "input"]).to_arrow()
+            rows = rows.filter(pc.is_in(rows["thread"], pa.array(network, pa.string())))
+            prompts = list(zip(rows["thread"].to_pylist(), rows["input"].to_pylist(), strict=True))
+        pairs = zip(threads.tolist(), genesis.tolist(), strict=True)
+        return cls(split_groups(pairs, prompts), val_fraction)
 
 
 def _in_validation(keys: pa.ChunkedArray, val_fraction: float) -> pa.ChunkedArray:
@@ -520,6 +553,7 @@ def export(
     if runs.empty:
         raise ExportError(f"snapshot {pinned.name!r} selects no runs")
     stats = Stats()
+    split_by = Split.of_snapshot(pinned, runs, options.val_fraction)
     redact = Redactor.with_extra(list(options.redact))
     near = (
         _NearDuplicates(pinned, options.embedding_model, options.near_threshold)
@@ -541,21 +575,21 @@ def export(
     try:
         batches: Any = source.ranges()
         if near is not None:  # every item is a list of examples: columnar is off
-            batches = _validation_first(list(batches), options.val_fraction, near)
+            batches = _validation_first(list(batches), split_by, near)
         total_hint = pinned.count("invocations") + len(source.others)
         dedupe = options.dedupe in ("exact", "near")
         writers = [(fmt, WRITERS[fmt]) for fmt in options.formats]
         for item in batches:
             if isinstance(item, _Columnar):  # never yielded with near de-duplication
                 written += _write_columnar(
-                    item.rows, options, writers, sink, reports, stats, seen, total_hint
+                    item.rows, options, split_by, writers, sink, reports, stats, seen, total_hint
                 )
                 progress(written)
                 continue
             batch = item
             vectors = near.vectors([e.vector_key for e in batch if e.vector_key]) if near else {}
             for example in batch:
-                split = split_of(example.key, options.val_fraction)
+                split = split_by.of(example)
                 if not example.redacted:
                     example = _redacted(example, redact)
                 if dedupe:
@@ -604,7 +638,9 @@ def export(
                 written += 1
                 if written % 10_000 == 0:
                     progress(written)
-        written += _write_images(pinned, source, options, sink, reports, stats, redact, seen)
+        written += _write_images(
+            pinned, source, options, split_by, sink, reports, stats, redact, seen
+        )
         sink.close()
         if written == 0:
             raise ExportError(
@@ -638,6 +674,7 @@ def _write_images(
     pinned: Pinned,
     source: _Examples,
     options: ExportOptions,
+    split_by: Split,
     sink: _Sink,
     reports: dict[tuple[str, str, str], Report],
     stats: Stats,
@@ -676,7 +713,7 @@ def _write_images(
         stats.skipped.update(batch.skipped)
         if batch.duplicates:
             stats.dedupe["exact"] += batch.duplicates
-        in_validation = _in_validation(batch.table["key"], options.val_fraction)
+        in_validation = split_by.in_validation(batch.table["thread"])
         for split, in_split in (("train", pc.invert(in_validation)), ("validation", in_validation)):
             for kind in (VISION, TEXT_TO_IMAGE):
                 chosen = batch.table.filter(pc.and_(in_split, pc.equal(batch.table["kind"], kind)))
@@ -726,6 +763,7 @@ def _write_image_kind(
 def _write_columnar(
     rows: pa.Table,
     options: ExportOptions,
+    split_by: Split,
     writers: list[tuple[str, Any]],
     sink: _Sink,
     reports: dict[tuple[str, str, str], Report],
@@ -735,7 +773,7 @@ def _write_columnar(
 ) -> int:
     """A bucket of checked network exchanges: the same examples, counts and bytes as the
     row-by-row path, with openai-chat lines built and written as whole columns."""
-    in_validation = _in_validation(rows["key"], options.val_fraction).to_pylist()
+    in_validation = split_by.in_validation(rows["thread"]).to_pylist()
     if options.dedupe != "none":
         keep = []
         for digest in _exchange_hashes(rows):
@@ -774,7 +812,8 @@ def _write_columnar(
         ("validation", pc.and_(kept, validation_mask)),
     )
     for split, mask in masks:
-        stats.counts[(split, "network")] += pc.sum(mask).as_py() or 0
+        if taken := pc.sum(mask).as_py():  # a split with none gets no key, as row by row
+            stats.counts[(split, "network")] += taken
     if "openai-chat" in options.formats:
         lines = _chat_lines(rows)
         for split, mask in masks:
@@ -815,17 +854,25 @@ def _report(reports: dict[tuple[str, str, str], Report], fmt: str, part: str, sp
 
 
 def _validation_first(
-    batches: list[list[Example]], val_fraction: float, near: _NearDuplicates
+    batches: list[list[Example]], split_by: Split, near: _NearDuplicates
 ) -> list[list[Example]]:
     """Index every validation example's vector before any train example is judged."""
     for batch in batches:
-        val = [e for e in batch if split_of(e.key, val_fraction) == "validation" and e.vector_key]
+        val = [e for e in batch if split_by.of(e) == "validation" and e.vector_key]
         vectors = near.vectors([e.vector_key for e in val if e.vector_key])
         for example in val:
             vector = vectors.get(example.vector_key or "")
             if vector is not None:
                 near.keep("validation", vector)
     return batches
+
+
+SPLIT_RULE = (
+    "by group, so that no prompt is on both sides: threads that share a genesis (a "
+    "dialogue's question, a recipe's input) or any prompt a step was given form one group; a "
+    "group is in validation when the first 8 hex digits of its key (a BLAKE2b digest of its "
+    "smallest prompt hash), as a fraction of 16^8, fall below val_fraction"
+)
 
 
 def _sha256(path: Path) -> str:
@@ -893,8 +940,7 @@ def _manifest(
             "embedding_model": near.model if near else None,
             "compress": options.compress,
             "max_tokens": options.max_tokens,
-            "split": "validation when the key's first 8 hex digits (keys are BLAKE2b digests), "
-            "as a fraction of 16^8, fall below val_fraction",
+            "split": SPLIT_RULE,
         },
         "counts": per_split,
         "records": records,

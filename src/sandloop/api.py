@@ -417,9 +417,10 @@ def run_recipe(
     model: str | None = None,
     session: str | None = None,
     home: Path | str | None = None,
+    phase: str | None = None,
 ) -> RecipeResult:
     """Run a recipe (a name, a YAML path, or a ``RecipeSpec`` built in Python) as a Prefect flow
-    run; returns its result."""
+    run; returns its result. ``phase`` labels the run (``moderation``: not training data)."""
     from sandloop.flows.recipe import recipe_flow
 
     settings = settings_for(home)
@@ -433,6 +434,7 @@ def run_recipe(
         "model": model,
         "session": session,
         "home": str(settings.home),
+        "phase": phase,
     }
     return _summary_of(_call(recipe_flow, parameters), RecipeResult)
 
@@ -441,7 +443,9 @@ def moderate(prompt: str, recipe: str, home: Path | str | None = None) -> str | 
     """Why ``recipe`` (a moderation recipe answering ``{allowed, reason}``) declines
     ``prompt``, or None when it allows it. A recipe that gives no verdict declines: a wall
     fails closed."""
-    result = run_recipe(recipe, prompt, home=home)
+    from sandloop.exports.snapshot import MODERATION_PHASE
+
+    result = run_recipe(recipe, prompt, home=home, phase=MODERATION_PHASE)
     verdict = result.parsed if result.accepted and isinstance(result.parsed, dict) else None
     if verdict is None:
         return f"the moderation gave no verdict ({result.error or result.status})"

@@ -114,6 +114,29 @@ def test_snapshots_select_by_the_judges_scores(home: Path, tmp_path: Path) -> No
         api.create_snapshot("nobody", home, rated_by="judge-exchange", min_score=1)
 
 
+def test_a_snapshot_leaves_the_judges_runs_out_unless_asked(home: Path, tmp_path: Path) -> None:
+    api.judge_snapshot("all", home=home, model="dummy:judge")
+    runs = api.list_runs(home)
+    judges = runs[runs["phase"] == "judge"]
+    assert len(judges) == 15 and set(judges["kind"]) == {"recipe"}
+    api.create_snapshot("after-judging", home)  # no --kind: every kind, as the probe did
+    manifest = export(
+        pinned(home, "after-judging"),
+        ExportOptions(("openai-chat",), tmp_path / "out", val_fraction=0.0, dedupe="none"),
+        CATALOG,
+    )
+    assert manifest["counts"]["train"]["by_kind"] == {"network": 15}
+    assert manifest["skipped"]["judge_or_moderation_runs"] == 15
+    api.create_snapshot("with-judges", home, include_judges=True)
+    asked = export(
+        pinned(home, "with-judges"),
+        ExportOptions(("openai-chat",), tmp_path / "asked", val_fraction=0.0, dedupe="none"),
+        CATALOG,
+    )
+    assert asked["counts"]["train"]["by_kind"] == {"network": 15, "recipe": 15}
+    assert "judge_or_moderation_runs" not in asked["skipped"]
+
+
 def test_compared_answers_become_preference_pairs_for_dpo(home: Path, tmp_path: Path) -> None:
     store = api.open_store(home)
     firsts = sorted(

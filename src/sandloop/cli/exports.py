@@ -64,6 +64,13 @@ def snapshot_create(
         str | None,
         typer.Option(help="Only these scores count: a user, judge:RECIPE@VERSION or critic:MODEL."),
     ] = None,
+    include_judges: Annotated[
+        bool,
+        typer.Option(
+            "--include-judges",
+            help="Also the runs of judges and moderation (not training data by default).",
+        ),
+    ] = False,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -83,6 +90,7 @@ def snapshot_create(
         status=status,
         min_score=min_score,
         rated_by=rated_by,
+        include_judges=include_judges,
     )
     if as_json:
         out.print_json(data={"name": name, "threads": row["threads"], "versions": row["versions"]})

@@ -30,6 +30,13 @@ class SnapshotError(StoreError):
     """A snapshot that does not exist, already exists, selects nothing, or lost its versions."""
 
 
+JUDGE_PHASE = "judge"  # a judge's verdict runs (`sandloop judge`)
+MODERATION_PHASE = "moderation"  # a gallery's moderation of a visitor's prompt
+#: Runs that grade other runs: their prompts and verdicts teach a model to judge, not to
+#: answer, so a snapshot leaves them out unless it asks for them.
+JUDGING_PHASES = (JUDGE_PHASE, MODERATION_PHASE)
+
+
 class Selection(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     realm: str | None = Field(None, description="realm prefix")
@@ -45,6 +52,11 @@ class Selection(BaseModel):
     )
     rated_by: str | None = Field(
         None, description="only this source's scores count: a user, judge:RECIPE@V, critic:MODEL"
+    )
+    include_judges: bool = Field(
+        False,
+        description="also the runs of judges and moderation (left out by default: they grade "
+        "outputs, and are not examples of them)",
     )
 
     @property
@@ -65,6 +77,8 @@ class Selection(BaseModel):
             keep &= runs["kind"].isin(self.kind)
         if self.phase:
             keep &= runs["phase"].isin(self.phase)
+        if not self.include_judges:  # unless asked for by name, as a phase
+            keep &= ~runs["phase"].isin([p for p in JUDGING_PHASES if p not in self.phase])
         if self.status:
             keep &= runs["status"].isin(self.status)
         created = pd.to_datetime(runs["created_at"], utc=True)

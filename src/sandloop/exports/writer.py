@@ -553,6 +553,12 @@ def export(
     if runs.empty:
         raise ExportError(f"snapshot {pinned.name!r} selects no runs")
     stats = Stats()
+    if not pinned.selection.include_judges:  # the report says what the selection left out
+        asked = pinned.selection.model_copy(update={"include_judges": True})
+        if judging := len(asked.apply(pinned.read("runs"))) - len(
+            pinned.selection.apply(pinned.read("runs"))
+        ):
+            stats.skipped["judge_or_moderation_runs"] = judging
     split_by = Split.of_snapshot(pinned, runs, options.val_fraction)
     redact = Redactor.with_extra(list(options.redact))
     near = (

@@ -10,7 +10,7 @@ run, as a sweep does, so 1,000 verdicts cost a few task runs, not a flow run eac
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from prefect.states import Failed
 from sandloop.config import Settings
 from sandloop.exports import snapshot as snapshots
 from sandloop.exports.examples import Example
+from sandloop.exports.snapshot import JUDGE_PHASE
 from sandloop.exports.writer import snapshot_examples
 from sandloop.flows.artifacts import label_flow_run
 from sandloop.flows.batched import invoke_together
@@ -179,7 +180,8 @@ def _judge_batch(
                 _verdicts(parsed, result.final_key, [subject], by, tally, rows)
                 continue
             loop = RefineLoop(spec, prompt_for(spec, values), thread, seed)
-            record = new_record(spec, thread, values, seed, None)
+            # a judge's run is not training data unless a snapshot asks (include_judges)
+            record = replace(new_record(spec, thread, values, seed, None), phase=JUDGE_PHASE)
             live[thread] = _Live(loop, store.open_thread(thread), [subject], record)
         if live:
             store.put_runs([item.record.as_row() for item in live.values()])

@@ -11,6 +11,7 @@ model call.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -60,13 +61,15 @@ def execute_recipe(
     values: dict[str, Any],
     seed: int | None,
     session: str | None = None,
+    phase: str | None = None,
 ) -> RecipeResult:
-    """Run (or return the recorded result of) one recipe on resolved slot values."""
+    """Run (or return the recorded result of) one recipe on resolved slot values. ``phase``
+    marks a run that is not training data unless asked for: ``judge``, ``moderation``."""
     thread = spec.thread(values, seed)
     recorded = recorded_result(store, spec, thread)
     if recorded is not None:
         return recorded
-    record = new_record(spec, thread, values, seed, session)
+    record = replace(new_record(spec, thread, values, seed, session), phase=phase)
     put_record(store, record)
     loop = RefineLoop(spec, prompt_for(spec, values), thread, seed)
     log = store.open_thread(thread)
@@ -229,10 +232,11 @@ def recipe_task(
     values: dict[str, Any],
     seed: int | None,
     session: str | None = None,
+    phase: str | None = None,
 ) -> dict[str, Any]:
     settings, store, catalog = open_home(home)
     spec = stored(spec_json, RecipeSpec, catalog)
-    result = execute_recipe(store, settings, spec, values, seed, session)
+    result = execute_recipe(store, settings, spec, values, seed, session, phase)
     if not result.accepted:
         rounds = spec.refine.max_rounds if spec.refine else 0
         raise RecipeFailed(
@@ -263,6 +267,7 @@ def run_stage(
     seed: int | None,
     session: str | None,
     previous: dict[str, str] | None = None,
+    phase: str | None = None,
 ) -> RecipeResult:
     """One recipe as a task run of the current flow: its result, or (``error`` set) why it
     failed, with every call recorded either way."""
@@ -279,6 +284,7 @@ def run_stage(
         values,
         seed,
         session,
+        phase,
         return_state=True,
     )
     if not state.is_completed():
@@ -317,6 +323,7 @@ def recipe_flow(
     model: str | None = None,
     session: str | None = None,
     home: str | None = None,
+    phase: str | None = None,
 ) -> Any:
     """Returns the result; a recipe whose output never validated ends the flow run Failed, with
     the reason as its state message and the result (every round recorded) as its data."""
@@ -325,7 +332,9 @@ def recipe_flow(
         spec = stored(recipe, RecipeSpec, catalog)
     else:
         spec = load_recipe(recipe, catalog, model)
-    result = run_stage(store, settings, spec, input, dict(context or {}), seed, session)
+    result = run_stage(
+        store, settings, spec, input, dict(context or {}), seed, session, phase=phase
+    )
     return _finish(store, spec.realm, [result], result, f"{spec.name} v{spec.version}", session)
 
 

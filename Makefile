@@ -84,6 +84,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_cli_start.py
 	$(BIN)/python benchmarks/bench_api.py
 	$(BIN)/python benchmarks/bench_gallery.py --n 50
+	$(BIN)/python benchmarks/bench_streams.py --streams 500
 	$(BIN)/python benchmarks/bench_work_queue.py
 	$(BIN)/python benchmarks/bench_remote_home.py
 	$(BIN)/python benchmarks/bench_workers.py

@@ -3,7 +3,7 @@ browser (Debian's chromium, driven by Playwright), over N steps of a paced dummy
 
 The step's ``finished_at`` (written with the record, on this machine's clock) is compared with
 the ``data-shown-at`` the page's script stamps on the card (``Date.now()`` in the browser, the
-same clock). The floor is the stream's poll interval (`web.live.POLL_S`).
+same clock). The floor is the stream's poll interval (`web.streams.POLL_S`).
 
     python benchmarks/bench_gallery.py [--n 50] [--pace 0.3]
 """
@@ -34,7 +34,7 @@ def main() -> None:
 
     from sandloop import api
     from sandloop.web.app import create_app
-    from sandloop.web.live import POLL_S
+    from sandloop.web.streams import POLL_S
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=50)

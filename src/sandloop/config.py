@@ -112,6 +112,26 @@ class Settings(BaseSettings):
         description="the largest request body `sandloop api` reads, in MiB (public routes take "
         "at most 64 KiB); past it: 413, the rest unread",
     )
+    served_max_steps: int = Field(
+        1000, ge=1, description="the most steps a run started over HTTP or MCP may ask for"
+    )
+    served_max_models: int = Field(
+        32, ge=1, description="the most models in a network started over HTTP or MCP"
+    )
+    served_max_duration_s: float = Field(
+        86_400.0, gt=0, description="the longest max_duration_s a run started over HTTP or MCP"
+    )
+    max_streams: int = Field(
+        1000, ge=1, le=100_000, description="live event streams `sandloop api` holds open at once"
+    )
+    max_streams_per_client: int = Field(
+        20, ge=1, le=100_000, description="live event streams one client address may hold open"
+    )
+    stream_idle_s: float = Field(
+        300.0,
+        gt=0,
+        description="seconds a live stream with nothing new stays open (EventSource reconnects)",
+    )
     trusted_proxies: str = Field(
         "",
         description="comma-separated addresses of reverse proxies whose X-Forwarded-For "

@@ -50,7 +50,10 @@ def submit(base_url: str, network: str, prompt: str, ip: str = "127.0.0.1") -> h
     # 127.0.0.1), so the rate limit of one does not touch another.
     try:
         return httpx.post(
-            f"{base_url}/submit/{network}", json={"prompt": prompt}, headers={"X-Forwarded-For": ip}
+            f"{base_url}/submit/{network}",
+            json={"prompt": prompt},
+            headers={"X-Forwarded-For": ip},
+            timeout=30,  # a start waits on the Prefect server, busy on a loaded 2-core machine
         )
     except httpx.TimeoutException:
         # The server runs in this process: show where its threads wait.

@@ -276,3 +276,96 @@ def test_a_forwarded_address_is_believed_only_from_a_trusted_proxy(home: Path) -
         codes = submissions(url, [f"10.0.1.{i}" for i in range(4)], "proxied")
         finish(behind)
     assert codes == [200, 200, 200, 200]  # four clients, as the proxy says
+
+
+# -- live streams: shared polling, a cap, an idle end -----------------------------------------
+
+
+@pytest.fixture
+def capped(
+    home: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[tuple[Any, str]]:
+    """An app that lets a client hold 3 streams, each ending after ``idle_s`` (the test's
+    parameter) of nothing new."""
+    from sandloop.web.app import create_app
+
+    monkeypatch.setenv("SANDLOOP_MAX_STREAMS_PER_CLIENT", "3")
+    monkeypatch.setenv("SANDLOOP_STREAM_IDLE_S", str(request.param))
+    app = create_app(home)
+    with serving(app) as url:
+        yield app, url
+
+
+def open_stream(http: httpx.Client, path: str) -> tuple[Any, Iterator[str]]:
+    """A stream held open, and its lines (kept: dropping the iterator closes the response)."""
+    stream = http.stream("GET", path, timeout=10)
+    answer = stream.__enter__()
+    assert answer.status_code == 200, answer.read()
+    return stream, answer.iter_lines()
+
+
+@pytest.mark.parametrize("capped", [60], indirect=True)
+def test_streams_of_a_thread_share_one_poller_and_are_capped_per_client(
+    capped: tuple[Any, str], tokens: dict[str, str], thread: str
+) -> None:
+    app, url = capped
+    path = f"/gallery/{thread}/events"
+    with client(url, tokens["read"]) as http:
+        held = [open_stream(http, path) for _ in range(3)]
+        for _, lines in held:
+            assert next(lines) == "event: run"
+        watchers = app.state.served.watchers.watching
+        assert list(watchers) == [thread] and len(watchers[thread].subscribers) == 3
+        refused = http.get(path)
+        assert refused.status_code == 429, refused.text
+        assert int(refused.headers["retry-after"]) > 0
+        held.pop()[0].__exit__(None, None, None)  # one closes: a slot is free again
+        deadline = time.monotonic() + 10
+        while app.state.served.stream_slots.open.total() > 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        held.append(open_stream(http, path))
+        for stream, _ in held:
+            stream.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize("capped", [2], indirect=True)
+def test_a_stream_with_nothing_to_say_ends_after_the_idle_time(
+    capped: tuple[Any, str], tokens: dict[str, str], thread: str
+) -> None:
+    app, url = capped
+    started = time.monotonic()
+    with client(url, tokens["read"]) as http:
+        answer = http.get(f"/v1/runs/{thread}/events", timeout=30)  # returns once it ends
+    assert answer.status_code == 200
+    assert answer.text.count("event: step") == 3  # the run's steps, then quiet
+    assert 2 <= time.monotonic() - started < 20
+    deadline = time.monotonic() + 10
+    while app.state.served.watchers.watching or app.state.served.stream_slots.open:
+        assert time.monotonic() < deadline, "the stream's poller or slot outlived it"
+        time.sleep(0.05)
+
+
+# -- a client's start is the server's work: bounded -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("network", "stop", "said"),
+    [
+        (["dummy:text"], {"max_steps": 10**9}, "stop.max_steps: this server runs at most 1000"),
+        (["dummy:text"], {"max_steps": 10**30}, "stop.max_steps"),
+        (["dummy:text"], {"max_steps": None}, "stop.max_steps"),
+        (["dummy:text"] * 5000, {"max_steps": 4}, "network.models: this server runs at most 32"),
+        (["dummy:text"], {"max_steps": 4, "max_duration_s": 10**7}, "stop.max_duration_s"),
+    ],
+)
+def test_a_served_start_past_the_servers_ceilings_is_refused(
+    base_url: str, tokens: dict[str, str], home: Path, network: list[str], stop: dict, said: str
+) -> None:
+    before = len(api.list_runs(home))
+    body = {"network": {"name": "big", "models": network}, "genesis": "endless", "stop": stop}
+    with client(base_url, tokens["run"]) as http:
+        answer = http.post("/v1/runs", json=body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"].startswith(said)
+    assert len(api.list_runs(home)) == before

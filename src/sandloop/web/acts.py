@@ -175,6 +175,7 @@ def network_spec(
     if pace is not None:
         fields["pace"] = pace
     spec = api.run_spec_from(fields, served.home)
+    served.ceilings.check(spec)
     if spec.network.input_type != "text":
         raise SpecError("network: over HTTP, a network's genesis is text; this one takes images")
     return spec

@@ -26,7 +26,8 @@ from sandloop.web.auth import Grants
 from sandloop.web.errors import STATUSES, problem
 from sandloop.web.guard import Guard
 from sandloop.web.methods import Methods
-from sandloop.web.served import Served
+from sandloop.web.served import Ceilings, Served
+from sandloop.web.streams import StreamSlots
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": schemas.Problem} for code in (400, 401, 403, 404, 409, 422)
@@ -66,7 +67,13 @@ def create_app(
         api.run_spec_from({"network": str(path), "genesis": "-", **served.visitor_run}, home)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.state.grants = grants = Grants(lambda token: api.check_token(token, home))
-    max_body = round(api.settings_for(home).max_body_mb * 1024 * 1024)
+    settings = api.settings_for(home)
+    served.stream_slots = StreamSlots(settings.max_streams, settings.max_streams_per_client)
+    served.stream_idle_s = settings.stream_idle_s
+    served.ceilings = Ceilings(
+        settings.served_max_steps, settings.served_max_models, settings.served_max_duration_s
+    )
+    max_body = round(settings.max_body_mb * 1024 * 1024)
     routers = (reads, acts, live, chat, work, gallery)
     app.add_middleware(Methods, routes=[r for m in routers for r in m.router.routes])
     app.add_middleware(Guard, grants=grants, max_body=max_body)  # inside CORS: preflights pass
@@ -86,7 +93,10 @@ def create_app(
 def _answer_errors(app: FastAPI) -> None:
     async def answer(_request: Request, exc: Exception) -> JSONResponse:
         status, detail = problem(exc)
-        return JSONResponse({"detail": detail}, status)
+        wait = getattr(exc, "retry_after_s", None) if status == 429 else None
+        return JSONResponse(
+            {"detail": detail}, status, {"Retry-After": str(wait)} if wait is not None else None
+        )
 
     for kind, _status in STATUSES:
         app.add_exception_handler(kind, answer)

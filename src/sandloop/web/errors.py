@@ -11,6 +11,7 @@ from sandloop.scrub import scrub
 from sandloop.storage.store import AmbiguousPrefix, NotFound
 from sandloop.storage.wal import ThreadLocked
 from sandloop.web.served import Conflict
+from sandloop.web.streams import TooManyStreams
 from sandloop.work_queue import StaleLease
 
 log = logging.getLogger("sandloop.web")
@@ -22,6 +23,7 @@ STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (Conflict, 409),
     (StaleLease, 409),
     (ReplyFailed, 502),
+    (TooManyStreams, 429),
     (SandloopError, 422),  # after its subclasses above
 )
 

@@ -3,7 +3,7 @@ updates live (`/gallery/{thread}`), one output at a time full screen (`.../scree
 visitor's page that starts a new thread from a genesis prompt (`/submit/{network}`), with a QR
 code that leads there.
 
-The pages are plain HTML over the same step stream as the API (`live.step_events`); they need
+The pages are plain HTML over the same step stream as the API (`streams.step_events`); they need
 no token, show only what a permalink (a whole thread id) names, and can be switched off
 (`sandloop api --no-gallery`), which makes every one of them a 404.
 """
@@ -23,9 +23,10 @@ from pydantic import BaseModel, Field
 from sandloop import api
 from sandloop.loops.spec_files import SpecError
 from sandloop.storage.store import NotFound
-from sandloop.web.live import After, LastEventId, resume_at, step_events
+from sandloop.web.live import After, LastEventId, StreamSlot, resume_at
 from sandloop.web.reads import BlobHash, blob_response
 from sandloop.web.served import Served, ServedBy
+from sandloop.web.streams import step_events
 
 router = APIRouter(include_in_schema=False)
 
@@ -65,11 +66,16 @@ def screen(run: GalleryRun, served: Public) -> str:
 
 @router.get("/gallery/{thread}/events", response_class=EventSourceResponse)
 async def gallery_events(
-    run: GalleryRun, served: Public, after: After = -1, last_event_id: LastEventId = None
+    run: GalleryRun,
+    served: Public,
+    _slot: StreamSlot,
+    after: After = -1,
+    last_event_id: LastEventId = None,
 ) -> Any:
     thread = str(run["thread"])
     prefix = f"/gallery/{thread}/blobs/"
-    async for event in step_events(served, thread, resume_at(after, last_event_id), prefix):
+    cursor = resume_at(after, last_event_id)
+    async for event in step_events(served, thread, cursor, prefix, served.stream_idle_s):
         yield event
 
 

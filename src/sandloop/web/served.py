@@ -21,9 +21,34 @@ from sandloop.scrub import scrub
 from sandloop.storage.store import AkashicStore, NotFound
 from sandloop.summaries import Started
 from sandloop.web.limits import RateLimit
+from sandloop.web.streams import StreamSlots, Watchers
 from sandloop.work_queue import WorkQueue
 
 VISITOR_RUN: dict[str, Any] = {"stop": {"max_steps": 24}}  # what a visitor's prompt starts
+
+
+@dataclass(frozen=True)
+class Ceilings:
+    """How much one start over HTTP or MCP may ask of this server: a client's run is the
+    server's work, so a ``max_steps`` of 10^30 or a network of 5,000 models is refused (422),
+    not queued. Set by `Settings` (``SANDLOOP_SERVED_*``)."""
+
+    max_steps: int = 1000
+    max_models: int = 32
+    max_duration_s: float = 86_400.0
+
+    def check(self, spec: Any) -> None:
+        from sandloop.loops.spec_files import SpecError
+
+        stop, models = spec.stop, len(spec.network.models)
+        if stop.max_steps is None or stop.max_steps > self.max_steps:
+            raise SpecError(f"stop.max_steps: this server runs at most {self.max_steps} steps")
+        if models > self.max_models:
+            raise SpecError(f"network.models: this server runs at most {self.max_models} models")
+        if stop.max_duration_s is not None and stop.max_duration_s > self.max_duration_s:
+            raise SpecError(
+                f"stop.max_duration_s: this server runs a run at most {self.max_duration_s:g} s"
+            )
 
 
 class Conflict(Exception):
@@ -48,6 +73,10 @@ class Served:
     starting: dict[str, dict[str, Any]] = field(default_factory=dict)
     claimed: set[str] = field(default_factory=set)  # threads being begun, not yet running
     lock: threading.Lock = field(default_factory=threading.Lock)
+    ceilings: Ceilings = field(default_factory=Ceilings)  # what one client's start may ask
+    watchers: Watchers = field(default_factory=Watchers)  # one poller per watched thread
+    stream_slots: StreamSlots = field(default_factory=StreamSlots)
+    stream_idle_s: float = 300.0  # a stream with nothing to say this long ends
     _store: AkashicStore | None = None
     _queue: WorkQueue | None = None
 

@@ -1308,6 +1308,14 @@ def run_spec_from(fields: dict[str, Any], home: Path | str | None = None) -> Run
     return from_fields(fields, model_catalog(home))
 
 
+def network_from(data: dict[str, Any], home: Path | str | None = None) -> NetworkSpec:
+    """A network given as a mapping (over HTTP, say), checked as a file would be."""
+    from sandloop.loops.network.spec import NetworkSpec as Network
+    from sandloop.loops.spec_check import validated
+
+    return validated(data, Network, "network", model_catalog(home))
+
+
 def dialogue_from(
     data: dict[str, Any], question: str | None = None, home: Path | str | None = None
 ) -> DialogueSpec:

@@ -132,6 +132,11 @@ class Settings(BaseSettings):
         gt=0,
         description="seconds a live stream with nothing new stays open (EventSource reconnects)",
     )
+    public_url: str | None = Field(
+        None,
+        description="the address visitors reach `sandloop api` at (the gallery's QR code); "
+        "default: where it listens",
+    )
     trusted_proxies: str = Field(
         "",
         description="comma-separated addresses of reverse proxies whose X-Forwarded-For "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +33,7 @@ from mcp.types import ToolAnnotations
 
 from sandloop import __version__, api
 from sandloop.errors import SandloopError
+from sandloop.loops.spec_files import SpecError
 from sandloop.scrub import scrub
 from sandloop.storage.store import StoreError
 from sandloop.storage.wal import ThreadLocked
@@ -39,6 +41,7 @@ from sandloop.summaries import Started
 from sandloop.tokens import SCOPES
 from sandloop.web.acts import network_spec
 from sandloop.web.auth import Grants
+from sandloop.web.model_refs import check_served_refs
 from sandloop.web.served import Conflict, Served
 
 log = logging.getLogger("sandloop.mcp")
@@ -106,6 +109,10 @@ def create_server(
         ``images``, the pictures, through the image embedding model)."""
 
         def search() -> list[dict[str, Any]]:
+            if not 1 <= len(query) <= 2000 or not 1 <= k <= 100:  # as GET /v1/search
+                raise SpecError("query: 1 to 2,000 characters; k: 1 to 100")
+            if thread is not None and not re.fullmatch("[0-9a-f]{32}", thread):
+                raise SpecError("thread: a whole thread id (32 hex digits)")
             if images:
                 if served.image_embedder is None:
                     served.image_embedder = api.load_embedder(served.home, images=True)
@@ -195,6 +202,7 @@ def create_server(
         def begin() -> Started:
             if name not in api.recipe_names(served.home):
                 raise StoreError(f"no recipe {name}; list_recipes lists them")
+            check_served_refs([model or ""], served.models_root(), "model")
             spec = api.load_recipe(name, served.home, model)
             return served.start(
                 None,

@@ -215,3 +215,30 @@ def bad_token_refused(url: str) -> bool:
 
     answer = httpx.post(url, json={}, headers={"Authorization": "Bearer sl_nope"}, timeout=5)
     return answer.status_code == 401
+
+
+def test_strangers_inputs_are_bounded_as_over_http(home: Path) -> None:
+    """Issue 37: search capped like GET /v1/search, a superscript step number, a model path
+    outside the models folder, and a run past the server's ceilings are tool errors."""
+    from sandloop.mcp_server import create_server
+
+    async def session() -> list[Any]:
+        async with Client(create_server(home, [ECHO])) as client:
+            call = client.call_tool
+            return [
+                await call("search_outputs", {"query": "x" * 2001}),
+                await call("search_outputs", {"query": "x", "k": 1000}),
+                await call("search_outputs", {"query": "x", "thread": "../../etc"}),
+                await call("get_step", {"ref": "7df45ae0:²"}),
+                await call(
+                    "run_recipe", {"name": "summarize", "input": "x", "model": "local:/etc"}
+                ),
+                await call("start_run", {"network": "echo", "genesis": "x", "max_steps": 10**9}),
+            ]
+
+    answers = anyio.run(session)
+    said = [answer.content[0].text for answer in answers]
+    assert all(answer.is_error for answer in answers), said
+    assert "2,000 characters" in said[0] and "k: 1 to 100" in said[1]
+    assert "32 hex digits" in said[2] and "is a number" in said[3]
+    assert "models folder" in said[4] and "at most 1000 steps" in said[5]

@@ -369,3 +369,117 @@ def test_a_served_start_past_the_servers_ceilings_is_refused(
     assert answer.status_code == 422, answer.text
     assert answer.json()["detail"].startswith(said)
     assert len(api.list_runs(home)) == before
+
+
+# -- a run token cannot probe the server's files ----------------------------------------------
+
+IMAGE_FIRST = {"name": "looks", "models": ["dummy:image-to-text", "dummy:text-to-image"]}
+AUDIO_FIRST = {"name": "hears", "models": ["dummy:speech-to-text", "dummy:text-to-speech"]}
+
+
+@pytest.mark.parametrize("network", [IMAGE_FIRST, AUDIO_FIRST])
+def test_a_media_genesis_is_never_read_from_a_server_path(
+    base_url: str, tokens: dict[str, str], network: dict
+) -> None:
+    said = set()
+    with client(base_url, tokens["run"]) as http:
+        for genesis in ("/etc/passwd", "/etc/nonexistent", "/proc/self/environ"):
+            body = {"network": network, "genesis": genesis, "stop": {"max_steps": 2}}
+            answer = http.post("/v1/runs", json=body)
+            assert answer.status_code == 422, answer.text
+            said.add(answer.json()["detail"])
+    (detail,) = said  # one answer, whatever exists on the server
+    assert "genesis is text" in detail
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "local:/etc",
+        "local:/nonexistent/folder",
+        "local:../../models",
+        "llamacpp:/tmp/x.gguf",
+        "local:~/.ssh",
+    ],
+)
+def test_a_model_path_outside_the_models_folder_is_refused_alike(
+    base_url: str, tokens: dict[str, str], ref: str
+) -> None:
+    with client(base_url, tokens["run"]) as http:
+        network = {"name": "pathy", "models": [ref]}
+        run = http.post("/v1/runs", json={"network": network, "genesis": "hi"})
+        chat = http.post("/v1/chat", json={"model": ref})
+        recipe = http.post("/v1/recipes/summarize/runs", json={"input": "hi", "model": ref})
+    for answer in (run, chat, recipe):
+        assert answer.status_code == 422, answer.text
+        detail = answer.json()["detail"]
+        assert "must be under this server's models folder" in detail
+        assert detail.endswith(f"instead of {ref!r}")  # the same words for every path
+
+
+def test_visitors_runs_are_not_starved_by_api_runs(home: Path, tokens: dict[str, str]) -> None:
+    from sandloop.web.app import create_app
+
+    app = create_app(
+        home, networks=[EXAMPLES / "echo.yaml"], visitor_run={"stop": {"max_steps": 1}}
+    )
+    slow = {"kind": "constant", "seconds": 4}
+    with serving(app) as url, client(url, tokens["run"]) as http:
+        started = [  # as many slow runs as the launcher has slots
+            http.post(
+                "/v1/runs",
+                json={
+                    "network": {"name": "slow", "models": ["dummy:text"]},
+                    "genesis": f"slow {n}",
+                    "stop": {"max_steps": 3, "stop_on_repeat": False},
+                    "pace": slow,
+                },
+            )
+            for n in range(4)
+        ]
+        assert all(s.status_code == 202 for s in started), [s.text for s in started]
+        visitor = httpx.post(f"{url}/submit/echo", json={"prompt": "let me in"}, timeout=30)
+        assert visitor.status_code == 200, visitor.text
+        thread = visitor.json()["thread"]
+        deadline = time.monotonic() + 60
+        while (http.get(f"/v1/runs/{thread}").json()["status"]) != "completed":
+            assert time.monotonic() < deadline, "the visitor's run waited behind the API's"
+            time.sleep(0.2)
+        statuses = [http.get(f"/v1/runs/{s.json()['thread']}").json()["status"] for s in started]
+        assert "completed" not in statuses  # it ran beside them, not after one of them
+        finish(app)
+
+
+# -- smaller things ---------------------------------------------------------------------------
+
+
+def test_pages_and_answers_carry_security_headers(
+    base_url: str, tokens: dict[str, str], thread: str
+) -> None:
+    page = httpx.get(f"{base_url}/gallery/{thread}")
+    refused = httpx.get(f"{base_url}/v1/runs")  # a refusal too
+    docs = httpx.get(f"{base_url}/docs")
+    for answer in (page, refused, docs):
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["x-frame-options"] == "DENY"
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "unsafe-inline" not in policy and "<script>" not in page.text  # no inline script
+    assert "content-security-policy" not in docs.headers  # Swagger UI runs an inline script
+
+
+def test_the_qr_code_names_the_public_address_not_the_host_header(home: Path) -> None:
+    from sandloop.web.app import create_app
+
+    app = create_app(home, networks=[EXAMPLES / "echo.yaml"], public_url="https://wall.example")
+    with serving(app) as url:
+        forged = httpx.get(f"{url}/submit/echo/qr.svg", headers={"Host": "evil.example"})
+    assert forged.status_code == 200
+    assert app.state.served.public_url == "https://wall.example"
+    import qrcode
+    import qrcode.image.svg
+
+    expected = qrcode.make(
+        "https://wall.example/submit/echo", image_factory=qrcode.image.svg.SvgPathImage, border=2
+    ).to_string()
+    assert forged.content == expected

@@ -97,6 +97,7 @@ def serve_api(
         visitor_run=visitor,
         exports=exports,
         moderation=moderate,
+        public_url=api.settings_for(home).public_url or f"http://{host}:{port}",
     )
     check_can_listen(host, port)  # before uvicorn starts, which would log a traceback
     base = f"http://{host}:{port}"

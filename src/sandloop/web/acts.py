@@ -13,11 +13,13 @@ from fastapi import APIRouter
 from fastapi import Path as RoutePath
 
 from sandloop import api
+from sandloop.exports.formats import formats_problem
 from sandloop.loops.spec_files import SpecError
 from sandloop.storage.store import NotFound
 from sandloop.summaries import Started
 from sandloop.web import schemas
 from sandloop.web.auth import needs
+from sandloop.web.model_refs import check_served_refs, dialogue_refs, network_refs
 from sandloop.web.served import Conflict, Served, ServedBy
 
 router = APIRouter()
@@ -57,6 +59,7 @@ def start_network(body: schemas.StartNetwork, served: ServedBy) -> dict[str, Any
 )
 def start_dialogue(body: schemas.StartDialogue, served: ServedBy) -> dict[str, Any]:
     """Start (or resume) a dialogue, given as its spec."""
+    check_served_refs(dialogue_refs(body.dialogue), served.models_root(), "dialogue")
     spec = api.dialogue_from(body.dialogue, body.question, served.home)
     session = _session(served, body.session)
     started = served.start(
@@ -78,6 +81,7 @@ def start_recipe(name: RecipeName, body: schemas.StartRecipe, served: ServedBy) 
     """Run a recipe (built in, or in the home's recipes folder) on an input."""
     if name not in api.recipe_names(served.home):
         raise NotFound(f"no recipe {name}; GET /v1/recipes lists them")
+    check_served_refs([body.model or ""], served.models_root(), "model")
     spec = api.load_recipe(name, served.home, body.model)
     session = _session(served, body.session)
     started = served.start(
@@ -165,25 +169,40 @@ def network_spec(
     pace: dict[str, Any] | None,
 ) -> Any:
     """A run spec from a request. A network by name must be one the server offers: a client
-    never names a file on the server. An image genesis would be such a file, so it is refused."""
+    never names a file on the server. An image or audio genesis would be such a file, so a
+    network that takes one is refused, from the network alone: the genesis is never looked at
+    as a path, and the answer does not depend on what exists on the server. A model given by
+    path must be under the server's models folder (`web.model_refs`)."""
     if isinstance(network, str):
         if network not in served.networks:
             offered = ", ".join(sorted(served.networks)) or "none (start with --network FILE)"
             raise NotFound(f"no network {network} on this server; offered: {offered}")
+        checked = api.load_network(served.networks[network], served.home)
         network = str(served.networks[network])
+    else:
+        check_served_refs(network_refs(network), served.models_root(), "network.models")
+        served.ceilings.check_models(len(network_refs(network)))
+        checked = api.network_from(network, served.home)
+    if checked.input_type != "text":
+        raise SpecError(
+            f"network: over HTTP or MCP a network's genesis is text; this one takes "
+            f"{checked.input_type}"
+        )
     fields: dict[str, Any] = {"network": network, "genesis": genesis, "seed": seed, "stop": stop}
     if pace is not None:
         fields["pace"] = pace
     spec = api.run_spec_from(fields, served.home)
     served.ceilings.check(spec)
-    if spec.network.input_type != "text":
-        raise SpecError("network: over HTTP, a network's genesis is text; this one takes images")
     return spec
 
 
 def exports_folder(served: Served, snapshot: str, formats: list[str]) -> Path:
     """Where an export started over HTTP goes: the server's exports folder (a store's home
-    holds no exports), by snapshot and formats; a client never names a path on the server."""
+    holds no exports), by snapshot and formats; a client never names a path on the server,
+    and a format is a name from the table (checked again here, before the path is built)."""
+    problem = formats_problem(formats)
+    if problem is not None:
+        raise SpecError(f"formats: {problem}")
     if served.exports is not None:
         root = Path(served.exports)
     else:

@@ -25,6 +25,7 @@ from sandloop.web import acts, chat, gallery, live, reads, schemas, work
 from sandloop.web.auth import Grants
 from sandloop.web.errors import STATUSES, problem
 from sandloop.web.guard import Guard
+from sandloop.web.headers import SecurityHeaders
 from sandloop.web.methods import Methods
 from sandloop.web.served import Ceilings, Served
 from sandloop.web.streams import StreamSlots
@@ -43,6 +44,7 @@ def create_app(
     visitor_run: dict[str, Any] | None = None,
     exports: Path | str | None = None,
     moderation: str | None = None,
+    public_url: str | None = None,
 ) -> FastAPI:
     """The app over one home. ``networks`` are the network files that may be started by name
     (and by visitors, at ``/submit/NAME``, with the stop and pace of ``visitor_run``, each
@@ -70,6 +72,7 @@ def create_app(
     settings = api.settings_for(home)
     served.stream_slots = StreamSlots(settings.max_streams, settings.max_streams_per_client)
     served.stream_idle_s = settings.stream_idle_s
+    served.public_url = public_url or settings.public_url
     served.ceilings = Ceilings(
         settings.served_max_steps, settings.served_max_models, settings.served_max_duration_s
     )
@@ -77,6 +80,7 @@ def create_app(
     routers = (reads, acts, live, chat, work, gallery)
     app.add_middleware(Methods, routes=[r for m in routers for r in m.router.routes])
     app.add_middleware(Guard, grants=grants, max_body=max_body)  # inside CORS: preflights pass
+    app.add_middleware(SecurityHeaders)  # outermost but CORS: on every answer, refusals too
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -20,6 +20,7 @@ from sandloop.streaming import streaming_to
 from sandloop.web import schemas
 from sandloop.web.auth import needs
 from sandloop.web.errors import problem
+from sandloop.web.model_refs import check_served_refs
 from sandloop.web.served import Served, ServedBy
 
 router = APIRouter()
@@ -35,6 +36,7 @@ FAILED: dict[int | str, dict[str, Any]] = {
 def start_chat(body: schemas.NewChat, served: ServedBy) -> dict[str, Any]:
     """Start a chat with a model, route or recipe under a system role; nothing runs until the
     first message."""
+    check_served_refs([body.model], served.models_root(), "model")
     session = None if body.session is None else api.open_session(body.session, served.home)
     run = api.start_chat(
         body.model,

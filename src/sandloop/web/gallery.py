@@ -142,7 +142,7 @@ def submit(
     spec = api.run_spec_from(fields, served.home)
     started = served.start(
         api.thread_of(spec),
-        lambda: api.start_network(spec, served.launcher, served.home),
+        lambda: api.start_network(spec, served.visitor_launcher, served.home),
         {"name": spec.network.name, "genesis": prompt},
     )
     return {"thread": started.thread, "gallery": f"/gallery/{started.thread}"}
@@ -150,12 +150,15 @@ def submit(
 
 @router.get("/submit/{network}/qr.svg")
 def submit_qr(network: NetworkName, request: Request, served: Public) -> Response:
-    """The visitor page's address as a QR code (SVG), for the gallery's wall."""
+    """The visitor page's address as a QR code (SVG), for the gallery's wall: from the
+    server's public address (``SANDLOOP_PUBLIC_URL``, else where it listens), never from the
+    request's Host header, which any client may set."""
     import qrcode
     import qrcode.image.svg
 
     _offered(served, network)
-    url = str(request.url_for("submit_page", network=network))
+    base = served.public_url or str(request.base_url)
+    url = f"{base.rstrip('/')}/submit/{network}"
     image = qrcode.make(url, image_factory=qrcode.image.svg.SvgPathImage, border=2)
     return Response(image.to_string(), media_type="image/svg+xml")
 

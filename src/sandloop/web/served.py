@@ -40,15 +40,21 @@ class Ceilings:
     def check(self, spec: Any) -> None:
         from sandloop.loops.spec_files import SpecError
 
-        stop, models = spec.stop, len(spec.network.models)
+        stop = spec.stop
         if stop.max_steps is None or stop.max_steps > self.max_steps:
             raise SpecError(f"stop.max_steps: this server runs at most {self.max_steps} steps")
-        if models > self.max_models:
-            raise SpecError(f"network.models: this server runs at most {self.max_models} models")
+        self.check_models(len(spec.network.models))
         if stop.max_duration_s is not None and stop.max_duration_s > self.max_duration_s:
             raise SpecError(
                 f"stop.max_duration_s: this server runs a run at most {self.max_duration_s:g} s"
             )
+
+    def check_models(self, models: int) -> None:
+        """Before the network is checked: 5,000 models are not looked up one by one first."""
+        from sandloop.loops.spec_files import SpecError
+
+        if models > self.max_models:
+            raise SpecError(f"network.models: this server runs at most {self.max_models} models")
 
 
 class Conflict(Exception):
@@ -63,10 +69,13 @@ class Served:
     gallery: bool = True  # the public, read-only gallery pages and their stream
     exports: Path | None = None  # where exports started over HTTP go (default: HOME-exports)
     max_prompt: int = 500  # characters of a visitor's genesis
+    public_url: str | None = None  # where visitors reach this server (the QR code's address)
     moderation: str | None = None  # a recipe that allows or declines a visitor's genesis
     submissions: RateLimit = field(default_factory=lambda: RateLimit(3, 60.0))
     visitor_run: dict[str, Any] = field(default_factory=lambda: dict(VISITOR_RUN))
-    launcher: Launcher = field(default_factory=Launcher)
+    launcher: Launcher = field(default_factory=Launcher)  # runs started with a token
+    # visitors' runs have their own slots: API users cannot starve the wall, nor the reverse
+    visitor_launcher: Launcher = field(default_factory=Launcher)
     embedder: Any = None
     image_embedder: Any = None  # loaded on the first image search
     running: dict[str, Future[Any]] = field(default_factory=dict)
@@ -79,6 +88,10 @@ class Served:
     stream_idle_s: float = 300.0  # a stream with nothing to say this long ends
     _store: AkashicStore | None = None
     _queue: WorkQueue | None = None
+
+    def models_root(self) -> Path:
+        """The folder under which a request may name a model by path (`web.model_refs`)."""
+        return Path(api.settings_for(self.home).models_path)
 
     def store(self) -> AkashicStore:
         """The home's store, opened once: its handles see other processes' writes."""

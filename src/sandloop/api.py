@@ -590,7 +590,9 @@ def validate_export(
             (folder.name, f)
             for folder in folders
             for f in sorted(folder.rglob("*"))
-            if f.is_file() and (f.suffix in (".parquet", ".zst") or f.name.endswith(".jsonl"))
+            if f.is_file()
+            and (f.suffix in (".parquet", ".zst") or f.name.endswith(".jsonl"))
+            and "provenance" not in f.relative_to(folder).parts  # openai-dpo's origins, not data
         ]
     if not files or {f for f, _ in files} - set(FORMATS):
         raise SpecError(f"say which format with --format ({', '.join(FORMATS)})")

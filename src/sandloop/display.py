@@ -26,3 +26,14 @@ def audio_label(metadata: Any) -> str:
     if not isinstance(about, dict):
         return "audio"
     return f"audio {about.get('duration_s', 0):.2f} s at {about.get('sample_rate', 0)} Hz"
+
+
+#: Columns that hold whole numbers, which pandas reads as floats once one of them is missing.
+WHOLE_NUMBER_COLUMNS = ("seed", "steps", "step", "loop_length", "turn")
+
+
+def whole_numbers(frame: Any) -> Any:
+    """``frame`` with its whole-number columns as nullable integers, so JSON says ``"seed": 3``
+    and ``null``, not ``3.0`` and ``NaN``."""
+    found = [c for c in WHOLE_NUMBER_COLUMNS if c in frame.columns and frame[c].dtype.kind == "f"]
+    return frame.astype({c: "Int64" for c in found}) if found else frame

@@ -32,6 +32,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
 from sandloop import __version__, api
+from sandloop.display import whole_numbers
 from sandloop.errors import SandloopError
 from sandloop.loops.spec_files import SpecError
 from sandloop.scrub import scrub
@@ -319,7 +320,7 @@ def outcome(served: Served, started: Started) -> dict[str, Any]:
 def rows(frame: pd.DataFrame, fields: list[str]) -> list[dict[str, Any]]:
     if frame.empty:
         return []
-    chosen = frame[[f for f in fields if f in frame.columns]]
+    chosen = whole_numbers(frame[[f for f in fields if f in frame.columns]])
     found: list[dict[str, Any]] = json.loads(
         str(chosen.to_json(orient="records", date_format="iso"))
     )

@@ -396,10 +396,12 @@ def test_column_wise_sampling_and_hashes_agree_with_the_row_by_row_ones() -> Non
     from sandloop.keys import hash_value
 
     keys = [hash_value(("k", i)) for i in range(5_000)]
-    total = 7 * writer.TOKEN_SAMPLE  # one key in seven
-    picked = writer._token_sample_rows(pa.chunked_array([keys[:1234], keys[1234:]]), total)
+    column = pa.chunked_array([keys[:1234], keys[1234:]])
+    assert writer._token_sample_rows(column, writer.EXACT_TOKENS) == list(range(5_000))  # all
+    total = 50 * writer.EXACT_TOKENS  # past the exact limit: one key in 2,500
+    picked = writer._token_sample_rows(column, total)
     assert picked == [i for i, k in enumerate(keys) if writer._in_token_sample(k, total)]
-    assert 500 < len(picked) < 950
+    assert 0 < len(picked) < 10
     texts = [("hi", "there"), ('a "q"\n', "東京 🎈"), ("", ""), ("hi", "there")]
     rows = pa.table({"input": [t[0] for t in texts], "output": [t[1] for t in texts]})
     assert writer._exchange_hashes(rows) == [
@@ -526,23 +528,24 @@ def test_a_card_without_hf_lists_the_jsonl_file_sets_that_load(tmp_path: Path) -
 
 @pytest.fixture(scope="module")
 def twins_home(tmp_path_factory: pytest.TempPathFactory, prefect_api_url: str) -> Path:
-    """Six prompts, each run on two seeds and as a dialogue's question on two seeds: the
-    answers differ, the prompts repeat."""
+    """Four prompts, each run on two seeds, and one also a dialogue's question on two seeds:
+    the answers differ, the prompts repeat."""
     home = tmp_path_factory.mktemp("twins-home")
-    for n in range(6):
+    for n in range(4):
         genesis = f"prompt number {n}: a lighthouse"
         for seed in (1, 2):
-            spec = network("twins", genesis, steps=3).model_copy(update={"seed": seed})
+            spec = network("twins", genesis, steps=2).model_copy(update={"seed": seed})
             api.run_network(spec, home)
-            dialogue = DialogueSpec.model_validate(
-                {
-                    "name": "asked",
-                    "question": genesis,
-                    "actors": [{"name": "A", "model": "dummy:text"}],
-                    "stop": {"max_turns": 1},
-                }
-            )
-            api.run_dialogue(dialogue, seed=seed, home=home)
+            if n == 0:
+                dialogue = DialogueSpec.model_validate(
+                    {
+                        "name": "asked",
+                        "question": genesis,
+                        "actors": [{"name": "A", "model": "dummy:text"}],
+                        "stop": {"max_turns": 1},
+                    }
+                )
+                api.run_dialogue(dialogue, seed=seed, home=home)
     api.create_snapshot("twins", home)
     return home
 
@@ -592,3 +595,15 @@ def test_an_openai_chat_export_has_one_schema_across_its_files(
         assert parts[0].features == parts[1].features, name
         joined = datasets.concatenate_datasets(parts)
         assert joined.num_rows == sum(p.num_rows for p in parts)
+
+
+def test_export_validate_passes_sandloops_own_dpo_export(
+    store_home: Path, snapshot_all: dict, tmp_path: Path
+) -> None:
+    """Issue 37, item 19: the provenance lines beside openai-dpo's pairs are not DPO data."""
+    out = tmp_path / "dpo"
+    export(pinned(store_home), ExportOptions(("openai-dpo",), out, val_fraction=0.0), CATALOG)
+    assert list((out / "openai-dpo" / "provenance").glob("*.jsonl"))
+    reports = api.validate_export(out)
+    assert reports and all("provenance" not in name for name in reports)
+    assert all(report.ok for report in reports.values()), reports

@@ -325,3 +325,19 @@ def test_trl_trains_a_vision_language_model_on_the_vision_config(
     out, _ = exported
     found = train_vision(out, build_tiny_llava(tmp_path / "llava"))
     assert found["steps"] == 2 and math.isfinite(found["loss"]) and found["loss"] > 0, found
+
+
+def test_the_manifest_counts_image_steps_once_and_tokens_exactly(
+    home: Path, exported: tuple[Path, dict]
+) -> None:
+    """Issue 37, item 13: exported image steps were also listed as skipped, and the token
+    total was a sampled mean times a count that held the image examples."""
+    from sandloop.exports import tokens
+
+    out, manifest = exported
+    assert "network_not_text_or_failed" not in manifest["skipped"]  # every step was usable
+    train = manifest["tokens"]["train"]
+    text_lines = lines(out / "openai-chat" / "train.jsonl")  # the text examples, no images
+    counted = sum(tokens.count_messages(r["messages"]) for r in text_lines)
+    assert train["examples"] == len(text_lines) == train["sampled"]
+    assert train["total"] == counted and "estimated_total" not in train

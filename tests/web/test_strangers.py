@@ -260,6 +260,7 @@ def finish(app: Any) -> None:
         going.result(timeout=120)
 
 
+@pytest.mark.slow  # ~10 s of real runs: make test keeps its margin
 def test_a_forwarded_address_is_believed_only_from_a_trusted_proxy(home: Path) -> None:
     from sandloop.web.app import create_app
 
@@ -417,6 +418,7 @@ def test_a_model_path_outside_the_models_folder_is_refused_alike(
         assert detail.endswith(f"instead of {ref!r}")  # the same words for every path
 
 
+@pytest.mark.slow  # ~10 s of real runs: make test keeps its margin
 def test_visitors_runs_are_not_starved_by_api_runs(home: Path, tokens: dict[str, str]) -> None:
     from sandloop.web.app import create_app
 

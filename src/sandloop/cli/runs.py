@@ -23,7 +23,7 @@ from sandloop.cli.common import (
 )
 from sandloop.cli.output import Column, print_records, short_id, when
 from sandloop.cli.sessions import resolve_session
-from sandloop.display import audio_label, excerpt
+from sandloop.display import audio_label, excerpt, whole_numbers
 from sandloop.summaries import RunSummary
 
 
@@ -240,7 +240,7 @@ def runs(home: HomeOption = None, as_json: JsonOption = False) -> None:
         "created_at",
     ]
     if as_json:
-        frame = frame.reindex(columns=columns)
+        frame = whole_numbers(frame.reindex(columns=columns))
         frame["created_at"] = frame["created_at"].map(
             lambda t: t.isoformat() if t is not None else None
         )

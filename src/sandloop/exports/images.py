@@ -50,15 +50,21 @@ class ImageExample:
 media_type = sniff_media_type  # the name the export's checks use
 
 
-def image_rows(rows: pa.Table) -> pa.Table:
-    """Successful steps with an image on one side and text on the other."""
+def image_exchanges(rows: pa.Table) -> Any:
+    """Which rows are successful steps with an image on one side and text on the other: a
+    mask, so the text path can count them as exported elsewhere, not skipped."""
     ok = pc.equal(rows["status"], "ok")
     vision = pc.and_(pc.equal(rows["input_type"], "image"), pc.equal(rows["output_type"], "text"))
     drawn = pc.and_(pc.equal(rows["input_type"], "text"), pc.equal(rows["output_type"], "image"))
     texts = pc.if_else(vision, rows["output"], rows["input"])
     present = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(texts)), 0)
     keep = pc.and_(pc.and_(ok, pc.or_(vision, drawn)), present)
-    return rows.filter(pc.fill_null(keep, False))
+    return pc.fill_null(keep, False)
+
+
+def image_rows(rows: pa.Table) -> pa.Table:
+    """Successful steps with an image on one side and text on the other."""
+    return rows.filter(image_exchanges(rows))
 
 
 #: Images read at once: memory holds about a chunk of images, never the export's. A chunk's

@@ -52,6 +52,7 @@ from sandloop.exports.images import (
     hf_table,
     image_batch,
     image_chunk_rows,
+    image_exchanges,
     image_rows,
     images_pass_checks,
     vision_lines,
@@ -70,7 +71,9 @@ from sandloop.storage.store import sql_str
 
 SPLITS = ("train", "validation")
 RANGE_ROWS = 25_000  # network rows per spill bucket, roughly: bounds the export's memory
-TOKEN_SAMPLE = 2_000  # examples tokenised exactly for the manifest's statistics
+TOKEN_SAMPLE = 2_000  # examples tokenised for the manifest's statistics of a large export
+IMAGE_KINDS = (VISION, TEXT_TO_IMAGE)  # examples the token statistics do not count
+EXACT_TOKENS = 100_000  # up to this many examples, every one is counted: the totals are exact
 NETWORK_COLUMNS = [
     "key",
     "thread",
@@ -207,7 +210,7 @@ def _chat_lines(rows: pa.Table) -> Any:
 
 
 def _in_token_sample(key: str, total: int) -> bool:
-    if total <= TOKEN_SAMPLE:
+    if total <= EXACT_TOKENS:
         return True
     return int(key[-6:], 16) % max(1, total // TOKEN_SAMPLE) == 0
 
@@ -215,7 +218,7 @@ def _in_token_sample(key: str, total: int) -> bool:
 def _token_sample_rows(keys: pa.ChunkedArray, total: int) -> list[int]:
     """The rows of a bucket that `_in_token_sample` picks, found without a Python loop over
     the bucket: the keys' last six hex digits read as numbers from the column's bytes."""
-    if total <= TOKEN_SAMPLE:
+    if total <= EXACT_TOKENS:
         return list(range(len(keys)))
     tails = pc.utf8_slice_codeunits(keys, -6).combine_chunks()
     offsets = np.frombuffer(tails.buffers()[1], np.int32, len(tails) + 1, tails.offset * 4)
@@ -330,7 +333,10 @@ class _Examples:
         unusable = _count(selected) - _count(keep)
         # Audio exchanges are left out, counted on their own: no format here carries sound.
         audio = _count(pc.and_(selected, _has_audio(rows)))
-        self.stats.skipped["network_not_text_or_failed"] += unusable - audio
+        # image exchanges go to `_write_images`, which counts what it leaves out itself
+        images = _count(pc.and_(selected, image_exchanges(rows)))
+        if skipped := unusable - audio - images:
+            self.stats.skipped["network_not_text_or_failed"] += skipped
         if audio:
             self.stats.skipped["audio_exchange_not_exported"] += audio
         if self.kept_keys is not None:
@@ -890,19 +896,25 @@ def _sha256(path: Path) -> str:
 
 
 def _token_stats(sample: array[int], examples: int) -> dict[str, Any]:
+    """Over the text examples (image examples are not tokenised): every one counted up to
+    `EXACT_TOKENS`, when the total is exact; a sample beyond, when it is an estimate."""
     if not sample:
         return {"examples": examples, "sampled": 0}
     ordered = sorted(sample)
     mean = statistics.fmean(ordered)
-    return {
+    found: dict[str, Any] = {
         "examples": examples,
         "sampled": len(ordered),
         "mean": round(mean, 2),
         "p50": ordered[len(ordered) // 2],
         "p95": ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))],
         "max": ordered[-1],
-        "estimated_total": round(mean * examples),
     }
+    if len(ordered) >= examples:
+        found["total"] = sum(ordered)
+    else:
+        found["estimated_total"] = round(mean * examples)
+    return found
 
 
 def _manifest(
@@ -958,7 +970,14 @@ def _manifest(
             "tokenizer": "cl100k_base",
             "counted": tokens.COUNTED,
             **{
-                split: _token_stats(stats.token_sample[split], per_split[split]["examples"])
+                split: _token_stats(
+                    stats.token_sample[split],
+                    sum(
+                        n
+                        for (s, k), n in stats.counts.items()
+                        if s == split and k not in IMAGE_KINDS
+                    ),
+                )
                 for split in SPLITS
             },
         },

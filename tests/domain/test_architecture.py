@@ -150,6 +150,7 @@ CLI_MAY_USE = {
     "sandloop.storage.location",
     "sandloop.summaries",
     "sandloop.web.app",
+    "sandloop.web.listen",  # how that app is put on a socket (who a client is)
     "sandloop.mcp_server",
 }
 

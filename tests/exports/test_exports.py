@@ -562,6 +562,7 @@ def prompts_by_split(out: Path) -> dict[str, set[str]]:
     }
 
 
+@pytest.mark.slow  # ~15 s of runs: make test keeps its margin
 def test_no_prompt_is_on_both_sides_of_the_split(twins_home: Path, tmp_path: Path) -> None:
     manifest = export(
         pinned(twins_home, "twins"),
@@ -581,6 +582,7 @@ def test_no_prompt_is_on_both_sides_of_the_split(twins_home: Path, tmp_path: Pat
     assert again["files"] == manifest["files"]  # the same groups, the same bytes
 
 
+@pytest.mark.slow  # ~15 s of runs: make test keeps its margin
 def test_an_openai_chat_export_has_one_schema_across_its_files(
     store_home: Path, snapshot_all: dict, twins_home: Path, tmp_path: Path
 ) -> None:

@@ -114,6 +114,7 @@ def test_snapshots_select_by_the_judges_scores(home: Path, tmp_path: Path) -> No
         api.create_snapshot("nobody", home, rated_by="judge-exchange", min_score=1)
 
 
+@pytest.mark.slow  # a judge pass and two exports: make test keeps its margin
 def test_a_snapshot_leaves_the_judges_runs_out_unless_asked(home: Path, tmp_path: Path) -> None:
     api.judge_snapshot("all", home=home, model="dummy:judge")
     runs = api.list_runs(home)

@@ -485,3 +485,42 @@ def test_the_qr_code_names_the_public_address_not_the_host_header(home: Path) ->
         "https://wall.example/submit/echo", image_factory=qrcode.image.svg.SvgPathImage, border=2
     ).to_string()
     assert forged.content == expected
+
+
+# -- what the public gallery shows -------------------------------------------------------------
+
+
+def test_a_chat_is_never_on_the_public_gallery(base_url: str, tokens: dict[str, str]) -> None:
+    with client(base_url, tokens["run"]) as http:
+        chat = http.post("/v1/chat", json={"model": "dummy:text", "system": "be kind"})
+        assert chat.status_code == 201, chat.text
+        thread = chat.json()["thread"]
+        said = http.post(f"/v1/chat/{thread}/messages", json={"content": "my secret plan"})
+        assert said.status_code == 200, said.text
+    for path in (f"/gallery/{thread}", f"/gallery/{thread}/events", f"/gallery/{thread}/screen"):
+        answer = httpx.get(f"{base_url}{path}", timeout=10)
+        assert answer.status_code == 404, (path, answer.text)
+        assert "secret" not in answer.text
+
+
+def test_a_failed_steps_error_text_is_not_public(home: Path, base_url: str) -> None:
+    failing = {"model": "dummy:text", "params": {"fail_times": 99, "fail_with": "auth"}}
+    spec = api.run_spec_from(
+        {
+            "network": {"name": "failing", "models": [failing]},
+            "genesis": "doomed",
+            "stop": {"max_steps": 2},
+        }
+    )
+    assert api.run_network(spec, home).status == "failed"
+    thread = api.thread_of(spec)
+    recorded = api.run_steps(thread, home)
+    assert recorded["error"].str.contains("injected failure").any()  # it is in the record
+    with httpx.stream("GET", f"{base_url}/gallery/{thread}/events", timeout=10) as events:
+        assert events.status_code == 200
+        steps = []
+        for line in events.iter_lines():
+            if line.startswith("data: ") and '"step"' in line:
+                steps.append(line)
+                break
+    assert steps and "injected failure" not in steps[0] and '"error":null' in steps[0]

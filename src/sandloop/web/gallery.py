@@ -45,8 +45,10 @@ Public = Annotated[Served, Depends(public)]
 
 
 def gallery_run(thread: Permalink, served: Public) -> dict[str, Any]:
+    """Only a network run is on the wall: a chat, a dialogue or a recipe is someone's
+    conversation or work, never public (the same 404 as an unknown thread)."""
     run = served.find_run(thread)
-    if run["thread"] != thread:
+    if run["thread"] != thread or run.get("kind") != "network":
         raise NotFound(f"no run {thread}")
     return run
 
@@ -75,7 +77,8 @@ async def gallery_events(
     thread = str(run["thread"])
     prefix = f"/gallery/{thread}/blobs/"
     cursor = resume_at(after, last_event_id)
-    async for event in step_events(served, thread, cursor, prefix, served.stream_idle_s):
+    events = step_events(served, thread, cursor, prefix, served.stream_idle_s, public=True)
+    async for event in events:
         yield event
 
 

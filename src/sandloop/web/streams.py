@@ -152,10 +152,12 @@ class Watchers:
 
 
 async def step_events(
-    served: Any, thread: str, after: int, blob_prefix: str, idle_s: float
+    served: Any, thread: str, after: int, blob_prefix: str, idle_s: float, public: bool = False
 ) -> AsyncIterator[ServerSentEvent]:
     """``event: run`` with the run's status (then whenever it changes) and ``event: step`` for
-    each step past ``after``, until the client leaves or nothing happens for ``idle_s``."""
+    each step past ``after``, until the client leaves or nothing happens for ``idle_s``. A
+    ``public`` stream (the gallery's) shows no failed step's error text: it may name a path,
+    a provider's message or a model's internals."""
     async with served.watchers.subscription(served, thread) as subscriber:
         store: AkashicStore = served.store()
         recorded = await run_in_threadpool(store.get_run, thread)
@@ -166,7 +168,7 @@ async def step_events(
             frame = await run_in_threadpool(steps_after, store, recorded, last)
             if not frame.empty:
                 rows = step_rows(frame)
-                for event in _step_events(rows, last, blob_prefix):
+                for event in _step_events(rows, last, blob_prefix, public):
                     yield event
                 last = max(last, int(frame["step"].max()))
         loop = asyncio.get_running_loop()
@@ -188,7 +190,7 @@ async def step_events(
                 continue
             fresh = [row for row in payload if row["step"] > last]
             if fresh:
-                for event in _step_events(fresh, last, blob_prefix):
+                for event in _step_events(fresh, last, blob_prefix, public):
                     yield event
                 last = max(row["step"] for row in fresh)
                 quiet_until = loop.time() + idle_s
@@ -218,12 +220,16 @@ def step_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
-def _step_events(rows: list[dict[str, Any]], last: int, prefix: str) -> list[ServerSentEvent]:
+def _step_events(
+    rows: list[dict[str, Any]], last: int, prefix: str, public: bool = False
+) -> list[ServerSentEvent]:
     events = []
     for row in rows:
         if row["step"] <= last:
             continue
         shown = dict(row)
+        if public:
+            shown["error"] = None
         is_blob = shown.get("output_type") != "text"
         shown["output_url"] = f"{prefix}{shown['output']}" if is_blob else None
         events.append(

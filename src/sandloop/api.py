@@ -397,10 +397,16 @@ def list_chats(
 
 def dialogue_messages(thread_prefix: str, home: Path | str | None = None) -> pd.DataFrame:
     """A dialogue's turns in order: actor, content, temperature, the judge's verdict."""
-    from sandloop.storage.store import sql_str
+    from sandloop.storage.store import NotFound, sql_str
 
     store = open_store(home, readonly=True)
-    thread = str(store.find_run(thread_prefix)["thread"])
+    run = store.find_run(thread_prefix)
+    thread = str(run["thread"])
+    if run.get("kind") != "dialogue":
+        raise NotFound(
+            f"{thread[:12]} is a {run.get('kind')} run, not a dialogue; "
+            f"`sandloop show {thread[:12]}` shows it"
+        )
     return (
         store.select("messages", f"thread = {sql_str(thread)}")
         .sort_values("turn")

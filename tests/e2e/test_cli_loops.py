@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +107,29 @@ def test_recipe_list_and_show(cli_env: dict[str, str]) -> None:
     assert {"summarize", "classify-phase", "critique", "oblique"} <= {r["name"] for r in listed}
     shown = sandloop("recipe", "show", "classify-phase", env=cli_env)
     assert "output schema" in shown.stdout and "install" in shown.stdout
+
+
+@pytest.mark.slow  # two CLI starts and a run (~10 s)
+def test_a_session_id_is_alone_on_stdout_and_show_refuses_the_wrong_kind(
+    cli_env: dict[str, str], home: Path
+) -> None:
+    """Issue 37, items 18 and 19: SID=$(sandloop session start …) is the id; `dialogue show`
+    on a network thread printed nothing and exited 0."""
+    from sandloop import api
+
+    started = sandloop("session", "start", "probe", env=cli_env)
+    assert started.returncode == 0, started.stderr
+    assert len(started.stdout.strip().split()) == 1  # the id, nothing else
+    assert "started: probe" in started.stderr
+    spec = api.run_spec_from(
+        {
+            "network": {"name": "n", "models": ["dummy:text"]},
+            "genesis": "hi",
+            "stop": {"max_steps": 1},
+        }
+    )
+    api.run_network(spec, home)
+    shown = sandloop("dialogue", "show", api.thread_of(spec)[:8], env=cli_env)
+    assert shown.returncode == 2 and shown.stdout == ""
+    assert shown.stderr.startswith("error: ") and "is a network run, not a dialogue" in shown.stderr
+    assert "Traceback" not in shown.stderr

@@ -11,6 +11,7 @@ from sandloop.cli.common import (
     HomeOption,
     JsonOption,
     app,
+    err,
     out,
     parse_pairs,
     prepare_prefect,
@@ -47,8 +48,10 @@ def session_start(
     if as_json:
         out.print_json(data={"id": row["id"], "title": title, "tags": sorted(set(tag))})
         return
-    out.print(f"session [bold]{row['id']}[/] started: {title}", highlight=False)
-    out.print(f"export SANDLOOP_SESSION={row['id']}", highlight=False)
+    # the id alone on stdout, so that SID=$(sandloop session start …) is the id
+    out.print(row["id"], highlight=False)
+    err.print(f"session [bold]{row['id']}[/] started: {title}", highlight=False)
+    err.print(f"export SANDLOOP_SESSION={row['id']}", highlight=False)
 
 
 @session_app.command("end")

@@ -538,6 +538,24 @@ def export_destination(out: Path | str) -> str:
     return str(out) if is_url(out) else str(Path(out).expanduser().resolve())
 
 
+#: Why a format can write nothing while others write rows: what it needs that the snapshot lacks.
+EMPTY_FORMAT_REASONS = {
+    "openai-dpo": "it needs preference pairs: a recipe's rejected round, ratings of two "
+    "answers, or `sandloop judge --compare`",
+}
+
+
+def empty_formats(manifest: dict[str, Any]) -> dict[str, str]:
+    """The formats asked for that wrote no rows, each with why it may be so: an export that
+    leaves a format empty says so rather than writing nothing silently."""
+    written = {key.split("/")[0] for key, rows in manifest["records"].items() if rows}
+    return {
+        fmt: EMPTY_FORMAT_REASONS.get(fmt, "no example of the snapshot fits it")
+        for fmt in manifest["options"]["formats"]
+        if fmt not in written
+    }
+
+
 def export_file_sets(manifest: dict[str, Any]) -> dict[str, str]:
     """Each file set of an export (a config of its card) with the rows its files hold per
     split: what a user checks against the files, not the examples before formatting."""

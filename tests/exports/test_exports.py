@@ -609,3 +609,19 @@ def test_export_validate_passes_sandloops_own_dpo_export(
     reports = api.validate_export(out)
     assert reports and all("provenance" not in name for name in reports)
     assert all(report.ok for report in reports.values()), reports
+
+
+def test_a_format_that_writes_nothing_is_named_with_why(
+    store_home: Path, snapshot_all: dict, tmp_path: Path
+) -> None:
+    """Issue 37, item 18: openai-dpo with no preference pairs wrote nothing and said nothing."""
+    if snapshots.get(api.open_store(store_home), "words-only", missing_ok=True) is None:
+        api.create_snapshot("words-only", store_home, kind=["network"])
+    manifest = export(
+        pinned(store_home, "words-only"),
+        ExportOptions(("openai-chat", "openai-dpo"), tmp_path / "out", val_fraction=0.0),
+        CATALOG,
+    )
+    assert api.empty_formats(manifest) == {"openai-dpo": api.EMPTY_FORMAT_REASONS["openai-dpo"]}
+    full = export(pinned(store_home), ExportOptions(ALL, tmp_path / "all"), CATALOG)
+    assert api.empty_formats(full) == {}

@@ -14,6 +14,7 @@ from sandloop.cli.common import (
     HomeOption,
     JsonOption,
     app,
+    err,
     out,
     prepare_prefect,
 )
@@ -218,6 +219,8 @@ def export_dataset(
     )
     for name, records in api.export_file_sets(manifest).items():
         out.print(f"  {name}: {records}", highlight=False)
+    for fmt, why in api.empty_formats(manifest).items():
+        err.print(f"warning: {fmt} wrote no rows: {why}", highlight=False)
 
 
 @export_app.command("validate")

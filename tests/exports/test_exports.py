@@ -625,3 +625,17 @@ def test_a_format_that_writes_nothing_is_named_with_why(
     assert api.empty_formats(manifest) == {"openai-dpo": api.EMPTY_FORMAT_REASONS["openai-dpo"]}
     full = export(pinned(store_home), ExportOptions(ALL, tmp_path / "all"), CATALOG)
     assert api.empty_formats(full) == {}
+
+
+def test_the_cards_default_config_trains_in_trl_and_its_tasks_are_in_its_files() -> None:
+    """Issue 37, item 14: alpaca (which TRL does not read) was the default of an export
+    without hf, and an export without hf listed text-to-image among its tasks."""
+    from sandloop.exports.card import configs, task_categories
+
+    files = ["alpaca/train.jsonl", "sharegpt/train.jsonl", "trl/messages.train.jsonl"]
+    listed = configs(files)
+    assert [c["config_name"] for c in listed if c.get("default")] == ["trl-messages"]
+    only_text = {"files": {"openai-chat/train.jsonl": {}, "trl/messages.train.jsonl": {}}}
+    assert task_categories(only_text) == ["text-generation"]
+    with_images = {"files": {"hf/vision/train-00000-of-00001.parquet": {}, "hf/sft/x": {}}}
+    assert task_categories(with_images) == ["image-to-text", "text-generation"]

@@ -49,8 +49,22 @@ def file_set(path: str) -> tuple[str, str, str] | None:
     return fmt, part, split
 
 
+#: Configs TRL's trainers take as they load, in the order one is made the card's default: a
+#: user who loads the dataset with no config name gets one that trains (alpaca and sharegpt,
+#: whose roles TRL does not read, never are).
+TRL_READY = (
+    "sft",
+    "preference",
+    "vision",
+    "openai-chat",
+    "trl-messages",
+    "trl-prompt_completion",
+    "trl-preference",
+)
+
+
 def configs(files: list[str]) -> list[dict[str, Any]]:
-    """One config per file set, in a stable order; ``sft`` (or else the first) is the default.
+    """One config per file set, in a stable order; the first of `TRL_READY` is the default.
 
     `datasets` reads every config of a card with one builder, so a card lists the parquet
     configs when there are any, else the JSONL ones; the other file sets load with
@@ -76,7 +90,9 @@ def configs(files: list[str]) -> list[dict[str, Any]]:
         }
         result.append(entry)
     if result:
-        default = next((c for c in result if c["config_name"] == "sft"), result[0])
+        ready = [c for c in result if c["config_name"] in TRL_READY]
+        ready.sort(key=lambda c: TRL_READY.index(c["config_name"]))
+        default = ready[0] if ready else result[0]
         default["default"] = True
     return result
 
@@ -90,8 +106,10 @@ TASKS = {"vision": "image-to-text", "text-to-image": "text-to-image"}
 
 
 def task_categories(manifest: dict[str, Any]) -> list[str]:
-    kinds = {k for s in ("train", "validation") for k in manifest["counts"][s]["by_kind"]}
-    found = {TASKS.get(kind, "text-generation") for kind in kinds}
+    """The Hub's categories of what the files hold: an example kind that no exported file
+    carries (text→image pairs in an export without hf) is not the dataset's task."""
+    parts = {named[1] for path in manifest["files"] if (named := file_set(path)) is not None}
+    found = {TASKS.get(part, "text-generation") for part in parts}
     return sorted(found) or ["text-generation"]
 
 

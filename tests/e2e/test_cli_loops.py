@@ -133,3 +133,27 @@ def test_a_session_id_is_alone_on_stdout_and_show_refuses_the_wrong_kind(
     assert shown.returncode == 2 and shown.stdout == ""
     assert shown.stderr.startswith("error: ") and "is a network run, not a dialogue" in shown.stderr
     assert "Traceback" not in shown.stderr
+
+
+@pytest.mark.slow  # three runs and two CLI starts (~10 s)
+def test_runs_shows_the_newest_and_says_how_many_more(cli_env: dict[str, str], home: Path) -> None:
+    """Issue 37, item 17: `runs` listed all 369 runs."""
+    from sandloop import api
+
+    threads = []
+    for n in range(3):
+        spec = api.run_spec_from(
+            {
+                "network": {"name": "n", "models": ["dummy:text"]},
+                "genesis": f"run {n}",
+                "stop": {"max_steps": 1},
+            }
+        )
+        threads.append(api.run_network(spec, home).thread)
+    listed = sandloop("runs", "--limit", "2", env=cli_env)
+    assert listed.returncode == 0, listed.stderr
+    assert threads[2][:8] in listed.stdout and threads[1][:8] in listed.stdout
+    assert threads[0][:8] not in listed.stdout
+    assert "and 1 older; --limit 3 or --all shows them" in listed.stderr
+    every = sandloop("runs", "--all", "--json", env=cli_env)
+    assert len(json.loads(every.stdout)) == 3

@@ -222,11 +222,19 @@ def _print_summary(summary: RunSummary, steps: Any) -> None:
 
 
 @app.command()
-def runs(home: HomeOption = None, as_json: JsonOption = False) -> None:
-    """List recorded runs, newest first."""
+def runs(
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Show the newest N runs.")] = 20,
+    show_all: Annotated[bool, typer.Option("--all", help="Show every run.")] = False,
+) -> None:
+    """List recorded runs, newest first (the newest 20 unless --limit N or --all)."""
     from sandloop import api
 
     frame = api.list_runs(home)
+    more = 0 if show_all else max(0, len(frame) - limit)
+    if more:
+        frame = frame.head(limit)
     columns = [
         "thread",
         "name",
@@ -267,6 +275,10 @@ def runs(home: HomeOption = None, as_json: JsonOption = False) -> None:
         empty="no runs yet; start one with `sandloop run`",
         compact=True,
     )
+    if more and not as_json:
+        err.print(
+            f"… and {more} older; --limit {limit + more} or --all shows them", highlight=False
+        )
 
 
 def _seed(seed: Any) -> str:

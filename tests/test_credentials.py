@@ -26,7 +26,7 @@ def test_resolution_order(user: str, prefect_api_url: str, monkeypatch: pytest.M
     assert credentials.resolve_key("openai", user=user) is None
     monkeypatch.setenv("OPENAI_API_KEY", "from-env-1111")
     assert str(credentials.resolve_key("openai", user=user)) == "…1111 (env)"
-    credentials.set_key("openai", "from-keyring-2222", user=user)
+    credentials.set_key("openai", "from-keyring-2222", user=user, plaintext_ok=True)
     assert str(credentials.resolve_key("openai", user=user)) == "…2222 (keyring)"
     monkeypatch.setenv("PREFECT_API_URL", prefect_api_url)
     credentials.set_key("openai", "from-prefect-3333", user=user, store="prefect")
@@ -39,7 +39,7 @@ def test_resolution_order(user: str, prefect_api_url: str, monkeypatch: pytest.M
 
 
 def test_users_have_their_own_keys(user: str) -> None:
-    credentials.set_key("hf", "hf-alice-aaaa", user=user)
+    credentials.set_key("hf", "hf-alice-aaaa", user=user, plaintext_ok=True)
     assert credentials.resolve_key("hf", user=user + "x") is None
     assert credentials.list_keys(user)["hf"] is not None
     assert credentials.list_keys(user)["replicate"] is None
@@ -49,7 +49,7 @@ def test_bad_platform_and_user_are_clear_errors() -> None:
     with pytest.raises(credentials.CredentialError, match="unknown platform 'opnai'"):
         credentials.resolve_key("opnai")
     with pytest.raises(credentials.CredentialError, match="use lowercase letters"):
-        credentials.set_key("openai", "k", user="Bob Smith")
+        credentials.set_key("openai", "k", user="Bob Smith", plaintext_ok=True)
 
 
 def test_keys_cli(cli_env: dict[str, str], user: str) -> None:
@@ -58,7 +58,7 @@ def test_keys_cli(cli_env: dict[str, str], user: str) -> None:
     import sys
 
     stored = subprocess.run(
-        [sys.executable, "-m", "sandloop.cli", "keys", "set", "openai"],
+        [sys.executable, "-m", "sandloop.cli", "keys", "set", "openai", "--plaintext-ok"],
         input="sk-cli-secret-9999\n",
         env=env,
         capture_output=True,
@@ -84,7 +84,7 @@ def test_a_sentinel_key_appears_only_in_the_request_header(
 ) -> None:
     sentinel = f"sk-sentinel-{uuid.uuid4().hex}"
     user = f"s{uuid.uuid4().hex[:8]}"
-    credentials.set_key("openai", sentinel, user=user)
+    credentials.set_key("openai", sentinel, user=user, plaintext_ok=True)
     server, state, url = openai_server.start()
     try:
         monkeypatch.setenv("SANDLOOP_OPENAI_BASE_URL", url)
@@ -127,7 +127,7 @@ def test_replicate_and_hf_keys_appear_only_in_their_request_headers(
     user = f"s{uuid.uuid4().hex[:8]}"
     sentinels = {p: f"{p}-sentinel-{uuid.uuid4().hex}" for p in ("replicate", "hf")}
     for platform, key in sentinels.items():
-        credentials.set_key(platform, key, user=user)
+        credentials.set_key(platform, key, user=user, plaintext_ok=True)
     monkeypatch.setenv("SANDLOOP_USER", user)
     monkeypatch.setenv("SANDLOOP_REPLICATE_BASE_URL", replicate_api.url)
     monkeypatch.setenv("SANDLOOP_HF_BASE_URL", hf_api.url)
@@ -156,3 +156,17 @@ def test_replicate_and_hf_keys_appear_only_in_their_request_headers(
                 assert not any(s.encode() in data for s in sentinels.values()), path
     captured = capfd.readouterr()
     assert not any(s in captured.out + captured.err for s in sentinels.values())
+
+
+def test_a_plaintext_keyring_is_refused_unless_accepted() -> None:
+    """Issue 37, item 20: keys said to be in the keyring sat base64-encoded in a file. The
+    tests' backend is keyrings.alt's PlaintextKeyring (conftest), as a headless machine with
+    keyrings.alt installed would have."""
+    assert credentials.plaintext_keyring() == "keyrings.alt.file.PlaintextKeyring"
+    with pytest.raises(credentials.CredentialError, match="--plaintext-ok"):
+        credentials.set_key("openai", "sk-never-kept", user="plain")
+    before = credentials.resolve_key("openai", user="plain")
+    assert before is None or before.source != "keyring"  # nothing was written
+    credentials.set_key("openai", "sk-kept-knowingly", user="plain", plaintext_ok=True)
+    found = credentials.resolve_key("openai", user="plain")
+    assert found is not None and found.source == "keyring"

@@ -1161,11 +1161,19 @@ def key_platforms() -> tuple[str, ...]:
     return tuple(PLATFORM_ENV)
 
 
-def set_key(platform: str, key: str, *, user: str | None = None, store: str = "keyring") -> None:
-    """Keep ``platform``'s API key in the OS keyring or a Prefect Secret block."""
+def set_key(
+    platform: str,
+    key: str,
+    *,
+    user: str | None = None,
+    store: str = "keyring",
+    plaintext_ok: bool = False,
+) -> None:
+    """Keep ``platform``'s API key in the OS keyring or a Prefect Secret block (a keyring that
+    is a plain file only with ``plaintext_ok``)."""
     from sandloop.credentials import set_key as keep
 
-    keep(platform, key, user=user, store=store)
+    keep(platform, key, user=user, store=store, plaintext_ok=plaintext_ok)
 
 
 def list_keys(user: str | None = None) -> dict[str, ResolvedKey | None]:

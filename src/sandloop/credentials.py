@@ -119,11 +119,38 @@ def resolve_key(
     return None
 
 
-def set_key(platform: str, value: str, *, user: str | None = None, store: str = "keyring") -> None:
+def plaintext_keyring() -> str | None:
+    """The keyring backend's name when it keeps keys in a plain file (keyrings.alt's
+    PlaintextKeyring: base64, readable by anyone who can read the file), else None."""
+    import keyring
+
+    backend = keyring.get_keyring()
+    chosen = (getattr(backend, "backends", None) or [backend])[0]  # a chainer sets the first
+    kind = type(chosen)
+    if kind.__module__.startswith("keyrings.alt") and "Plaintext" in kind.__name__:
+        return f"{kind.__module__}.{kind.__name__}"
+    return None
+
+
+def set_key(
+    platform: str,
+    value: str,
+    *,
+    user: str | None = None,
+    store: str = "keyring",
+    plaintext_ok: bool = False,
+) -> None:
+    """Keep a key. A keyring that is a plain file is refused unless ``plaintext_ok``: "in the
+    keyring" must not quietly mean "in a file anyone with the disk can read"."""
     account = f"{platform}:{_check(platform, user)}"
     if not value.strip():
         raise CredentialError("the key is empty")
     if store == "keyring":
+        if not plaintext_ok and (plain := plaintext_keyring()) is not None:
+            raise CredentialError(
+                f"the only keyring here is {plain}, which keeps keys in a plain file; pass "
+                "--plaintext-ok to accept that, use --store prefect, or install an OS keyring"
+            )
         _keyring_call("set", KEYRING_SERVICE, account, value.strip())
     elif store == "prefect":
         from prefect.blocks.system import Secret

@@ -61,7 +61,7 @@ def test_an_echoed_key_is_recorded_nowhere(
 ) -> None:
     sentinel = f"sk-SENTINEL{uuid.uuid4().hex}"
     user = f"s{uuid.uuid4().hex[:8]}"
-    credentials.set_key("openai", sentinel, user=user)
+    credentials.set_key("openai", sentinel, user=user, plaintext_ok=True)
     server, state, url = openai_server.start()
     retries = 0 if status == "401" else 1
     state.script = ["ok", *[f"{status}-{form}"] * (retries + 1)]

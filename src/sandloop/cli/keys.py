@@ -54,11 +54,18 @@ def keys_set(
             help="keyring (the OS keyring) or prefect (a Secret block on the Prefect server)."
         ),
     ] = "keyring",
+    plaintext_ok: Annotated[
+        bool,
+        typer.Option(
+            "--plaintext-ok",
+            help="Accept a keyring that keeps keys in a plain file (keyrings.alt's Plaintext).",
+        ),
+    ] = False,
 ) -> None:
     """Store a key for PLATFORM. Prefer the prompt: a key typed as --key stays in shell history."""
     from sandloop import api
 
-    api.set_key(platform, key, user=user, store=store)
+    api.set_key(platform, key, user=user, store=store, plaintext_ok=plaintext_ok)
     out.print(f"stored the {platform} key …{key.strip()[-4:]} in the {store}", highlight=False)
 
 

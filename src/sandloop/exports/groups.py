@@ -6,7 +6,7 @@ loops pass through the same text. A validation loss over such a split measures r
 generalisation. So threads are grouped: a thread joins the group of its genesis (the
 question of a dialogue, the input of a recipe) and of every prompt one of its steps was given,
 and two threads that share any of these share a group. The split is then decided per group,
-by a hash of the group's smallest prompt hash: deterministic, independent of the order
+by a hash of the group's smallest genesis hash: deterministic, independent of the order
 records are read in, and byte-reproducible.
 """
 
@@ -51,20 +51,24 @@ def split_groups(
 ) -> dict[str, str]:
     """Each thread's group key (32 hex digits, uniform: it decides the split as a key would).
 
-    ``genesis``: (thread, its genesis text); ``prompts``: (thread, the text one of its steps
-    was given), as many as there are."""
+    ``genesis``: (thread, its genesis text); ``prompts``: (thread, a text one of its steps was
+    given), for the texts more than one thread was given (a text only one thread saw joins
+    nothing). The key is a hash of the group's smallest genesis hash, so it does not depend on
+    which shared prompts were read."""
     groups = _Groups()
     threads: list[str] = []
+    started = set()
     for thread, text in genesis:
         threads.append(thread)
-        groups.union("t" + thread, "p" + prompt_hash(text))
+        node = "p" + prompt_hash(text)
+        started.add(node)
+        groups.union("t" + thread, node)
     for thread, text in prompts:
         groups.union("t" + thread, "p" + prompt_hash(text))
     smallest: dict[str, str] = {}
-    for name in groups.parent:
-        if name.startswith("p"):
-            root = groups.find(name)
-            if root not in smallest or name < smallest[root]:
-                smallest[root] = name
+    for node in started:
+        root = groups.find(node)
+        if root not in smallest or node < smallest[root]:
+            smallest[root] = node
     # rehashed: the smallest of many hashes is not uniform, and the split reads its digits
     return {t: prompt_hash(smallest[groups.find("t" + t)]) for t in threads}

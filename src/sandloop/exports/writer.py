@@ -576,10 +576,9 @@ def export(
         raise ExportError(f"snapshot {pinned.name!r} selects no runs")
     stats = Stats()
     if not pinned.selection.include_judges:  # the report says what the selection left out
+        every = pinned.read("runs")  # read once, selected with and without the judges
         asked = pinned.selection.model_copy(update={"include_judges": True})
-        if judging := len(asked.apply(pinned.read("runs"))) - len(
-            pinned.selection.apply(pinned.read("runs"))
-        ):
+        if judging := len(asked.apply(every)) - len(pinned.selection.apply(every)):
             stats.skipped["judge_or_moderation_runs"] = judging
     split_by = Split.of_snapshot(pinned, runs, options.val_fraction)
     redact = Redactor.with_extra(list(options.redact))

@@ -180,8 +180,9 @@ def network_spec(
         checked = api.load_network(served.networks[network], served.home)
         network = str(served.networks[network])
     else:
-        check_served_refs(network_refs(network), served.models_root(), "network.models")
-        served.ceilings.check_models(len(network_refs(network)))
+        refs = network_refs(network)
+        check_served_refs(refs, served.models_root(), "network.models")
+        served.ceilings.check_models(len(refs))
         checked = api.network_from(network, served.home)
     if checked.input_type != "text":
         raise SpecError(

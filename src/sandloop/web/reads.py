@@ -180,7 +180,7 @@ def _clean(value: Any) -> Any:
     return value
 
 
-STEP_FIELDS = list(schemas.Step.model_fields)
+STEP_FIELDS = schemas.STEP_FIELDS
 
 
 def _records(frame: pd.DataFrame, fields: list[str] | None = None) -> list[dict[str, Any]]:

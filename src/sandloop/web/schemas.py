@@ -61,6 +61,10 @@ class Step(BaseModel):
     )
 
 
+#: The step fields every route and stream shows, in order.
+STEP_FIELDS = list(Step.model_fields)
+
+
 class StepPage(BaseModel):
     steps: list[Step]
     next_cursor: int | None = Field(None, description="pass as ?after= for the next page")

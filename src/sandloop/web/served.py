@@ -17,6 +17,7 @@ from fastapi import Depends, Request
 
 from sandloop import api
 from sandloop.flows.background import Launcher
+from sandloop.loops.spec_files import SpecError
 from sandloop.scrub import scrub
 from sandloop.storage.store import AkashicStore, NotFound
 from sandloop.summaries import Started
@@ -38,8 +39,6 @@ class Ceilings:
     max_duration_s: float = 86_400.0
 
     def check(self, spec: Any) -> None:
-        from sandloop.loops.spec_files import SpecError
-
         stop = spec.stop
         if stop.max_steps is None or stop.max_steps > self.max_steps:
             raise SpecError(f"stop.max_steps: this server runs at most {self.max_steps} steps")
@@ -51,8 +50,6 @@ class Ceilings:
 
     def check_models(self, models: int) -> None:
         """Before the network is checked: 5,000 models are not looked up one by one first."""
-        from sandloop.loops.spec_files import SpecError
-
         if models > self.max_models:
             raise SpecError(f"network.models: this server runs at most {self.max_models} models")
 

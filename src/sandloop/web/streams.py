@@ -27,9 +27,8 @@ from fastapi.sse import ServerSentEvent
 
 from sandloop.errors import SandloopError
 from sandloop.storage.store import AkashicStore
-from sandloop.web.schemas import Step
+from sandloop.web.schemas import STEP_FIELDS
 
-STEP_FIELDS = list(Step.model_fields)
 log = logging.getLogger("sandloop.web")
 
 POLL_S = 0.2  # a step shows within this (plus a read) of being recorded

@@ -9,6 +9,8 @@ import pytest
 
 from tests.e2e.test_cli import ECHO, sandloop
 
+NEWLINE = b"\n"
+
 
 @pytest.mark.parametrize(
     "command",
@@ -27,16 +29,18 @@ def test_export_commands_have_help(command: tuple[str, str], cli_env: dict[str, 
 
 @pytest.mark.slow  # 30 s: the whole export CLI end to end; the fast suite has each part
 def test_snapshot_export_validate_and_traces(cli_env: dict[str, str], tmp_path: Path) -> None:
-    ran = sandloop(
-        "run", str(ECHO), "--genesis", "hello", "--seed", "3", "--max-steps", "6", env=cli_env
-    )
-    assert ran.returncode == 0, ran.stderr
+    # Two prompts: the split goes by prompt, and at 0.3 "goodbye" lands in validation.
+    for genesis, steps in (("hello", "6"), ("goodbye", "2")):
+        ran = sandloop(
+            "run", str(ECHO), "--genesis", genesis, "--seed", "3", "--max-steps", steps, env=cli_env
+        )
+        assert ran.returncode == 0, ran.stderr
     empty = sandloop("snapshot", "create", "--name", "none", "--kind", "dialogue", env=cli_env)
     assert empty.returncode == 2 and "matches no runs" in empty.stderr
     made = sandloop(
         "snapshot", "create", "--name", "echo", "--kind", "network", "--json", env=cli_env
     )
-    assert made.returncode == 0 and json.loads(made.stdout)["threads"] == 1
+    assert made.returncode == 0 and json.loads(made.stdout)["threads"] == 2
     assert "echo" in sandloop("snapshot", "list", env=cli_env).stdout
     out = tmp_path / "ds"
     exported = sandloop(
@@ -67,8 +71,9 @@ def test_snapshot_export_validate_and_traces(cli_env: dict[str, str], tmp_path: 
         for split in ("train", "validation"):
             path = out / name / f"{split}.jsonl.zst"
             with pa.CompressedInputStream(str(path), "zstd") as stream:
-                rows = stream.read().count(b"\n")
-            held.append(f"{rows} {split}")
+                text = bytes(stream.read())
+            assert (b"goodbye" in text) == (split == "validation")  # each prompt on one side
+            held.append(f"{text.count(NEWLINE)} {split}")
         assert printed[name] == ", ".join(held)
     checked = sandloop("export", "validate", str(out), env=cli_env)
     assert checked.returncode == 0 and "no problems" in checked.stdout
@@ -91,7 +96,7 @@ def test_snapshot_export_validate_and_traces(cli_env: dict[str, str], tmp_path: 
     written = sandloop("export", "traces", "--out", str(traces), "--snapshot", "echo", env=cli_env)
     assert written.returncode == 0, written.stderr
     batch = json.loads(traces.read_text())["batch"]
-    assert sum(e["type"] == "generation-create" for e in batch) == 6
+    assert sum(e["type"] == "generation-create" for e in batch) == 6 + 2
 
 
 @pytest.mark.slow

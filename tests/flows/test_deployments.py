@@ -77,6 +77,12 @@ def thread_runs(thread: str) -> list[Any]:
     return sorted(runs, key=lambda r: r.expected_start_time)
 
 
+def ended(flow_run_id: Any) -> Any:
+    """The flow run once its state is final, else None."""
+    run = client_call(lambda c: c.read_flow_run(flow_run_id))
+    return run if run.state.is_final() else None
+
+
 def wait_for(check: Any, what: str, timeout_s: float = 240, every_s: float = 0.5) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -143,6 +149,8 @@ def test_a_paced_run_hands_its_long_waits_to_a_chain_of_flow_runs(deployed: Depl
     assert json.loads(shown.stdout)["continuation"] == waiting["continuation"]
     duplicate = run_deployment(first.id, parameters={"thread": thread}, timeout=0, as_subflow=False)
     wait_for(lambda: completed(deployed.home, thread), "the run to complete")
+    # The duplicate carries the thread's tag only once a worker has started it: waited for by id.
+    extra = wait_for(lambda: ended(duplicate.id), "the duplicate to end")
     wait_for(
         lambda: all(r.state.is_final() for r in thread_runs(thread)) or None,
         "every flow run of the thread to end",
@@ -170,7 +178,7 @@ def test_a_paced_run_hands_its_long_waits_to_a_chain_of_flow_runs(deployed: Depl
     assert abs((waiting["next_due_at"] - finished[2]).total_seconds() - 16) < 0.01
     assert all(r.deployment_id == first.id for r in runs.values())
     # The duplicate ran, found the continuation already scheduled, and left the thread alone.
-    extra = runs[str(duplicate.id)]
+    assert str(duplicate.id) in runs  # tagged with the thread it looked up
     assert extra.state.is_completed() and extra.name.endswith("no steps")
     assert str(duplicate.id) not in chain
 

@@ -177,7 +177,8 @@ def test_a_paced_run_hands_its_long_waits_to_a_chain_of_flow_runs(deployed: Depl
     assert waiting["continuation"] == chain[3]
     assert abs((waiting["next_due_at"] - finished[2]).total_seconds() - 16) < 0.01
     assert all(r.deployment_id == first.id for r in runs.values())
-    # The duplicate ran, found the continuation already scheduled, and left the thread alone.
+    # The duplicate ran, found the continuation already scheduled (or, started late on a busy
+    # machine, the run finished), and left the thread alone.
     assert str(duplicate.id) in runs  # tagged with the thread it looked up
     assert extra.state.is_completed() and extra.name.endswith("no steps")
     assert str(duplicate.id) not in chain

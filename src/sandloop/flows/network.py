@@ -216,8 +216,10 @@ def _run_steps(
     flow_run_id = current_flow_run_id()
     tags = run_tags("network", spec.network.realm, thread, record.session)
 
+    no_steps = f"{spec.network.name} · thread {thread[:6]} · no steps"
     reason = loop.stop_reason(loop.session_started)
     if reason in FINAL_REASONS and record.status == RunStatus.COMPLETED:
+        label_flow_run(name=no_steps, tags=tags)  # a re-run, or a duplicate that came late
         return _summary(spec, loop, reason, first_step, already_finished=True)
     if deployment_id is not None and (handed := live_continuation(record.as_row())) is not None:
         get_run_logger().info(
@@ -226,7 +228,7 @@ def _run_steps(
             handed.flow_run_name,
             handed.scheduled_at,
         )
-        label_flow_run(name=f"{spec.network.name} · thread {thread[:6]} · no steps", tags=tags)
+        label_flow_run(name=no_steps, tags=tags)
         return replace(
             _summary(spec, loop, StopReason.HANDED_OFF, first_step),
             flow_run_id=flow_run_id,

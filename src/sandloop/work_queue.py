@@ -14,7 +14,6 @@ object storage, serve a home's queue from one `sandloop api` at a time.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import secrets
 import threading
@@ -28,7 +27,8 @@ from typing import Any
 import orjson
 
 from sandloop.errors import SandloopError
-from sandloop.keys import hash_value
+from sandloop.hashing import hash_value
+from sandloop.locks import FileLock
 from sandloop.scoring import ScoreError, check_score, rating_of, user_id
 from sandloop.storage.store import AkashicStore, NotFound, sql_str
 
@@ -89,12 +89,8 @@ class WorkQueue:
         with self._lock:
             folder = Path(self.store.cache)
             folder.mkdir(parents=True, exist_ok=True)
-            with open(folder / "_queue.lock", "a+") as handle:
-                fcntl.flock(handle, fcntl.LOCK_EX)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(handle, fcntl.LOCK_UN)
+            with FileLock(folder / "_queue.lock"):
+                yield
 
     # -- tasks --------------------------------------------------------------------------------
 

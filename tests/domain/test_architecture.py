@@ -109,10 +109,15 @@ def test_loops_and_domain_code_import_no_prefect() -> None:
         name
         for name in outside
         if name.startswith(("sandloop.loops", "sandloop.storage", "sandloop.models"))
-        or name in ("sandloop.records", "sandloop.registration", "sandloop.keys")
+        or name in ("sandloop.records", "sandloop.registration", "sandloop.hashing")
     ]
     assert "sandloop.loops.network.engine" in prefect_free
     assert [name for name in prefect_free if "prefect" in outside[name]] == []
+
+
+def test_file_locks_are_taken_only_through_the_lock_module() -> None:
+    _, outside = graph()
+    assert {name for name, found in outside.items() if "fcntl" in found} == {"sandloop.locks"}
 
 
 def test_the_flows_never_import_the_api() -> None:

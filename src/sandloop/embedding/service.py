@@ -10,7 +10,6 @@ hash), into its own index; text queries search it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +27,8 @@ from sandloop.embedding.embedders import (
     embedder_from,
     image_embedder_from,
 )
-from sandloop.keys import hash_bytes, hash_value
+from sandloop.hashing import hash_bytes, hash_value
+from sandloop.locks import FileLock
 from sandloop.storage import es_index
 from sandloop.storage.faiss_index import (
     DimensionMismatch,
@@ -273,8 +273,7 @@ def _one_writer(store: AkashicStore, embedder: Embedder) -> Iterator[None]:
     concurrent back-fills never embed the same rows twice or lose each other's index updates."""
     root = index_root(store.cache)
     root.mkdir(parents=True, exist_ok=True)
-    with open(folder_for(root, embedder.name).with_suffix(".lock"), "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with FileLock(folder_for(root, embedder.name).with_suffix(".lock")):
         yield
 
 

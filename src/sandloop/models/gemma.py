@@ -10,11 +10,12 @@ packaged GGUF as it is, once its chunks are joined.
 
 from __future__ import annotations
 
-import fcntl
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+from sandloop.locks import FileLock
 
 DONE_MARKER = "sandloop-converted.txt"
 
@@ -35,8 +36,7 @@ def ensure_gemma_folder(
     if is_converted(folder):
         return folder
     models_path.mkdir(parents=True, exist_ok=True)
-    with open(models_path / ".gemma.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a second process waits, then finds the folder done
+    with FileLock(models_path / ".gemma.lock"):  # a second process waits, then finds it done
         if is_converted(folder):
             return folder
         announce("converting Gemma 3 270M from GGUF once (about 1–2 minutes)…")

@@ -7,7 +7,6 @@ which a missing string is None. The store (``store.AkashicStore``) decides when;
 
 from __future__ import annotations
 
-import fcntl
 import random
 import re
 import time
@@ -19,6 +18,8 @@ from typing import Any, TypeVar
 
 import pandas as pd
 import pyarrow as pa
+
+from sandloop.locks import FileLock, try_lock
 
 T = TypeVar("T")
 
@@ -129,23 +130,8 @@ def optimize(table: Any, cleanup_older_than: timedelta | None = None) -> None:
 def maintenance_lock(path: Path) -> Iterator[bool]:
     """One compactor per home at a time: yields False (do nothing) when another process holds it.
     Compactions of one table by several writers at once only preempt each other."""
-    try:
-        handle = open(path / "_maintenance.lock", "a+")  # noqa: SIM115 - closed below
-    except OSError:
-        yield False
-        return
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-    finally:
-        handle.close()
+    with try_lock(path / "_maintenance.lock") as taken:
+        yield taken
 
 
 @contextmanager
@@ -153,12 +139,8 @@ def creation_lock(path: Path) -> Iterator[None]:
     """Held while a process opens or creates a table: creating one is two commits (the table,
     then its key), and a folder caught between them must not look like a crash's leftover."""
     path.mkdir(parents=True, exist_ok=True)
-    with open(path / "_create.lock", "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with FileLock(path / "_create.lock"):
+        yield
 
 
 def add_missing_columns(table: Any, schema: pa.Schema) -> None:

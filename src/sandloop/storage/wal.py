@@ -15,11 +15,9 @@ store: readers skip it with a warning, and the thread's next writer moves it asi
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import functools
 import logging
 import os
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +28,8 @@ import orjson
 import pyarrow as pa
 
 from sandloop.errors import SandloopError
+from sandloop.locks import FileLock
+from sandloop.locks import is_locked as is_file_locked
 from sandloop.storage.schema import INVOCATIONS
 
 log = logging.getLogger("sandloop.store")
@@ -148,18 +148,9 @@ class ThreadLog:
         while the flow run that scheduled it is still closing)."""
         wal_dir.mkdir(parents=True, exist_ok=True)
         self.path = wal_dir / f"{thread}.jsonl"
-        self._lock_file = open(wal_dir / f"{thread}.lock", "a+")  # noqa: SIM115 - held open
-        give_up = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() < give_up:
-                    time.sleep(0.2)
-                    continue
-                self._lock_file.close()
-                raise ThreadLocked(locked_message(thread)) from None
+        self._lock = FileLock(wal_dir / f"{thread}.lock")
+        if not self._lock.acquire(wait_s=wait_s):
+            raise ThreadLocked(locked_message(thread))
         self._log: IO[bytes] = open(self.path, "ab")  # noqa: SIM115 - closed in close()
 
     def append(self, row: dict[str, Any]) -> None:
@@ -210,24 +201,12 @@ class ThreadLog:
         self._log.close()
         if self.path.exists() and self.path.stat().st_size == 0:
             self.path.unlink()
-        fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-        self._lock_file.close()
+        self._lock.release()
 
 
 def is_locked(wal_dir: Path, thread: str) -> bool:
     """True while some process holds the thread's writer lock (the run is live)."""
-    lock_path = wal_dir / f"{thread}.lock"
-    try:
-        handle = open(lock_path, "rb")  # noqa: SIM115 - closed below; reading creates nothing
-    except (FileNotFoundError, PermissionError):
-        return False
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
+    return is_file_locked(wal_dir / f"{thread}.lock")
 
 
 def append_together(entries: Sequence[tuple[ThreadLog, dict[str, Any]]]) -> None:

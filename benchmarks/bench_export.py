@@ -32,7 +32,7 @@ def build_store(home: Path, n: int) -> None:
     """N distinct network steps in one completed run, written with bare LanceDB adds."""
     import pyarrow as pa
 
-    from sandloop.keys import hash_value
+    from sandloop.hashing import hash_value
     from sandloop.storage.schema import INVOCATIONS, SCORES
     from sandloop.storage.store import AkashicStore
 
@@ -86,7 +86,7 @@ def build_store(home: Path, n: int) -> None:
 
 def rating(key: str, thread: str, step: int, now: datetime) -> dict[str, object]:
     """A `scores` row: user:bench's rating of 3, 4 or 5 (all pass ``--min-score 3``)."""
-    from sandloop.keys import hash_value
+    from sandloop.hashing import hash_value
 
     return {
         "id": hash_value(("rating", key)),

@@ -34,7 +34,7 @@ def add_images(home: Path, n: int) -> None:
     second completed network run beside the text steps of ``bench_export.build_store``."""
     import pyarrow as pa
 
-    from sandloop.keys import hash_value
+    from sandloop.hashing import hash_value
     from sandloop.storage.schema import INVOCATIONS, SCORES
     from sandloop.storage.store import AkashicStore
 

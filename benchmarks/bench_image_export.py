@@ -41,7 +41,7 @@ def png(i: int) -> bytes:
 def image_step(store: Any, i: int, thread: str, key: str, now: datetime) -> dict[str, Any]:
     """Step ``i`` of an image network: a caption when even, a drawing when odd, with its own
     PNG blob."""
-    from sandloop.keys import hash_value
+    from sandloop.hashing import hash_value
 
     blob = store.blobs.put(png(i))
     caption = i % 2 == 0
@@ -72,7 +72,7 @@ def image_step(store: Any, i: int, thread: str, key: str, now: datetime) -> dict
 def build_store(home: Path, n: int) -> None:
     import pyarrow as pa
 
-    from sandloop.keys import hash_value
+    from sandloop.hashing import hash_value
     from sandloop.storage.schema import INVOCATIONS
     from sandloop.storage.store import AkashicStore
 

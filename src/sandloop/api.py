@@ -1222,32 +1222,32 @@ def catalog_listing(home: Path | str | None = None) -> dict[str, Any]:
 
 def create_token(scope: str, user: str, home: Path | str | None = None) -> tuple[str, Any]:
     """A new API token (shown once) and its grant; only its hash is stored."""
-    from sandloop import tokens
+    from sandloop import access_tokens
 
-    return tokens.create(open_store(home), scope, user)
+    return access_tokens.create(open_store(home), scope, user)
 
 
 def check_token(token: str, home: Path | str | None = None) -> Any:
-    """What ``token`` grants (a `tokens.Grant`), or None: unknown, revoked, or no tokens yet."""
-    from sandloop import tokens
+    """What ``token`` grants (an `access_tokens.Grant`), or None: unknown, revoked, or none yet."""
+    from sandloop import access_tokens
     from sandloop.storage.store import NotFound
 
     try:
-        return tokens.grant_of(open_store(home, readonly=True), token)
+        return access_tokens.grant_of(open_store(home, readonly=True), token)
     except NotFound:  # a store without a tokens table: nothing was ever granted
         return None
 
 
 def list_tokens(home: Path | str | None = None) -> pd.DataFrame:
-    from sandloop import tokens
+    from sandloop import access_tokens
 
-    return tokens.listing(open_store(home))
+    return access_tokens.listing(open_store(home))
 
 
 def revoke_token(short_id: str, home: Path | str | None = None) -> dict[str, Any]:
-    from sandloop import tokens
+    from sandloop import access_tokens
 
-    return tokens.revoke(open_store(home), short_id)
+    return access_tokens.revoke(open_store(home), short_id)
 
 
 def work_queue(home: Path | str | None = None) -> WorkQueue:

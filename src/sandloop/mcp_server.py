@@ -32,6 +32,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
 from sandloop import __version__, api
+from sandloop.access_tokens import SCOPES
 from sandloop.display import whole_numbers
 from sandloop.errors import SandloopError
 from sandloop.loops.spec_files import SpecError
@@ -39,7 +40,6 @@ from sandloop.scrub import scrub
 from sandloop.storage.store import StoreError
 from sandloop.storage.wal import ThreadLocked
 from sandloop.summaries import Started
-from sandloop.tokens import SCOPES
 from sandloop.web.acts import network_spec
 from sandloop.web.auth import Grants
 from sandloop.web.model_refs import check_served_refs

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from sandloop.keys import hash_value, invocation_key, step_key
+from sandloop.hashing import hash_value, invocation_key, step_key
 from sandloop.loops.protocol import Call, Outcome, Recorded
 from sandloop.scrub import scrub
 

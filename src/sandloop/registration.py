@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sandloop.keys import hash_bytes
+from sandloop.hashing import hash_bytes
 from sandloop.loops.dialogue.spec import DialogueSpec
 from sandloop.loops.network.spec import RunSpec, load_network
 from sandloop.loops.spec_check import validated

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sandloop.errors import SandloopError
-from sandloop.keys import hash_value
+from sandloop.hashing import hash_value
 
 SCORE_RANGE = (1, 5)
 CRITIC_RANGE = (0, 10)  # what the default critic template asks for

@@ -4,7 +4,7 @@ import unicodedata
 
 import pytest
 
-from sandloop.keys import (
+from sandloop.hashing import (
     canonical_json,
     derive_seed,
     hash_value,

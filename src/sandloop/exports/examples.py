@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sandloop.keys import hash_value
+from sandloop.hashing import hash_value
 from sandloop.loops.dialogue import engine as dialogue_engine
 from sandloop.loops.dialogue.spec import DialogueSpec
 

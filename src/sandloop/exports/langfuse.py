@@ -16,7 +16,7 @@ import orjson
 import pandas as pd
 
 from sandloop.exports.redact import Redactor
-from sandloop.keys import hash_value
+from sandloop.hashing import hash_value
 
 
 def _iso(moment: Any) -> str | None:

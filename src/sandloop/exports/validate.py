@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from sandloop.exports import tokens
+from sandloop.exports import token_counts
 
 MESSAGE_KEYS = {"role", "content", "name", "function_call", "tool_calls", "tool_call_id", "weight"}
 ROLES = {"system", "user", "assistant", "tool", "function"}
@@ -163,7 +163,7 @@ def check_openai_chat(
         else:
             _check_message(message, report, line)
             if isinstance(message, dict):
-                chars += len(tokens.text_of(message.get("content"))) + len(
+                chars += len(token_counts.text_of(message.get("content"))) + len(
                     str(message.get("name") or "")
                 )
         if isinstance(message, dict) and message.get("role") == "assistant":
@@ -176,7 +176,7 @@ def check_openai_chat(
         # Each message adds 3 framing tokens and its role's (a role is under 12 characters).
         if 4 * chars + _MESSAGE_BOUND * len(messages) + 3 <= max_tokens:
             return
-        token_count = tokens.count_messages([m for m in messages if isinstance(m, dict)])
+        token_count = token_counts.count_messages([m for m in messages if isinstance(m, dict)])
     if token_count > max_tokens:
         report.add("over_token_limit", line)
 

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sandloop import __version__
-from sandloop.exports import tokens
+from sandloop.exports import token_counts
 from sandloop.exports.arrow_lists import exchanges
 from sandloop.exports.card import card
 from sandloop.exports.examples import (
@@ -639,7 +639,7 @@ def export(
                     stats.pairs[example.source or "unknown"] += 1
                 token_count = None
                 if _in_token_sample(example.key, total_hint):
-                    token_count = tokens.count_messages(list(example.messages))
+                    token_count = token_counts.count_messages(list(example.messages))
                     stats.token_sample[split].append(token_count)
                 for fmt, to_records in writers:
                     for part, record in to_records(example):
@@ -826,7 +826,7 @@ def _write_columnar(
             {"role": "assistant", "content": text_out},
         )
         if _in_token_sample(key, total_hint):
-            stats.token_sample[split].append(tokens.count_messages(list(messages)))
+            stats.token_sample[split].append(token_counts.count_messages(list(messages)))
         if others:
             example = Example(key, "network", thread, model, messages, vector_key=key)
             for fmt, to_records in others:
@@ -983,7 +983,7 @@ def _manifest(
         "redactions": dict(sorted(redact.counts.items())),
         "tokens": {
             "tokenizer": "cl100k_base",
-            "counted": tokens.COUNTED,
+            "counted": token_counts.COUNTED,
             **{
                 split: _token_stats(
                     stats.token_sample[split],

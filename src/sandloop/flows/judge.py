@@ -34,6 +34,7 @@ from sandloop.flows.recipe import (
     new_record,
     recorded_results,
 )
+from sandloop.hashing import canonical_json
 from sandloop.judging import (
     JudgeError,
     Mode,
@@ -44,7 +45,6 @@ from sandloop.judging import (
     questions,
     verdict_rows,
 )
-from sandloop.keys import canonical_json
 from sandloop.loops.protocol import Call
 from sandloop.loops.recipe.context import prompt_for, resolve_context
 from sandloop.loops.recipe.engine import RefineLoop

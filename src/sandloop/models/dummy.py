@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from sandloop.keys import hash_value
+from sandloop.hashing import hash_value
 from sandloop.models.audio import (
     UndecodableAudio,
     audio_facts,

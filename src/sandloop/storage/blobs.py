@@ -11,7 +11,7 @@ from typing import Any
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from sandloop.keys import hash_bytes
+from sandloop.hashing import hash_bytes
 
 
 class BlobStore:

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from sandloop import tokens
-from sandloop.tokens import Grant
+from sandloop import access_tokens
+from sandloop.access_tokens import Grant
 
 bearer = HTTPBearer(auto_error=False, description="a token from `sandloop tokens create`")
 
@@ -25,7 +25,7 @@ class Grants:
         self.cache: dict[str, tuple[float, Grant | None]] = {}
 
     def __call__(self, token: str) -> Grant | None:
-        digest = tokens.token_hash(token)  # the token itself is not kept, even in memory
+        digest = access_tokens.token_hash(token)  # the token itself is not kept, even in memory
         now = time.monotonic()
         found = self.cache.get(digest)
         if found is None or now - found[0] > self.ttl_s:

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from starlette.concurrency import run_in_threadpool
 
-from sandloop.tokens import Grant
+from sandloop.access_tokens import Grant
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

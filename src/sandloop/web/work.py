@@ -11,7 +11,7 @@ import pandas as pd
 from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi import Path as RoutePath
 
-from sandloop.tokens import Grant
+from sandloop.access_tokens import Grant
 from sandloop.web import schemas
 from sandloop.web.auth import needs
 from sandloop.web.reads import with_urls

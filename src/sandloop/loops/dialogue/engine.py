@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sandloop.keys import derive_seed
+from sandloop.hashing import derive_seed
 from sandloop.loops.dialogue.spec import DialogueSpec
 from sandloop.loops.protocol import Call, Outcome, Recorded, StopCondition, first_stop
 from sandloop.loops.recipe.render import render

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, PrivateAttr, ValidationInfo, model_validator
 
-from sandloop.keys import realm_key, thread_key
+from sandloop.hashing import realm_key, thread_key
 from sandloop.loops.recipe.render import TemplateError, slots_used
 from sandloop.loops.recipe.spec import check_recipe_ref
 from sandloop.loops.spec_check import load_spec

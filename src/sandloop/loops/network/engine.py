@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from sandloop.keys import derive_seed, hash_value, invocation_key, step_key
+from sandloop.hashing import derive_seed, hash_value, invocation_key, step_key
 from sandloop.loops.network.pacing import next_due_at
 from sandloop.loops.network.spec import NetworkEntry, RunSpec, StopConditions
 from sandloop.loops.network.stopping import ConvergenceDetector, RepeatDetector

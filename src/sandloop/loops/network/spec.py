@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
-from sandloop.keys import realm_key, thread_key
+from sandloop.hashing import realm_key, thread_key
 from sandloop.loops.recipe.spec import check_recipe_ref
 from sandloop.loops.spec_check import load_spec
 from sandloop.loops.spec_files import MAX_WAIT_S, SPEC_CONFIG

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sandloop.keys import derive_seed
+from sandloop.hashing import derive_seed
 from sandloop.loops.protocol import Call, Outcome, Recorded
 from sandloop.loops.recipe.render import check_output, extract_json, render
 from sandloop.loops.recipe.spec import RecipeSpec

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sandloop.keys import canonical_json
+from sandloop.hashing import canonical_json
 from sandloop.loops.network.engine import NetworkLoop
 from sandloop.loops.protocol import Call
 

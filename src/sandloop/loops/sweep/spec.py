@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from sandloop.keys import realm_key
+from sandloop.hashing import realm_key
 from sandloop.loops.network.spec import NetworkSpec, RunSpec, StopConditions, load_network
 from sandloop.loops.spec_check import validated
 from sandloop.loops.spec_files import SPEC_CONFIG, SpecError, read_mapping, read_text_file

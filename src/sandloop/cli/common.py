@@ -152,6 +152,9 @@ def prepare_prefect(verbose: bool = False) -> None:
             logging.getLogger(name).setLevel(logging.ERROR)
     # No network but the package registries: Prefect's telemetry would only log errors.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The temporary server takes ~16 s to start on 2 busy cores, and Prefect gives up at 20:
+    # a loaded machine failed a run before its first step. A minute and a half, unless set.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     _use_managed_server()
 
 

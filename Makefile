@@ -41,11 +41,18 @@ demo: $(STAMP)
 	$(BIN)/sandloop run examples/networks/$$net.yaml --genesis "a red balloon" --seed 7 --max-steps 6
 	$(BIN)/sandloop runs
 
-test: $(STAMP)
-	$(BIN)/pytest -q -m "not slow" --durations=15
+# Two pytest workers (pytest-xdist), a test file each at a time: the tests mostly wait on
+# subprocesses and servers, so two keep both cores busy.
+XDIST := -n 2 --dist loadfile
 
+test: $(STAMP)
+	$(BIN)/pytest -q -m "not slow" $(XDIST) --durations=15
+
+# The slow tests two at a time, then the few that time what they watch (kills, leases, rate
+# limits, schedules) alone, so that a busy neighbour cannot make them miss.
 test-slow: $(STAMP)
-	$(BIN)/pytest -q -m slow
+	$(BIN)/pytest -q -m "slow and not alone" $(XDIST) --durations=15
+	$(BIN)/pytest -q -m "slow and alone" --durations=5
 
 # The fuzz suite with 8 times the cases of `make test`, for exploration (see benchmarks/RESULTS.md);
 # CI runs it once, in `make test`.

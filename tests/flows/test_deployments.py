@@ -21,7 +21,7 @@ import pytest
 from sandloop import api
 from tests import prefect_server
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.alone]
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOYMENTS = {"balloon", "theaetetus", "oblique-card", "nightly", "nightly-datasets"}

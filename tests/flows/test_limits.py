@@ -21,7 +21,7 @@ from tests import openai_server
 ROOT = Path(__file__).resolve().parents[2]
 
 # Each test runs several `sandloop run` processes for tens of seconds: CI's slow step.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.alone]
 
 
 def start_runs(

@@ -170,3 +170,37 @@ def test_a_plaintext_keyring_is_refused_unless_accepted() -> None:
     credentials.set_key("openai", "sk-kept-knowingly", user="plain", plaintext_ok=True)
     found = credentials.resolve_key("openai", user="plain")
     assert found is not None and found.source == "keyring"
+
+
+def test_a_public_endpoint_without_a_key_is_refused_before_the_run_starts(
+    home: Path, tmp_path: Path
+) -> None:
+    """Not at the first step: before anything is recorded. An endpoint the user set may take
+    no key, and is left to answer for itself."""
+    from typer.testing import CliRunner
+
+    from sandloop.cli import app
+    from sandloop.models.factory import MissingKey, prepare_models
+
+    network = tmp_path / "remote.yaml"
+    network.write_text("name: remote\nmodels: [{model: 'openai:gpt-4o-mini'}]\n")
+    user = f"nobody-{uuid.uuid4().hex[:8]}"  # no key under this user, whatever others set
+    env = {"SANDLOOP_HOME": str(home), "SANDLOOP_USER": user}
+    ran = CliRunner().invoke(app, ["run", str(network), "--genesis", "hi", "--seed", "1"], env=env)
+    assert ran.exit_code == 2, ran.output
+    lines = [line for line in ran.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "sandloop keys set openai" in lines[0]
+    assert "OPENAI_API_KEY" in lines[0] and "Traceback" not in ran.output
+    assert api.list_runs(home).empty  # nothing recorded
+
+    settings = api.settings_for(home).model_copy(update={"user": user})
+    with pytest.raises(MissingKey):
+        prepare_models(["openai:gpt-4o-mini"], settings)
+    local = settings.model_copy(update={"openai_base_url": "http://127.0.0.1:9/v1"})
+    prepare_models(["openai:gpt-4o-mini"], local)  # a server of one's own: not asked
+    prepare_models(
+        ["replicate:black-forest-labs/flux-schnell", "dummy:text"],
+        local.model_copy(update={"replicate_base_url": "http://127.0.0.1:9"}),
+    )
+    with pytest.raises(MissingKey, match="REPLICATE_API_TOKEN"):
+        prepare_models(["replicate:black-forest-labs/flux-schnell"], settings)

@@ -9,6 +9,7 @@ import importlib
 from collections.abc import Callable
 
 from sandloop.config import Settings
+from sandloop.errors import SandloopError
 from sandloop.models.base import AdapterContext, ModelAdapter
 from sandloop.models.platforms import PLATFORMS
 from sandloop.models.registry import ModelInfo, catalog_for
@@ -41,16 +42,41 @@ def _create(info: ModelInfo, settings: Settings, announce: Callable[[str], None]
     return adapter
 
 
+class MissingKey(SandloopError):
+    """A model on a platform's own endpoint, and no key for it anywhere."""
+
+
+def check_key(info: ModelInfo, settings: Settings) -> None:
+    """A platform's public endpoint refuses every call without a key: say so before the run
+    starts rather than at its first step. An endpoint the user set (Ollama, vLLM, a proxy) may
+    take none, so it is not asked about."""
+    from sandloop.credentials import resolve_key
+
+    platform = PLATFORMS.get(info.platform)
+    if platform is None or platform.key_env is None or platform.base_url_setting is None:
+        return
+    endpoint = getattr(settings, platform.base_url_setting)
+    if endpoint != Settings.model_fields[platform.base_url_setting].default:
+        return
+    if resolve_key(platform.name, user=settings.user) is None:
+        raise MissingKey(
+            f"{info.ref} needs an API key for {platform.name}, and none is set: "
+            f"`sandloop keys set {platform.name}`, or set {platform.key_env}"
+        )
+
+
 def prepare_models(
     refs: list[str], settings: Settings, announce: Callable[[str], None] = lambda _m: None
 ) -> None:
     """Create adapters and load local weights before the flow starts, so the first step is not
-    slowed by a load and a missing model fails before anything is recorded."""
+    slowed by a load, and a missing model or key fails before anything is recorded."""
     catalog = catalog_for(settings)
     for ref in dict.fromkeys(refs):
         if ref.startswith(("route:", "recipe:")):
             continue  # a route loads a candidate when it tries it: a broken one is a fallback
-        adapter = get_adapter(catalog.lookup(ref), settings, announce)
+        info = catalog.lookup(ref)
+        check_key(info, settings)
+        adapter = get_adapter(info, settings, announce)
         load = getattr(adapter, "load", None)
         if load is not None:
             announce(f"loading {ref}…")

@@ -191,6 +191,50 @@ def test_a_failed_run_exits_1_with_one_readable_line(
     assert "Traceback" not in done.stdout + done.stderr
 
 
+@pytest.mark.slow  # a 30-step run and its rerun (~20 s)
+def test_ctrl_c_says_where_the_run_stopped_and_the_rerun_resumes(
+    cli_env: dict[str, str], home: Path, tmp_path: Path
+) -> None:
+    slow = write(
+        tmp_path / "slow.yaml",
+        "name: slow\nmodels: [{model: dummy:text, params: {delay_ms: 150}}]\n",
+    )
+    args = ["run", str(slow), "--genesis", "stop me", "--seed", "4", "--max-steps", "30"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandloop.cli", *args],
+        env=cli_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        # as a terminal's Ctrl-C finds it, even where this test was started with SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    wal_dir = home / "akashic" / "_wal"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        logs = list(wal_dir.glob("*.jsonl")) if wal_dir.exists() else []
+        if logs and len(logs[0].read_bytes().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("the run never recorded three steps")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if line.strip()]
+    stopped_at = int(line.split("interrupted at step ")[1].split(";")[0])
+    assert line.endswith("run the same command to resume") and stopped_at >= 3
+
+    resumed = sandloop(*args, "--json", env=cli_env)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    kept = 30 - summary["steps_this_session"]
+    assert stopped_at <= kept <= stopped_at + 1  # a step may land as the signal does
+    assert [s["step"] for s in summary["steps"]] == list(range(30))
+    assert len({s["key"] for s in summary["steps"]}) == 30
+
+
 def test_killed_mid_run_the_store_stays_readable_and_the_rerun_resumes(
     cli_env: dict[str, str], home: Path, tmp_path: Path
 ) -> None:

@@ -32,6 +32,8 @@ class _ReportsErrors(TyperGroup):
             fail(f"{exc.format_message()} (see `{_visible_path(exc.ctx or ctx)} --help`)")
         except SandloopError as exc:
             fail(str(exc), code=exc.exit_code)
+        except KeyboardInterrupt:
+            fail(INTERRUPTED, code=130)
         except OSError as exc:
             if exc.errno != errno.ENOSPC:
                 raise
@@ -59,6 +61,7 @@ def _visible_path(ctx: Any) -> str:
 
 
 PREFECT_UNREACHABLE = "Failed to reach API at"
+INTERRUPTED = "interrupted; every step recorded so far is kept: run the same command to go on"
 DISK_FULL = (
     "no space left on device; every step recorded so far is kept: free some space and run the "
     "same command again to go on"

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from sandloop.cli.common import (
+    INTERRUPTED,
     HomeOption,
     JsonOption,
     SessionOption,
@@ -184,6 +185,7 @@ def _run_with_progress(
         transient=False,
     )
     bar = progress.add_task(spec.network.name, total=total)
+    reached = [0]  # the step under way: every one before it is recorded
 
     def on_step(event: Event) -> None:
         if not isinstance(event, StepEvent):
@@ -193,6 +195,7 @@ def _run_with_progress(
                 bar, description=f"{spec.network.name} · waiting {event.waiting_s:.0f}s"
             )
             return
+        reached[0] = event.step + 1
         progress.update(
             bar,
             completed=event.step + 1,
@@ -202,6 +205,15 @@ def _run_with_progress(
     with progress, observing(on_step):
         try:
             return api.run_network(spec, home, session)
+        except KeyboardInterrupt:
+            progress.remove_task(bar)
+            if not reached[0]:
+                fail(INTERRUPTED, code=130)
+            fail(
+                f"interrupted at step {reached[0]}; the steps before it are kept: run the same "
+                "command to resume",
+                code=130,
+            )
         except BaseException:
             progress.remove_task(bar)  # the error line says it all
             raise

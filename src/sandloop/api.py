@@ -447,11 +447,31 @@ def run_recipe(
 
 def moderate(prompt: str, recipe: str, home: Path | str | None = None) -> str | None:
     """Why ``recipe`` (a moderation recipe answering ``{allowed, reason}``) declines
-    ``prompt``, or None when it allows it. A recipe that gives no verdict declines: a wall
-    fails closed."""
+    ``prompt``, or None when it allows it. A recipe that gives no verdict, or none within
+    ``moderation_timeout_s``, declines: a wall fails closed, and a visitor is not kept waiting
+    on a model that never answers in JSON (its run goes on in the background, bounded by the
+    recipe's rounds)."""
+    import threading
+
     from sandloop.exports.snapshot import MODERATION_PHASE
 
-    result = run_recipe(recipe, prompt, home=home, phase=MODERATION_PHASE)
+    limit_s = settings_for(home).moderation_timeout_s
+    outcome: list[RecipeResult | BaseException] = []
+
+    def judge() -> None:
+        try:
+            outcome.append(run_recipe(recipe, prompt, home=home, phase=MODERATION_PHASE))
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append(exc)
+
+    worker = threading.Thread(target=judge, name="moderation", daemon=True)
+    worker.start()
+    worker.join(limit_s)
+    if not outcome:
+        return f"the moderation gave no verdict within {limit_s:g} s"
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
     verdict = result.parsed if result.accepted and isinstance(result.parsed, dict) else None
     if verdict is None:
         return f"the moderation gave no verdict ({result.error or result.status})"

@@ -132,6 +132,13 @@ class Settings(BaseSettings):
         gt=0,
         description="seconds a live stream with nothing new stays open (EventSource reconnects)",
     )
+    moderation_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="how long `sandloop api --moderate` waits for its recipe's verdict on a "
+        "visitor's prompt; past it the prompt is declined",
+    )
     public_url: str | None = Field(
         None,
         description="the address visitors reach `sandloop api` at (the gallery's QR code); "

@@ -202,6 +202,19 @@ def test_a_moderation_recipe_allows_or_declines_each_visitors_prompt(
     assert (prompt in genesis) is started
 
 
+def test_a_moderation_that_does_not_answer_in_time_declines(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model that never answers in time: the visitor is declined with the reason once the
+    limit passes, not when the recipe's rounds are spent, and no loop starts."""
+    monkeypatch.setenv("SANDLOOP_MODERATION_TIMEOUT_S", "1")
+    recipe = verdict_recipe(home, "moderate-slowly", '{"allowed": true}')
+    path = home / "recipes" / f"{recipe}.yaml"
+    path.write_text(path.read_text().replace("params: {", "params: {delay_ms: 3000, "))
+    assert api.moderate("a kite", recipe, home) == "the moderation gave no verdict within 1 s"
+    assert "a kite" not in set(api.list_runs(home)[lambda f: f["kind"] == "network"]["genesis"])
+
+
 def test_a_missing_moderation_recipe_is_refused_when_the_app_starts(home: Path) -> None:
     from sandloop.web.app import create_app
 

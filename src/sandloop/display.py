@@ -37,3 +37,13 @@ def whole_numbers(frame: Any) -> Any:
     and ``null``, not ``3.0`` and ``NaN``."""
     found = [c for c in WHOLE_NUMBER_COLUMNS if c in frame.columns and frame[c].dtype.kind == "f"]
     return frame.astype({c: "Int64" for c in found}) if found else frame
+
+
+def counted(n: int, noun: str) -> str:
+    """A count with its noun, singular when it is one: '1 run', '3 runs' (not '1 runs')."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def status_line(status: str, reason: str | None) -> str:
+    """'failed: the model refused', or 'failed' alone when the reason only repeats it."""
+    return status if not reason or reason == status else f"{status}: {reason}"

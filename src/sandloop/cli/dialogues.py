@@ -17,6 +17,7 @@ from sandloop.cli.common import (
     prepare_prefect,
 )
 from sandloop.cli.sessions import resolve_session
+from sandloop.display import counted, status_line
 
 dialogue_app = typer.Typer(help="Socratic dialogues between models.", no_args_is_help=True)
 app.add_typer(dialogue_app, name="dialogue")
@@ -69,9 +70,10 @@ def dialogue_run(
         )
     else:
         colour = "red" if summary.status == "failed" else "green"
+        said = status_line(summary.status, summary.stop_reason)
         out.print(
-            f"[{colour}]{summary.status}[/]: {summary.stop_reason} after "
-            f"{summary.turns} turns · thread [bold]{summary.thread}[/]",
+            f"[{colour}]{said}[/] after {counted(summary.turns, 'turn')} · "
+            f"thread [bold]{summary.thread}[/]",
             highlight=False,
         )
         if summary.error:

@@ -19,6 +19,7 @@ from sandloop.cli.common import (
     prepare_prefect,
 )
 from sandloop.cli.output import Column, print_records, short_id, text, when
+from sandloop.display import counted
 
 snapshot_app = typer.Typer(
     help="Pinned selections of the record, for exports.", no_args_is_help=True
@@ -281,7 +282,7 @@ def export_traces(
     )
     where = f" to {written.path}" if written.path is not None else ""
     out.print(
-        f"wrote {written.events} events for {written.runs} runs{where}"
+        f"wrote {counted(written.events, 'event')} for {counted(written.runs, 'run')}{where}"
         + (f"; redacted {written.redacted}" if written.redacted else ""),
         highlight=False,
     )
@@ -313,7 +314,7 @@ def export_push(
         out.print_json(data=pushed.__dict__)
         return
     out.print(
-        f"pushed {pushed.files} files to {pushed.repo_url} (commit {pushed.commit[:12]}"
+        f"pushed {counted(pushed.files, 'file')} to {pushed.repo_url} (commit {pushed.commit[:12]}"
         f"{', private' if pushed.private else ''})",
         highlight=False,
     )

@@ -24,7 +24,7 @@ from sandloop.cli.common import (
 )
 from sandloop.cli.output import Column, print_records, short_id, when
 from sandloop.cli.sessions import resolve_session
-from sandloop.display import audio_label, excerpt, whole_numbers
+from sandloop.display import audio_label, counted, excerpt, status_line, whole_numbers
 from sandloop.summaries import RunSummary
 
 
@@ -222,12 +222,12 @@ def _run_with_progress(
 def _print_summary(summary: RunSummary, steps: Any) -> None:
     if summary.already_finished:
         out.print(f"run already finished ({summary.stop_reason}); showing its record")
-    out.print(_steps_table(steps, f"{summary.name} · {summary.steps_total} steps"))
+    out.print(_steps_table(steps, f"{summary.name} · {counted(summary.steps_total, 'step')}"))
     reason = summary.stop_reason
     if summary.loop_length:
         reason += f" (loop length {summary.loop_length})"
     colour = "red" if summary.status == "failed" else "green"
-    out.print(f"[{colour}]{summary.status}[/]: {reason}", highlight=False)
+    out.print(f"[{colour}]{status_line(summary.status, reason)}[/]", highlight=False)
     if summary.error:
         out.print(f"[red]{summary.error}[/]", highlight=False)
     out.print(f"thread [bold]{summary.thread}[/]", highlight=False)

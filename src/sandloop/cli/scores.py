@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from sandloop.cli.common import HomeOption, JsonOption, app, err, out, prepare_prefect
+from sandloop.display import counted
 
 ByOption = Annotated[
     str | None,
@@ -132,7 +133,7 @@ def judge(
             + (f" ({summary.already} recorded before)" if summary.already else "")
             + (f"; {summary.unscored} without a verdict" if summary.unscored else "")
             + (f"; {summary.failed} failed" if summary.failed else "")
-            + f" in {summary.duration_s:.1f} s ({summary.task_runs} task runs)",
+            + f" in {summary.duration_s:.1f} s ({counted(summary.task_runs, 'task run')})",
             highlight=False,
         )
     if not summary.verdicts:

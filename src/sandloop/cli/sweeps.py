@@ -20,6 +20,7 @@ from sandloop.cli.common import (
 )
 from sandloop.cli.output import Column, print_records, short_id, text, when
 from sandloop.cli.sessions import resolve_session
+from sandloop.display import counted
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -95,8 +96,9 @@ def sweep_run(
         reasons = ", ".join(f"{r} {n}" for r, n in summary.stop_reasons.items()) or "none"
         out.print(
             f"sweep [bold]{summary.name}[/]: {summary.threads_done}/{summary.threads} threads "
-            f"done, {summary.steps_this_session} steps this run in {summary.duration_s:.1f} s "
-            f"({summary.task_runs} task runs); stopped: {reasons}"
+            f"done, {counted(summary.steps_this_session, 'step')} this run in "
+            f"{summary.duration_s:.1f} s ({counted(summary.task_runs, 'task run')}); "
+            f"stopped: {reasons}"
             + (f"; {summary.already_finished} finished before" if summary.already_finished else "")
             + (f"; {summary.busy} left to another process" if summary.busy else ""),
             highlight=False,

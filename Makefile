@@ -6,7 +6,8 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 HOME_DIR ?= $(HOME)/.sandloop
 
-# llama-cpp-python, for the llamacpp: platform, compiles from source (~12 minutes on 2 cores).
+# llama-cpp-python, for the llamacpp: platform, compiles from source: about 4 minutes on 2 cores
+# with the flags below (about 12 with everything, as `pip install .[llamacpp]` builds it).
 # These flags leave out what sandloop never calls: the multimodal library, examples, tools.
 # The wheel is cached outside the clone, one folder per version, and compiled only when missing.
 LLAMACPP_VERSION := 0.3.36

@@ -229,3 +229,27 @@ def test_failures_inside_flow_runs_are_one_line_without_prefect_logs(tmp_path: P
         assert done.returncode == code, done.stderr
         assert len(lines) == 1 and lines[0].startswith("error: ") and match in lines[0], lines
         assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_prefect_server_failing_after_its_retries_is_one_line() -> None:
+    """Seen under load: a SQLite-backed server answered 503 to a flow run's creation after the
+    client's five retries, and the command printed Prefect's traceback. Now: one line, exit 1
+    (the command was right; the same command goes on)."""
+    import httpx
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    from sandloop.cli.common import _prefect_server_failed
+
+    request = httpx.Request("POST", "http://127.0.0.1:4200/api/flow_runs/")
+    for code, said in ((503, "answered 503 Service Unavailable"), (500, "answered 500")):
+        response = httpx.Response(code, request=request)
+        failed = PrefectHTTPStatusError(f"{code}", request=request, response=response)
+        line = _prefect_server_failed(failed)
+        assert line is not None and "http://127.0.0.1:4200 " + said in line
+        assert "/api/" not in line and "run the same command again" in line
+    refused = httpx.Response(422, request=request)  # a client error is not the server failing
+    assert (
+        _prefect_server_failed(PrefectHTTPStatusError("422", request=request, response=refused))
+        is None
+    )
+    assert _prefect_server_failed(ValueError("x")) is None

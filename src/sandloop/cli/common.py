@@ -34,6 +34,10 @@ class _ReportsErrors(TyperGroup):
             fail(str(exc), code=exc.exit_code)
         except KeyboardInterrupt:
             fail(INTERRUPTED, code=130)
+        except Exception as exc:
+            if (answered := _prefect_server_failed(exc)) is not None:
+                fail(answered, code=1)
+            raise
         except OSError as exc:
             if exc.errno != errno.ENOSPC:
                 raise
@@ -50,6 +54,27 @@ class _ReportsErrors(TyperGroup):
                     "run on a temporary local one"
                 )
             raise
+
+
+def _prefect_server_failed(exc: BaseException) -> str | None:
+    """The line for a Prefect server that answered 5xx after its client's own retries (an
+    overloaded SQLite server answers 503): the command was right, so the same command goes on
+    once the server keeps up. None for anything else."""
+    import sys
+
+    if "prefect" not in sys.modules:
+        return None
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    if not isinstance(exc, PrefectHTTPStatusError) or exc.response.status_code < 500:
+        return None
+    url = str(exc.request.url).split("/api/")[0]
+    return (
+        f"the Prefect server at {url} answered {exc.response.status_code} "
+        f"{exc.response.reason_phrase} after its client's retries (it is overloaded or failing); "
+        "every step recorded so far is kept: run the same command again once it answers "
+        "(on many runs at once, put it on PostgreSQL: `sandloop server start --database`)"
+    )
 
 
 def _visible_path(ctx: Any) -> str:

@@ -76,7 +76,7 @@ def test_a_writer_may_wait_for_the_lock(home: Path) -> None:
     releaser = threading.Timer(0.5, first.close)
     releaser.start()
     second = store.open_thread("e" * 32, wait_s=30)
-    assert first._lock_file.closed  # the lock was had only once the first writer let go
+    assert not first._lock.held  # the lock was had only once the first writer let go
     releaser.join()
     second.close()
 

@@ -36,22 +36,16 @@ class FileLock:
         if self._handle is not None:
             return True
         handle = open(self.path, "a+")  # noqa: SIM115 - kept open while held, closed in release
-        if wait_s is None:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            self._handle = handle
-            return True
-        give_up = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if time.monotonic() < give_up:
-                    time.sleep(POLL_S)
-                    continue
-                handle.close()
-                return False
-            self._handle = handle
-            return True
+        try:
+            taken = _take(handle, wait_s)
+        except BaseException:
+            handle.close()
+            raise
+        if not taken:
+            handle.close()
+            return False
+        self._handle = handle
+        return True
 
     def release(self) -> None:
         """Let go (idempotent)."""
@@ -66,6 +60,21 @@ class FileLock:
 
     def __exit__(self, *_exc: object) -> None:
         self.release()
+
+
+def _take(handle: IO[str], wait_s: float | None) -> bool:
+    if wait_s is None:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        return True
+    give_up = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= give_up:
+                return False
+            time.sleep(POLL_S)
 
 
 @contextmanager

@@ -34,10 +34,6 @@ class _ReportsErrors(TyperGroup):
             fail(str(exc), code=exc.exit_code)
         except KeyboardInterrupt:
             fail(INTERRUPTED, code=130)
-        except Exception as exc:
-            if (answered := _prefect_server_failed(exc)) is not None:
-                fail(answered, code=1)
-            raise
         except OSError as exc:
             if exc.errno != errno.ENOSPC:
                 raise
@@ -53,6 +49,10 @@ class _ReportsErrors(TyperGroup):
                     "backoff); start it (`sandloop server start`), or unset PREFECT_API_URL to "
                     "run on a temporary local one"
                 )
+            raise
+        except Exception as exc:  # last: the clauses above come first
+            if (answered := _prefect_server_failed(exc)) is not None:
+                fail(answered, code=1)
             raise
 
 

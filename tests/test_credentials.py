@@ -196,6 +196,11 @@ def test_a_public_endpoint_without_a_key_is_refused_before_the_run_starts(
     settings = api.settings_for(home).model_copy(update={"user": user})
     with pytest.raises(MissingKey):
         prepare_models(["openai:gpt-4o-mini"], settings)
+    os.environ["OPENAI_BASE_URL"] = "http://127.0.0.1:9/v1"  # the client's own variable
+    try:
+        prepare_models(["openai:gpt-4o-mini"], settings)
+    finally:
+        del os.environ["OPENAI_BASE_URL"]
     local = settings.model_copy(update={"openai_base_url": "http://127.0.0.1:9/v1"})
     prepare_models(["openai:gpt-4o-mini"], local)  # a server of one's own: not asked
     prepare_models(

@@ -6,6 +6,7 @@ a process that never calls a platform never imports its client library."""
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 
 from sandloop.config import Settings
@@ -58,6 +59,8 @@ def check_key(info: ModelInfo, settings: Settings) -> None:
     endpoint = getattr(settings, platform.base_url_setting)
     if endpoint != Settings.model_fields[platform.base_url_setting].default:
         return
+    if platform.name == "openai" and os.environ.get("OPENAI_BASE_URL"):
+        return  # the official client's own variable: the client goes there
     if resolve_key(platform.name, user=settings.user) is None:
         raise MissingKey(
             f"{info.ref} needs an API key for {platform.name}, and none is set: "

@@ -6,8 +6,8 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 HOME_DIR ?= $(HOME)/.sandloop
 
-# llama-cpp-python, for the llamacpp: platform, compiles from source: about 4 minutes on 2 cores
-# with the flags below (about 12 with everything, as `pip install .[llamacpp]` builds it).
+# llama-cpp-python, for the llamacpp: platform, compiles from source with the flags below: 16
+# CPU-minutes measured beside the tests (more with everything, as `pip install .[llamacpp]`).
 # These flags leave out what sandloop never calls: the multimodal library, examples, tools.
 # The wheel is cached outside the clone, one folder per version, and compiled only when missing.
 LLAMACPP_VERSION := 0.3.36
@@ -29,11 +29,13 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-llamacpp-wheel: $(STAMP)  ## compile llama-cpp-python into $(LLAMACPP_WHEELS), unless it is there
+# With the system's Python and pip, not .venv's, so it can start before `make setup` (pip builds
+# it in an isolated environment either way).
+llamacpp-wheel:  ## compile llama-cpp-python into $(LLAMACPP_WHEELS), unless it is there
 	ls $(LLAMACPP_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || \
-	  CMAKE_ARGS="$(LLAMACPP_CMAKE)" $(BIN)/pip wheel -q --no-deps -w $(LLAMACPP_WHEELS) '$(LLAMACPP)'
+	  CMAKE_ARGS="$(LLAMACPP_CMAKE)" $(PY) -m pip wheel -q --no-deps -w $(LLAMACPP_WHEELS) '$(LLAMACPP)'
 
-setup-llamacpp: llamacpp-wheel  ## the llamacpp extra, compiled on first use
+setup-llamacpp: $(STAMP) llamacpp-wheel  ## the llamacpp extra, compiled on first use
 	$(BIN)/pip install -q --find-links $(LLAMACPP_WHEELS) -e '.[llamacpp]'
 
 # The demo runs Gemma on llama.cpp when the llamacpp extra is installed, else on transformers.

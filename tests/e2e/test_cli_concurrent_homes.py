@@ -46,7 +46,14 @@ def test_eight_writers_with_snapshots_exports_and_compaction(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    env = {**cli_env, "SANDLOOP_COMPACT_EVERY": "2", "SANDLOOP_FLUSH_EVERY": "3"}
+    # Eight flow runs at once can hold the test session's SQLite Prefect server's lock past the
+    # client's 5 retries (a 503): this test is about the store, so the client waits longer.
+    env = {
+        **cli_env,
+        "SANDLOOP_COMPACT_EVERY": "2",
+        "SANDLOOP_FLUSH_EVERY": "3",
+        "PREFECT_CLIENT_MAX_RETRIES": "12",
+    }
     target: str = str(home)
     if where == "s3":
         for name, value in s3.env().items():

@@ -208,7 +208,11 @@ def test_a_worker_killed_ten_times_loses_nothing_and_records_nothing_twice(
     bucket = home.removeprefix("s3://").split("/")[0]
     slow = tmp_path / "slow.yaml"
     slow.write_text("name: slow\nmodels: [{model: dummy:text, params: {delay_ms: 200}}]\n")
-    args = ["run", str(slow), "--genesis", "kill me", "--seed", "3", "--max-steps", "40", "--json"]
+    # 60 steps: room for ten kills of 1-3 new steps each, and the steps a worker takes between
+    # two polls of the store (a faster command start made a run finish before the tenth kill)
+    total = 60
+    args = ["run", str(slow), "--genesis", "kill me", "--seed", "3", "--max-steps", str(total)]
+    args.append("--json")
     lease = {"SANDLOOP_LEASE_S": "3", "SANDLOOP_FLUSH_EVERY": "3"}
     workers = [
         machine({**remote_env, **lease}, tmp_path / "machine-a"),
@@ -255,11 +259,11 @@ def test_a_worker_killed_ten_times_loses_nothing_and_records_nothing_twice(
     finished = sandloop(*args, env=workers[0])
     assert finished.returncode == 0, finished.stderr
     steps = json.loads(finished.stdout)["steps"]
-    assert [s["step"] for s in steps] == list(range(40))
+    assert [s["step"] for s in steps] == list(range(total))
     assert [s["key"] for s in steps][: len(recorded)] == [s["key"] for s in recorded]
     store = AkashicStore.open(home, readonly=True)
     stored = store.invocations()
-    assert len(stored) == 40 and stored["key"].is_unique  # nothing recorded twice
+    assert len(stored) == total and stored["key"].is_unique  # nothing recorded twice
     assert wal_objects(s3, bucket) == []
 
     reference_env = {**workers[1], "SANDLOOP_HOME": f"s3://{s3.bucket()}/home"}

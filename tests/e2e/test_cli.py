@@ -191,6 +191,22 @@ def test_a_failed_run_exits_1_with_one_readable_line(
     assert "Traceback" not in done.stdout + done.stderr
 
 
+def wait_for_logged_steps(
+    home: Path, proc: subprocess.Popen[bytes] | subprocess.Popen[str], steps: int
+) -> None:
+    """Until the running thread's write-ahead log holds ``steps`` lines (killing the run and
+    failing the test after two minutes)."""
+    wal_dir = home / "akashic" / "_wal"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        logs = list(wal_dir.glob("*.jsonl")) if wal_dir.exists() else []
+        if logs and len(logs[0].read_bytes().splitlines()) >= steps:
+            return
+        time.sleep(0.05)
+    proc.kill()
+    pytest.fail(f"the run never recorded {steps} steps")
+
+
 @pytest.mark.slow  # a 30-step run and its rerun (~20 s)
 def test_ctrl_c_says_where_the_run_stopped_and_the_rerun_resumes(
     cli_env: dict[str, str], home: Path, tmp_path: Path
@@ -209,16 +225,7 @@ def test_ctrl_c_says_where_the_run_stopped_and_the_rerun_resumes(
         # as a terminal's Ctrl-C finds it, even where this test was started with SIGINT ignored
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    wal_dir = home / "akashic" / "_wal"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        logs = list(wal_dir.glob("*.jsonl")) if wal_dir.exists() else []
-        if logs and len(logs[0].read_bytes().splitlines()) >= 3:
-            break
-        time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("the run never recorded three steps")
+    wait_for_logged_steps(home, proc, 3)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in err
@@ -249,16 +256,7 @@ def test_killed_mid_run_the_store_stays_readable_and_the_rerun_resumes(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    wal_dir = home / "akashic" / "_wal"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        logs = list(wal_dir.glob("*.jsonl")) if wal_dir.exists() else []
-        if logs and len(logs[0].read_bytes().splitlines()) >= 5:
-            break
-        time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("the run never recorded five steps")
+    wait_for_logged_steps(home, proc, 5)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
 

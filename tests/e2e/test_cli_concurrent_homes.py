@@ -36,7 +36,6 @@ def files_of(folder: Path) -> dict[str, bytes]:
     }
 
 
-@pytest.mark.alone  # eight writers beside another test's load overran the SQLite Prefect server
 @pytest.mark.parametrize("where", ["local", "s3"])
 def test_eight_writers_with_snapshots_exports_and_compaction(
     where: str,

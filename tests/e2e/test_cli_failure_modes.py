@@ -184,8 +184,14 @@ def test_a_failure_is_one_line(
     assert "Traceback" not in result.output
 
 
-def sandloop(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+def sandloop(
+    *args: str, home: Path, prefect_api_url: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Without ``prefect_api_url``, the command starts Prefect's temporary server, as a first
+    command on a new machine does."""
     env = {**os.environ, "SANDLOOP_HOME": str(home), "COLUMNS": "200"}
+    if prefect_api_url is not None:
+        env["PREFECT_API_URL"] = prefect_api_url
     return subprocess.run(
         [sys.executable, "-m", "sandloop.cli", *args],
         env=env,
@@ -196,7 +202,9 @@ def sandloop(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-def test_failures_inside_flow_runs_are_one_line_without_prefect_logs(tmp_path: Path) -> None:
+def test_failures_inside_flow_runs_are_one_line_without_prefect_logs(
+    tmp_path: Path, prefect_api_url: str
+) -> None:
     """A recipe that never validates (exit 1) and an export with nothing usable (image steps in a
     text-only format, exit 2): the flow runs fail in Prefect, and the console shows only the
     command's line."""
@@ -215,11 +223,24 @@ def test_failures_inside_flow_runs_are_one_line_without_prefect_logs(tmp_path: P
             }
         )
     )
+    # The setting up on the session's server; the failing commands each start a temporary one.
     ran = sandloop(
-        "run", BALLOON, "--genesis", "a kite", "--seed", "1", "--max-steps", "2", home=home
+        "run",
+        BALLOON,
+        "--genesis",
+        "a kite",
+        "--seed",
+        "1",
+        "--max-steps",
+        "2",
+        home=home,
+        prefect_api_url=prefect_api_url,
     )
     assert ran.returncode == 0, ran.stderr
-    assert sandloop("snapshot", "create", "--name", "images", home=home).returncode == 0
+    pinned = sandloop(
+        "snapshot", "create", "--name", "images", home=home, prefect_api_url=prefect_api_url
+    )
+    assert pinned.returncode == 0, pinned.stderr
     for args, code, match in (
         (["recipe", "run", str(never), "--input", "q"], 1, "never validated"),
         (["export", "images", "--format", "trl", "--out", str(tmp_path / "x")], 2, "no usable"),

@@ -9,44 +9,44 @@ import pytest
 
 from tests.e2e.test_cli import ECHO, run_echo, sandloop
 
+# The commands' path, on the hashing embedder: nine commands that each loaded MiniLM took over
+# two minutes of CI. MiniLM itself is searched for real in tests/embedding.
+MODEL = "hashing-256"
 
-@pytest.mark.slow  # seven commands, each loading all-MiniLM-L6-v2 (~70 s)
+
+@pytest.mark.slow  # nine commands
 def test_embed_search_rebuild(cli_env: dict[str, str], home: Path) -> None:
     env = {**cli_env, "SANDLOOP_EMBED_DURING_RUNS": "false"}
     ran = run_echo("a red balloon", 7, 12, "--json", env=env)
     assert ran.returncode == 0, ran.stderr
     assert json.loads(ran.stdout)["embedded"] is None  # turned off for this run
 
-    empty = sandloop("search", "balloon", "--model", "all-MiniLM-L6-v2", env=env)
+    empty = sandloop("search", "balloon", "--model", MODEL, env=env)
     assert empty.returncode == 2
-    assert "nothing is embedded with 'all-MiniLM-L6-v2' yet" in empty.stderr
+    assert "nothing is embedded with 'hashing-256' yet" in empty.stderr
 
-    first = json.loads(sandloop("embed", "--model", "all-MiniLM-L6-v2", "--json", env=env).stdout)
+    first = json.loads(sandloop("embed", "--model", MODEL, "--json", env=env).stdout)
     assert first["indexed"] == 12 and first["embedded"] + first["reused"] == 12
-    again = json.loads(sandloop("embed", "--model", "all-MiniLM-L6-v2", "--json", env=env).stdout)
+    again = json.loads(sandloop("embed", "--model", MODEL, "--json", env=env).stdout)
     assert (again["embedded"], again["indexed"]) == (0, 0)
 
     steps = json.loads(ran.stdout)["steps"]
     target = steps[4]["output"]
     found = json.loads(
-        sandloop(
-            "search", target, "-k", "3", "--model", "all-MiniLM-L6-v2", "--json", env=env
-        ).stdout
+        sandloop("search", target, "-k", "3", "--model", MODEL, "--json", env=env).stdout
     )
     assert found[0]["output"] == target and found[0]["step"] == 4
     assert found[0]["score"] > 0.99 and len(found) == 3
     only = json.loads(
-        sandloop(
-            "search", target, "--thread", "ffff", "--model", "all-MiniLM-L6-v2", "--json", env=env
-        ).stdout
+        sandloop("search", target, "--thread", "ffff", "--model", MODEL, "--json", env=env).stdout
     )
     assert only == []
 
-    folder = home / "indexes" / "faiss" / "all-MiniLM-L6-v2"
+    folder = home / "indexes" / "faiss" / MODEL
     (folder / "index.faiss").write_bytes(b"corrupt")
-    healed = sandloop("search", target, "-k", "1", "--model", "all-MiniLM-L6-v2", env=env)
+    healed = sandloop("search", target, "-k", "1", "--model", MODEL, env=env)
     assert healed.returncode == 0 and "rebuilding it from the store" in healed.stderr
-    rebuilt = sandloop("index", "rebuild", "--model", "all-MiniLM-L6-v2", env=env)
+    rebuilt = sandloop("index", "rebuild", "--model", MODEL, env=env)
     assert "rebuilt the flat index, 12 vectors" in rebuilt.stdout
 
 

@@ -14,7 +14,6 @@ from tests.notebooks.executed import execute
 
 
 @pytest.mark.slow  # the whole notebook through a kernel (~20 s)
-@pytest.mark.usefixtures("prefect_api_url")
 def test_explore_notebook_runs_on_a_real_store(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run = RunSpec.model_validate(
         {

@@ -12,7 +12,6 @@ from tests.notebooks.executed import execute
 
 
 @pytest.mark.slow  # 20 s: the notebook end to end
-@pytest.mark.usefixtures("prefect_api_url")
 def test_export_notebook_runs_on_a_real_store(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

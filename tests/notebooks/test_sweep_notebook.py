@@ -13,7 +13,6 @@ from tests.notebooks.executed import execute
 
 
 @pytest.mark.slow  # a kernel and the MiniLM model: the trajectories are tested fast elsewhere
-@pytest.mark.usefixtures("prefect_api_url")
 def test_sweep_notebook_runs_on_a_real_sweep(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = SweepSpec.model_validate(
         {

@@ -53,7 +53,9 @@ def submit(base_url: str, network: str, prompt: str, ip: str = "127.0.0.1") -> h
             f"{base_url}/submit/{network}",
             json={"prompt": prompt},
             headers={"X-Forwarded-For": ip},
-            timeout=30,  # a start waits on the Prefect server, busy on a loaded 2-core machine
+            # A start waits on the session's SQLite Prefect server: on a loaded 2-core machine it
+            # stalled past 30 s (its client retries a locked database's 503s with backoff).
+            timeout=120,
         )
     except httpx.TimeoutException:
         # The server runs in this process: show where its threads wait.

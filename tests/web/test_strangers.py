@@ -425,7 +425,9 @@ def test_visitors_runs_are_not_starved_by_api_runs(home: Path, tokens: dict[str,
     app = create_app(
         home, networks=[EXAMPLES / "echo.yaml"], visitor_run={"stop": {"max_steps": 1}}
     )
-    slow = {"kind": "constant", "seconds": 4}
+    # The API's runs wait 30 s between their two steps: the visitor's one step has that long to
+    # be done beside them, however loaded the machine (a 4 s pace was too short on CI's).
+    slow = {"kind": "constant", "seconds": 30}
     with serving(app) as url, client(url, tokens["run"]) as http:
         started = [  # as many slow runs as the launcher has slots
             http.post(
@@ -433,17 +435,17 @@ def test_visitors_runs_are_not_starved_by_api_runs(home: Path, tokens: dict[str,
                 json={
                     "network": {"name": "slow", "models": ["dummy:text"]},
                     "genesis": f"slow {n}",
-                    "stop": {"max_steps": 3, "stop_on_repeat": False},
+                    "stop": {"max_steps": 2, "stop_on_repeat": False},
                     "pace": slow,
                 },
             )
             for n in range(4)
         ]
         assert all(s.status_code == 202 for s in started), [s.text for s in started]
-        visitor = httpx.post(f"{url}/submit/echo", json={"prompt": "let me in"}, timeout=30)
+        visitor = httpx.post(f"{url}/submit/echo", json={"prompt": "let me in"}, timeout=120)
         assert visitor.status_code == 200, visitor.text
         thread = visitor.json()["thread"]
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while (http.get(f"/v1/runs/{thread}").json()["status"]) != "completed":
             assert time.monotonic() < deadline, "the visitor's run waited behind the API's"
             time.sleep(0.2)

@@ -29,6 +29,15 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# keyrings.alt, the tests' keyring backend (a plain file), lives outside .venv: installed there it
+# would become the user's keyring, and keys "in the keyring" would sit in a readable file. The
+# tests put .test-site on their path (tests/conftest.py).
+TEST_SITE  := .test-site
+TEST_STAMP := $(TEST_SITE)/.installed
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install -q --no-deps --target $(TEST_SITE) 'keyrings.alt>=5,<6'
+	touch $(TEST_STAMP)
+
 # With the system's Python and pip, not .venv's, so it can start before `make setup` (pip builds
 # it in an isolated environment either way).
 llamacpp-wheel:  ## compile llama-cpp-python into $(LLAMACPP_WHEELS), unless it is there
@@ -48,23 +57,23 @@ demo: $(STAMP)
 # subprocesses and servers, so two keep both cores busy.
 XDIST := -n 2 --dist loadfile
 
-test: $(STAMP)
+test: $(STAMP) $(TEST_STAMP)
 	$(BIN)/pytest -q -m "not slow" $(XDIST) --durations=15
 
 # The slow tests two at a time, then the few that time what they watch (kills, leases, rate
 # limits, schedules) apart from them: the CPU-heavy ones (eight writers, Gemma) made them miss.
 # These mostly wait on timers, so two of them share the cores well.
-test-slow: $(STAMP)
+test-slow: $(STAMP) $(TEST_STAMP)
 	$(BIN)/pytest -q -m "slow and not alone" $(XDIST) --durations=15
 	$(BIN)/pytest -q -m "slow and alone" $(XDIST) --durations=8
 
 # The fuzz suite with 8 times the cases of `make test`, for exploration (see benchmarks/RESULTS.md);
 # CI runs it once, in `make test`.
-fuzz: $(STAMP)
+fuzz: $(STAMP) $(TEST_STAMP)
 	SANDLOOP_FUZZ_EXAMPLES=2000 $(BIN)/pytest -q -s tests/fuzz
 
 # The llamacpp tests fail, not skip, here when llama-cpp-python is missing.
-test-llamacpp: setup-llamacpp
+test-llamacpp: setup-llamacpp $(TEST_STAMP)
 	SANDLOOP_REQUIRE_LLAMACPP=1 $(BIN)/pytest -q -m llamacpp
 
 lint: $(STAMP)
@@ -107,4 +116,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_workers.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TEST_SITE) .pytest_cache .mypy_cache .ruff_cache

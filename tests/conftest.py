@@ -9,6 +9,13 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+# keyrings.alt, the keyring backend below, is installed by `make test` into .test-site, outside
+# .venv (in a user's environment it would become their keyring): this process and the commands
+# it starts find it there.
+_TEST_SITE = str(Path(__file__).resolve().parents[1] / ".test-site")
+sys.path.insert(0, _TEST_SITE)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_TEST_SITE, os.environ.get("PYTHONPATH")]))
+
 # Before anything imports prefect: a private Prefect home, no telemetry (no network here),
 # no ~1 s heartbeat wait per flow run, and nothing may download model files.
 _PREFECT_HOME = tempfile.mkdtemp(prefix="sandloop-prefect-")
@@ -37,6 +44,17 @@ os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("SANDLOOP_HOME", None)
 
 import pytest  # noqa: E402
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("keyrings.alt") is None:
+        raise pytest.UsageError(
+            "the tests' keyring backend is missing: run `make test`, which installs "
+            "keyrings.alt into .test-site"
+        )
+
 
 # Rows shaped like real network steps, shared with the benchmarks.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))

@@ -12,7 +12,7 @@ import pytest
 from sandloop import api, credentials
 from sandloop.loops.network.spec import RunSpec
 from tests import openai_server
-from tests.e2e.test_cli import sandloop
+from tests.e2e.test_cli import ROOT, sandloop
 from tests.hf_server import FakeHF
 from tests.replicate_server import FakeReplicate
 
@@ -170,6 +170,21 @@ def test_a_plaintext_keyring_is_refused_unless_accepted() -> None:
     credentials.set_key("openai", "sk-kept-knowingly", user="plain", plaintext_ok=True)
     found = credentials.resolve_key("openai", user="plain")
     assert found is not None and found.source == "keyring"
+
+
+def test_no_install_of_sandloop_brings_a_plaintext_keyring() -> None:
+    """Issue 37, item 20: `make setup` installed keyrings.alt with the dev extras, so in the
+    user's own environment the keyring became a plain file. The tests now take it from
+    .test-site, outside .venv."""
+    import tomllib
+
+    import keyrings.alt
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"].values()
+    specs = [*project["dependencies"], *(spec for extra in extras for spec in extra)]
+    assert not [spec for spec in specs if spec.lower().startswith("keyrings")]
+    assert Path(keyrings.alt.__file__).is_relative_to(ROOT / ".test-site")
 
 
 def test_a_public_endpoint_without_a_key_is_refused_before_the_run_starts(

@@ -95,8 +95,9 @@ def _keyring_call(action: str, *args: str) -> str | None:
         if action == "get":
             return None
         raise CredentialError(
-            "this machine has no OS keyring; install one (e.g. `pip install keyrings.alt`) or "
-            "store the key as a Prefect Secret with --store prefect"
+            "this machine has no OS keyring; store the key as a Prefect Secret with "
+            "--store prefect, or install a keyring backend (`pip install keyrings.alt` keeps "
+            "keys in a plain file, and then needs --plaintext-ok)"
         ) from None
     except KeyringError as exc:
         raise CredentialError(f"the OS keyring refused: {exc}") from None

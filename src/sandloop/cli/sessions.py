@@ -12,11 +12,13 @@ from sandloop.cli.common import (
     JsonOption,
     app,
     err,
+    fail,
     out,
     parse_pairs,
     prepare_prefect,
 )
 from sandloop.cli.output import Column, print_records, short_id, text, when
+from sandloop.display import counted
 
 session_app = typer.Typer(
     help="Sessions: work on one task, grouped, with phase labels.", no_args_is_help=True
@@ -139,14 +141,24 @@ def session_classify(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Label each run of a session with its phase, using the classify-phase recipe."""
+    """Label each run of a session with its phase, using the classify-phase recipe. Exits 1
+    when the recipe left a run unlabelled, and says so when there was nothing to label."""
     prepare_prefect()
     from sandloop import api
 
     labelled = api.classify_session(session_id, home, model=model, overwrite=overwrite)
     if as_json:
         out.print_json(data=labelled)
-        return
-    for item in labelled:
-        shown = item["phase"] or f"[red]unlabelled[/]: {item['error']}"
-        out.print(f"{str(item['thread'])[:10]} → {shown}", highlight=False)
+    else:
+        for item in labelled:
+            shown = item["phase"] or f"[red]unlabelled[/]: {item['error']}"
+            out.print(f"{str(item['thread'])[:10]} → {shown}", highlight=False)
+    if not labelled:
+        err.print(
+            "nothing to label: the session's runs have phases (--overwrite relabels them), "
+            "and recipes are not labelled",
+            highlight=False,
+        )
+    unlabelled = sum(1 for item in labelled if item["phase"] is None)
+    if unlabelled:
+        fail(f"{counted(unlabelled, 'run')} left unlabelled (why is said above); try --model", 1)

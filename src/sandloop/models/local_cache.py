@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sandloop.models.errors import NotLoadable
+from sandloop.models.hub_reach import unreachable_model
 
 _CACHE: dict[tuple[str, str, str], Any] = {}
 _CACHE_LOCK = threading.Lock()
@@ -25,6 +26,8 @@ def cached(kind: str, source: str, device: str, load: Callable[[], Any]) -> Any:
             from transformers.utils import logging as hf_logging
 
             hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # a per-load weights bar would break the CLI's display
+            if (why := unreachable_model(source)) is not None:
+                raise NotLoadable(f"cannot load local model {source!r}: {why}")
             try:
                 _CACHE[key] = load()
             except (OSError, ValueError) as exc:

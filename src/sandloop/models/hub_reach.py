@@ -1,0 +1,53 @@
+"""Whether a local model named by its Hub id can be had at all, asked once before loading it.
+
+A Hub id that is not downloaded, on a machine where the Hub does not answer, made
+huggingface_hub retry five times (a line each, about 25 s) before transformers' own error. One
+request with a short timeout says the same in a line, at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PROBE_TIMEOUT_S = 3.0
+
+
+def _downloaded(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except ValueError:  # not a valid repo id: the loader's own error says so
+        return True
+
+
+def _unreachable(endpoint: str) -> str | None:
+    """Why ``endpoint`` does not answer, or None when it answers anything at all."""
+    import httpx
+
+    try:
+        httpx.head(endpoint, timeout=PROBE_TIMEOUT_S)
+    except httpx.TransportError as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def unreachable_model(
+    source: str, endpoint: str | None = None, offline: bool | None = None
+) -> str | None:
+    """Why ``source`` cannot be loaded (a Hub id, not downloaded, the Hub out of reach), or
+    None when a load may go ahead: a folder, a downloaded model, offline mode (which fails
+    fast by itself), or a Hub that answers."""
+    from huggingface_hub import constants
+
+    endpoint = endpoint if endpoint is not None else constants.ENDPOINT
+    offline = offline if offline is not None else constants.HF_HUB_OFFLINE
+    if offline or Path(source).expanduser().exists() or _downloaded(source):
+        return None
+    reason = _unreachable(endpoint)
+    if reason is None:
+        return None
+    return (
+        f"it is not downloaded, and the Hub at {endpoint} does not answer ({reason}); run it "
+        "once where the Hub answers, or name a folder that holds it"
+    )

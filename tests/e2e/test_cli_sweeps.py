@@ -139,8 +139,9 @@ def test_duplicates_are_one_thread_and_said_once(cli_env: dict[str, str], tmp_pa
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("stop", ["kill", "ctrl-c"])
 def test_a_killed_sweep_re_run_finishes_without_duplicate_steps(
-    cli_env: dict[str, str], home: Path, tmp_path: Path
+    stop: str, cli_env: dict[str, str], home: Path, tmp_path: Path
 ) -> None:
     slow = {"name": "slow", "models": [{"model": "dummy:text", "params": {"delay_ms": 150}}]}
     spec = {
@@ -157,8 +158,11 @@ def test_a_killed_sweep_re_run_finishes_without_duplicate_steps(
         [sys.executable, "-m", "sandloop.cli", "sweep", "run", str(path)],
         env=cli_env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
         start_new_session=True,
+        # as a terminal's Ctrl-C finds it, even where this test was started with SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     wal = home / "akashic" / "_wal"
     deadline = time.monotonic() + 120
@@ -167,8 +171,18 @@ def test_a_killed_sweep_re_run_finishes_without_duplicate_steps(
         if sum(p.stat().st_size for p in logs) > 20_000:
             break
         time.sleep(0.1)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    if stop == "kill":
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate(timeout=60)
+    else:
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 130 and "Traceback" not in err
+        # the progress line stays, as it stood; the error line is last
+        assert err.strip().splitlines()[-1].startswith("error: interrupted"), err
+        # Issue 37, item 18: after Ctrl-C, `sweep list` said running.
+        (listed,) = json.loads(sandloop("sweep", "list", "--json", env=cli_env).stdout)
+        assert listed["status"] == "stopped" and listed["threads_done"] < 6
 
     done = sandloop("sweep", "run", str(path), "--json", env=cli_env, timeout=300)
     assert done.returncode == 0, done.stderr

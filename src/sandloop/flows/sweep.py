@@ -119,10 +119,16 @@ def sweep_flow(spec: str, home: str | None = None, session: str | None = None) -
     started = datetime.now(UTC)
     window = _Window()
     members = sweep.members()
+    ran_through = False
     try:
         _run(store, settings, sweep, members, window, tally, artifacts, session)
+        ran_through = True
     finally:
         _close(store, window)
+        if not ran_through:  # Ctrl-C or a crash: `sweep list` must not say running for ever
+            stopped = {"status": RunStatus.STOPPED.value, "threads_done": tally.done}
+            stopped.update(steps=tally.steps_total, updated_at=datetime.now(UTC))
+            store.upsert("sweeps", [{**row, **stopped}])
     summary = SweepSummary(
         name=sweep.name,
         threads=total,

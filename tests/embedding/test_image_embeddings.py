@@ -117,6 +117,13 @@ def test_no_configured_model_and_wrong_models_are_clear(home: Path, tiny_gpt2: P
         image_embedder_from(settings, str(home.parent))  # a folder, but no model in it
     with pytest.raises(UnknownEmbedder, match="does not embed images"):
         image_embedder_from(settings, str(tiny_gpt2))
+    # Issue 37, item 18: the error suggested the very model that had just failed. The tests'
+    # Hub is offline, so the suggested model cannot load here.
+    with pytest.raises(UnknownEmbedder) as failed:
+        image_embedder_from(settings, "openai/clip-vit-base-patch32")
+    reason = str(failed.value)
+    assert reason.startswith("cannot load image embedding model 'openai/clip-vit-base-patch32'")
+    assert reason.count("openai/clip-vit-base-patch32") == 1 and "such as google/siglip" in reason
 
 
 def test_a_siglip_text_vector_does_not_depend_on_its_batch(tmp_path: Path) -> None:

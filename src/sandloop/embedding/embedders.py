@@ -24,6 +24,9 @@ import numpy.typing as npt
 
 from sandloop.config import Settings
 from sandloop.errors import SandloopError
+from sandloop.models.hub_reach import unreachable_model
+
+CLIP_EXAMPLE = "openai/clip-vit-base-patch32"  # the image embedder that errors suggest
 
 Vectors = npt.NDArray[np.float32]
 
@@ -90,6 +93,11 @@ class SentenceTransformerEmbedder:
         self.name = name
         self.batch_size = batch_size
         source = _packaged_path() if name in _PACKAGED_ALIASES else name
+        others = "'hashing', a sentence-transformers hub id or a folder"
+        if name != DEFAULT_EMBED_MODEL:
+            others = f"{DEFAULT_EMBED_MODEL!r} (ships offline), {others}"
+        if (why := unreachable_model(str(source))) is not None:
+            raise UnknownEmbedder(f"cannot load embedding model {name!r}: {why}; or use {others}")
         try:
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as hf_logging
@@ -99,8 +107,7 @@ class SentenceTransformerEmbedder:
         except (OSError, ValueError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise UnknownEmbedder(
-                f"cannot load embedding model {name!r}: {reason}; use {DEFAULT_EMBED_MODEL!r} "
-                "(ships offline), 'hashing', a sentence-transformers hub id or a folder"
+                f"cannot load embedding model {name!r}: {reason}; use {others}"
             ) from None
         dim = self._model.get_embedding_dimension()
         if dim is None:
@@ -175,11 +182,15 @@ class ClipEmbedder:
         self.name = name
         self.batch_size = batch_size
         self._device = device
+        # never suggest the very model that just failed
+        example = CLIP_EXAMPLE if name != CLIP_EXAMPLE else "google/siglip-base-patch16-224"
         if name.startswith(("/", ".", "~")) and not Path(name).expanduser().is_dir():
             raise UnknownEmbedder(
                 f"image embedding model {name!r}: no such folder; give a folder holding a "
-                "CLIP-style model, or a hub id such as openai/clip-vit-base-patch32"
+                f"CLIP-style model, or a hub id such as {example}"
             )
+        if (why := unreachable_model(name)) is not None:
+            raise UnknownEmbedder(f"cannot load image embedding model {name!r}: {why}")
         try:
             from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
             from transformers.utils import logging as hf_logging
@@ -189,8 +200,7 @@ class ClipEmbedder:
             if not hasattr(self._model, "get_image_features"):
                 raise UnknownEmbedder(
                     f"image embedding model {name!r} is a {type(self._model).__name__}, which "
-                    "does not embed images; use a CLIP-style model such as "
-                    "openai/clip-vit-base-patch32"
+                    f"does not embed images; use a CLIP-style model such as {example}"
                 )
             self._tokenizer = AutoTokenizer.from_pretrained(name)
             self._images = AutoImageProcessor.from_pretrained(name)
@@ -201,7 +211,7 @@ class ClipEmbedder:
             reason = str(exc).split(". ")[0].splitlines()[0] if str(exc) else type(exc).__name__
             raise UnknownEmbedder(
                 f"cannot load image embedding model {name!r}: {reason}; use a CLIP-style "
-                "model: a hub id such as openai/clip-vit-base-patch32, or a folder"
+                f"model: a hub id such as {example}, or a folder"
             ) from None
         config = self._model.config
         text_config = getattr(config, "text_config", config)

@@ -7,6 +7,7 @@ recipe calls their prompt) and come in with the call.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,20 @@ from sandloop.scrub import scrub
 
 def dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def metadata_objects(column: Iterable[Any]) -> list[dict[str, Any] | None]:
+    """A column of recorded metadata (JSON text, as the store keeps it) as objects: what the
+    HTTP API and MCP answer, so that a client reads ``usage`` without parsing a string inside
+    JSON. Missing or unreadable metadata is None."""
+    found: list[dict[str, Any] | None] = []
+    for value in column:
+        try:
+            parsed = orjson.loads(value) if isinstance(value, str) else None
+        except orjson.JSONDecodeError:
+            parsed = None
+        found.append(parsed if isinstance(parsed, dict) else None)
+    return found
 
 
 @dataclass(frozen=True)

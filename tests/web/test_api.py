@@ -81,8 +81,9 @@ def test_steps_follow_a_cursor_and_images_come_with_their_type(
         rest = http.get(f"/v1/runs/{thread}/steps", params={"after": 1}).json()
         steps = first["steps"] + rest["steps"]
         assert [s["key"] for s in steps] == list(recorded["key"])
-        assert [s["metadata"] for s in steps] == list(recorded["metadata"])
-        assert all(isinstance(json.loads(s["metadata"]), dict) for s in steps)
+        # Issue 37, item 19: metadata was a JSON string inside the JSON
+        assert [s["metadata"] for s in steps] == [json.loads(m) for m in recorded["metadata"]]
+        assert all(isinstance(s["metadata"], dict) for s in steps)
         assert rest["next_cursor"] is None
         image = next(s for s in steps if s["output_type"] == "image")
         assert image["output_url"] == f"/v1/blobs/{image['output']}"

@@ -195,10 +195,11 @@ def _records(frame: pd.DataFrame, fields: list[str] | None = None) -> list[dict[
 
 
 def _rows_json(frame: pd.DataFrame, fields: list[str]) -> bytes:
-    """A JSON array of the rows' ``fields``: nulls for missing values, ISO 8601 times."""
+    """A JSON array of the rows' ``fields``: nulls for missing values, ISO 8601 times, and
+    metadata as an object."""
     if frame.empty:
         return b"[]"
-    chosen = frame[[f for f in fields if f in frame.columns]]
+    chosen = schemas.with_metadata_objects(frame[[f for f in fields if f in frame.columns]])
     text = chosen.to_json(orient="records", date_format="iso", date_unit="us")
     return str(text).encode()
 

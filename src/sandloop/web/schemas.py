@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sandloop.exports.formats import FORMATS, formats_problem
 from sandloop.exports.snapshot import Selection
+from sandloop.records import metadata_objects
 
 
 class Run(BaseModel):
@@ -54,15 +56,24 @@ class Step(BaseModel):
     latency_ms: float | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    metadata: str | None = Field(
+    metadata: dict[str, Any] | None = Field(
         None,
-        description="the step's recorded metadata as JSON: its role, usage, cost_usd, route; "
+        description="the step's recorded metadata: its role, usage, cost_usd, route; "
         "an audio output's media_type, sample_rate and duration_s",
     )
 
 
 #: The step fields every route and stream shows, in order.
 STEP_FIELDS = list(Step.model_fields)
+
+
+def with_metadata_objects(frame: pd.DataFrame) -> pd.DataFrame:
+    """Steps whose ``metadata`` column holds objects (`Step.metadata`), not the JSON text the
+    store keeps."""
+    if "metadata" not in frame.columns:
+        return frame
+    parsed = pd.Series(metadata_objects(frame["metadata"]), index=frame.index, dtype=object)
+    return frame.assign(metadata=parsed)
 
 
 class StepPage(BaseModel):

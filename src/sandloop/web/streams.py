@@ -27,7 +27,7 @@ from fastapi.sse import ServerSentEvent
 
 from sandloop.errors import SandloopError
 from sandloop.storage.store import AkashicStore
-from sandloop.web.schemas import STEP_FIELDS
+from sandloop.web.schemas import STEP_FIELDS, with_metadata_objects
 
 log = logging.getLogger("sandloop.web")
 
@@ -214,7 +214,8 @@ def step_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     depends on the route that streams them)."""
     frame = frame.sort_values(["step", "key"])
     fields = [f for f in STEP_FIELDS if f in frame.columns]
-    text = frame[fields].to_json(orient="records", date_format="iso", date_unit="us")
+    chosen = with_metadata_objects(frame[fields])
+    text = chosen.to_json(orient="records", date_format="iso", date_unit="us")
     rows: list[dict[str, Any]] = orjson.loads(str(text))
     return rows
 

@@ -3,6 +3,7 @@ fine-tuning datasets (and traces) that validate and reproduce."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -122,6 +123,20 @@ def snapshot_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
     )
 
 
+def _selection_words(selection: dict[str, Any]) -> str:
+    """What a selection asks beyond the default (completed runs), as ``status failed; kind
+    network, recipe``."""
+    asked = {
+        key: value
+        for key, value in selection.items()
+        if value not in (None, [], False) and not (key == "status" and value == ["completed"])
+    }
+    if "status" not in asked:
+        asked = {"status": ["completed"], **asked}
+    said = (", ".join(map(str, v)) if isinstance(v, list) else str(v) for v in asked.values())
+    return "; ".join(f"{key} {words}" for key, words in zip(asked, said, strict=True))
+
+
 @snapshot_app.command("show")
 def snapshot_show(
     name: Annotated[str, typer.Argument(help="A snapshot's name.")],
@@ -133,16 +148,21 @@ def snapshot_show(
 
     row, runs = api.snapshot_runs(name, home)
     columns = ["thread", "kind", "name", "status", "steps", "session", "phase"]
+    # both are kept as JSON text: objects in --json, words on the terminal
+    selection: dict[str, Any] = json.loads(row["selection"])
+    versions: dict[str, int] = json.loads(row["versions"])
     if not as_json:
-        out.print(f"[bold]{name}[/] · selection {row['selection']} · versions {row['versions']}")
+        chosen = _selection_words(selection)
+        pinned = ", ".join(f"{table} v{version}" for table, version in versions.items())
+        out.print(f"[bold]{name}[/] · {chosen} · pinned at {pinned}", highlight=False)
     print_records(
         runs,
         [Column(c, show=short_id if c == "thread" else text) for c in columns[:5]],
         as_json=as_json,
         json_data={
             "name": name,
-            "selection": row["selection"],
-            "versions": row["versions"],
+            "selection": selection,
+            "versions": versions,
             "runs": runs.reindex(columns=columns).to_dict(orient="records"),
         },
     )

@@ -17,7 +17,7 @@ LLAMACPP_CMAKE  := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TE
 CACHE_DIR       ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/sandloop
 LLAMACPP_WHEELS := $(CACHE_DIR)/llamacpp-$(LLAMACPP_VERSION)
 
-.PHONY: setup setup-llamacpp llamacpp-wheel demo test test-slow fuzz test-llamacpp lint bench clean openapi
+.PHONY: setup setup-llamacpp llamacpp-wheel demo test test-slow test-deep fuzz test-llamacpp lint bench clean openapi
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -64,8 +64,12 @@ test: $(STAMP) $(TEST_STAMP)
 # limits, schedules) apart from them: the CPU-heavy ones (eight writers, Gemma) made them miss.
 # These mostly wait on timers, so two of them share the cores well.
 test-slow: $(STAMP) $(TEST_STAMP)
-	$(BIN)/pytest -q -m "slow and not alone" $(XDIST) --durations=15
-	$(BIN)/pytest -q -m "slow and alone" $(XDIST) --durations=8
+	$(BIN)/pytest -q -m "slow and not alone and not deep" $(XDIST) --durations=15
+	$(BIN)/pytest -q -m "slow and alone and not deep" $(XDIST) --durations=8
+
+# The few slow tests that CI leaves out for time (a harder test covers the same ground).
+test-deep: $(STAMP) $(TEST_STAMP)
+	$(BIN)/pytest -q -m deep $(XDIST)
 
 # The fuzz suite with 8 times the cases of `make test`, for exploration (see benchmarks/RESULTS.md);
 # CI runs it once, in `make test`.

@@ -96,7 +96,8 @@ class SentenceTransformerEmbedder:
         others = "'hashing', a sentence-transformers hub id or a folder"
         if name != DEFAULT_EMBED_MODEL:
             others = f"{DEFAULT_EMBED_MODEL!r} (ships offline), {others}"
-        if (why := unreachable_model(str(source))) is not None:
+        aliases = () if "/" in str(source) else (f"sentence-transformers/{source}",)
+        if (why := unreachable_model(str(source), aliases=aliases)) is not None:
             raise UnknownEmbedder(f"cannot load embedding model {name!r}: {why}; or use {others}")
         try:
             from sentence_transformers import SentenceTransformer

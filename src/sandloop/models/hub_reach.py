@@ -33,16 +33,22 @@ def _unreachable(endpoint: str) -> str | None:
 
 
 def unreachable_model(
-    source: str, endpoint: str | None = None, offline: bool | None = None
+    source: str,
+    endpoint: str | None = None,
+    offline: bool | None = None,
+    aliases: tuple[str, ...] = (),
 ) -> str | None:
     """Why ``source`` cannot be loaded (a Hub id, not downloaded, the Hub out of reach), or
-    None when a load may go ahead: a folder, a downloaded model, offline mode (which fails
-    fast by itself), or a Hub that answers."""
+    None when a load may go ahead: a folder, a downloaded model (under its id or one of its
+    ``aliases``, as sentence-transformers finds `all-mpnet-base-v2` under its organisation),
+    offline mode (which fails fast by itself), or a Hub that answers."""
     from huggingface_hub import constants
 
     endpoint = endpoint if endpoint is not None else constants.ENDPOINT
     offline = offline if offline is not None else constants.HF_HUB_OFFLINE
-    if offline or Path(source).expanduser().exists() or _downloaded(source):
+    if offline or Path(source).expanduser().exists():
+        return None
+    if any(_downloaded(repo_id) for repo_id in (source, *aliases)):
         return None
     reason = _unreachable(endpoint)
     if reason is None:

@@ -66,6 +66,26 @@ from tests.replicate_server import FakeReplicate  # noqa: E402
 from tests.s3_server import S3Server  # noqa: E402
 from tests.tiny_models import build_tiny_clip, build_tiny_gpt2  # noqa: E402
 
+# The longest test files, measured (`--durations`), slowest first: two workers take whole files
+# in collection order, so these start first and neither worker is left running one of them at
+# the end while the other idles.
+LONGEST_FILES = (
+    "tests/e2e/test_gemma_demo.py",
+    "tests/e2e/test_cli_concurrent_homes.py",
+    "tests/e2e/test_cli_exports.py",
+    "tests/e2e/test_cli_server.py",
+    "tests/e2e/test_cli_remote.py",
+    "tests/flows/test_many_workers.py",
+    "tests/e2e/test_cli_under_stress.py",
+    "tests/e2e/test_cli_failure_modes.py",
+    "tests/fuzz/test_fuzz.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: n for n, path in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+
 
 @pytest.fixture(scope="session")
 def prefect_api_url() -> Iterator[str]:

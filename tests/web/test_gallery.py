@@ -15,7 +15,7 @@ import pytest
 
 from sandloop import api
 from sandloop.loops.spec_files import SpecError
-from tests.web.serving import client, serving
+from tests.web.serving import START_TIMEOUT_S, client, serving
 
 # In the slow step: make test keeps its margin under 10 minutes on 2 cores.
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api_url")]
@@ -53,9 +53,7 @@ def submit(base_url: str, network: str, prompt: str, ip: str = "127.0.0.1") -> h
             f"{base_url}/submit/{network}",
             json={"prompt": prompt},
             headers={"X-Forwarded-For": ip},
-            # A start waits on the session's SQLite Prefect server: on a loaded 2-core machine it
-            # stalled past 30 s (its client retries a locked database's 503s with backoff).
-            timeout=120,
+            timeout=START_TIMEOUT_S,  # a start waits on the session's Prefect server
         )
     except httpx.TimeoutException:
         # The server runs in this process: show where its threads wait.

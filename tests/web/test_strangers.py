@@ -16,7 +16,7 @@ import pytest
 
 from sandloop import api
 from sandloop.errors import SandloopError
-from tests.web.serving import client, serving, wait_for_flow_run
+from tests.web.serving import START_TIMEOUT_S, client, serving, wait_for_flow_run
 
 pytestmark = pytest.mark.usefixtures("prefect_api_url")
 
@@ -248,7 +248,7 @@ def submissions(base_url: str, forwarded: list[str], tag: str) -> list[int]:
             f"{base_url}/submit/echo",
             json={"prompt": f"a {tag} balloon {i}"},
             headers={"X-Forwarded-For": ip},
-            timeout=60,
+            timeout=START_TIMEOUT_S,
         ).status_code
         for i, ip in enumerate(forwarded)
     ]
@@ -257,7 +257,7 @@ def submissions(base_url: str, forwarded: list[str], tag: str) -> list[int]:
 def finish(app: Any) -> None:
     """The visitors' runs end before the test does (not under a stopped Prefect server)."""
     for going in list(app.state.served.running.values()):
-        going.result(timeout=120)
+        going.result(timeout=2 * START_TIMEOUT_S)
 
 
 @pytest.mark.slow  # ~10 s of real runs: make test keeps its margin
@@ -442,7 +442,9 @@ def test_visitors_runs_are_not_starved_by_api_runs(home: Path, tokens: dict[str,
             for n in range(4)
         ]
         assert all(s.status_code == 202 for s in started), [s.text for s in started]
-        visitor = httpx.post(f"{url}/submit/echo", json={"prompt": "let me in"}, timeout=120)
+        visitor = httpx.post(
+            f"{url}/submit/echo", json={"prompt": "let me in"}, timeout=START_TIMEOUT_S
+        )
         assert visitor.status_code == 200, visitor.text
         thread = visitor.json()["thread"]
         deadline = time.monotonic() + 120

@@ -36,7 +36,7 @@ from sandloop.access_tokens import SCOPES
 from sandloop.display import whole_numbers
 from sandloop.errors import SandloopError
 from sandloop.loops.spec_files import SpecError
-from sandloop.records import metadata_objects
+from sandloop.records import with_metadata_objects
 from sandloop.scrub import scrub
 from sandloop.storage.store import StoreError
 from sandloop.storage.wal import ThreadLocked
@@ -321,10 +321,7 @@ def outcome(served: Served, started: Started) -> dict[str, Any]:
 def rows(frame: pd.DataFrame, fields: list[str]) -> list[dict[str, Any]]:
     if frame.empty:
         return []
-    chosen = whole_numbers(frame[[f for f in fields if f in frame.columns]])
-    if "metadata" in chosen.columns:  # an object, not JSON text inside JSON
-        parsed = metadata_objects(chosen["metadata"])
-        chosen = chosen.assign(metadata=pd.Series(parsed, index=chosen.index, dtype=object))
+    chosen = with_metadata_objects(whole_numbers(frame[[f for f in fields if f in frame.columns]]))
     found: list[dict[str, Any]] = json.loads(
         str(chosen.to_json(orient="records", date_format="iso"))
     )

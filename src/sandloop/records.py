@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -17,9 +17,23 @@ from sandloop.hashing import hash_value, invocation_key, step_key
 from sandloop.loops.protocol import Call, Outcome, Recorded
 from sandloop.scrub import scrub
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 def dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def with_metadata_objects(frame: pd.DataFrame) -> pd.DataFrame:
+    """Steps whose ``metadata`` column holds objects, not the JSON text the store keeps: what
+    the HTTP API, its streams and MCP answer."""
+    import pandas as pd
+
+    if "metadata" not in frame.columns:
+        return frame
+    parsed = pd.Series(metadata_objects(frame["metadata"]), index=frame.index, dtype=object)
+    return frame.assign(metadata=parsed)
 
 
 def metadata_objects(column: Iterable[Any]) -> list[dict[str, Any] | None]:

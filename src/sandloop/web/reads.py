@@ -15,6 +15,7 @@ from fastapi.responses import Response
 
 from sandloop import api
 from sandloop.errors import SandloopError
+from sandloop.records import with_metadata_objects
 from sandloop.storage.blobs import sniff_audio_type, sniff_media_type
 from sandloop.storage.store import AkashicStore, NotFound
 from sandloop.web import schemas
@@ -199,7 +200,7 @@ def _rows_json(frame: pd.DataFrame, fields: list[str]) -> bytes:
     metadata as an object."""
     if frame.empty:
         return b"[]"
-    chosen = schemas.with_metadata_objects(frame[[f for f in fields if f in frame.columns]])
+    chosen = with_metadata_objects(frame[[f for f in fields if f in frame.columns]])
     text = chosen.to_json(orient="records", date_format="iso", date_unit="us")
     return str(text).encode()
 

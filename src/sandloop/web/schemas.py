@@ -5,12 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sandloop.exports.formats import FORMATS, formats_problem
 from sandloop.exports.snapshot import Selection
-from sandloop.records import metadata_objects
 
 
 class Run(BaseModel):
@@ -65,15 +63,6 @@ class Step(BaseModel):
 
 #: The step fields every route and stream shows, in order.
 STEP_FIELDS = list(Step.model_fields)
-
-
-def with_metadata_objects(frame: pd.DataFrame) -> pd.DataFrame:
-    """Steps whose ``metadata`` column holds objects (`Step.metadata`), not the JSON text the
-    store keeps."""
-    if "metadata" not in frame.columns:
-        return frame
-    parsed = pd.Series(metadata_objects(frame["metadata"]), index=frame.index, dtype=object)
-    return frame.assign(metadata=parsed)
 
 
 class StepPage(BaseModel):

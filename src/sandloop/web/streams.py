@@ -26,8 +26,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.sse import ServerSentEvent
 
 from sandloop.errors import SandloopError
+from sandloop.records import with_metadata_objects
 from sandloop.storage.store import AkashicStore
-from sandloop.web.schemas import STEP_FIELDS, with_metadata_objects
+from sandloop.web.schemas import STEP_FIELDS
 
 log = logging.getLogger("sandloop.web")
 

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ExportChoices",
     "Trajectories",
+    "cancel_run",
     "chat_messages",
     "chat_say",
     "check_sweep_name",
@@ -845,6 +846,80 @@ def flow_run_state(flow_run_id: str) -> dict[str, Any]:
         "state_name": state.name if state else None,
         "message": scrub(state.message) if state and state.message else None,
     }
+
+
+CANCELLABLE = ("network", "dialogue")
+
+
+def cancel_run(
+    thread_prefix: str,
+    home: Path | str | None = None,
+    *,
+    flow_run_id: str | None = None,
+    store: AkashicStore | None = None,
+) -> dict[str, Any]:
+    """Stop a network run or a dialogue. A running one stops after the step under way (its flow
+    run is Cancelling, then Cancelled); one waiting for a scheduled continuation is cancelled at
+    once. Every recorded step is kept, and running the same thread again resumes it.
+    ``flow_run_id``: a start the caller made that its flow has not recorded yet (a run queued
+    for a slot in the HTTP API). Refuses (NotCancellable) a run that is not going."""
+    from sandloop.flows.cancelling import ask_to_stop
+    from sandloop.loops.status import NotCancellable
+
+    why = "cancelled by request; the record is kept"
+    if flow_run_id is not None:
+        state = ask_to_stop(flow_run_id, why)
+        return {"thread": thread_prefix, "flow_run_id": flow_run_id, "state": state}
+    run = _reader(home, store).find_run(thread_prefix)
+    thread, status, kind = str(run["thread"]), str(run["status"]), str(run["kind"])
+    if kind not in CANCELLABLE:
+        raise NotCancellable(
+            f"a {kind} run ends on its own; only network runs and dialogues can be cancelled"
+        )
+    if status == "waiting" and run.get("continuation"):
+        return _cancel_waiting(thread, str(run["continuation"]), home, why)
+    if (
+        status != "running"
+        or not run.get("flow_run_id")
+        or not _reader(home, store).is_live(thread)
+    ):
+        said = "interrupted" if status == "running" else status
+        raise NotCancellable(f"run {thread[:12]} is not running ({said}); nothing to cancel")
+    state = ask_to_stop(str(run["flow_run_id"]), why)
+    return {"thread": thread, "flow_run_id": str(run["flow_run_id"]), "state": state}
+
+
+def _cancel_waiting(
+    thread: str, continuation: str, home: Path | str | None, why: str
+) -> dict[str, Any]:
+    """A run between sessions: its continuation never starts, and its record says cancelled.
+    If the continuation has just taken the thread, that flow run is the one asked to stop."""
+    from sandloop.flows.cancelling import ask_to_stop
+    from sandloop.loops.status import RunStatus, StopReason
+    from sandloop.registration import get_record, put_record
+
+    state = ask_to_stop(continuation, why)
+    if state == "CANCELLED":
+        writer = open_store(home)
+        try:
+            log = writer.open_thread(thread, wait_s=0.0)
+        except ThreadLocked:  # the continuation runs, and stops itself
+            return {"thread": thread, "flow_run_id": continuation, "state": "CANCELLING"}
+        try:
+            record = get_record(writer, thread)
+            if record is not None and record.status == RunStatus.WAITING:
+                put_record(
+                    writer,
+                    record.but(
+                        status=RunStatus.CANCELLED.value,
+                        stop_reason=StopReason.CANCELLED.value,
+                        next_due_at=None,
+                        continuation=None,
+                    ),
+                )
+        finally:
+            log.close()
+    return {"thread": thread, "flow_run_id": continuation, "state": state}
 
 
 def deployable(

@@ -51,6 +51,7 @@ log = logging.getLogger("sandloop.mcp")
 READ = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True)
 START = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=True)
 CREATE = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False)
+STOP = ToolAnnotations(readOnlyHint=False, destructiveHint=True, idempotentHint=True)
 WAIT_POLL_S = 0.25
 T = TypeVar("T")
 
@@ -216,6 +217,14 @@ def create_server(
         started = await anyio.to_thread.run_sync(lambda: answering(begin))
         await following(served, started, ctx, None)
         return await anyio.to_thread.run_sync(lambda: outcome(served, started))
+
+    @server.tool(annotations=STOP)
+    def cancel_run(thread: str) -> dict[str, Any]:
+        """Stop a network run or a dialogue after the step under way (one that waits to start
+        never starts). Every recorded step is kept; start_run with the same arguments resumes
+        it."""
+        needs_run("cancel_run")
+        return answering(lambda: served.cancel(thread))
 
     @server.tool(annotations=CREATE)
     def create_snapshot(

@@ -242,6 +242,45 @@ def test_ctrl_c_says_where_the_run_stopped_and_the_rerun_resumes(
     assert len({s["key"] for s in summary["steps"]}) == 30
 
 
+@pytest.mark.slow  # three commands and a paced run (~25 s)
+def test_sandloop_cancel_stops_a_run_in_another_process_and_the_rerun_resumes(
+    cli_env: dict[str, str], home: Path, tmp_path: Path
+) -> None:
+    slow = write(tmp_path / "slow.yaml", "name: to-cancel\nmodels: [dummy:text]\n")
+    args = ["run", str(slow), "--genesis", "cancel me", "--seed", "5", "--no-stop-on-repeat"]
+    args += ["--max-steps", "300"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandloop.cli", *args, "--pace", "constant:0.3"],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for_logged_steps(home, proc, 3)
+    listed = json.loads(sandloop("runs", "--all", "--json", env=cli_env).stdout)
+    (thread,) = [run["thread"] for run in listed if run["name"] == "to-cancel"]
+    cancelled = sandloop("cancel", thread[:8], "--json", env=cli_env)
+    out, err = proc.communicate(timeout=120)
+    assert cancelled.returncode == 0, cancelled.stderr
+    answer = json.loads(cancelled.stdout)
+    assert answer["thread"] == thread and answer["state"] == "CANCELLED"
+    assert answer["status"] == "cancelled" and 3 <= answer["steps"] < 300
+    assert proc.returncode == 1 and "Traceback" not in err
+    assert "cancelled" in out and "run the same command to resume" in out
+
+    again = sandloop("cancel", thread, env=cli_env)
+    assert again.returncode == 1
+    assert again.stderr.strip() == (
+        f"error: run {thread[:12]} is not running (cancelled); nothing to cancel"
+    )
+    kept = answer["steps"]
+    resumed = sandloop(*args[:-1], str(kept + 3), "--json", env=cli_env)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert summary["steps_this_session"] == 3 and summary["status"] == "completed"
+    assert [s["step"] for s in summary["steps"]] == list(range(kept + 3))
+
+
 def test_killed_mid_run_the_store_stays_readable_and_the_rerun_resumes(
     cli_env: dict[str, str], home: Path, tmp_path: Path
 ) -> None:

@@ -5,6 +5,7 @@ refused with nothing written; the step stream resumes from a cursor."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 
 from sandloop import api
 from sandloop.loops.network.spec import RunSpec
-from tests.web.serving import client, serving, wait_for_flow_run
+from tests.web.serving import START_TIMEOUT_S, client, serving, wait_for_flow_run
 
 pytestmark = pytest.mark.usefixtures("prefect_api_url")
 
@@ -136,11 +137,80 @@ def test_act_routes_need_the_run_scope(base_url: str, tokens: dict[str, str]) ->
         ("/v1/recipes/summarize/runs", {"input": "x"}),
         ("/v1/snapshots", {"name": "s"}),
         ("/v1/snapshots/s/exports", {"formats": ["trl"]}),
+        (f"/v1/runs/{'a' * 32}/cancel", {}),
     ]
     for path, body in routes:
         assert httpx.post(f"{base_url}{path}", json=body).status_code == 401
         with client(base_url, tokens["read"]) as http:
             assert http.post(path, json=body).status_code == 403, path
+
+
+def wait_for_steps(http: httpx.Client, thread: str, steps: int) -> None:
+    """Until the run has recorded ``steps`` (a running run's own count comes at its end)."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while len(http.get(f"/v1/runs/{thread}/steps").json().get("steps") or []) < steps:
+        assert time.monotonic() < deadline, f"the run never recorded {steps} steps"
+        time.sleep(0.1)
+
+
+def test_a_cancelled_run_stops_after_its_step_keeps_its_record_and_resumes(
+    base_url: str, tokens: dict[str, str]
+) -> None:
+    body = run_body("stop me", pace={"kind": "constant", "seconds": 0.5})
+    body["stop"]["max_steps"] = 200  # 100 s: the cancel ends it long before
+    with client(base_url, tokens["run"]) as http:
+        started = http.post("/v1/runs", json=body).json()
+        thread = started["thread"]
+        wait_for_steps(http, thread, 2)
+        answer = http.post(f"/v1/runs/{thread[:8]}/cancel")
+        assert answer.status_code == 202, answer.text
+        assert answer.json() == {
+            "thread": thread,
+            "flow_run_id": started["flow_run_id"],
+            "state": "CANCELLING",
+        }
+        final = wait_for_flow_run(http, started["flow_run_id"])
+        assert final["state"] == "CANCELLED", final
+        run = http.get(f"/v1/runs/{thread}").json()
+        kept = http.get(f"/v1/runs/{thread}/steps").json()["steps"]
+        again = http.post(f"/v1/runs/{thread}/cancel")
+        # the same start resumes it: the stop conditions and pace are the new ones
+        resumed = http.post("/v1/runs", json={**body, "stop": {**body["stop"], "max_steps": 12}})
+        assert wait_for_flow_run(http, resumed.json()["flow_run_id"])["state"] == "COMPLETED"
+        after = http.get(f"/v1/runs/{thread}/steps").json()["steps"]
+        unknown = http.post(f"/v1/runs/{'b' * 32}/cancel")
+    assert run["status"] == "cancelled" and run["stop_reason"] == "cancelled"
+    assert 2 <= run["steps"] == len(kept) < 200
+    assert [s["step"] for s in kept] == list(range(len(kept)))
+    assert again.status_code == 409 and "not running (cancelled)" in again.json()["detail"]
+    assert [s["key"] for s in after[: len(kept)]] == [s["key"] for s in kept]
+    assert [s["step"] for s in after] == list(range(12))
+    assert unknown.status_code == 404
+
+
+def test_a_run_that_waits_for_a_slot_is_cancelled_before_it_starts(
+    home: Path, tokens: dict[str, str]
+) -> None:
+    from sandloop.flows.background import Launcher
+    from sandloop.web.app import create_app
+
+    app = create_app(home)
+    app.state.served.launcher = Launcher(max_running=1)
+    holder = run_body("holds the slot", pace={"kind": "constant", "seconds": 0.5})
+    holder["stop"]["max_steps"] = 200
+    queued = run_body("waits for the slot")
+    with serving(app) as url, client(url, tokens["run"]) as http:
+        first = http.post("/v1/runs", json=holder).json()
+        wait_for_steps(http, first["thread"], 1)
+        second = http.post("/v1/runs", json=queued).json()
+        assert http.get(f"/v1/runs/{second['thread']}").json()["status"] == "starting"
+        answer = http.post(f"/v1/runs/{second['thread']}/cancel")
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["state"] == "CANCELLED"
+        assert http.post(f"/v1/runs/{first['thread']}/cancel").status_code == 202
+        assert wait_for_flow_run(http, first["flow_run_id"])["state"] == "CANCELLED"
+        assert wait_for_flow_run(http, second["flow_run_id"])["state"] == "CANCELLED"
+    assert api.open_store(home, readonly=True).get_run(second["thread"]) is None  # never began
 
 
 def test_a_dialogue_starts_from_its_spec(base_url: str, tokens: dict[str, str]) -> None:

@@ -32,6 +32,7 @@ TOOLS = {  # name: (readOnlyHint, destructiveHint, idempotentHint)
     "start_run": (False, False, True),
     "run_recipe": (False, False, True),
     "create_snapshot": (False, False, False),
+    "cancel_run": (False, True, True),
 }
 
 
@@ -219,8 +220,11 @@ def bad_token_refused(url: str) -> bool:
 
 def test_strangers_inputs_are_bounded_as_over_http(home: Path) -> None:
     """Issue 37: search capped like GET /v1/search, a superscript step number, a model path
-    outside the models folder, and a run past the server's ceilings are tool errors."""
+    outside the models folder, and a run past the server's ceilings are tool errors; so is a
+    cancel of a run that has ended."""
     from sandloop.mcp_server import create_server
+
+    finished = str(api.list_runs(home)["thread"].iloc[-1])
 
     async def session() -> list[Any]:
         async with Client(create_server(home, [ECHO])) as client:
@@ -234,6 +238,7 @@ def test_strangers_inputs_are_bounded_as_over_http(home: Path) -> None:
                     "run_recipe", {"name": "summarize", "input": "x", "model": "local:/etc"}
                 ),
                 await call("start_run", {"network": "echo", "genesis": "x", "max_steps": 10**9}),
+                await call("cancel_run", {"thread": finished}),
             ]
 
     answers = anyio.run(session)
@@ -242,3 +247,4 @@ def test_strangers_inputs_are_bounded_as_over_http(home: Path) -> None:
     assert "2,000 characters" in said[0] and "k: 1 to 100" in said[1]
     assert "32 hex digits" in said[2] and "is a number" in said[3]
     assert "models folder" in said[4] and "at most 1000 steps" in said[5]
+    assert "is not running (completed); nothing to cancel" in said[6]

@@ -1,4 +1,4 @@
-"""Commands that run loops and read their record: run, runs, show, models."""
+"""Commands that run loops and read their record: run, runs, show, cancel, models."""
 
 from __future__ import annotations
 
@@ -162,7 +162,7 @@ def run(
         out.print_json(data={**summary.as_dict(), "steps": _step_dicts(steps)})
     else:
         _print_summary(summary, steps)
-    if summary.status == "failed":
+    if summary.status in ("failed", "cancelled"):
         raise typer.Exit(1)
 
 
@@ -226,10 +226,12 @@ def _print_summary(summary: RunSummary, steps: Any) -> None:
     reason = summary.stop_reason
     if summary.loop_length:
         reason += f" (loop length {summary.loop_length})"
-    colour = "red" if summary.status == "failed" else "green"
+    colour = {"failed": "red", "cancelled": "yellow"}.get(summary.status, "green")
     out.print(f"[{colour}]{status_line(summary.status, reason)}[/]", highlight=False)
     if summary.error:
         out.print(f"[red]{summary.error}[/]", highlight=False)
+    if summary.status == "cancelled":
+        out.print("every step so far is kept: run the same command to resume", highlight=False)
     out.print(f"thread [bold]{summary.thread}[/]", highlight=False)
 
 
@@ -349,6 +351,47 @@ def show(
             )
         return
     out.print(_steps_table(steps, f"{len(steps)} steps"))
+
+
+@app.command()
+def cancel(
+    thread: Annotated[str, typer.Argument(help="A thread id or a unique prefix of one.")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+    wait: Annotated[
+        float, typer.Option("--wait", min=0, help="Seconds to wait for the run to stop (0: none).")
+    ] = 60.0,
+) -> None:
+    """Stop a running network run or dialogue after the step under way.
+
+    Every recorded step is kept; running the same command that started it resumes it. A run
+    that waits for a scheduled continuation is cancelled at once.
+    """
+    prepare_prefect()
+    import time
+
+    from sandloop import api
+
+    answer = api.cancel_run(thread, home)
+    state = answer["state"]
+    deadline = time.monotonic() + wait
+    while state == "CANCELLING" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        state = api.flow_run_state(answer["flow_run_id"])["state"] or state
+    answer["state"] = state
+    run_row = api.open_store(home, readonly=True).find_run(answer["thread"])
+    if as_json:
+        out.print_json(data={**answer, "status": run_row["status"], "steps": int(run_row["steps"])})
+        return
+    short = answer["thread"][:12]
+    if state == "CANCELLING":
+        out.print(f"asked run {short} to stop; it stops after the step under way", highlight=False)
+    else:
+        out.print(
+            f"run {short} {state.lower()} with {counted(int(run_row['steps']), 'step')} recorded; "
+            "run the same command that started it to resume",
+            highlight=False,
+        )
 
 
 @app.command()

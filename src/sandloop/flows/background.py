@@ -56,6 +56,9 @@ class Launcher:
         from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
         with self.slots:
+            if (ended := _cancelled_before_start(str(flow_run.id))) is not None:
+                done.set_result(ended)  # cancelled while it waited for a slot: never starts
+                return
             try:
                 # The heartbeat makes every flow run wait ~1 s at its end (see api.run_network).
                 with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
@@ -67,3 +70,17 @@ class Launcher:
                 done.set_exception(exc)
                 return
         done.set_result(state)
+
+
+def _cancelled_before_start(flow_run_id: str) -> Any:
+    """The flow run's state if it was cancelled while it waited for a slot, else None."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(UUID(flow_run_id)).state
+    except Exception:  # the engine will meet the same server, and say what is wrong
+        return None
+    return state if state is not None and state.is_cancelled() else None

@@ -14,10 +14,11 @@ from typing import Any
 
 import orjson
 from prefect import flow, get_run_logger, runtime
-from prefect.states import Failed
+from prefect.states import Cancelled, Failed
 
 from sandloop.config import Settings
 from sandloop.flows.artifacts import RunArtifacts, label_flow_run, run_tags
+from sandloop.flows.cancelling import cancelled_meanwhile
 from sandloop.flows.driver import Driver, current_flow_run_id
 from sandloop.flows.home import open_home, resolve_seed
 from sandloop.loops.dialogue import engine
@@ -171,6 +172,7 @@ def _run_turns(store: AkashicStore, settings: Settings, thread: str, run: RunRec
             flush_every=1,  # a turn takes seconds; keep messages and invocations in step
             artifacts=RunArtifacts("dialogue", thread, spec.stop.max_turns, first_turn),
             on_recorded=after_turn,
+            cancellable=True,
         )
         session = driver.run(loop)
     finally:
@@ -194,6 +196,10 @@ def _run_turns(store: AkashicStore, settings: Settings, thread: str, run: RunRec
     label_flow_run(name=title)
     if reason is StopReason.FAILED:
         return Failed(message=f"turn {len(turns)}: {error}", data=summary)
+    if reason is StopReason.CANCELLED:
+        return Cancelled(message=f"cancelled at turn {len(turns)}", data=summary)
+    if cancelled_meanwhile(current_flow_run_id()):
+        return Cancelled(message=f"cancelled after its last turn ({summary.status})", data=summary)
     return summary
 
 

@@ -24,6 +24,7 @@ from prefect.utilities.annotations import quote
 from sandloop.config import Settings
 from sandloop.display import excerpt
 from sandloop.flows.artifacts import RunArtifacts
+from sandloop.flows.cancelling import CancelWatch
 from sandloop.flows.continuation import Continuation
 from sandloop.loops.protocol import Call, Loop, Outcome, Recorded
 from sandloop.loops.status import StopReason
@@ -133,14 +134,17 @@ class Driver:
         on_flush: Callable[[], None] | None = None,
         hand_off: HandOff | None = None,
         keep_rows: bool = False,
+        cancellable: bool = False,
     ) -> None:
         """``keep_rows``: hand back this session's rows (a recipe records its final answer
-        again); a network run of many steps keeps none in memory."""
+        again); a network run of many steps keeps none in memory. ``cancellable``: stop between
+        steps once the flow run is being cancelled (`flows.cancelling`)."""
         self.store, self.log, self.settings = store, log, settings
         self.keep_rows = keep_rows
         self.flush_every, self.artifacts, self.events = flush_every, artifacts, events
         self.on_recorded, self.on_flush, self.hand_off = on_recorded, on_flush, hand_off
         self.flow_run_id = current_flow_run_id()
+        self.cancel = CancelWatch(self.flow_run_id) if cancellable and self.flow_run_id else None
         self._invoke = invoke_model.with_options(
             task_run_name=task_run_name,
             retries=settings.retries,
@@ -199,7 +203,12 @@ class Driver:
                         if session.continuation is not None:
                             reason = StopReason.HANDED_OFF
                             break
-                    self._wait_until(due, loop.thread, loop.steps_done)
+                    if not self._wait_until(due, loop.thread, loop.steps_done):
+                        reason = StopReason.CANCELLED
+                        break
+                if self.cancel is not None and self.cancel.asked():
+                    reason = StopReason.CANCELLED
+                    break
                 call = loop.plan()
                 outcome = self.invoke(call)
                 row = self.record(call, outcome, loop.advance(call, outcome))
@@ -238,15 +247,18 @@ class Driver:
                 )
             )
 
-    @staticmethod
-    def _wait_until(due: datetime, thread: str, step: int) -> None:
-        """Sleep until ``due``, publishing the time left every second (the CLI's countdown)."""
+    def _wait_until(self, due: datetime, thread: str, step: int) -> bool:
+        """Sleep until ``due``, publishing the time left every second (the CLI's countdown);
+        False if the run was cancelled meanwhile."""
         delay = (due - datetime.now(UTC)).total_seconds()
         if delay <= 0:
-            return
+            return True
         if delay >= 5:
             get_run_logger().info("step %d is due at %s; waiting %.0f s", step, due, delay)
         while delay > 0:
+            if self.cancel is not None and self.cancel.asked():
+                return False
             publish(StepEvent(thread, step, "", "waiting", 0.0, "", waiting_s=delay))
             time.sleep(min(1.0, delay))
             delay = (due - datetime.now(UTC)).total_seconds()
+        return True

@@ -17,11 +17,12 @@ from typing import Any
 
 from prefect import flow, get_run_logger, runtime
 from prefect.futures import PrefectFuture
-from prefect.states import Completed, Failed
+from prefect.states import Cancelled, Completed, Failed
 
 from sandloop.config import Settings
 from sandloop.embedding.service import convergence_embedders
 from sandloop.flows.artifacts import RunArtifacts, label_flow_run, run_tags
+from sandloop.flows.cancelling import cancelled_meanwhile
 from sandloop.flows.continuation import (
     Continuation,
     current_deployment_id,
@@ -148,6 +149,10 @@ def network_run(
         log.close()
     if summary.status == "failed":
         return Failed(message=f"step {summary.steps_total}: {summary.error}", data=summary)
+    if summary.status == RunStatus.CANCELLED:
+        return Cancelled(message=f"cancelled at step {summary.steps_total}", data=summary)
+    if cancelled_meanwhile(current_flow_run_id()):
+        return Cancelled(message=f"cancelled after its last step ({summary.status})", data=summary)
     return summary
 
 
@@ -257,6 +262,7 @@ def _run_steps(
         artifacts=artifacts,
         on_flush=background.submit,
         hand_off=_hand_off(deployment_id, spec, thread, settings, tags),
+        cancellable=True,
     )
     session = driver.run(loop)
     continuation = session.continuation

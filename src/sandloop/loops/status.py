@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from sandloop.errors import SandloopError
+
 
 class RunStatus(StrEnum):
     REGISTERED = "registered"  # recorded, no step run yet
@@ -13,6 +15,7 @@ class RunStatus(StrEnum):
     STOPPED = "stopped"  # a session limit (max_duration) ended it; running it again goes on
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # someone asked it to stop; running it again goes on
 
 
 class StopReason(StrEnum):
@@ -35,6 +38,8 @@ class StopReason(StrEnum):
     GAVE_UP = "gave_up"
     # any kind: a model failed in a way retries could not fix
     FAILED = "failed"
+    # network runs and dialogues: someone cancelled the run (HTTP, MCP, the CLI, Prefect's UI)
+    CANCELLED = "cancelled"
 
 
 #: Reasons after which running the same thread again has nothing to do.
@@ -61,6 +66,15 @@ def status_after(reason: StopReason) -> RunStatus:
         return RunStatus.FAILED
     if reason is StopReason.MAX_DURATION:
         return RunStatus.STOPPED
+    if reason is StopReason.CANCELLED:
+        return RunStatus.CANCELLED
     if reason in (StopReason.HANDED_OFF, StopReason.YOUR_TURN):
         return RunStatus.WAITING
     return RunStatus.COMPLETED
+
+
+class NotCancellable(SandloopError):
+    """A cancel for a run that is not going: it has ended, was never started, or is of a kind
+    that ends on its own (a recipe, within its attempts)."""
+
+    exit_code = 1

@@ -20,6 +20,7 @@ from sandloop.summaries import Started
 from sandloop.web import schemas
 from sandloop.web.auth import needs
 from sandloop.web.model_refs import check_served_refs, dialogue_refs, network_refs
+from sandloop.web.reads import Thread
 from sandloop.web.served import Conflict, Served, ServedBy
 
 router = APIRouter()
@@ -150,6 +151,19 @@ def start_export(name: SnapshotName, body: schemas.StartExport, served: ServedBy
         ),
     )
     return answer(started)
+
+
+@router.post(
+    "/v1/runs/{thread}/cancel",
+    status_code=202,
+    response_model=schemas.Cancel,
+    dependencies=[needs("run")],
+)
+def cancel_run(thread: Thread, served: ServedBy) -> dict[str, Any]:
+    """Stop a network run or a dialogue after the step under way; one that waits to start, or
+    waits for a scheduled continuation, never starts. Every recorded step is kept, and starting
+    the same run again resumes it. 409 for a run that is not going."""
+    return served.cancel(thread)
 
 
 @router.get(

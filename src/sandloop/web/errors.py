@@ -7,6 +7,7 @@ import logging
 
 from sandloop.chats import ReplyFailed
 from sandloop.errors import SandloopError
+from sandloop.loops.status import NotCancellable
 from sandloop.scrub import scrub
 from sandloop.storage.store import AmbiguousPrefix, NotFound
 from sandloop.storage.wal import ThreadLocked
@@ -22,6 +23,7 @@ STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (ThreadLocked, 409),
     (Conflict, 409),
     (StaleLease, 409),
+    (NotCancellable, 409),
     (ReplyFailed, 502),
     (TooManyStreams, 429),
     (SandloopError, 422),  # after its subclasses above

@@ -175,6 +175,15 @@ class Started(BaseModel):
     links: dict[str, str] = Field(description="where to follow it")
 
 
+class Cancel(BaseModel):
+    thread: str
+    flow_run_id: str = Field(description="the flow run asked to stop")
+    state: str = Field(
+        description="CANCELLING: it stops after the step under way; CANCELLED: it had not "
+        "started, or waited for a scheduled continuation"
+    )
+
+
 class FlowRun(BaseModel):
     id: str
     name: str

@@ -135,9 +135,26 @@ class Served:
                 "name": started.kind,  # every run has a name; `about` gives the real one
                 "status": "starting",
                 "steps": 0,
+                "flow_run_id": started.flow_run_id,
                 **(about or {}),
             }
         return started
+
+    def cancel(self, prefix: str) -> dict[str, Any]:
+        """Stop a run (`api.cancel_run`). A start this app made is stopped by its own flow run,
+        which may still wait for a slot and so be in no record yet."""
+        with self.lock:
+            live = [
+                (thread, self.starting[thread]["flow_run_id"])
+                for thread, going in self.running.items()
+                if thread.startswith(prefix.lower())
+                and not going.done()
+                and thread in self.starting
+            ]
+        if len(live) == 1 and self.starting.get(live[0][0], {}).get("kind") in api.CANCELLABLE:
+            thread, flow_run_id = live[0]
+            return {**api.cancel_run(thread, self.home, flow_run_id=flow_run_id), "thread": thread}
+        return api.cancel_run(prefix, self.home, store=self.store())
 
     def find_run(self, prefix: str) -> dict[str, Any]:
         """A run by thread or prefix, or one this app has just started that its flow has not

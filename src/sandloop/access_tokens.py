@@ -8,9 +8,10 @@ by its hash. Scopes nest: ``admin`` can do what ``run`` can, and ``run`` what ``
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -43,14 +44,33 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create(store: AkashicStore, scope: str, user: str) -> tuple[str, Grant]:
-    """A new token and what it grants; the token itself is not kept anywhere."""
+_UNITS = {"m": 60, "h": 3600, "d": 86_400}
+MAX_LIFETIME = timedelta(days=3650)
+
+
+def lifetime(text: str) -> timedelta:
+    """``30d``, ``12h`` or ``90m``: how long a token lasts."""
+    found = re.fullmatch(r"\s*([1-9][0-9]{0,6})\s*([mhd])\s*", text)
+    if found is None:
+        raise TokenError(f"--expires {text[:40]!r}: give minutes, hours or days, as 90m, 12h, 30d")
+    span = timedelta(seconds=int(found[1]) * _UNITS[found[2]])
+    if span > MAX_LIFETIME:
+        raise TokenError(f"--expires {text}: at most 3650d; leave it out for no expiry")
+    return span
+
+
+def create(
+    store: AkashicStore, scope: str, user: str, expires_in: timedelta | None = None
+) -> tuple[str, Grant]:
+    """A new token and what it grants; the token itself is not kept anywhere. ``expires_in``:
+    refused after that long (as a revoked token is)."""
     if scope not in SCOPES:
         raise TokenError(f"unknown scope {scope!r}: use one of {', '.join(SCOPES)}")
     if not user.strip():
         raise TokenError("a token needs a user (--user NAME)")
     token = PREFIX + secrets.token_urlsafe(32)
     digest = token_hash(token)
+    now = datetime.now(UTC)
     store.upsert(
         "tokens",
         [
@@ -58,8 +78,9 @@ def create(store: AkashicStore, scope: str, user: str) -> tuple[str, Grant]:
                 "id": digest,
                 "scope": scope,
                 "user": user,
-                "created_at": datetime.now(UTC),
+                "created_at": now,
                 "revoked_at": None,
+                "expires_at": None if expires_in is None else now + expires_in,
             }
         ],
     )
@@ -67,21 +88,30 @@ def create(store: AkashicStore, scope: str, user: str) -> tuple[str, Grant]:
 
 
 def grant_of(store: AkashicStore, token: str) -> Grant | None:
-    """What ``token`` grants, or None for a token that is unknown, malformed or revoked."""
+    """What ``token`` grants, or None for a token that is unknown, malformed, revoked or
+    expired."""
     if not token.startswith(PREFIX) or len(token) > 200:
         return None
     rows = store.rows("tokens", f"id = {sql_str(token_hash(token))}")
-    if not rows or (rows[0]["revoked_at"] is not None and not pd.isna(rows[0]["revoked_at"])):
+    if not rows or _set(rows[0]["revoked_at"]):
         return None
     row = rows[0]
+    expires = row.get("expires_at")
+    if _set(expires) and pd.Timestamp(expires) <= pd.Timestamp.now(tz="UTC"):
+        return None
     return Grant(str(row["id"])[:12], str(row["scope"]), str(row["user"]))
+
+
+def _set(value: Any) -> bool:
+    return value is not None and not pd.isna(value)
 
 
 def listing(store: AkashicStore) -> pd.DataFrame:
     """Tokens by short id, newest first: never the hash in full, never the token."""
     frame = store.select("tokens")
     if frame.empty:
-        return pd.DataFrame(columns=["id", "scope", "user", "created_at", "revoked_at"])
+        columns = ["id", "scope", "user", "created_at", "revoked_at", "expires_at"]
+        return pd.DataFrame(columns=columns)
     frame["id"] = frame["id"].str[:12]
     return frame.sort_values("created_at", ascending=False).reset_index(drop=True)
 

@@ -1315,11 +1315,15 @@ def catalog_listing(home: Path | str | None = None) -> dict[str, Any]:
     }
 
 
-def create_token(scope: str, user: str, home: Path | str | None = None) -> tuple[str, Any]:
-    """A new API token (shown once) and its grant; only its hash is stored."""
+def create_token(
+    scope: str, user: str, home: Path | str | None = None, expires: str | None = None
+) -> tuple[str, Any]:
+    """A new API token (shown once) and its grant; only its hash is stored. ``expires``: how
+    long it lasts (``30d``, ``12h``, ``90m``); without it, until revoked."""
     from sandloop import access_tokens
 
-    return access_tokens.create(open_store(home), scope, user)
+    span = None if expires is None else access_tokens.lifetime(expires)
+    return access_tokens.create(open_store(home), scope, user, span)
 
 
 def check_token(token: str, home: Path | str | None = None) -> Any:

@@ -66,7 +66,11 @@ FAILURES: dict[str, list[tuple[list[str], int, str]]] = {
         (["--network", ECHO, "--visitor-pace", "constant:-1"], 2, "pace"),
         (["--moderate", "no-such-recipe"], 2, "no recipe 'no-such-recipe'"),
     ],
-    "tokens create": [([], 2, "Missing option"), (["--scope", "bogus"], 2, "unknown scope")],
+    "tokens create": [
+        ([], 2, "Missing option"),
+        (["--scope", "bogus"], 2, "unknown scope"),
+        (["--scope", "read", "--expires", "5y"], 2, "give minutes, hours or days"),
+    ],
     "tokens list": [(["extra"], 2, "unexpected extra argument")],
     "tokens revoke": [(["zz"], 2, "not a token id"), (["abcdef12"], 2, "no token has the id")],
     "embed": [(["--batch-size", "0"], 2, "--batch-size"), (["--backend", "x"], 2, "backend")],

@@ -4,6 +4,7 @@ read route, every scope, bad input, unknown ids, and the committed OpenAPI docum
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -156,6 +157,29 @@ def test_a_revoked_token_is_refused(home: Path) -> None:
         app.state.grants.cache.clear()
         refused = local.get("/v1/recipes", headers={"Authorization": f"Bearer {token}"})
         assert refused.status_code == 401 and "revoked" in refused.text
+
+
+def test_a_token_past_its_expiry_is_refused(home: Path) -> None:
+    from datetime import timedelta
+
+    from fastapi.testclient import TestClient
+
+    from sandloop import access_tokens
+    from sandloop.web.app import create_app
+
+    token, _ = access_tokens.create(api.open_store(home), "read", "cy", timedelta(seconds=2))
+    lasting, _ = api.create_token("read", "cy", home, expires="30d")
+    app = create_app(home)
+    with TestClient(app) as local:
+        first = local.get("/v1/recipes", headers={"Authorization": f"Bearer {token}"})
+        time.sleep(2.1)
+        app.state.grants.cache.clear()  # as after the grant cache's few seconds
+        later = local.get("/v1/recipes", headers={"Authorization": f"Bearer {token}"})
+        other = local.get("/v1/recipes", headers={"Authorization": f"Bearer {lasting}"})
+    assert first.is_success and other.is_success
+    assert later.status_code == 401
+    listed = api.list_tokens(home).set_index("user").loc["cy"]
+    assert listed["expires_at"].notna().all()
 
 
 def test_words_find_pictures_once_an_image_model_is_set(

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -151,18 +152,26 @@ def serve_mcp(
 def create_token(
     scope: Annotated[str, typer.Option("--scope", help="read, run or admin.", show_default=False)],
     user: Annotated[str, typer.Option("--user", help="Who the token is for.")] = "default",
+    expires: Annotated[
+        str | None,
+        typer.Option(
+            "--expires", help="How long it lasts: 90m, 12h, 30d (default: until revoked)."
+        ),
+    ] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a token. It is shown once: only its hash is stored."""
     from sandloop import api
 
-    token, grant = api.create_token(scope, user, home)
+    token, grant = api.create_token(scope, user, home, expires)
     if as_json:
-        out.print_json(data={"token": token, "id": grant.id, "scope": grant.scope, "user": user})
+        data = {"token": token, "id": grant.id, "scope": grant.scope, "user": user}
+        out.print_json(data={**data, "expires": expires})
         return
     out.print(token, highlight=False)
-    err.print(f"token {grant.id} ({grant.scope}, for {user}): shown once, keep it safe")
+    lasts = f", expires in {expires}" if expires else ""
+    err.print(f"token {grant.id} ({grant.scope}, for {user}{lasts}): shown once, keep it safe")
 
 
 @tokens_app.command("list")
@@ -178,17 +187,32 @@ def list_tokens(home: HomeOption = None, as_json: JsonOption = False) -> None:
             "user": r["user"],
             "created_at": str(r["created_at"]),
             "revoked": r["revoked_at"] is not None and str(r["revoked_at"]) not in ("NaT", "None"),
+            "expires_at": _when(r.get("expires_at")),
         }
         for r in frame.to_dict("records")
     ]
     if as_json:
         out.print_json(data=rows)
         return
+    now = datetime.now(UTC).isoformat()
     for r in rows:
         state = "revoked" if r["revoked"] else "active"
-        out.print(f"{r['id']}  {r['scope']:<5}  {r['user']}  {r['created_at']}  {state}")
+        if not r["revoked"] and r["expires_at"]:
+            until = r["expires_at"][:16].replace("T", " ")
+            state = "expired" if r["expires_at"] <= now else f"until {until} UTC"
+        made = r["created_at"][:16]
+        out.print(f"{r['id']}  {r['scope']:<5}  {r['user']}  {made}  {state}", highlight=False)
     if not rows:
         err.print("no tokens yet: `sandloop tokens create --scope read`")
+
+
+def _when(value: Any) -> str | None:
+    """A timestamp as ISO text in UTC, or None for one never set."""
+    import pandas as pd
+
+    if value is None or str(value) in ("NaT", "None", "nan"):
+        return None
+    return str(pd.Timestamp(value).tz_convert("UTC").isoformat())
 
 
 @tokens_app.command("revoke")

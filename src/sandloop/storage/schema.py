@@ -169,6 +169,8 @@ TOKENS = pa.schema(
         pa.field("user", pa.string(), nullable=False),
         pa.field("created_at", _TS),
         pa.field("revoked_at", _TS),
+        # Added later: migrated in as an all-null column (a token made before never expires).
+        pa.field("expires_at", _TS),
     ]
 )
 

@@ -19,6 +19,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,6 +39,7 @@ from sandloop.errors import SandloopError
 from sandloop.loops.spec_files import SpecError
 from sandloop.records import with_metadata_objects
 from sandloop.scrub import scrub
+from sandloop.storage.blobs import blob_media_type
 from sandloop.storage.store import StoreError
 from sandloop.storage.wal import ThreadLocked
 from sandloop.summaries import Started
@@ -79,6 +81,23 @@ def needs_run(tool: str) -> None:
         raise ToolError(f"{tool} needs a run token; this one grants read")
 
 
+BLOBS = "sandloop://blobs/"
+
+
+class _Server(MCPServer):
+    """The SDK's server, but a blob is read with its own media type (an image/png, an
+    audio/wav): a resource template declares one type for every URI it matches."""
+
+    async def read_resource(self, uri: Any, context: Any = None) -> Any:
+        contents = await super().read_resource(uri, context)
+        if not str(uri).startswith(BLOBS) or not isinstance(contents, list):
+            return contents
+        return [
+            replace(c, mime_type=blob_media_type(c.content)) if isinstance(c.content, bytes) else c
+            for c in contents
+        ]
+
+
 def create_server(
     home: Path | str | None = None,
     networks: Sequence[Path | str] = (),
@@ -96,7 +115,7 @@ def create_server(
                 required_scopes=["read"],
             ),
         }
-    server = MCPServer(
+    server = _Server(
         "sandloop",
         version=__version__,
         instructions="Search and read sandloop's record of model loops; start network runs "
@@ -253,9 +272,10 @@ def create_server(
         """A run and all its steps, as JSON."""
         return json.dumps(answering(lambda: run_with_steps(served, thread, None)), default=str)
 
-    @server.resource("sandloop://blobs/{blob_hash}", mime_type="application/octet-stream")
+    @server.resource(BLOBS + "{blob_hash}", mime_type="application/octet-stream")
     def blob_resource(blob_hash: str) -> bytes:
-        """A content-addressed blob (an image's bytes)."""
+        """A content-addressed blob: an image's or a sound's bytes, read with its own media
+        type (image/png, audio/wav…)."""
 
         def read() -> bytes:
             found = served.store().blobs.get_many([blob_hash])[0]

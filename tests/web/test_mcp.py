@@ -136,7 +136,7 @@ def test_the_tools_read_and_start_on_a_real_home(home: Path) -> None:
         assert says in answers[refused].content[0].text
     assert len(answers["resource"]["steps"]) == 4
     blob = answers["blob"].contents[0]
-    assert blob.blob  # base64 bytes of the PNG
+    assert blob.mime_type == "image/png"  # its own type, not the template's octet-stream
     import base64
 
     assert base64.b64decode(blob.blob).startswith(b"\x89PNG")

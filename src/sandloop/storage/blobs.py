@@ -89,6 +89,11 @@ def sniff_media_type(data: bytes) -> str | None:
     return None
 
 
+def blob_media_type(data: bytes) -> str:
+    """What a reader is told a blob is: an image's or a sound's type, else bytes."""
+    return sniff_media_type(data) or sniff_audio_type(data) or "application/octet-stream"
+
+
 def sniff_audio_type(data: bytes) -> str | None:
     """An audio blob's type from its first bytes: the three a step may hold."""
     if data[:4] == b"RIFF" and data[8:12] == b"WAVE":

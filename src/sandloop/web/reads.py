@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from sandloop import api
 from sandloop.errors import SandloopError
 from sandloop.records import with_metadata_objects
-from sandloop.storage.blobs import sniff_audio_type, sniff_media_type
+from sandloop.storage.blobs import blob_media_type
 from sandloop.storage.store import AkashicStore, NotFound
 from sandloop.web import schemas
 from sandloop.web.auth import needs
@@ -237,5 +237,5 @@ def blob_response(store: AkashicStore, blob_hash: str) -> Response:
     found = store.blobs.get_many([blob_hash])[0]
     if found is None:
         raise NotFound(f"no blob {blob_hash}")
-    kind = sniff_media_type(found) or sniff_audio_type(found) or "application/octet-stream"
+    kind = blob_media_type(found)
     return Response(found, media_type=kind, headers={"Cache-Control": "max-age=31536000"})

@@ -65,6 +65,7 @@ FAILURES: dict[str, list[tuple[list[str], int, str]]] = {
         (["--network", ECHO, "--visitor-pace", "sometimes"], 2, "--visitor-pace"),
         (["--network", ECHO, "--visitor-pace", "constant:-1"], 2, "pace"),
         (["--moderate", "no-such-recipe"], 2, "no recipe 'no-such-recipe'"),
+        (["--access-log", "/no-such-folder/access.log"], 2, "--access-log"),
     ],
     "tokens create": [
         ([], 2, "Missing option"),

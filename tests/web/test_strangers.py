@@ -528,3 +528,29 @@ def test_a_failed_steps_error_text_is_not_public(home: Path, base_url: str) -> N
                 steps.append(line)
                 break
     assert steps and "injected failure" not in steps[0] and '"error":null' in steps[0]
+
+
+# -- the access log ---------------------------------------------------------------------------
+
+
+def test_the_access_log_names_a_token_by_its_id_and_no_request_forges_a_line(
+    base_url: str, tokens: dict[str, str], home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    secret = "sl_" + "s" * 43  # a token pasted into a query string, by mistake
+    caplog.set_level(logging.INFO, logger="sandloop.access")
+    with client(base_url, tokens["read"]) as http:
+        read = http.get("/v1/recipes")
+        wrong = httpx.get(f"{base_url}/v1/runs", params={"token": secret})
+        forged = http.get("/gallery/abc%0A127.0.0.1%20%22GET%20%2Fadmin%22%20200")
+    lines = [r.getMessage() for r in caplog.records if r.name == "sandloop.access"]
+    assert [read.status_code, wrong.status_code, forged.status_code] == [200, 401, 404]
+    assert len(lines) == 3 and all("\n" not in line for line in lines)
+    grant = api.check_token(tokens["read"], home)
+    assert lines[0].startswith('127.0.0.1 "GET /v1/recipes" 200 ')
+    assert lines[0].endswith(f"token={grant.id}")
+    assert lines[1].startswith('127.0.0.1 "GET /v1/runs" 401 ') and lines[1].endswith("token=-")
+    assert '"GET /gallery/abc\\x0a127.0.0.1 "GET /admin" 200" 404 ' in lines[2]
+    logged = "\n".join(lines)
+    assert secret not in logged and tokens["read"] not in logged

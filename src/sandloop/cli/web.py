@@ -67,12 +67,22 @@ def serve_api(
         Path | None,
         typer.Option(help="Where exports started over HTTP go [default: HOME-exports]."),
     ] = None,
+    access_log: Annotated[
+        str,
+        typer.Option(
+            "--access-log",
+            metavar="FILE|-|off",
+            help="Where a line per request goes (client, request, status, size, time, token "
+            "id; never a token): - for stderr, a file to append to, or off.",
+        ),
+    ] = "-",
     home: HomeOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="Show Prefect's logs.")] = False,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs) and the gallery until
     Ctrl-C. Runs it started stop with it, and resume when started again."""
     prepare_prefect(verbose)
+    _log_access_to(access_log)
     import uvicorn
 
     from sandloop import api
@@ -111,6 +121,23 @@ def serve_api(
     for name in app_.state.served.networks:
         err.print(f"  visitors start {name} at {base}/submit/{name}")
     uvicorn.Server(uvicorn_config(app_, host, port, proxies)).run()
+
+
+def _log_access_to(where: str) -> None:
+    import sys
+
+    from sandloop.web.access_log import to_stream
+
+    if where == "off":
+        return
+    if where == "-":
+        to_stream(sys.stderr)
+        return
+    try:
+        stream = open(where, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - the server's life
+    except OSError as exc:
+        fail(f"--access-log {where}: {exc.strerror or exc}")
+    to_stream(stream)
 
 
 @app.command("mcp")

@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from sandloop import __version__, api
 from sandloop.scrub import scrub
 from sandloop.web import acts, chat, gallery, live, reads, schemas, work
+from sandloop.web.access_log import AccessLog
 from sandloop.web.auth import Grants
 from sandloop.web.errors import STATUSES, problem
 from sandloop.web.guard import Guard
@@ -88,6 +89,7 @@ def create_app(
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
         )
+    app.add_middleware(AccessLog)  # outermost: every answer, the door's refusals too
     _answer_errors(app)
     for module in routers:
         app.include_router(module.router)

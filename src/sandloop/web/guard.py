@@ -17,6 +17,7 @@ import orjson
 from starlette.concurrency import run_in_threadpool
 
 from sandloop.access_tokens import Grant
+from sandloop.web.access_log import TOKEN_ID
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -43,10 +44,11 @@ class Guard:
         headers = _headers(scope)
         path: str = scope["path"]
         if path == "/v1" or path.startswith("/v1/"):
-            refusal = await self._refused(headers.get("authorization", ""))
-            if refusal is not None:
-                await _answer(send, 401, refusal, {"www-authenticate": "Bearer"})
+            grant = await self._grant(headers.get("authorization", ""))
+            if isinstance(grant, str):
+                await _answer(send, 401, grant, {"www-authenticate": "Bearer"})
                 return
+            scope.setdefault("state", {})[TOKEN_ID] = grant.id  # for the access log
             cap = self.max_body
         else:
             cap = min(self.max_body, PUBLIC_BODY_BYTES)
@@ -64,12 +66,13 @@ class Guard:
             return
         await self.app(scope, _replay(body, receive), send)
 
-    async def _refused(self, authorization: str) -> str | None:
+    async def _grant(self, authorization: str) -> Grant | str:
+        """What the token grants, or why it is refused."""
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return NO_TOKEN
         grant = await run_in_threadpool(self.grants, token.strip())
-        return BAD_TOKEN if grant is None else None
+        return BAD_TOKEN if grant is None else grant
 
 
 async def _read_at_most(receive: Receive, cap: int) -> list[Message] | None:

@@ -1,7 +1,14 @@
 """Schemathesis against the committed OpenAPI document (docs/openapi.json), on uvicorn with a
-real home: requests generated from the schema, valid and not, with an admin token. No answer
-may be a server error (5xx), and every answer must match the document: its status code, its
-content type and its body's schema. The live stream is left out: it never ends by design."""
+real home: requests generated from the schema, valid and not, with an admin token, from a fixed
+seed. Every check Schemathesis has runs (`--checks all`): no answer may be a server error (5xx);
+every answer must match the document (status, content type, headers, body); invalid input must
+be refused, a request without its token too, an unsupported method must be 405 with Allow.
+
+All but one: ``positive_data_acceptance`` wants every request the schema admits to succeed,
+and this API refuses some with a 422 that names why: a network without models, a cursor it
+never gave out, a selection that matches no runs, an image search with no image model set.
+Those are the domain's rules, checked past the schema on purpose. The live stream is left out:
+it never ends by design."""
 
 from __future__ import annotations
 
@@ -11,12 +18,7 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import (
-    content_type_conformance,
-    not_a_server_error,
-    response_schema_conformance,
-    status_code_conformance,
-)
+from schemathesis.checks import positive_data_acceptance
 
 from sandloop import api
 from tests.web.serving import serving
@@ -24,12 +26,7 @@ from tests.web.serving import serving
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api_url")]
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-]
+LEFT_OUT = [positive_data_acceptance]  # see the docstring
 
 schema = schemathesis.openapi.from_path(DOCUMENT).exclude(path="/v1/runs/{thread}/events")
 
@@ -61,6 +58,7 @@ def admin(app_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, s
 @schema.parametrize()
 @settings(
     max_examples=40,
+    derandomize=True,  # a fixed seed: a failure found once is found again
     deadline=None,
     suppress_health_check=list(HealthCheck),
     database=None,
@@ -68,4 +66,4 @@ def admin(app_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, s
 def test_every_answer_matches_the_document(
     case: schemathesis.Case, app_url: str, admin: dict[str, str]
 ) -> None:
-    case.call_and_validate(base_url=app_url, headers=admin, checks=CHECKS)
+    case.call_and_validate(base_url=app_url, headers=admin, excluded_checks=LEFT_OUT)

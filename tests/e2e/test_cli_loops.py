@@ -157,3 +157,32 @@ def test_runs_shows_the_newest_and_says_how_many_more(cli_env: dict[str, str], h
     assert "and 1 older; --limit 3 or --all shows them" in listed.stderr
     every = sandloop("runs", "--all", "--json", env=cli_env)
     assert len(json.loads(every.stdout)) == 3
+
+
+def test_tables_keep_their_key_columns_at_80_columns_and_wide_shows_the_rest(
+    cli_env: dict[str, str], home: Path
+) -> None:
+    """Issue 37, item 17: at 80 columns `runs` dropped its steps and `models` kept only two
+    columns of five, squeezed to nothing, and words were split across lines."""
+    from sandloop import api
+
+    spec = api.run_spec_from(
+        {
+            "network": {"name": "a-network-with-a-rather-long-name", "models": ["dummy:text"]},
+            "genesis": "a genesis long enough to push every other column off the edge",
+            "stop": {"max_steps": 2, "stop_on_repeat": False},
+        }
+    )
+    thread = api.run_network(spec, home).thread
+    narrow = {**cli_env, "COLUMNS": "80"}
+    runs = sandloop("runs", env=narrow).stdout
+    row = next(line for line in runs.splitlines() if thread[:10] in line)
+    assert max(len(line) for line in runs.splitlines()) <= 80
+    assert row.split()[2:4] == ["completed", "max_steps"] and row.split()[4] == "2"
+    assert "genesis" not in runs  # the rest is --wide's
+    wide = sandloop("runs", "--wide", env=narrow).stdout
+    assert "a genesis long enough" in wide and "network" in wide.split()
+    models = sandloop("models", env=narrow).stdout.splitlines()
+    listed = {line.split()[0]: line.split()[1] for line in models if line.startswith(" dummy:")}
+    assert listed["dummy:speech-to-text"] == "automatic-speech-recognition"
+    assert "text → text" in sandloop("models", "--wide", env=narrow).stdout

@@ -114,6 +114,10 @@ HomeOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+WideOption = Annotated[
+    bool,
+    typer.Option("--wide", help="Every column: at 80 columns a table keeps its key ones only."),
+]
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

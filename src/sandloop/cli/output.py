@@ -44,6 +44,7 @@ class Column:
     min_width: int | None = None
     max_width: int | None = None
     ratio: int | None = None
+    wide: bool = False  # shown with --wide only: the key columns fit 80 characters without it
 
 
 def print_records(
@@ -55,10 +56,13 @@ def print_records(
     json_data: Any = None,
     title: str | None = None,
     compact: bool = False,
+    wide: bool = False,
 ) -> None:
     """``records`` as a table of ``columns``, or as JSON: ``json_data`` when given, else every
     field of every record (timestamps in ISO 8601). ``empty`` is said instead of an empty
-    table; ``compact`` drops the table's edge padding (wide listings such as `runs`)."""
+    table; ``compact`` drops the table's edge padding (wide listings such as `runs`); without
+    ``wide``, the columns marked wide are left out."""
+    columns = [column for column in columns if wide or not column.wide]
     if as_json:
         if json_data is not None:
             out.print_json(data=json_data)
@@ -90,4 +94,16 @@ def print_records(
         )
     for row in rows:
         table.add_row(*(escape(column.show(row.get(column.key))) for column in columns))
-    out.print(table)
+    if not wide:
+        out.print(table)
+        return
+    # --wide: as wide as the columns want, past the terminal's edge (a pager or a file holds it)
+    from rich.measure import Measurement
+
+    width = out.width
+    wanted = Measurement.get(out, out.options.update_width(1000), table).maximum
+    out.width = max(width, wanted)
+    try:
+        out.print(table)
+    finally:
+        out.width = width

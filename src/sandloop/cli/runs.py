@@ -16,6 +16,7 @@ from sandloop.cli.common import (
     HomeOption,
     JsonOption,
     SessionOption,
+    WideOption,
     app,
     err,
     fail,
@@ -241,8 +242,10 @@ def runs(
     as_json: JsonOption = False,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Show the newest N runs.")] = 20,
     show_all: Annotated[bool, typer.Option("--all", help="Show every run.")] = False,
+    wide: WideOption = False,
 ) -> None:
-    """List recorded runs, newest first (the newest 20 unless --limit N or --all)."""
+    """List recorded runs, newest first (the newest 20 unless --limit N or --all): thread, name,
+    status, stop reason, steps and when; --wide adds kind, seed and genesis."""
     from sandloop import api
 
     frame = api.list_runs(home)
@@ -271,23 +274,25 @@ def runs(
         [
             Column("thread", show=short_id, no_wrap=True, min_width=10),
             Column("name", no_wrap=True, overflow="ellipsis", max_width=20),
-            Column("kind", no_wrap=True),
-            Column("status", no_wrap=True, min_width=9),
-            Column("stop_reason", "stop", no_wrap=True, min_width=9),
-            Column("steps", justify="right", no_wrap=True),
-            Column("seed", show=_seed, justify="right", no_wrap=True),
+            Column("kind", no_wrap=True, wide=True),
+            Column("status", no_wrap=True, min_width=11),
+            Column("stop_reason", "stop", no_wrap=True, overflow="ellipsis", min_width=9),
+            Column("steps", justify="right", no_wrap=True, min_width=5),
+            Column("seed", show=_seed, justify="right", no_wrap=True, wide=True),
             Column(
                 "genesis",
                 show=lambda g: excerpt(g, "text", 30),
                 ratio=1,
                 overflow="ellipsis",
                 no_wrap=True,
+                wide=True,
             ),
             Column("created_at", "created", show=when, no_wrap=True, min_width=11),
         ],
         as_json=as_json,
         empty="no runs yet; start one with `sandloop run`",
         compact=True,
+        wide=wide,
     )
     if more and not as_json:
         err.print(
@@ -395,8 +400,9 @@ def cancel(
 
 
 @app.command()
-def models(home: HomeOption = None, as_json: JsonOption = False) -> None:
-    """List the model catalog and routes: refs, tasks, I/O types, parameters, costs.
+def models(home: HomeOption = None, as_json: JsonOption = False, wide: WideOption = False) -> None:
+    """List the model catalog and routes: refs and tasks (--wide adds I/O types, descriptions
+    and costs; --json, parameters too).
 
     Add models and routes in <home>/models.yaml (or SANDLOOP_MODELS_FILE); see the README.
     """
@@ -406,21 +412,28 @@ def models(home: HomeOption = None, as_json: JsonOption = False) -> None:
         out.print_json(data=api.catalog_listing(home))
         return
     known = api.model_catalog(home)
-    infos = list(known.models.values())
-    table = Table()
-    table.add_column("model", no_wrap=True)
-    table.add_column("task", no_wrap=True)
-    for column in ("in → out", "description", "cost"):
-        table.add_column(column)
-    for i in infos:
-        table.add_row(
-            escape(i.ref),
-            i.task,
-            f"{i.input_type} → {i.output_type}",
-            escape(i.description),
-            escape(i.cost_hint),
-        )
-    out.print(table)
+    print_records(
+        [
+            {
+                "model": i.ref,
+                "task": i.task,
+                "io": f"{i.input_type} → {i.output_type}",
+                "description": i.description,
+                "cost": i.cost_hint,
+            }
+            for i in known.models.values()
+        ],
+        [
+            Column("model", no_wrap=True, overflow="ellipsis", max_width=44),
+            Column("task", no_wrap=True, overflow="ellipsis"),
+            Column("io", "in → out", no_wrap=True, wide=True),
+            Column("description", wide=True, max_width=60),
+            Column("cost", wide=True, max_width=30),
+        ],
+        as_json=False,
+        compact=True,
+        wide=wide,
+    )
     if known.routes:
         routes = Table(title="routes")
         for column in ("route", "candidates", "sovereign first", "cooldown"):

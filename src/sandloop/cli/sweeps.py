@@ -13,6 +13,7 @@ from sandloop.cli.common import (
     HomeOption,
     JsonOption,
     SessionOption,
+    WideOption,
     app,
     err,
     out,
@@ -116,8 +117,8 @@ def sweep_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
     print_records(
         api.list_sweeps(home),
         [
-            Column("name"),
-            Column("status"),
+            Column("name", no_wrap=True, overflow="ellipsis", max_width=30),
+            Column("status", no_wrap=True, min_width=11),
             Column("threads_done", "done", justify="right"),
             Column("threads", justify="right"),
             Column("steps", justify="right"),
@@ -133,23 +134,26 @@ def sweep_show(
     name: Annotated[str, typer.Argument(help="A sweep's name.")],
     home: HomeOption = None,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
-    """A sweep's threads: network, genesis, seed, and how each run stands."""
+    """A sweep's threads and how each run stands (--wide adds genesis and seed)."""
     from sandloop import api
 
     print_records(
         api.sweep_threads(name, home),
         [
-            Column("thread", show=short_id, no_wrap=True),
-            Column("network", no_wrap=True),
-            Column("genesis", overflow="ellipsis", no_wrap=True, max_width=40),
-            Column("seed", justify="right"),
-            Column("status"),
-            Column("stop_reason", "stop"),
-            Column("steps", justify="right"),
-            Column("loop_length", "loop", justify="right", show=_whole),
+            Column("thread", show=short_id, no_wrap=True, min_width=10),
+            Column("network", no_wrap=True, overflow="ellipsis", max_width=20),
+            Column("genesis", overflow="ellipsis", no_wrap=True, max_width=40, wide=True),
+            Column("seed", justify="right", no_wrap=True, wide=True),
+            Column("status", no_wrap=True, min_width=11),
+            Column("stop_reason", "stop", no_wrap=True, overflow="ellipsis", min_width=9),
+            Column("steps", justify="right", no_wrap=True, min_width=5),
+            Column("loop_length", "loop", justify="right", show=_whole, no_wrap=True),
         ],
         as_json=as_json,
+        compact=True,
+        wide=wide,
     )
 
 

@@ -323,9 +323,11 @@ def start_chat(
     temperature: float = 0.7,
     params: dict[str, Any] | None = None,
     session: str | None = None,
+    owner: str | None = None,
 ) -> dict[str, Any]:
     """A new chat with ``model`` (a model, ``route:NAME`` or ``recipe:NAME``) under the
-    ``system`` role; its runs row. Nothing runs until the first message."""
+    ``system`` role; its runs row. Nothing runs until the first message. ``owner``: the token
+    user that made it over HTTP (the only one, besides an admin, who reaches it there)."""
     from sandloop import chats
 
     settings = settings_for(home)
@@ -338,20 +340,22 @@ def start_chat(
         catalog=catalog_for(settings),
     )
     store = open_store(settings.home)
-    return store.find_run(chats.start(store, spec, session))
+    return store.find_run(chats.start(store, spec, session, owner))
 
 
 def chat_say(
-    prefix: str, content: str, home: Path | str | None = None
+    prefix: str, content: str, home: Path | str | None = None, *, user: str | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Add the person's message to a chat and run the actor's reply (one turn of the dialogue
-    flow, a Prefect flow run); returns both messages. ReplyFailed when the model gave none."""
+    flow, a Prefect flow run); returns both messages. ReplyFailed when the model gave none.
+    ``user``, here and in the other chat functions: only that user's chats are reached (a
+    token's user over HTTP); None reaches every chat (the home's own person, an admin)."""
     from sandloop import chats
     from sandloop.flows.dialogue import dialogue_flow
 
     settings = settings_for(home)
     store = AkashicStore.for_settings(settings)
-    said = chats.say(store, prefix, content)
+    said = chats.say(store, prefix, content, user)
     thread = str(said["thread"])
     summary = _summary_of(
         _call(dialogue_flow, {"thread": thread, "home": str(settings.home)}), DialogueSummary
@@ -365,35 +369,46 @@ def chat_say(
 
 
 def chat_messages(
-    prefix: str, home: Path | str | None = None, *, store: AkashicStore | None = None
+    prefix: str,
+    home: Path | str | None = None,
+    *,
+    store: AkashicStore | None = None,
+    user: str | None = None,
 ) -> pd.DataFrame:
     """A chat's messages in order, the person's and the actor's."""
     from sandloop import chats
 
     store = _reader(home, store)
-    run = chats.chat_of(store, prefix)
+    run = chats.chat_of(store, prefix, user)
     return chats.turns(store, str(run["thread"]))
 
 
-def end_chat(prefix: str, home: Path | str | None = None) -> dict[str, Any]:
+def end_chat(
+    prefix: str, home: Path | str | None = None, *, user: str | None = None
+) -> dict[str, Any]:
     from sandloop import chats
 
-    return chats.end(open_store(home), prefix)
+    return chats.end(open_store(home), prefix, user)
 
 
-def forget_message(prefix: str, turn: int, home: Path | str | None = None) -> int:
+def forget_message(
+    prefix: str, turn: int, home: Path | str | None = None, *, user: str | None = None
+) -> int:
     """Delete a chat's message ``turn`` and all after it; how many went."""
     from sandloop import chats
 
-    return chats.forget_from(open_store(home), prefix, turn)
+    return chats.forget_from(open_store(home), prefix, turn, user)
 
 
 def list_chats(
-    home: Path | str | None = None, *, store: AkashicStore | None = None
+    home: Path | str | None = None,
+    *,
+    store: AkashicStore | None = None,
+    user: str | None = None,
 ) -> list[dict[str, Any]]:
     from sandloop import chats
 
-    return chats.listing(_reader(home, store))
+    return chats.listing(_reader(home, store), user)
 
 
 def dialogue_messages(thread_prefix: str, home: Path | str | None = None) -> pd.DataFrame:

@@ -31,7 +31,7 @@ from sandloop.loops.status import RunStatus, StopReason
 from sandloop.models.registry import Catalog
 from sandloop.records import CallAddress, dumps
 from sandloop.registration import get_record, put_record, register_dialogue
-from sandloop.storage.store import AkashicStore, NotFound, sql_str
+from sandloop.storage.store import AkashicStore, AmbiguousPrefix, NotFound, sql_str
 
 PERSON = "user"
 ACTOR = "assistant"
@@ -74,19 +74,33 @@ def chat_spec(
         raise SpecError(problem) from None
 
 
-def start(store: AkashicStore, spec: DialogueSpec, session: str | None = None) -> str:
+def start(
+    store: AkashicStore, spec: DialogueSpec, session: str | None = None, owner: str | None = None
+) -> str:
     """A new chat's thread. Its seed is drawn here and recorded: two chats with the same actor
-    are two threads, and each one's sampling is reproducible from its record."""
-    return register_dialogue(store, spec, secrets.randbelow(2**31), session)
+    are two threads, and each one's sampling is reproducible from its record. ``owner``: the
+    user whose token made it over HTTP, to whom alone it belongs there."""
+    return register_dialogue(store, spec, secrets.randbelow(2**31), session, owner)
 
 
-def chat_of(store: AkashicStore, prefix: str) -> dict[str, Any]:
+def chat_of(store: AkashicStore, prefix: str, user: str | None = None) -> dict[str, Any]:
     """A chat's runs row, by thread or prefix (a dialogue that is not a chat is NotFound
-    here)."""
-    run = store.find_run(prefix)
-    if not is_chat(run):
-        raise NotFound(f"{prefix} is not a chat; GET /v1/chat lists them")
-    return run
+    here). With ``user`` (a token's user over HTTP), only that user's chats are looked in: the
+    answer for another's chat, a run that is no chat and no run at all is the same."""
+    if user is None:
+        run = store.find_run(prefix)
+        if not is_chat(run):
+            raise NotFound(f"{prefix} is not a chat; GET /v1/chat lists them")
+        return run
+    if not prefix or not all(c in "0123456789abcdef" for c in prefix.lower()):
+        raise NotFound(f"no chat {prefix[:40]!r}; GET /v1/chat lists yours")
+    rows = store.rows("runs", f"thread LIKE {sql_str(prefix.lower() + '%')}")
+    mine = [row for row in rows if row.get("owner") == user and is_chat(row)]
+    if not mine:
+        raise NotFound(f"no chat {prefix}; GET /v1/chat lists yours")
+    if len(mine) > 1:
+        raise AmbiguousPrefix(f"{len(mine)} of your chats start with {prefix!r}; give more")
+    return mine[0]
 
 
 def is_chat(run: Mapping[str, Any]) -> bool:
@@ -106,13 +120,13 @@ def turns(store: AkashicStore, thread: str) -> pd.DataFrame:
     )
 
 
-def say(store: AkashicStore, prefix: str, content: str) -> dict[str, Any]:
+def say(store: AkashicStore, prefix: str, content: str, user: str | None = None) -> dict[str, Any]:
     """Record the person's message as the chat's next turn (the flow then replies to it). The
     same message sent again while the last is unanswered (a reply that failed) is not recorded
     twice: its turn is returned, to be answered again."""
     if not content.strip() or len(content) > MAX_MESSAGE:
         raise ChatError(f"content: a message is 1 to {MAX_MESSAGE:,} characters")
-    run = chat_of(store, prefix)
+    run = chat_of(store, prefix, user)
     thread, realm = str(run["thread"]), str(run["realm"])
     if run["status"] == RunStatus.COMPLETED:
         raise ChatError(f"chat {thread[:12]} has ended; start another")
@@ -182,9 +196,9 @@ def _person_row(
     }
 
 
-def end(store: AkashicStore, prefix: str) -> dict[str, Any]:
+def end(store: AkashicStore, prefix: str, user: str | None = None) -> dict[str, Any]:
     """End a chat: it keeps its record (and exports), and takes no more messages."""
-    run = chat_of(store, prefix)
+    run = chat_of(store, prefix, user)
     record = get_record(store, str(run["thread"]))
     assert record is not None
     ended = record.but(status=RunStatus.COMPLETED.value, stop_reason=StopReason.ENDED.value)
@@ -192,10 +206,10 @@ def end(store: AkashicStore, prefix: str) -> dict[str, Any]:
     return {**run, "status": ended.status, "stop_reason": ended.stop_reason}
 
 
-def forget_from(store: AkashicStore, prefix: str, turn: int) -> int:
+def forget_from(store: AkashicStore, prefix: str, turn: int, user: str | None = None) -> int:
     """Delete message ``turn`` and every later one (their invocations and messages rows);
     returns how many turns went. The chat goes on from before it."""
-    run = chat_of(store, prefix)
+    run = chat_of(store, prefix, user)
     thread = str(run["thread"])
     log = store.open_thread(thread)
     try:
@@ -222,11 +236,15 @@ def forget_from(store: AkashicStore, prefix: str, turn: int) -> int:
     return int((said["turn"] >= turn).sum())
 
 
-def listing(store: AkashicStore) -> list[dict[str, Any]]:
-    """Chats, newest first, with how many messages each holds."""
+def listing(store: AkashicStore, user: str | None = None) -> list[dict[str, Any]]:
+    """Chats, newest first, with how many messages each holds; with ``user``, theirs only."""
     runs = store.runs()
     if runs.empty:
         return []
     dialogues = runs[runs["kind"] == "dialogue"]
-    chats = [row for row in dialogues.to_dict(orient="records") if is_chat(row)]
+    chats = [
+        row
+        for row in dialogues.to_dict(orient="records")
+        if is_chat(row) and (user is None or row.get("owner") == user)
+    ]
     return sorted(chats, key=lambda r: r["created_at"], reverse=True)

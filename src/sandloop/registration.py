@@ -45,6 +45,7 @@ class RunRecord:
     phase: str | None = None
     next_due_at: datetime | None = None
     continuation: str | None = None
+    owner: str | None = None  # the token's user that made it over HTTP; None: made locally
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> RunRecord:
@@ -137,7 +138,11 @@ def register_run(store: AkashicStore, spec: RunSpec, session: str | None = None)
 
 
 def register_dialogue(
-    store: AkashicStore, spec: DialogueSpec, seed: int | None, session: str | None = None
+    store: AkashicStore,
+    spec: DialogueSpec,
+    seed: int | None,
+    session: str | None = None,
+    owner: str | None = None,
 ) -> str:
     """Record a dialogue (once) and return its thread id."""
     thread = spec.thread(seed)
@@ -152,6 +157,7 @@ def register_dialogue(
             seed=seed,
             created_at=datetime.now(UTC),
             session=session,
+            owner=owner,
         )
         put_record(store, record)
     return thread

@@ -78,6 +78,33 @@ def test_a_chat_is_a_dialogue_with_the_person_as_its_other_speaker(
     assert chat in [c["thread"] for c in http.get("/v1/chat").json()]
 
 
+def test_a_chat_belongs_to_its_tokens_user_and_an_admin(http: httpx.Client, home: Path) -> None:
+    """Issue 37, item 7: a run token of another user deleted a message from someone's chat."""
+    chat = new_chat(http)
+    say(http, chat, "my own words")
+    bob = {"Authorization": f"Bearer {api.create_token('run', 'bob', home)[0]}"}
+    root = {"Authorization": f"Bearer {api.create_token('admin', 'root', home)[0]}"}
+    base = str(http.base_url).rstrip("/")
+    with httpx.Client(base_url=base, headers=bob, timeout=60) as other:
+        refused = [
+            other.get(f"/v1/chat/{chat}/messages"),
+            other.post(f"/v1/chat/{chat}/messages", json={"content": "hijack"}),
+            other.delete(f"/v1/chat/{chat}/messages/0"),
+            other.delete(f"/v1/chat/{chat}"),
+            other.get(f"/v1/chat/{chat[:8]}/messages"),  # by prefix, too
+        ]
+        theirs = other.get("/v1/chat").json()
+    with httpx.Client(base_url=base, headers=root, timeout=60) as admin:
+        every = [c["thread"] for c in admin.get("/v1/chat").json()]
+        read = admin.get(f"/v1/chat/{chat}/messages").json()
+    assert [r.status_code for r in refused] == [404] * 5
+    assert all(r.json()["detail"].startswith("no chat ") for r in refused)
+    assert theirs == []
+    assert chat in every and read[0]["content"] == "my own words"
+    kept = http.get(f"/v1/chat/{chat}/messages").json()
+    assert len(kept) == 2  # bob's delete took nothing
+
+
 def test_two_chats_with_the_same_actor_and_words_are_two_threads(http: httpx.Client) -> None:
     one, two = new_chat(http), new_chat(http)
     assert one != two

@@ -61,6 +61,8 @@ RUNS = pa.schema(
         # A paced run that handed its wait to a scheduled flow run: when, and which.
         pa.field("next_due_at", _TS),
         pa.field("continuation", pa.string()),
+        # Who made it over HTTP (a token's user): a chat is theirs alone. None: made here.
+        pa.field("owner", pa.string()),
     ]
 )
 

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from sandloop import api
+from sandloop.access_tokens import Grant
 from sandloop.streaming import streaming_to
 from sandloop.web import schemas
 from sandloop.web.auth import needs
@@ -32,10 +33,19 @@ FAILED: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/v1/chat", status_code=201, response_model=schemas.Chat, dependencies=[needs("run")])
-def start_chat(body: schemas.NewChat, served: ServedBy) -> dict[str, Any]:
+Runner = Annotated[Grant, needs("run")]
+Reader = Annotated[Grant, needs("read")]
+
+
+def reach(grant: Grant) -> str | None:
+    """Whose chats a token reaches: its user's own, or everyone's for an admin token."""
+    return None if grant.allows("admin") else grant.user
+
+
+@router.post("/v1/chat", status_code=201, response_model=schemas.Chat)
+def start_chat(body: schemas.NewChat, served: ServedBy, grant: Runner) -> dict[str, Any]:
     """Start a chat with a model, route or recipe under a system role; nothing runs until the
-    first message."""
+    first message. The chat is the token's user's: another user's token gets 404 for it."""
     check_served_refs([body.model], served.models_root(), "model")
     session = None if body.session is None else api.open_session(body.session, served.home)
     run = api.start_chat(
@@ -46,56 +56,44 @@ def start_chat(body: schemas.NewChat, served: ServedBy) -> dict[str, Any]:
         temperature=body.temperature,
         params=body.params,
         session=session,
+        owner=grant.user,
     )
     return _chat(run)
 
 
-@router.get("/v1/chat", response_model=list[schemas.Chat], dependencies=[needs("read")])
-def list_chats(served: ServedBy) -> list[dict[str, Any]]:
-    """Chats, newest first."""
-    return [_chat(run) for run in api.list_chats(served.home, store=served.store())]
+@router.get("/v1/chat", response_model=list[schemas.Chat])
+def list_chats(served: ServedBy, grant: Reader) -> list[dict[str, Any]]:
+    """The token's user's chats, newest first (an admin token: everyone's)."""
+    chats = api.list_chats(served.home, store=served.store(), user=reach(grant))
+    return [_chat(run) for run in chats]
 
 
-@router.get(
-    "/v1/chat/{chat}/messages",
-    response_model=list[schemas.ChatMessage],
-    dependencies=[needs("read")],
-)
-def messages(chat: ChatId, served: ServedBy) -> list[dict[str, Any]]:
+@router.get("/v1/chat/{chat}/messages", response_model=list[schemas.ChatMessage])
+def messages(chat: ChatId, served: ServedBy, grant: Reader) -> list[dict[str, Any]]:
     """A chat's messages in order."""
-    return _messages(
-        api.chat_messages(chat, served.home, store=served.store()).to_dict(orient="records")
-    )
+    said = api.chat_messages(chat, served.home, store=served.store(), user=reach(grant))
+    return _messages(said.to_dict(orient="records"))
 
 
-@router.post(
-    "/v1/chat/{chat}/messages",
-    response_model=schemas.Exchange,
-    responses=FAILED,
-    dependencies=[needs("run")],
-)
-def say(chat: ChatId, body: schemas.Say, served: ServedBy) -> dict[str, Any]:
+@router.post("/v1/chat/{chat}/messages", response_model=schemas.Exchange, responses=FAILED)
+def say(chat: ChatId, body: schemas.Say, served: ServedBy, grant: Runner) -> dict[str, Any]:
     """Add the person's message and return it with the reply. 409 while another reply to this
     chat is being written; after a 502, sending the same message again asks again."""
-    message, reply = api.chat_say(chat, body.content, served.home)
+    message, reply = api.chat_say(chat, body.content, served.home, user=reach(grant))
     first, second = _messages([message, reply])
     return {"message": first, "reply": second}
 
 
-@router.delete(
-    "/v1/chat/{chat}/messages/{turn}",
-    response_model=schemas.Forgotten,
-    dependencies=[needs("run")],
-)
-def forget(chat: ChatId, turn: Turn, served: ServedBy) -> dict[str, Any]:
+@router.delete("/v1/chat/{chat}/messages/{turn}", response_model=schemas.Forgotten)
+def forget(chat: ChatId, turn: Turn, served: ServedBy, grant: Runner) -> dict[str, Any]:
     """Delete a message and everything after it; the chat goes on from before it."""
-    return {"deleted": api.forget_message(chat, turn, served.home)}
+    return {"deleted": api.forget_message(chat, turn, served.home, user=reach(grant))}
 
 
-@router.delete("/v1/chat/{chat}", response_model=schemas.Chat, dependencies=[needs("run")])
-def end(chat: ChatId, served: ServedBy) -> dict[str, Any]:
+@router.delete("/v1/chat/{chat}", response_model=schemas.Chat)
+def end(chat: ChatId, served: ServedBy, grant: Runner) -> dict[str, Any]:
     """End a chat: its record stays (and exports as a dialogue); it takes no more messages."""
-    return _chat(api.end_chat(chat, served.home))
+    return _chat(api.end_chat(chat, served.home, user=reach(grant)))
 
 
 @router.websocket("/v1/chat/{chat}/stream")
@@ -123,10 +121,12 @@ async def stream(websocket: WebSocket, chat: ChatId) -> None:
             detail = 'content: a frame is {"content": "…"} (1 to 100,000 characters)'
             await websocket.send_json({"type": "error", "status": 422, "detail": detail})
             continue
-        await _answer(websocket, served, chat, content)
+        await _answer(websocket, served, chat, content, reach(grant))
 
 
-async def _answer(websocket: WebSocket, served: Served, chat: str, content: str) -> None:
+async def _answer(
+    websocket: WebSocket, served: Served, chat: str, content: str, user: str | None
+) -> None:
     loop = asyncio.get_running_loop()
     pieces: asyncio.Queue[str | None] = asyncio.Queue()
 
@@ -136,7 +136,7 @@ async def _answer(websocket: WebSocket, served: Served, chat: str, content: str)
     def work() -> tuple[dict[str, Any], dict[str, Any]]:
         try:
             with streaming_to(sink):
-                return api.chat_say(chat, content, served.home)
+                return api.chat_say(chat, content, served.home, user=user)
         finally:
             loop.call_soon_threadsafe(pieces.put_nowait, None)
 

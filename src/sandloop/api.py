@@ -741,6 +741,7 @@ class ExportChoices(TypedDict, total=False):
     allow_invalid: bool
     redact: list[str] | None
     license_id: str
+    language: list[str] | None
 
 
 def export_snapshot(
@@ -752,8 +753,8 @@ def export_snapshot(
 ) -> dict[str, Any]:
     """Write a snapshot as datasets through the export flow; returns the manifest. The snapshot,
     the output place and the options (val_fraction, dedupe, compress, overwrite,
-    allow_invalid, redact, license_id) are checked before Prefect starts, so a bad one is one
-    error and nothing is written."""
+    allow_invalid, redact, license_id, language) are checked before Prefect starts, so a bad
+    one is one error and nothing is written."""
     from sandloop.flows.driver import value_of
 
     result = value_of(_call(*_export_flow(name, formats, out, home, **options)))
@@ -789,6 +790,7 @@ def _export_flow(
     allow_invalid: bool = False,
     redact: list[str] | None = None,
     license_id: str = "unknown",
+    language: list[str] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     import os
     import tempfile
@@ -818,6 +820,7 @@ def _export_flow(
         allow_invalid=allow_invalid,
         redact=tuple(redact or ()),
         license=license_id,
+        language=tuple(language or ()),
     ).check(settings.home)
     return export_flow, {
         "snapshot": name,
@@ -831,6 +834,7 @@ def _export_flow(
         "redact": list(redact or ()),
         "home": str(settings.home),
         "license_id": license_id,
+        "language": list(language or ()),
     }
 
 

@@ -462,6 +462,7 @@ def test_the_card_has_hub_metadata_that_loads_without_a_warning(
         warnings.simplefilter("error")
         data = DatasetCard.load(out / "README.md").data.to_dict()
     assert data["license"] == "cc-by-4.0" and data["size_categories"] == ["n<1K"]
+    assert data.get("language", []) == manifest["language"]["codes"]  # detected, if sure
     assert data["sandloop"]["snapshot"] == "all"
     assert data["sandloop"]["table_versions"] == manifest["snapshot"]["table_versions"]
     named = {c["config_name"]: c for c in data["configs"]}
@@ -469,6 +470,27 @@ def test_the_card_has_hub_metadata_that_loads_without_a_warning(
     listed = {f["path"] for c in data["configs"] for f in c["data_files"]}
     assert listed == {f for f in manifest["files"] if f.startswith("hf/")}
     assert all((out / path).is_file() for path in listed)
+
+
+def test_the_cards_language_is_the_given_one_and_a_bad_code_writes_nothing(
+    store_home: Path, snapshot_all: dict, tmp_path: Path
+) -> None:
+    """Issue 37, item 14: the card had no `language`."""
+    from huggingface_hub import DatasetCard
+
+    out = tmp_path / "out"
+    options = ExportOptions(("trl",), out, language=("fr", "pt-BR"))
+    manifest = export(pinned(store_home), options, CATALOG)
+    assert DatasetCard.load(out / "README.md").data.to_dict()["language"] == ["fr", "pt-BR"]
+    assert manifest["language"] == {"codes": ["fr", "pt-BR"], "how": "given"}
+    assert "- language: fr, pt-BR (given)" in (out / "README.md").read_text()
+    with pytest.raises(ExportError, match="give a language code"):
+        export(
+            pinned(store_home),
+            ExportOptions(("trl",), tmp_path / "bad", language=("../x",)),
+            CATALOG,
+        )
+    assert not (tmp_path / "bad").exists()
 
 
 def test_a_prompt_version_langfuse_cannot_hold_is_kept_in_metadata() -> None:

@@ -263,11 +263,15 @@ def test_a_snapshot_is_pinned_then_exported_in_the_background(
         assert wait_for_flow_run(http, export.json()["flow_run_id"])["state"] == "COMPLETED"
         missing = http.post("/v1/snapshots/none/exports", json={"formats": ["trl"]})
         bad_format = http.post("/v1/snapshots/web/exports", json={"formats": ["csv"]})
+        bad_language = http.post(
+            "/v1/snapshots/web/exports", json={"formats": ["trl"], "language": ["../x"]}
+        )
     folder = home.parent / f"{home.name}-exports" / "web" / "sharegpt+trl"
     assert (folder / "manifest.json").is_file()
     assert json.loads((folder / "manifest.json").read_text())["snapshot"]["name"] == "web"
     assert missing.status_code == 404
     assert bad_format.status_code == 422 and "csv" in bad_format.json()["detail"]
+    assert bad_language.status_code == 422 and "language code" in str(bad_language.json())
 
 
 def test_an_unknown_flow_run_is_404(base_url: str, tokens: dict[str, str]) -> None:

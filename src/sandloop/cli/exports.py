@@ -202,6 +202,14 @@ def export_dataset(
     license_id: Annotated[
         str, typer.Option("--license", help="The card's license id, as the Hub names licenses.")
     ] = "unknown",
+    language: Annotated[
+        list[str],
+        typer.Option(
+            "--language",
+            help="The card's language code (en, fr, pt-BR); repeatable. Without it, detected "
+            "from a sample where langdetect is installed.",
+        ),
+    ] = [],  # noqa: B006
     allow_invalid: Annotated[
         bool, typer.Option(help="Write even if the format checks fail.")
     ] = False,
@@ -226,6 +234,7 @@ def export_dataset(
         allow_invalid=allow_invalid,
         redact=redact,
         license_id=license_id,
+        language=language,
     )
     out_path = api.export_destination(out_dir)
     if as_json:

@@ -119,6 +119,7 @@ def metadata(manifest: dict[str, Any], license_id: str) -> dict[str, Any]:
     return {
         "pretty_name": snapshot["name"],
         "license": license_id,
+        **({"language": codes} if (codes := _languages(manifest)) else {}),
         "task_categories": task_categories(manifest),
         "size_categories": [size_category(examples)],
         "tags": ["sandloop", "synthetic"],
@@ -131,6 +132,10 @@ def metadata(manifest: dict[str, Any], license_id: str) -> dict[str, Any]:
             "table_versions": snapshot["table_versions"],
         },
     }
+
+
+def _languages(manifest: dict[str, Any]) -> list[str]:
+    return list(manifest.get("language", {}).get("codes", []))
 
 
 def card(manifest: dict[str, Any], license_id: str = "unknown") -> str:
@@ -151,6 +156,8 @@ def card(manifest: dict[str, Any], license_id: str = "unknown") -> str:
         f"- selection: `{orjson.dumps(snapshot['selection']).decode()}`",
         f"- table versions: `{orjson.dumps(snapshot['table_versions']).decode()}`",
         f"- formats: {', '.join(manifest['options']['formats'])}",
+        f"- language: {', '.join(_languages(manifest)) or 'not given'} "
+        f"({manifest.get('language', {}).get('how', 'not given')})",
         f"- train: {counts['train']['examples']} examples {counts['train']['by_kind']}",
         f"- validation: {counts['validation']['examples']} examples "
         f"{counts['validation']['by_kind']}",

@@ -58,6 +58,7 @@ from sandloop.exports.images import (
     vision_lines,
 )
 from sandloop.exports.json_columns import has_odd_control, json_string
+from sandloop.exports.language import language_of, language_problem
 from sandloop.exports.paths import cannot_write, check_output
 from sandloop.exports.redact import Redactor
 from sandloop.exports.snapshot import Pinned, SnapshotError
@@ -109,6 +110,7 @@ class ExportOptions:
     redact: tuple[str, ...] = ()
     max_tokens: int = DEFAULT_MAX_TOKENS
     license: str = "unknown"  # the card's license id (Hub ids: apache-2.0, cc-by-4.0, …)
+    language: tuple[str, ...] = ()  # the card's language codes; none: detected where it can be
 
     def check(self, home: Path | str | None = None) -> None:
         """``home``: the store's, which the output must not overlap."""
@@ -118,6 +120,8 @@ class ExportOptions:
         check_output(self.out, home, folder=True)
         if not 0 <= self.val_fraction < 1:
             raise ExportError("--val-fraction must be at least 0 and below 1")
+        if (problem := language_problem(self.language)) is not None:
+            raise ExportError(problem)
         if self.dedupe not in ("none", "exact", "near"):
             raise ExportError("--dedupe is none, exact or near")
         if self.compress not in (None, "zstd"):
@@ -679,6 +683,7 @@ def export(
             details = "; ".join(f"{f}/{p or s}: {r.summary()}" for (f, p, s), r in invalid.items())
             raise ExportError(f"the dataset failed its checks, nothing was written: {details}")
         manifest = _manifest(pinned, options, stats, reports, redact, staging, near)
+        manifest["language"] = language_of(options.language, staging, manifest["files"])
         (staging / "manifest.json").write_bytes(
             orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
         )

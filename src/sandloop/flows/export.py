@@ -61,6 +61,7 @@ def export_flow(
     home: str | None = None,
     select: dict[str, Any] | None = None,
     license_id: str = "unknown",
+    language: list[str] | None = None,
 ) -> dict[str, Any]:
     """Write a pinned snapshot as datasets. With ``select`` (a snapshot selection: realm,
     kind, status, …) the snapshot is pinned first unless it exists; ``{date}`` in ``snapshot``
@@ -83,6 +84,7 @@ def export_flow(
         "allow_invalid": allow_invalid,
         "redact": tuple(redact or ()),
         "license": license_id,
+        "language": tuple(language or ()),
     }
     ExportOptions(**options).check(settings.home)  # bad options fail before any work
     try:

@@ -148,6 +148,7 @@ def start_export(name: SnapshotName, body: schemas.StartExport, served: ServedBy
             overwrite=True,
             redact=body.redact,
             license_id=body.license,
+            language=body.language,
         ),
     )
     return answer(started)

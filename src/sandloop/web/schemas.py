@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sandloop.exports.formats import FORMATS, formats_problem
+from sandloop.exports.language import language_problem
 from sandloop.exports.snapshot import Selection
 
 
@@ -157,6 +158,19 @@ class StartExport(BaseModel):
     dedupe: str = Field("exact", pattern="^(none|exact|near)$")
     redact: list[str] = Field(default_factory=list, max_length=50)
     license: str = Field("unknown", max_length=100)
+    language: list[str] = Field(
+        default_factory=list,
+        max_length=10,
+        description="the card's language codes (en, fr, pt-BR); none: detected where it can be",
+    )
+
+    @field_validator("language")
+    @classmethod
+    def _codes(cls, codes: list[str]) -> list[str]:
+        problem = language_problem(codes)
+        if problem is not None:
+            raise ValueError(problem.removeprefix("--language "))
+        return codes
 
     @field_validator("formats")
     @classmethod

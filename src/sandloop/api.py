@@ -71,6 +71,7 @@ __all__ = [
     "flow_run_state",
     "forget_message",
     "index_settings",
+    "is_public",
     "label_run",
     "list_chats",
     "list_keys",
@@ -91,6 +92,7 @@ __all__ = [
     "open_session",
     "open_store",
     "prepare_models",
+    "publish_run",
     "rebuild_index",
     "recipe_file",
     "recipe_names",
@@ -865,6 +867,32 @@ def flow_run_state(flow_run_id: str) -> dict[str, Any]:
         "state_name": state.name if state else None,
         "message": scrub(state.message) if state and state.message else None,
     }
+
+
+def publish_run(
+    thread_prefix: str, home: Path | str | None = None, *, public: bool = True
+) -> dict[str, Any]:
+    """Put a network run on the public gallery (or, with ``public=False``, take it off)."""
+    from sandloop import publishing
+
+    store = open_store(home)
+    return publishing.publish(store, store.find_run(thread_prefix), public)
+
+
+def publish_start(thread: str, home: Path | str | None = None) -> None:
+    """A visitor's run is public from its start, before its flow has recorded it."""
+    from sandloop import publishing
+
+    publishing.set_public(open_store(home), thread)
+
+
+def is_public(
+    thread: str, home: Path | str | None = None, *, store: AkashicStore | None = None
+) -> bool:
+    """Whether the public gallery may show ``thread``."""
+    from sandloop import publishing
+
+    return publishing.is_public(_reader(home, store), thread)
 
 
 CANCELLABLE = ("network", "dialogue")

@@ -134,6 +134,39 @@ def test_the_qr_code_is_the_visitor_pages_address(base_url: str) -> None:
     assert httpx.get(f"{base_url}/submit/nope/qr.svg").status_code == 404
 
 
+def test_a_run_is_on_the_gallery_only_once_published(
+    base_url: str, reader: httpx.Client, home: Path
+) -> None:
+    """Issue 37, item 7: the public gallery showed every run."""
+    spec = api.run_spec_from(
+        {
+            "network": {"name": "private", "models": ["dummy:text"]},
+            "genesis": "my own run",
+            "stop": {"max_steps": 2},
+        }
+    )
+    thread = api.run_network(spec, home).thread
+    run_token = api.create_token("run", "ada", home)[0]
+    writer = httpx.Client(
+        base_url=base_url, headers={"Authorization": f"Bearer {run_token}"}, timeout=60
+    )
+    paths = (f"/gallery/{thread}", f"/gallery/{thread}/events", f"/gallery/{thread}/screen")
+    before = [httpx.get(f"{base_url}{p}").status_code for p in paths]
+    published = writer.post(f"/v1/runs/{thread[:10]}/publish")
+    shown = httpx.get(f"{base_url}/gallery/{thread}")
+    withdrawn = writer.delete(f"/v1/runs/{thread}/publish")
+    after = httpx.get(f"{base_url}/gallery/{thread}").status_code
+    chat = writer.post("/v1/chat", json={"model": "dummy:text"}).json()["thread"]
+    refused = writer.post(f"/v1/runs/{chat}/publish")
+    by_reader = reader.post(f"/v1/runs/{thread}/publish")
+    writer.close()
+    assert before == [404, 404, 404]
+    assert published.json() == {"thread": thread, "public": True} and shown.status_code == 200
+    assert withdrawn.json() == {"thread": thread, "public": False} and after == 404
+    assert refused.status_code == 422 and "never public" in refused.json()["detail"]
+    assert by_reader.status_code == 403
+
+
 def test_the_gallery_can_be_switched_off(home: Path) -> None:
     from sandloop.web.app import create_app
 

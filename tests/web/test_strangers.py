@@ -34,6 +34,7 @@ FIRST_RUN = {
 def home(tmp_path_factory: pytest.TempPathFactory, prefect_api_url: str) -> Path:
     home = tmp_path_factory.mktemp("stranger-home")
     api.run_network(api.run_spec_from(FIRST_RUN), home)
+    api.publish_run(api.thread_of(api.run_spec_from(FIRST_RUN)), home)  # on the gallery
     return home
 
 
@@ -517,6 +518,7 @@ def test_a_failed_steps_error_text_is_not_public(home: Path, base_url: str) -> N
     )
     assert api.run_network(spec, home).status == "failed"
     thread = api.thread_of(spec)
+    api.publish_run(thread, home)
     recorded = api.run_steps(thread, home)
     assert recorded["error"].str.contains("injected failure").any()  # it is in the record
     with httpx.stream("GET", f"{base_url}/gallery/{thread}/events", timeout=10) as events:

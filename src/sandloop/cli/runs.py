@@ -400,6 +400,24 @@ def cancel(
 
 
 @app.command()
+def publish(
+    thread: Annotated[str, typer.Argument(help="A thread id or a unique prefix of one.")],
+    undo: Annotated[bool, typer.Option("--undo", help="Take it off the gallery.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Put a network run on the public gallery of `sandloop api` (/gallery/THREAD).
+
+    Runs are private until published, except those visitors start from /submit; chats,
+    dialogues and recipes are never public.
+    """
+    from sandloop import api
+
+    done = api.publish_run(thread, home, public=not undo)
+    said = "is on the public gallery" if done["public"] else "is off the public gallery"
+    out.print(f"run {done['thread'][:12]} {said}", highlight=False)
+
+
+@app.command()
 def models(home: HomeOption = None, as_json: JsonOption = False, wide: WideOption = False) -> None:
     """List the model catalog and routes: refs and tasks (--wide adds I/O types, descriptions
     and costs; --json, parameters too).

@@ -95,6 +95,16 @@ SESSIONS = pa.schema(
     ]
 )
 
+# Which runs the public gallery shows: those visitors started, and those a person published.
+# A table of its own, so that publishing never races a running writer's rewrite of its row.
+PUBLISHED = pa.schema(
+    [
+        pa.field("thread", pa.string(), nullable=False),
+        pa.field("public", pa.bool_(), nullable=False),
+        pa.field("updated_at", _TS),
+    ]
+)
+
 # A snapshot: a selection of runs and the table versions it was taken at (tagged, so compaction
 # keeps them readable).
 SNAPSHOTS = pa.schema(
@@ -216,6 +226,7 @@ TABLES: dict[str, tuple[pa.Schema, str]] = {
     "embeddings": (EMBEDDINGS, "id"),
     "messages": (MESSAGES, "key"),
     "sessions": (SESSIONS, "id"),
+    "published": (PUBLISHED, "thread"),
     "snapshots": (SNAPSHOTS, "name"),
     "sweeps": (SWEEPS, "name"),
     "scores": (SCORES, "id"),

@@ -167,6 +167,23 @@ def cancel_run(thread: Thread, served: ServedBy) -> dict[str, Any]:
     return served.cancel(thread)
 
 
+@router.post(
+    "/v1/runs/{thread}/publish", response_model=schemas.Published, dependencies=[needs("run")]
+)
+def publish_run(thread: Thread, served: ServedBy) -> dict[str, Any]:
+    """Put a network run on the public gallery (``/gallery/{thread}``); runs are private
+    until published, except those visitors start. 422 for a chat, a dialogue or a recipe."""
+    return api.publish_run(thread, served.home)
+
+
+@router.delete(
+    "/v1/runs/{thread}/publish", response_model=schemas.Published, dependencies=[needs("run")]
+)
+def withdraw_run(thread: Thread, served: ServedBy) -> dict[str, Any]:
+    """Take a run off the public gallery."""
+    return api.publish_run(thread, served.home, public=False)
+
+
 @router.get(
     "/v1/flow-runs/{flow_run_id}", response_model=schemas.FlowRun, dependencies=[needs("read")]
 )

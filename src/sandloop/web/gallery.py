@@ -50,6 +50,8 @@ def gallery_run(thread: Permalink, served: Public) -> dict[str, Any]:
     run = served.find_run(thread)
     if run["thread"] != thread or run.get("kind") != "network":
         raise NotFound(f"no run {thread}")
+    if not api.is_public(thread, served.home, store=served.store()):
+        raise NotFound(f"no run {thread}")  # private: the same answer as none at all
     return run
 
 
@@ -143,6 +145,7 @@ def submit(
             raise SpecError(f"prompt: declined by this gallery's moderation: {declined}")
     fields: dict[str, Any] = {"network": str(path), "genesis": prompt, **served.visitor_run}
     spec = api.run_spec_from(fields, served.home)
+    api.publish_start(api.thread_of(spec), served.home)
     started = served.start(
         api.thread_of(spec),
         lambda: api.start_network(spec, served.visitor_launcher, served.home),

@@ -189,6 +189,11 @@ class Started(BaseModel):
     links: dict[str, str] = Field(description="where to follow it")
 
 
+class Published(BaseModel):
+    thread: str
+    public: bool = Field(description="whether /gallery/{thread} shows it")
+
+
 class Cancel(BaseModel):
     thread: str
     flow_run_id: str = Field(description="the flow run asked to stop")

@@ -156,7 +156,6 @@ CLI_MAY_USE = {
     "sandloop.summaries",
     "sandloop.web.app",
     "sandloop.web.listen",  # how that app is put on a socket (who a client is)
-    "sandloop.web.access_log",  # where that app's access lines go
     "sandloop.mcp_server",
 }
 

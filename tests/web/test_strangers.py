@@ -562,3 +562,18 @@ def test_the_access_log_names_a_token_by_its_id_and_no_request_forges_a_line(
     assert '"GET /gallery/abc\\x0a127.0.0.1 "GET /admin" 200" 404 ' in lines[2]
     logged = "\n".join(logged_lines)
     assert secret not in logged and tokens["read"] not in logged
+
+
+def test_sandloop_api_writes_its_access_lines_to_the_stream_it_is_given(home: Path) -> None:
+    import io
+
+    from fastapi.testclient import TestClient
+
+    from sandloop.web.app import create_app
+
+    lines = io.StringIO()
+    with TestClient(create_app(home, access_log=lines)) as local:
+        local.get("/v1/recipes")
+    (line,) = lines.getvalue().splitlines()
+    day, _, rest = line.partition(" ")
+    assert len(day) == 10 and rest[8:].startswith(' testclient "GET /v1/recipes" 401 ')

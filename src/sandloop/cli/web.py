@@ -82,7 +82,7 @@ def serve_api(
     """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs) and the gallery until
     Ctrl-C. Runs it started stop with it, and resume when started again."""
     prepare_prefect(verbose)
-    _log_access_to(access_log)
+    access_stream = _access_stream(access_log)
     import uvicorn
 
     from sandloop import api
@@ -109,6 +109,7 @@ def serve_api(
         exports=exports,
         moderation=moderate,
         public_url=api.settings_for(home).public_url or f"http://{host}:{port}",
+        access_log=access_stream,
     )
     check_can_listen(host, port)  # before uvicorn starts, which would log a traceback
     base = f"http://{host}:{port}"
@@ -123,21 +124,19 @@ def serve_api(
     uvicorn.Server(uvicorn_config(app_, host, port, proxies)).run()
 
 
-def _log_access_to(where: str) -> None:
+def _access_stream(where: str) -> Any:
+    """Where `--access-log` sends the lines: stderr, a file opened for the server's life, or
+    nowhere (None)."""
     import sys
 
-    from sandloop.web.access_log import to_stream
-
     if where == "off":
-        return
+        return None
     if where == "-":
-        to_stream(sys.stderr)
-        return
+        return sys.stderr
     try:
-        stream = open(where, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - the server's life
+        return open(where, "a", buffering=1, encoding="utf-8")
     except OSError as exc:
         fail(f"--access-log {where}: {exc.strerror or exc}")
-    to_stream(stream)
 
 
 @app.command("mcp")

@@ -9,10 +9,12 @@ that is not printable ASCII escaped, so no request can forge a line of the log.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TextIO
 
 from sandloop.scrub import scrub
 
@@ -33,10 +35,12 @@ def printable(text: str) -> str:
 
 
 class AccessLog:
-    """Outermost but one: it sees every answer, refusals by the door included."""
+    """Outermost: it sees every answer, refusals by the door included. ``stream`` (stderr, an
+    open file) takes the lines as `sandloop api` writes them; without one they go to the
+    ``sandloop.access`` logger at INFO, for an app embedded elsewhere (off unless enabled)."""
 
-    def __init__(self, app: App) -> None:
-        self.app = app
+    def __init__(self, app: App, stream: TextIO | None = None) -> None:
+        self.app, self.stream = app, stream
 
     async def __call__(
         self,
@@ -44,7 +48,7 @@ class AccessLog:
         receive: Callable[[], Awaitable[Message]],
         send: Callable[[Message], Awaitable[None]],
     ) -> None:
-        if scope["type"] != "http" or not log.isEnabledFor(logging.INFO):
+        if scope["type"] != "http" or (self.stream is None and not log.isEnabledFor(logging.INFO)):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -62,8 +66,7 @@ class AccessLog:
             await self.app(scope, receive, sending)
         finally:
             client = scope.get("client")
-            log.info(
-                '%s "%s %s" %s %dB %.1fms token=%s',
+            line = '{} "{} {}" {} {}B {:.1f}ms token={}'.format(
                 client[0] if client else "-",
                 printable(str(scope.get("method", "-"))),
                 scrub(printable(str(scope.get("path", "")))),
@@ -72,12 +75,12 @@ class AccessLog:
                 (time.perf_counter() - started) * 1000,
                 state.get(TOKEN_ID, "-"),
             )
+            self._write(line)
 
-
-def to_stream(stream: Any) -> None:
-    """Send the access lines to ``stream`` (stderr, or an open file), one per line."""
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False
+    def _write(self, line: str) -> None:
+        if self.stream is None:
+            log.info("%s", line)
+            return
+        with contextlib.suppress(OSError, ValueError):  # a full disk loses a line, not a request
+            self.stream.write(f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} {line}\n")
+            self.stream.flush()

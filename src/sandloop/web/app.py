@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -46,11 +46,13 @@ def create_app(
     exports: Path | str | None = None,
     moderation: str | None = None,
     public_url: str | None = None,
+    access_log: TextIO | None = None,
 ) -> FastAPI:
     """The app over one home. ``networks`` are the network files that may be started by name
     (and by visitors, at ``/submit/NAME``, with the stop and pace of ``visitor_run``, each
     prompt first allowed by the ``moderation`` recipe if one is named); CORS admits only
-    ``cors_origins`` (none by default)."""
+    ``cors_origins`` (none by default). ``access_log``: a stream for a line per request (else
+    the ``sandloop.access`` logger, at INFO)."""
     app = FastAPI(
         title="sandloop",
         version=__version__,
@@ -89,7 +91,9 @@ def create_app(
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
         )
-    app.add_middleware(AccessLog)  # outermost: every answer, the door's refusals too
+    app.add_middleware(
+        AccessLog, stream=access_log
+    )  # outermost: every answer, the door's refusals too
     _answer_errors(app)
     for module in routers:
         app.include_router(module.router)

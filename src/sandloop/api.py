@@ -8,6 +8,7 @@ api.run_steps(summary.thread[:8])    # one run's steps as a DataFrame
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
@@ -867,6 +868,61 @@ def flow_run_state(flow_run_id: str) -> dict[str, Any]:
         "state_name": state.name if state else None,
         "message": scrub(state.message) if state and state.message else None,
     }
+
+
+MEDIA_SUFFIXES = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/webp": ".webp",
+    "image/gif": ".gif",
+    "audio/wav": ".wav",
+    "audio/flac": ".flac",
+    "audio/mpeg": ".mp3",
+}
+
+
+def put_blob(data: bytes, home: Path | str | None = None) -> dict[str, Any]:
+    """Store an uploaded image or sound as a content-addressed blob: how a client gives a
+    network that starts from one its genesis, without naming a file on the server."""
+    from sandloop.storage.blobs import blob_media_type
+
+    media_type = blob_media_type(data)
+    if media_type not in MEDIA_SUFFIXES:
+        raise SpecError("an upload is an image or a sound: PNG, JPEG, WebP, GIF, WAV, FLAC or MP3")
+    return {"hash": open_store(home).blobs.put(data), "media_type": media_type, "bytes": len(data)}
+
+
+def blob_genesis(
+    blob_hash: str,
+    input_type: str,
+    home: Path | str | None = None,
+    *,
+    store: AkashicStore | None = None,
+) -> str:
+    """A stored blob as a genesis file for a network that takes ``input_type`` (image, audio):
+    written under this machine's temp folder by its hash, so the path is the server's own and
+    names nothing a client chose. Refused when the blob is missing or of the other kind."""
+    import tempfile
+
+    from sandloop.storage.blobs import blob_media_type
+    from sandloop.storage.store import NotFound
+
+    data = _reader(home, store).blobs.get_many([blob_hash])[0]
+    if data is None:
+        raise NotFound(f"no blob {blob_hash}; upload it first (POST /v1/blobs)")
+    media_type = blob_media_type(data)
+    if not media_type.startswith(f"{input_type}/") or media_type not in MEDIA_SUFFIXES:
+        raise SpecError(
+            f"genesis_blob: this network starts from {input_type}; {blob_hash} is {media_type}"
+        )
+    folder = Path(tempfile.gettempdir()) / "sandloop-genesis"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{blob_hash}{MEDIA_SUFFIXES[media_type]}"
+    if not path.is_file():
+        partial = path.with_suffix(f".{os.getpid()}.partial")
+        partial.write_bytes(data)
+        partial.replace(path)
+    return str(path)
 
 
 def publish_run(

@@ -188,16 +188,19 @@ def create_server(
         seed: int | None = None,
         max_steps: int = 10,
         wait: bool = False,
+        genesis_blob: str | None = None,
     ) -> dict[str, Any]:
         """Start (or resume) a network run: ``network`` is one this server offers by name, or
         the network itself ({name, models}). The same network, genesis and seed are the same
         thread, so calling it again changes nothing. With ``wait``, returns when the run ends,
-        reporting each step as progress."""
+        reporting each step as progress. A network that starts from an image or a sound takes
+        ``genesis_blob``, a stored blob's hash (a step's output, or an upload over HTTP), and
+        ignores ``genesis``."""
         needs_run("start_run")
 
         def begin() -> Started:
             stop = {"max_steps": max_steps}
-            spec = network_spec(served, network, genesis, seed, stop, None)
+            spec = network_spec(served, network, genesis, seed, stop, None, genesis_blob)
             thread = api.thread_of(spec)
             return served.start(
                 thread, lambda: api.start_network(spec, served.launcher, served.home)

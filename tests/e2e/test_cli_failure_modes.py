@@ -53,6 +53,8 @@ FAILURES: dict[str, list[tuple[list[str], int, str]]] = {
         (["missing", "--limit", "0"], 2, "--limit 0"),
     ],
     "show": [([NO_THREAD], 2, "no run has a thread"), (["zz"], 2, "hexadecimal")],
+    "cancel": [([NO_THREAD], 2, "no run has a thread"), (["zz"], 2, "hexadecimal")],
+    "publish": [([NO_THREAD], 2, "no run has a thread"), (["zz"], 2, "hexadecimal")],
     "models": [(["extra"], 2, "unexpected extra argument")],
     "mcp": [
         (["--network", MISSING], 2, "no such file"),

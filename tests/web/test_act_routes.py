@@ -213,6 +213,45 @@ def test_a_run_that_waits_for_a_slot_is_cancelled_before_it_starts(
     assert api.open_store(home, readonly=True).get_run(second["thread"]) is None  # never began
 
 
+def test_an_image_network_starts_from_an_uploaded_image_never_a_path(
+    base_url: str, tokens: dict[str, str]
+) -> None:
+    """Issue 37, item 5: a genesis was a path on the server, which a run token could probe."""
+    from tests.fake_images import png_for
+
+    picture = png_for("a red balloon")
+    network = {"name": "seen", "models": ["dummy:image-to-text", "dummy:text-to-image"]}
+    body = {"network": network, "seed": 1, "stop": {"max_steps": 2, "stop_on_repeat": False}}
+    png = {"Content-Type": "image/png"}
+    with client(base_url, tokens["run"]) as http:
+        uploaded = http.post("/v1/blobs", content=picture, headers=png)
+        assert uploaded.status_code == 201, uploaded.text
+        blob = uploaded.json()["hash"]
+        started = http.post("/v1/runs", json={**body, "genesis_blob": blob})
+        assert started.status_code == 202, started.text
+        final = wait_for_flow_run(http, started.json()["flow_run_id"])
+        run = http.get(f"/v1/runs/{started.json()['thread']}").json()
+        refusals = [
+            http.post("/v1/blobs", content=b"#!/bin/sh\necho hi\n", headers=png),
+            http.post("/v1/runs", json={**body, "genesis": "/etc/passwd"}),
+            http.post("/v1/runs", json={**body, "genesis_blob": "0" * 32}),
+            http.post("/v1/runs", json={**run_body("text"), "genesis": None, "genesis_blob": blob}),
+            http.post("/v1/runs", json={**body, "genesis": "x", "genesis_blob": blob}),
+        ]
+    with client(base_url, tokens["read"]) as http:
+        by_reader = http.post("/v1/blobs", content=picture, headers=png)
+    assert uploaded.json() == {"hash": blob, "media_type": "image/png", "bytes": len(picture)}
+    assert final["state"] == "COMPLETED", final
+    assert run["genesis"] == blob and run["status"] == "completed" and run["steps"] == 2
+    said = [(r.status_code, json.dumps(r.json()["detail"])) for r in refusals]
+    assert said[0][0] == 422 and "an image or a sound" in said[0][1]
+    assert said[1][0] == 422 and "upload it (POST /v1/blobs)" in said[1][1]
+    assert said[2][0] == 404 and "no blob" in said[2][1]
+    assert said[3][0] == 422 and "starts from text" in said[3][1]
+    assert said[4][0] == 422 and "genesis_blob" in said[4][1]
+    assert by_reader.status_code == 403
+
+
 def test_a_dialogue_starts_from_its_spec(base_url: str, tokens: dict[str, str]) -> None:
     import yaml
 

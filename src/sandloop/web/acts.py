@@ -9,8 +9,9 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi import Path as RoutePath
+from starlette.concurrency import run_in_threadpool
 
 from sandloop import api
 from sandloop.exports.formats import formats_problem
@@ -40,15 +41,43 @@ STARTED: dict[int | str, dict[str, Any]] = {202: {"model": schemas.Started}}
 )
 def start_network(body: schemas.StartNetwork, served: ServedBy) -> dict[str, Any]:
     """Start (or resume: the same network, genesis and seed are the same thread) a network run."""
-    spec = network_spec(served, body.network, body.genesis, body.seed, body.stop, body.pace)
+    spec = network_spec(
+        served, body.network, body.genesis, body.seed, body.stop, body.pace, body.genesis_blob
+    )
     session = _session(served, body.session)
     thread = api.thread_of(spec)
     started = served.start(
         thread,
         lambda: api.start_network(spec, served.launcher, served.home, session),
-        {"name": spec.network.name, "genesis": spec.genesis},
+        {"name": spec.network.name, "genesis": body.genesis_blob or spec.genesis},
     )
     return answer(started)
+
+
+UPLOAD = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            kind: {"schema": {"type": "string", "format": "binary"}}
+            for kind in ("image/png", "image/jpeg", "image/webp", "audio/wav", "audio/flac")
+        },
+    }
+}
+
+
+@router.post(
+    "/v1/blobs",
+    status_code=201,
+    response_model=schemas.Uploaded,
+    dependencies=[needs("run")],
+    openapi_extra=UPLOAD,
+)
+async def upload_blob(request: Request, served: ServedBy) -> dict[str, Any]:
+    """Upload an image or a sound (the body's bytes, up to the server's body limit) as a blob;
+    its hash is the ``genesis_blob`` of a network that starts from one. A client never names a
+    file on the server."""
+    data = await request.body()
+    return await run_in_threadpool(api.put_blob, data, served.home)
 
 
 @router.post(
@@ -195,16 +224,18 @@ def flow_run(flow_run_id: FlowRunId) -> dict[str, Any]:
 def network_spec(
     served: Served,
     network: str | dict[str, Any],
-    genesis: str,
+    genesis: str | None,
     seed: int | None,
     stop: dict[str, Any],
     pace: dict[str, Any] | None,
+    genesis_blob: str | None = None,
 ) -> Any:
     """A run spec from a request. A network by name must be one the server offers: a client
-    never names a file on the server. An image or audio genesis would be such a file, so a
-    network that takes one is refused, from the network alone: the genesis is never looked at
-    as a path, and the answer does not depend on what exists on the server. A model given by
-    path must be under the server's models folder (`web.model_refs`)."""
+    never names a file on the server. An image or audio genesis is never a path either: it is
+    a blob (uploaded, or a step's output), named by its hash, which the server writes out
+    itself (`api.blob_genesis`); a text genesis for such a network is refused from the network
+    alone, so the answer does not depend on what exists on the server. A model given by path
+    must be under the server's models folder (`web.model_refs`)."""
     if isinstance(network, str):
         if network not in served.networks:
             offered = ", ".join(sorted(served.networks)) or "none (start with --network FILE)"
@@ -216,10 +247,17 @@ def network_spec(
         check_served_refs(refs, served.models_root(), "network.models")
         served.ceilings.check_models(len(refs))
         checked = api.network_from(network, served.home)
-    if checked.input_type != "text":
+    if checked.input_type == "text":
+        if genesis is None:
+            raise SpecError("genesis: this network starts from text; give genesis, not a blob")
+    elif genesis_blob is None:
         raise SpecError(
-            f"network: over HTTP or MCP a network's genesis is text; this one takes "
-            f"{checked.input_type}"
+            f"genesis_blob: this network starts from {checked.input_type}: upload it "
+            "(POST /v1/blobs) and give its hash; a genesis is never a path on the server"
+        )
+    else:
+        genesis = api.blob_genesis(
+            genesis_blob, checked.input_type, served.home, store=served.store()
         )
     fields: dict[str, Any] = {"network": network, "genesis": genesis, "seed": seed, "stop": stop}
     if pace is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sandloop.exports.formats import FORMATS, formats_problem
 from sandloop.exports.language import language_problem
@@ -120,7 +120,15 @@ class StartNetwork(BaseModel):
         description="a network this server offers by name (`sandloop api --network FILE`), "
         "or the network itself: {name, models, …}"
     )
-    genesis: str = Text
+    genesis: str | None = Field(
+        None, min_length=1, max_length=100_000, description="the first input, for a text network"
+    )
+    genesis_blob: str | None = Field(
+        None,
+        pattern="^[0-9a-f]{32}$",
+        description="for a network that starts from an image or a sound: a blob's hash, from "
+        "POST /v1/blobs or a step's output",
+    )
     seed: int | None = None
     stop: dict[str, Any] = Field(
         default_factory=dict,
@@ -128,6 +136,12 @@ class StartNetwork(BaseModel):
     )
     pace: dict[str, Any] | None = Field(None, description="e.g. {kind: constant, seconds: 2}")
     session: str | None = SessionId
+
+    @model_validator(mode="after")
+    def _one_genesis(self) -> StartNetwork:
+        if (self.genesis is None) == (self.genesis_blob is None):
+            raise ValueError("give genesis (text) or genesis_blob (an uploaded image or sound)")
+        return self
 
 
 class StartDialogue(BaseModel):
@@ -187,6 +201,12 @@ class Started(BaseModel):
     thread: str = Field(description="the run's thread (for an export, the snapshot)")
     flow_run_id: str
     links: dict[str, str] = Field(description="where to follow it")
+
+
+class Uploaded(BaseModel):
+    hash: str = Field(description="the blob's hash: a network's genesis_blob")
+    media_type: str
+    bytes: int
 
 
 class Published(BaseModel):

@@ -106,8 +106,8 @@ def chat_of(store: AkashicStore, prefix: str, user: str | None = None) -> dict[s
 def is_chat(run: Mapping[str, Any]) -> bool:
     """A dialogue with a person in it. Read from the recorded spec as it is: telling a chat
     apart needs no models resolved, so one whose model has left the catalog is still listed."""
-    if run["kind"] != "dialogue":
-        return False
+    if run.get("kind") != "dialogue" or run.get("spec") is None:
+        return False  # not a dialogue, or one announced and not yet recorded
     spec = orjson.loads(str(run["spec"]))
     return isinstance(spec, dict) and spec.get("human") is not None
 

@@ -34,6 +34,7 @@ from mcp.types import ToolAnnotations
 
 from sandloop import __version__, api
 from sandloop.access_tokens import SCOPES
+from sandloop.chats import is_chat
 from sandloop.display import whole_numbers
 from sandloop.errors import SandloopError
 from sandloop.loops.spec_files import SpecError
@@ -72,6 +73,15 @@ class TokenCheck:
         scopes = [scope for scope in SCOPES if grant.allows(scope)]
         # The token's short id, not the token: nothing downstream needs the secret.
         return AccessToken(token=grant.id, client_id=grant.user, scopes=scopes)
+
+
+def caller() -> str | None:
+    """Whose chats this request reaches: over HTTP, the token's user's own (an admin token,
+    everyone's: None); over stdio, everyone's (the person who started the server)."""
+    token = get_access_token()
+    if token is None or "admin" in token.scopes:
+        return None
+    return token.client_id
 
 
 def needs_run(tool: str) -> None:
@@ -129,6 +139,7 @@ def create_server(
     ) -> list[dict[str, Any]]:
         """Recorded outputs nearest in meaning to ``query`` (optionally within one thread; with
         ``images``, the pictures, through the image embedding model)."""
+        user = caller()
 
         def search() -> list[dict[str, Any]]:
             if not 1 <= len(query) <= 2000 or not 1 <= k <= 100:  # as GET /v1/search
@@ -144,6 +155,8 @@ def create_server(
                     served.embedder = api.load_embedder(served.home)
                 embedder = served.embedder
             found = api.search(query, served.home, k=k, embedder=embedder, thread=thread)
+            if (hidden := served.hidden_threads(user)) and not found.empty:  # not another's chats
+                found = found[~found["thread"].isin(hidden)]
             return rows(found, ["score", "key", "thread", "step", "model", "output", "output_type"])
 
         return answering(search)
@@ -156,6 +169,9 @@ def create_server(
 
         def listing() -> list[dict[str, Any]]:
             frame = api.newest_runs(served.home, store=served.store(), kind=kind, status=status)
+            if (user := caller()) is not None and not frame.empty:  # not another's chats
+                foreign = [is_chat(r) and r.get("owner") != user for r in frame.to_dict("records")]
+                frame = frame[[not f for f in foreign]]
             return rows(frame.head(max(1, min(limit, 1000))), RUN_FIELDS)
 
         return answering(listing)
@@ -163,12 +179,20 @@ def create_server(
     @server.tool(annotations=READ)
     def show_run(thread: str, steps: int = 20) -> dict[str, Any]:
         """One run (by thread or unique prefix) and its last ``steps`` steps."""
-        return answering(lambda: run_with_steps(served, thread, steps))
+        user = caller()
+        return answering(lambda: run_with_steps(served, thread, steps, user))
 
     @server.tool(annotations=READ)
     def get_step(ref: str) -> dict[str, Any]:
         """One recorded step, by its key or THREAD:STEP."""
-        return answering(lambda: plain(api.find_step(served.store(), ref), STEP_FIELDS))
+        user = caller()
+
+        def step() -> dict[str, Any]:
+            found = api.find_step(served.store(), ref)
+            served.readable_run(str(found["thread"]), user)  # another's chat: no such step
+            return plain(found, STEP_FIELDS)
+
+        return answering(step)
 
     @server.tool(annotations=READ)
     def list_models() -> dict[str, Any]:
@@ -273,7 +297,10 @@ def create_server(
     @server.resource("sandloop://runs/{thread}", mime_type="application/json")
     def run_resource(thread: str) -> str:
         """A run and all its steps, as JSON."""
-        return json.dumps(answering(lambda: run_with_steps(served, thread, None)), default=str)
+        user = caller()
+        return json.dumps(
+            answering(lambda: run_with_steps(served, thread, None, user)), default=str
+        )
 
     @server.resource(BLOBS + "{blob_hash}", mime_type="application/octet-stream")
     def blob_resource(blob_hash: str) -> bytes:
@@ -311,8 +338,10 @@ def answering(work: Callable[[], T]) -> T:
         raise ToolError("internal error; see the server's log") from None
 
 
-def run_with_steps(served: Served, thread: str, last: int | None) -> dict[str, Any]:
-    run = served.find_run(thread)
+def run_with_steps(
+    served: Served, thread: str, last: int | None, user: str | None = None
+) -> dict[str, Any]:
+    run = served.readable_run(thread, user)
     out = plain(run, RUN_FIELDS)
     if run.get("status") == "starting":
         return {**out, "steps": []}

@@ -84,6 +84,7 @@ def test_a_chat_belongs_to_its_tokens_user_and_an_admin(http: httpx.Client, home
     say(http, chat, "my own words")
     bob = {"Authorization": f"Bearer {api.create_token('run', 'bob', home)[0]}"}
     root = {"Authorization": f"Bearer {api.create_token('admin', 'root', home)[0]}"}
+    api.embed(home)  # the chat's words, searchable
     base = str(http.base_url).rstrip("/")
     with httpx.Client(base_url=base, headers=bob, timeout=60) as other:
         refused = [
@@ -92,15 +93,24 @@ def test_a_chat_belongs_to_its_tokens_user_and_an_admin(http: httpx.Client, home
             other.delete(f"/v1/chat/{chat}/messages/0"),
             other.delete(f"/v1/chat/{chat}"),
             other.get(f"/v1/chat/{chat[:8]}/messages"),  # by prefix, too
+            other.get(f"/v1/runs/{chat}"),  # nor as a run
+            other.get(f"/v1/runs/{chat}/steps"),
+            other.get(f"/v1/runs/{chat}/events"),
         ]
         theirs = other.get("/v1/chat").json()
+        listed = [r["thread"] for r in other.get("/v1/runs", params={"limit": 1000}).json()["runs"]]
+        found = other.get("/v1/search", params={"q": "my own words", "k": 100}).json()
     with httpx.Client(base_url=base, headers=root, timeout=60) as admin:
         every = [c["thread"] for c in admin.get("/v1/chat").json()]
+        as_run = admin.get(f"/v1/runs/{chat}")
+        found_by_admin = admin.get("/v1/search", params={"q": "my own words", "k": 100}).json()
         read = admin.get(f"/v1/chat/{chat}/messages").json()
-    assert [r.status_code for r in refused] == [404] * 5
-    assert all(r.json()["detail"].startswith("no chat ") for r in refused)
-    assert theirs == []
-    assert chat in every and read[0]["content"] == "my own words"
+    assert [r.status_code for r in refused] == [404] * 8
+    assert all(r.json()["detail"].startswith(("no chat ", "no run ")) for r in refused)
+    assert theirs == [] and chat not in listed
+    assert chat not in {hit["thread"] for hit in found}
+    assert chat in {hit["thread"] for hit in found_by_admin}
+    assert chat in every and read[0]["content"] == "my own words" and as_run.status_code == 200
     kept = http.get(f"/v1/chat/{chat}/messages").json()
     assert len(kept) == 2  # bob's delete took nothing
 

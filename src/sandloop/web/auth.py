@@ -35,6 +35,11 @@ class Grants:
         return found[1]
 
 
+def reach(grant: Grant) -> str | None:
+    """Whose chats a token reaches: its user's own, or everyone's (None) for an admin token."""
+    return None if grant.allows("admin") else grant.user
+
+
 def needs(scope: str) -> Any:
     """A dependency that lets a request through with a token granting ``scope``."""
 
@@ -54,3 +59,7 @@ def needs(scope: str) -> Any:
         return grant
 
     return Depends(check)
+
+
+Reader = Annotated[Grant, needs("read")]
+Runner = Annotated[Grant, needs("run")]

@@ -16,10 +16,9 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from sandloop import api
-from sandloop.access_tokens import Grant
 from sandloop.streaming import streaming_to
 from sandloop.web import schemas
-from sandloop.web.auth import needs
+from sandloop.web.auth import Reader, Runner, reach
 from sandloop.web.errors import problem
 from sandloop.web.model_refs import check_served_refs
 from sandloop.web.served import Served, ServedBy
@@ -31,15 +30,6 @@ Turn = Annotated[int, RoutePath(ge=0, le=1_000_000)]
 FAILED: dict[int | str, dict[str, Any]] = {
     502: {"model": schemas.Problem, "description": "the model gave no reply"}
 }
-
-
-Runner = Annotated[Grant, needs("run")]
-Reader = Annotated[Grant, needs("read")]
-
-
-def reach(grant: Grant) -> str | None:
-    """Whose chats a token reaches: its user's own, or everyone's for an admin token."""
-    return None if grant.allows("admin") else grant.user
 
 
 @router.post("/v1/chat", status_code=201, response_model=schemas.Chat)

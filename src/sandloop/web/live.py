@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from sandloop.web.auth import needs
+from sandloop.web.auth import Reader, needs, reach
 from sandloop.web.reads import Thread
 from sandloop.web.served import ServedBy
 from sandloop.web.streams import step_events
@@ -29,10 +29,10 @@ TOO_MANY: dict[int | str, dict[str, Any]] = {
 }
 
 
-def known_thread(thread: Thread, served: ServedBy) -> str:
-    """The full thread a prefix names, resolved before the stream starts, so an unknown one is
-    a 404 and not a broken stream."""
-    return str(served.find_run(thread)["thread"])
+def known_thread(thread: Thread, served: ServedBy, grant: Reader) -> str:
+    """The full thread a prefix names, resolved before the stream starts, so an unknown one
+    (or someone else's chat) is a 404 and not a broken stream."""
+    return str(served.readable_run(thread, reach(grant))["thread"])
 
 
 async def stream_slot(request: Request, served: ServedBy) -> AsyncIterator[None]:

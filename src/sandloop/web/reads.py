@@ -14,12 +14,13 @@ from fastapi import Path as RoutePath
 from fastapi.responses import Response
 
 from sandloop import api
+from sandloop.chats import is_chat
 from sandloop.errors import SandloopError
 from sandloop.records import with_metadata_objects
 from sandloop.storage.blobs import blob_media_type
 from sandloop.storage.store import AkashicStore, NotFound
 from sandloop.web import schemas
-from sandloop.web.auth import needs
+from sandloop.web.auth import Reader, needs, reach
 from sandloop.web.served import ServedBy
 
 Thread = Annotated[str, RoutePath(pattern="^[0-9a-fA-F]{1,32}$", description="a thread or prefix")]
@@ -29,9 +30,10 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="rows per page")]
 router = APIRouter()
 
 
-@router.get("/v1/runs", response_model=schemas.RunPage, dependencies=[needs("read")])
+@router.get("/v1/runs", response_model=schemas.RunPage)
 def list_runs(
     served: ServedBy,
+    grant: Reader,
     limit: Limit = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     kind: Annotated[str | None, Query(pattern="^(network|dialogue|recipe)$")] = None,
@@ -42,6 +44,8 @@ def list_runs(
     """Runs, newest first, a page at a time."""
     wanted = {"kind": kind, "status": status, "name": name, "session": session}
     rows = _records(api.newest_runs(served.home, store=served.store(), **wanted))
+    if (user := reach(grant)) is not None:  # someone else's chat is not listed
+        rows = [r for r in rows if not (is_chat(r) and r.get("owner") != user)]
     if cursor is not None:
         after = _cursor(cursor)
         rows = [r for r in rows if (-_stamp(r["created_at"]), r["thread"]) > after]
@@ -55,23 +59,23 @@ def list_runs(
     return {"runs": page, "next_cursor": token}
 
 
-@router.get("/v1/runs/{thread}", response_model=schemas.Run, dependencies=[needs("read")])
-def show_run(thread: Thread, served: ServedBy) -> dict[str, Any]:
-    """One run, by its thread or a unique prefix of it."""
-    run: dict[str, Any] = _clean(served.find_run(thread))
+@router.get("/v1/runs/{thread}", response_model=schemas.Run)
+def show_run(thread: Thread, served: ServedBy, grant: Reader) -> dict[str, Any]:
+    """One run, by its thread or a unique prefix of it (someone else's chat is a 404)."""
+    run: dict[str, Any] = _clean(served.readable_run(thread, reach(grant)))
     return run
 
 
-@router.get(
-    "/v1/runs/{thread}/steps", response_model=schemas.StepPage, dependencies=[needs("read")]
-)
+@router.get("/v1/runs/{thread}/steps", response_model=schemas.StepPage)
 def run_steps(
     thread: Thread,
     served: ServedBy,
+    grant: Reader,
     after: Annotated[int, Query(ge=-1, le=2**53, description="the last step already seen")] = -1,
     limit: Annotated[int, Query(ge=1, le=10_000, description="steps per page")] = 1000,
 ) -> Response:
     """A run's recorded steps in order, from after a cursor: a reconnect misses nothing."""
+    served.readable_run(thread, reach(grant))  # someone else's chat is a 404
     try:
         frame = api.run_steps(thread, served.home, after, store=served.store())
     except NotFound:
@@ -102,9 +106,10 @@ def run_steps(
     )
 
 
-@router.get("/v1/search", response_model=list[schemas.Hit], dependencies=[needs("read")])
+@router.get("/v1/search", response_model=list[schemas.Hit])
 def search(
     served: ServedBy,
+    grant: Reader,
     q: Annotated[str, Query(min_length=1, max_length=2000, description="what to look for")],
     k: Annotated[int, Query(ge=1, le=100)] = 10,
     thread: Annotated[str | None, Query(pattern="^[0-9a-f]{32}$")] = None,
@@ -123,7 +128,8 @@ def search(
             served.embedder = api.load_embedder(served.home)
         embedder = served.embedder
     hits = api.search(q, served.home, k=k, embedder=embedder, thread=thread, from_model=model)
-    rows = _records(hits)
+    hidden = served.hidden_threads(reach(grant))  # another user's chats are not found
+    rows = [row for row in _records(hits) if row.get("thread") not in hidden]
     for row in rows:
         row["output_url"] = _blob_url(row)
     return rows

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from sandloop import api
+from sandloop.chats import is_chat
 from sandloop.flows.background import Launcher
 from sandloop.loops.spec_files import SpecError
 from sandloop.scrub import scrub
@@ -167,6 +168,25 @@ class Served:
                 return dict(self.store().find_run(prefix))
             return about
         return run
+
+    def readable_run(self, prefix: str, user: str | None) -> dict[str, Any]:
+        """`find_run`, but someone else's chat is no run at all (404) to ``user``, a token's
+        user (None: an admin, who reads every run)."""
+        run = self.find_run(prefix)
+        if user is not None and is_chat(run) and run.get("owner") != user:
+            raise NotFound(f"no run has a thread starting with {prefix!r}; see GET /v1/runs")
+        return run
+
+    def hidden_threads(self, user: str | None) -> set[str]:
+        """The chats ``user`` may not read (none for an admin, None): left out of searches."""
+        if user is None:
+            return set()
+        dialogues = self.store().select("runs", "kind = 'dialogue'")
+        return {
+            str(run["thread"])
+            for run in dialogues.to_dict(orient="records")
+            if is_chat(run) and run.get("owner") != user
+        }
 
     def announced(self, thread: str) -> dict[str, Any] | None:
         """What stands for a run this app started and its flow has not recorded: starting,

@@ -270,7 +270,13 @@ def create_server(
         never starts). Every recorded step is kept; start_run with the same arguments resumes
         it."""
         needs_run("cancel_run")
-        return answering(lambda: served.cancel(thread))
+        user = caller()
+
+        def cancel() -> dict[str, Any]:
+            served.readable_run(thread, user)  # someone else's chat: no such run
+            return served.cancel(thread)
+
+        return answering(cancel)
 
     @server.tool(annotations=CREATE)
     def create_snapshot(

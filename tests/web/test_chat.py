@@ -96,6 +96,8 @@ def test_a_chat_belongs_to_its_tokens_user_and_an_admin(http: httpx.Client, home
             other.get(f"/v1/runs/{chat}"),  # nor as a run
             other.get(f"/v1/runs/{chat}/steps"),
             other.get(f"/v1/runs/{chat}/events"),
+            other.post(f"/v1/runs/{chat}/cancel"),
+            other.post(f"/v1/runs/{chat}/publish"),
         ]
         theirs = other.get("/v1/chat").json()
         listed = [r["thread"] for r in other.get("/v1/runs", params={"limit": 1000}).json()["runs"]]
@@ -105,7 +107,7 @@ def test_a_chat_belongs_to_its_tokens_user_and_an_admin(http: httpx.Client, home
         as_run = admin.get(f"/v1/runs/{chat}")
         found_by_admin = admin.get("/v1/search", params={"q": "my own words", "k": 100}).json()
         read = admin.get(f"/v1/chat/{chat}/messages").json()
-    assert [r.status_code for r in refused] == [404] * 8
+    assert [r.status_code for r in refused] == [404] * 10
     assert all(r.json()["detail"].startswith(("no chat ", "no run ")) for r in refused)
     assert theirs == [] and chat not in listed
     assert chat not in {hit["thread"] for hit in found}

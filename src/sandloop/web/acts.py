@@ -19,7 +19,7 @@ from sandloop.loops.spec_files import SpecError
 from sandloop.storage.store import NotFound
 from sandloop.summaries import Started
 from sandloop.web import schemas
-from sandloop.web.auth import needs
+from sandloop.web.auth import Runner, needs, reach
 from sandloop.web.model_refs import check_served_refs, dialogue_refs, network_refs
 from sandloop.web.reads import Thread
 from sandloop.web.served import Conflict, Served, ServedBy
@@ -183,33 +183,27 @@ def start_export(name: SnapshotName, body: schemas.StartExport, served: ServedBy
     return answer(started)
 
 
-@router.post(
-    "/v1/runs/{thread}/cancel",
-    status_code=202,
-    response_model=schemas.Cancel,
-    dependencies=[needs("run")],
-)
-def cancel_run(thread: Thread, served: ServedBy) -> dict[str, Any]:
+@router.post("/v1/runs/{thread}/cancel", status_code=202, response_model=schemas.Cancel)
+def cancel_run(thread: Thread, served: ServedBy, grant: Runner) -> dict[str, Any]:
     """Stop a network run or a dialogue after the step under way; one that waits to start, or
     waits for a scheduled continuation, never starts. Every recorded step is kept, and starting
     the same run again resumes it. 409 for a run that is not going."""
+    served.readable_run(thread, reach(grant))  # someone else's chat: no such run
     return served.cancel(thread)
 
 
-@router.post(
-    "/v1/runs/{thread}/publish", response_model=schemas.Published, dependencies=[needs("run")]
-)
-def publish_run(thread: Thread, served: ServedBy) -> dict[str, Any]:
+@router.post("/v1/runs/{thread}/publish", response_model=schemas.Published)
+def publish_run(thread: Thread, served: ServedBy, grant: Runner) -> dict[str, Any]:
     """Put a network run on the public gallery (``/gallery/{thread}``); runs are private
     until published, except those visitors start. 422 for a chat, a dialogue or a recipe."""
+    served.readable_run(thread, reach(grant))  # someone else's chat: no such run
     return api.publish_run(thread, served.home)
 
 
-@router.delete(
-    "/v1/runs/{thread}/publish", response_model=schemas.Published, dependencies=[needs("run")]
-)
-def withdraw_run(thread: Thread, served: ServedBy) -> dict[str, Any]:
+@router.delete("/v1/runs/{thread}/publish", response_model=schemas.Published)
+def withdraw_run(thread: Thread, served: ServedBy, grant: Runner) -> dict[str, Any]:
     """Take a run off the public gallery."""
+    served.readable_run(thread, reach(grant))
     return api.publish_run(thread, served.home, public=False)
 
 

@@ -71,14 +71,15 @@ from tests.tiny_models import build_tiny_clip, build_tiny_gpt2  # noqa: E402
 # the end while the other idles.
 LONGEST_FILES = (
     "tests/e2e/test_gemma_demo.py",
-    "tests/e2e/test_cli_concurrent_homes.py",
     "tests/e2e/test_cli_exports.py",
     "tests/e2e/test_cli_server.py",
-    "tests/e2e/test_cli_remote.py",
     "tests/flows/test_many_workers.py",
-    "tests/e2e/test_cli_under_stress.py",
+    "tests/e2e/test_cli_remote.py",
+    "tests/web/test_work_queue_contention.py",
     "tests/e2e/test_cli_failure_modes.py",
+    "tests/e2e/test_cli_under_stress.py",
     "tests/fuzz/test_fuzz.py",
+    "tests/e2e/test_cli_concurrent_homes.py",
 )
 
 

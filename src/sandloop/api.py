@@ -936,10 +936,14 @@ def publish_run(
 
 
 def publish_start(thread: str, home: Path | str | None = None) -> None:
-    """A visitor's run is public from its start, before its flow has recorded it."""
+    """A visitor's new run is public from its start, before its flow has recorded it. A thread
+    already recorded keeps its choice: a visitor who types the genesis of someone's private run
+    (the same thread) does not publish it."""
     from sandloop import publishing
 
-    publishing.set_public(open_store(home), thread)
+    store = open_store(home)
+    if store.get_run(thread) is None:
+        publishing.set_public(store, thread)
 
 
 def is_public(

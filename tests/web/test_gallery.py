@@ -167,6 +167,23 @@ def test_a_run_is_on_the_gallery_only_once_published(
     assert by_reader.status_code == 403
 
 
+def test_a_visitor_who_types_a_private_runs_genesis_does_not_publish_it(
+    base_url: str, home: Path
+) -> None:
+    spec = api.run_spec_from(
+        {
+            "network": str(EXAMPLES / "echo.yaml"),
+            "genesis": "words of my own",
+            "stop": {"max_steps": 2},
+        }
+    )
+    thread = api.run_network(spec, home).thread
+    answer = submit(base_url, "echo", "words of my own", ip="10.0.0.9")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["thread"] == thread  # the same thread: it resumes, it is not shown
+    assert httpx.get(f"{base_url}/gallery/{thread}").status_code == 404
+
+
 def test_the_gallery_can_be_switched_off(home: Path) -> None:
     from sandloop.web.app import create_app
 

@@ -870,21 +870,10 @@ def flow_run_state(flow_run_id: str) -> dict[str, Any]:
     }
 
 
-MEDIA_SUFFIXES = {
-    "image/png": ".png",
-    "image/jpeg": ".jpg",
-    "image/webp": ".webp",
-    "image/gif": ".gif",
-    "audio/wav": ".wav",
-    "audio/flac": ".flac",
-    "audio/mpeg": ".mp3",
-}
-
-
 def put_blob(data: bytes, home: Path | str | None = None) -> dict[str, Any]:
     """Store an uploaded image or sound as a content-addressed blob: how a client gives a
     network that starts from one its genesis, without naming a file on the server."""
-    from sandloop.storage.blobs import blob_media_type
+    from sandloop.storage.blobs import MEDIA_SUFFIXES, blob_media_type
 
     media_type = blob_media_type(data)
     if media_type not in MEDIA_SUFFIXES:
@@ -904,7 +893,7 @@ def blob_genesis(
     names nothing a client chose. Refused when the blob is missing or of the other kind."""
     import tempfile
 
-    from sandloop.storage.blobs import blob_media_type
+    from sandloop.storage.blobs import MEDIA_SUFFIXES, blob_media_type
     from sandloop.storage.store import NotFound
 
     data = _reader(home, store).blobs.get_many([blob_hash])[0]
@@ -977,7 +966,8 @@ def cancel_run(
     if flow_run_id is not None:
         state = ask_to_stop(flow_run_id, why)
         return {"thread": thread_prefix, "flow_run_id": flow_run_id, "state": state}
-    run = _reader(home, store).find_run(thread_prefix)
+    reader = _reader(home, store)
+    run = reader.find_run(thread_prefix)
     thread, status, kind = str(run["thread"]), str(run["status"]), str(run["kind"])
     if kind not in CANCELLABLE:
         raise NotCancellable(
@@ -985,11 +975,7 @@ def cancel_run(
         )
     if status == "waiting" and run.get("continuation"):
         return _cancel_waiting(thread, str(run["continuation"]), home, why)
-    if (
-        status != "running"
-        or not run.get("flow_run_id")
-        or not _reader(home, store).is_live(thread)
-    ):
+    if status != "running" or not run.get("flow_run_id") or not reader.is_live(thread):
         said = "interrupted" if status == "running" else status
         raise NotCancellable(f"run {thread[:12]} is not running ({said}); nothing to cancel")
     state = ask_to_stop(str(run["flow_run_id"]), why)

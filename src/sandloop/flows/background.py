@@ -74,13 +74,10 @@ class Launcher:
 
 def _cancelled_before_start(flow_run_id: str) -> Any:
     """The flow run's state if it was cancelled while it waited for a slot, else None."""
-    from uuid import UUID
-
-    from prefect.client.orchestration import get_client
+    from sandloop.flows.cancelling import state_of
 
     try:
-        with get_client(sync_client=True) as client:
-            state = client.read_flow_run(UUID(flow_run_id)).state
+        state = state_of(flow_run_id)
     except Exception:  # the engine will meet the same server, and say what is wrong
         return None
     return state if state is not None and state.is_cancelled() else None

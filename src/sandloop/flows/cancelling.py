@@ -39,10 +39,15 @@ def ask_to_stop(flow_run_id: str, why: str) -> str:
         return new.type.value
 
 
+def state_of(flow_run_id: str) -> State[Any] | None:
+    with get_client(sync_client=True) as client:
+        state: State[Any] | None = client.read_flow_run(UUID(flow_run_id)).state
+    return state
+
+
 def is_stopping(flow_run_id: str) -> bool:
     """Whether the flow run was asked to stop (or was stopped before it started)."""
-    with get_client(sync_client=True) as client:
-        state = client.read_flow_run(UUID(flow_run_id)).state
+    state = state_of(flow_run_id)
     return state is not None and state.type in (StateType.CANCELLING, StateType.CANCELLED)
 
 

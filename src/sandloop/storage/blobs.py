@@ -89,6 +89,18 @@ def sniff_media_type(data: bytes) -> str | None:
     return None
 
 
+#: The media types a blob may be sniffed as, with the file suffix each is written out with.
+MEDIA_SUFFIXES = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/webp": ".webp",
+    "image/gif": ".gif",
+    "audio/wav": ".wav",
+    "audio/flac": ".flac",
+    "audio/mpeg": ".mp3",
+}
+
+
 def blob_media_type(data: bytes) -> str:
     """What a reader is told a blob is: an image's or a sound's type, else bytes."""
     return sniff_media_type(data) or sniff_audio_type(data) or "application/octet-stream"

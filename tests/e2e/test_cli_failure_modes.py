@@ -250,7 +250,11 @@ def test_failures_inside_flow_runs_are_one_line_without_prefect_logs(
     assert pinned.returncode == 0, pinned.stderr
     for args, code, match in (
         (["recipe", "run", str(never), "--input", "q"], 1, "never validated"),
-        (["export", "images", "--format", "trl", "--out", str(tmp_path / "x")], 2, "no usable"),
+        (
+            ["export", "images", "--format", "sharegpt", "--out", str(tmp_path / "x")],
+            2,
+            "no usable",
+        ),
     ):
         done = sandloop(*args, home=home)
         lines = [line for line in done.stderr.splitlines() if line.strip()]

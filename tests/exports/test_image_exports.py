@@ -77,8 +77,9 @@ def test_captions_are_openai_vision_examples_with_the_recorded_image(
         assert base64.b64decode(data) == blobs.get(step["input"])
     # the text steps keep their own file, and the text-only formats say what they left out
     assert len(lines(out / "openai-chat" / "train.jsonl")) == 6
-    images = len(captions) + len(steps(home, "text", "image"))
-    assert manifest["skipped"]["image_exchange_not_in:trl"] == images
+    drawn = len(steps(home, "text", "image"))  # (prompt, image) pairs: hf's alone
+    assert manifest["skipped"]["image_exchange_not_in:trl"] == drawn
+    assert manifest["skipped"]["image_exchange_not_in:openai-chat"] == drawn
     assert manifest["validation"]["openai-chat/vision/train"].endswith("no problems")
 
 
@@ -122,6 +123,36 @@ def test_each_kind_is_its_own_hf_config_with_images_datasets_decodes(
     sft = datasets.load_dataset(str(out), "sft", split="train")
     assert len(sft) == 6 and set(sft["kind"]) == {"network"}
     assert manifest["records"]["hf/vision/train"] == len(captions)
+
+
+def test_trl_has_a_vision_file_whose_images_decode_as_images(
+    home: Path, exported: tuple[Path, dict]
+) -> None:
+    """Issue 37, item 15: the trl format gave TRL no `images` column, so a vision-language
+    model trained on openai-chat's vision file saw no image. trl now writes
+    `vision.SPLIT.parquet` (JSON cannot carry an image as an image), the rows of hf's
+    `vision` config, which `export validate` checks and `datasets` decodes."""
+    import datasets
+    from trl.data_utils import is_conversational
+
+    out, manifest = exported
+    path = out / "trl" / "vision.train.parquet"
+    trl_vision = datasets.load_dataset("parquet", data_files=str(path), split="train")
+    assert isinstance(trl_vision.features["images"].feature, datasets.Image)
+    hf_vision = datasets.load_dataset(str(out), "vision", split="train")
+    assert trl_vision.features == hf_vision.features
+    assert sorted(trl_vision["key"]) == sorted(steps(home, "image", "text"))
+    by_key = {row["key"]: row for row in hf_vision}
+    for row in trl_vision:
+        assert is_conversational(row)
+        twin = by_key[row["key"]]
+        assert row["messages"] == twin["messages"]
+        assert row["images"][0].tobytes() == twin["images"][0].tobytes()
+    assert manifest["records"]["trl/vision/train"] == len(trl_vision)
+    assert manifest["validation"]["trl/vision/train"].endswith("no problems")
+    assert "trl/vision.train.parquet" in manifest["files"]
+    checked = api.validate_export(out / "trl")
+    assert checked[str(path)].examples == len(trl_vision) and not checked[str(path)].problems
 
 
 def _pixels(png: bytes) -> bytes:
@@ -312,18 +343,22 @@ def test_column_wise_image_records_are_the_row_wise_ones_byte_for_byte() -> None
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("file_set", ["hf", "trl"])
 def test_trl_trains_a_vision_language_model_on_the_vision_config(
-    exported: tuple[Path, dict], tmp_path: Path
+    exported: tuple[Path, dict], tmp_path: Path, file_set: str
 ) -> None:
-    """The `vision` config as it loads, with no reshaping: TRL's SFT trainer fills the image
-    placeholders from `images` and takes two steps on a tiny LLaVA built here."""
+    """The hf `vision` config and the trl `vision` file as they load, with no reshaping:
+    TRL's SFT trainer fills the image placeholders from `images`, its batches carry the
+    images' `pixel_values` (issue 37, item 15: openai-chat's vision file trained with none),
+    and it takes two steps on a tiny LLaVA built here."""
     import math
 
     from tests.exports.trainers import train_vision
     from tests.tiny_models import build_tiny_llava
 
     out, _ = exported
-    found = train_vision(out, build_tiny_llava(tmp_path / "llava"))
+    found = train_vision(out, build_tiny_llava(tmp_path / "llava"), file_set)
+    assert found["pixel_values"] is not None and found["pixel_values"][0] == 2, found
     assert found["steps"] == 2 and math.isfinite(found["loss"]) and found["loss"] > 0, found
 
 

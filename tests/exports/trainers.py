@@ -92,14 +92,20 @@ def train(export: Path, model_dir: Path) -> dict[str, float]:
     return losses
 
 
-def train_vision(export: Path, model_dir: Path) -> dict[str, float]:
-    """A few SFT steps of a vision-language model on the hf ``vision`` config, as it loads:
-    TRL fills the ``{"type": "image"}`` placeholders from the ``images`` column."""
+def train_vision(export: Path, model_dir: Path, file_set: str = "hf") -> dict[str, Any]:
+    """A few SFT steps of a vision-language model on a vision file set as it loads (the hf
+    ``vision`` config, or ``trl/vision.train.parquet``): TRL fills the ``{"type": "image"}``
+    placeholders from the ``images`` column. Says too whether the batches TRL builds carry
+    ``pixel_values``: a file TRL reads as text only trains as well, on no image."""
     import datasets
     from transformers import AutoModelForImageTextToText, AutoProcessor
     from trl import SFTConfig, SFTTrainer
 
-    captions = datasets.load_dataset(str(export), "vision", split="train")
+    if file_set == "hf":
+        captions = datasets.load_dataset(str(export), "vision", split="train")
+    else:
+        files = str(export / "trl" / "vision.train.parquet")
+        captions = datasets.load_dataset("parquet", data_files=files, split="train")
     with tempfile.TemporaryDirectory() as scratch:
         trainer = SFTTrainer(
             model=AutoModelForImageTextToText.from_pretrained(str(model_dir)),
@@ -117,8 +123,13 @@ def train_vision(export: Path, model_dir: Path) -> dict[str, float]:
             train_dataset=captions,
             processing_class=AutoProcessor.from_pretrained(str(model_dir)),
         )
+        batch = next(iter(trainer.get_train_dataloader()))
         result = trainer.train()
-        return {"loss": result.training_loss, "steps": trainer.state.global_step}
+        return {
+            "loss": result.training_loss,
+            "steps": trainer.state.global_step,
+            "pixel_values": list(batch["pixel_values"].shape) if "pixel_values" in batch else None,
+        }
 
 
 def main() -> None:

@@ -1,4 +1,7 @@
-"""The hf format's parquet files: one per (config, split), as the Hub lays them out.
+"""The parquet files of an export: one per (config, split). The hf format lays them out as the
+Hub does (``hf/CONFIG/SPLIT-00000-of-00001.parquet``); the trl format's vision file sits beside
+its JSONL files (``trl/vision.SPLIT.parquet``), because only parquet keeps an image an image
+(`datasets` decodes it from the features in the file's metadata).
 
 Rows arrive one by one (dialogues, recipes, pairs) or as whole tables (network exchanges and
 images, built column-wise). Either way they are cut into row groups at fixed row counts, so
@@ -50,8 +53,8 @@ COMPRESSION = "zstd"
 
 
 class HfParquet:
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, root: Path, fmt: str = "hf") -> None:
+        self.root, self.fmt = root, fmt
         self.rows: dict[tuple[str, str], list[dict[str, Any]]] = {}  # by (config, split)
         self.tables: dict[tuple[str, str], list[pa.Table]] = {}
         self.writers: dict[tuple[str, str], pq.ParquetWriter] = {}
@@ -98,11 +101,16 @@ class HfParquet:
         if writer is None:
             import pyarrow.parquet as pq
 
-            path = self.root / "hf" / config / f"{split}-00000-of-00001.parquet"
+            path = self.path(config, split)
             path.parent.mkdir(parents=True, exist_ok=True)
             writer = pq.ParquetWriter(str(path), SCHEMAS[config], compression=COMPRESSION)
             self.writers[(config, split)] = writer
         return writer
+
+    def path(self, config: str, split: str) -> Path:
+        if self.fmt == "hf":
+            return self.root / "hf" / config / f"{split}-00000-of-00001.parquet"
+        return self.root / self.fmt / f"{config}.{split}.parquet"
 
 
 def _group_rows(config: str) -> int:

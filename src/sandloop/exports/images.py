@@ -30,7 +30,7 @@ from sandloop.storage.blobs import sniff_media_type
 
 VISION = "vision"  # image→text
 TEXT_TO_IMAGE = "text-to-image"
-IMAGE_FORMATS = ("openai-chat", "hf")  # the formats that carry images
+IMAGE_FORMATS = ("openai-chat", "hf", "trl")  # the formats that carry images
 #: What OpenAI's vision fine-tuning accepts (JPEG, PNG, WEBP), and its size limit per image.
 OPENAI_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
 OPENAI_MAX_IMAGE_BYTES = 10 * 1024 * 1024

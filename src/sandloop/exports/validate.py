@@ -199,7 +199,9 @@ def check_shape(fmt: str, part: str, record: Any, report: Report, line: int) -> 
     if not isinstance(record, dict):
         report.add("record_not_an_object", line)
         return
-    if fmt == "openai-dpo":
+    if fmt in ("hf", "trl") and part in ("vision", "text-to-image"):
+        _check_hf_images(part, record, report, line)
+    elif fmt == "openai-dpo":
         inner = record.get("input")
         if not isinstance(inner, dict) or not _chat_list(inner.get("messages")):
             report.add("dpo_input_messages", line)
@@ -236,8 +238,6 @@ def check_shape(fmt: str, part: str, record: Any, report: Report, line: int) -> 
                 report.add(f"alpaca_{column}", line)
         if not isinstance(record.get("input"), str):
             report.add("alpaca_input", line)
-    elif fmt == "hf" and part in ("vision", "text-to-image"):
-        _check_hf_images(part, record, report, line)
     elif fmt == "hf":
         columns = ("prompt", "chosen", "rejected") if part == "preference" else ("messages",)
         for column in columns:

@@ -505,7 +505,7 @@ class _Sink:
     def __init__(self, root: Path, compress: str | None) -> None:
         self.root, self.compress = root, compress
         self.files: dict[tuple[str, str, str], Any] = {}
-        self.parquet = HfParquet(root)
+        self.parquet = {fmt: HfParquet(root, fmt) for fmt in ("hf", "trl")}
 
     def path(self, fmt: str, part: str, split: str) -> Path:
         name = f"{part}.{split}" if part else split
@@ -518,13 +518,13 @@ class _Sink:
 
     def write(self, fmt: str, part: str, split: str, record: dict[str, Any]) -> None:
         if fmt == "hf":
-            self.parquet.add_row(part, split, record)
+            self.parquet[fmt].add_row(part, split, record)
             return
         self._handle(fmt, part, split).write(orjson.dumps(record) + b"\n")
 
-    def write_table(self, config: str, split: str, table: pa.Table) -> None:
-        """Rows of an hf config built column-wise."""
-        self.parquet.add_table(config, split, table)
+    def write_table(self, fmt: str, config: str, split: str, table: pa.Table) -> None:
+        """Rows of a parquet file set (an hf config, trl's vision) built column-wise."""
+        self.parquet[fmt].add_table(config, split, table)
 
     def _handle(self, fmt: str, part: str, split: str) -> IO[bytes]:
         """The file of one (format, part, split), opened on its first line."""
@@ -545,7 +545,8 @@ class _Sink:
         for handle in self.files.values():
             handle.close()
         self.files = {}
-        self.parquet.close()
+        for parquet in self.parquet.values():
+            parquet.close()
 
 
 def snapshot_examples(pinned: Pinned, catalog: Catalog) -> Iterator[Example]:
@@ -769,9 +770,10 @@ def _write_image_kind(
     every check column-wise are written unchecked; the others are checked one by one."""
     fine = images_pass_checks(rows)
     for fmt in carriers:
+        if fmt != "hf" and kind != VISION:  # neither fine-tunes an image model
+            stats.skipped[f"image_exchange_not_in:{fmt}"] += len(rows)
+            continue
         if fmt == "openai-chat":
-            if kind != VISION:
-                continue  # OpenAI fine-tunes no image model from (prompt, image) pairs
             taken = rows.filter(fine)
             if len(taken) < len(rows):  # a GIF, say: OpenAI would refuse the file
                 refused = len(rows) - len(taken)
@@ -789,7 +791,7 @@ def _write_image_kind(
                 if not ok:
                     check_shape(fmt, kind, hf_row(example), report, first + row)
         report.examples += len(rows)
-        sink.write_table(kind, split, hf_table(rows, kind))
+        sink.write_table(fmt, kind, split, hf_table(rows, kind))
 
 
 def _write_columnar(
@@ -858,7 +860,7 @@ def _write_columnar(
             chosen_rows = rows.filter(mask)
             if len(chosen_rows):
                 _report(reports, "hf", "sft", split).examples += len(chosen_rows)
-                sink.write_table("sft", split, _sft_table(chosen_rows))
+                sink.write_table("hf", "sft", split, _sft_table(chosen_rows))
     return sum(keep)
 
 

@@ -90,6 +90,7 @@ def test_a_sentinel_key_appears_only_in_the_request_header(
         monkeypatch.setenv("SANDLOOP_OPENAI_BASE_URL", url)
         monkeypatch.setenv("SANDLOOP_USER", user)
         monkeypatch.setenv("SANDLOOP_EMBED_MODEL", "openai:embedder")
+        monkeypatch.setenv("SANDLOOP_EMBED_DURING_RUNS", "true")  # embedding with the key too
         run = RunSpec.model_validate(
             {
                 "network": {"name": "keyed", "models": ["openai:m", "dummy:text"]},

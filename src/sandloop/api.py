@@ -1250,6 +1250,17 @@ def load_embedder(
     return embedder_from(settings_for(home), model)
 
 
+def pending_embeddings(home: Path | str | None = None, thread: str | None = None) -> int:
+    """Text outputs (of ``thread``) with no vector for the configured embedding model yet:
+    runs do not wait for theirs, and the next `search` or `embed` makes them."""
+    from sandloop.embedding.embedders import embedder_name
+    from sandloop.embedding.service import pending
+
+    settings = settings_for(home)
+    store = AkashicStore.for_settings(settings, readonly=True)
+    return pending(store, embedder_name(settings.embed_model), thread)
+
+
 def embed(
     home: Path | str | None = None,
     *,
@@ -1292,17 +1303,39 @@ def search(
     from_model: str | None = None,
     backend: str | None = None,
     announce: Callable[[str], None] = lambda _m: None,
+    catch_up: int | None = None,
 ) -> pd.DataFrame:
     """The recorded outputs nearest in meaning to ``query``: score, key, thread, step, model,
-    output (an image output as its blob's URL in ``output_url``)."""
+    output (an image output as its blob's URL in ``output_url``).
+
+    Runs do not wait for their embeddings, so a search first embeds what was recorded since
+    the last one: all of it, or the first ``catch_up`` outputs (a served search stays bounded;
+    its next searches make the rest)."""
+    from sandloop.embedding.service import embed_and_index, pending
     from sandloop.embedding.service import search as semantic_search
     from sandloop.storage.faiss_index import SearchFilter
 
     settings = index_settings(home, backend)
+    embedder = embedder or load_embedder(home)
+
+    def announce_total(todo: int) -> None:
+        if todo:
+            announce(f"embedding {todo} outputs recorded since the last search or embed")
+
     store = AkashicStore.for_settings(settings, readonly=True)
+    if catch_up != 0 and pending(store, embedder.name, output_type=embedder.output_type):
+        embed_and_index(
+            AkashicStore.for_settings(settings),
+            embedder,
+            settings=settings,
+            on_total=announce_total,
+            announce=announce,
+            limit=catch_up,
+        )
+        store = AkashicStore.for_settings(settings, readonly=True)  # reads what was added
     hits = semantic_search(
         store,
-        embedder or load_embedder(home),
+        embedder,
         query,
         k,
         SearchFilter(realm=realm, thread=thread, model=from_model),

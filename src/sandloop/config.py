@@ -74,7 +74,9 @@ class Settings(BaseSettings):
         None, description="whose API keys to use (see `sandloop keys`); default: 'default'"
     )
     embed_during_runs: bool = Field(
-        True, description="embed outputs in the background while a run goes on"
+        False,
+        description="embed outputs in the background while a run goes on, and wait for them "
+        "at its end; off: a run never waits, and the next `search` or `embed` makes them",
     )
     ivf_threshold: int = Field(
         200_000, ge=1, description="vectors above which FAISS switches from exact to IVF"

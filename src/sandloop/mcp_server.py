@@ -47,7 +47,7 @@ from sandloop.summaries import Started
 from sandloop.web.acts import network_spec
 from sandloop.web.auth import Grants
 from sandloop.web.model_refs import check_served_refs
-from sandloop.web.served import Conflict, Served
+from sandloop.web.served import SEARCH_CATCH_UP, Conflict, Served
 
 log = logging.getLogger("sandloop.mcp")
 
@@ -154,7 +154,14 @@ def create_server(
                 if served.embedder is None:
                     served.embedder = api.load_embedder(served.home)
                 embedder = served.embedder
-            found = api.search(query, served.home, k=k, embedder=embedder, thread=thread)
+            found = api.search(
+                query,
+                served.home,
+                k=k,
+                embedder=embedder,
+                thread=thread,
+                catch_up=SEARCH_CATCH_UP,
+            )
             if (hidden := served.hidden_threads(user)) and not found.empty:  # not another's chats
                 found = found[~found["thread"].isin(hidden)]
             return rows(found, ["score", "key", "thread", "step", "model", "output", "output_type"])

@@ -14,21 +14,28 @@ from tests.e2e.test_cli import ECHO, run_echo, sandloop
 MODEL = "hashing-256"
 
 
-@pytest.mark.slow  # nine commands
+@pytest.mark.slow  # eleven commands
 def test_embed_search_rebuild(cli_env: dict[str, str], home: Path) -> None:
-    env = {**cli_env, "SANDLOOP_EMBED_DURING_RUNS": "false"}
+    env = {**cli_env, "SANDLOOP_EMBED_MODEL": MODEL}
     ran = run_echo("a red balloon", 7, 12, "--json", env=env)
     assert ran.returncode == 0, ran.stderr
-    assert json.loads(ran.stdout)["embedded"] is None  # turned off for this run
-
-    empty = sandloop("search", "balloon", "--model", MODEL, env=env)
-    assert empty.returncode == 2
-    assert "nothing is embedded with 'hashing-256' yet" in empty.stderr
+    assert json.loads(ran.stdout)["embedded"] is None  # a run leaves them to the next search
+    thread = json.loads(ran.stdout)["thread"]
+    shown = json.loads(sandloop("show", thread, "--json", env=env).stdout)
+    assert shown["embeddings_pending"] == 12
+    listed = sandloop("runs", env=env)
+    assert "12 outputs not embedded yet; the next `sandloop search`" in listed.stderr
 
     first = json.loads(sandloop("embed", "--model", MODEL, "--json", env=env).stdout)
     assert first["indexed"] == 12 and first["embedded"] + first["reused"] == 12
     again = json.loads(sandloop("embed", "--model", MODEL, "--json", env=env).stdout)
     assert (again["embedded"], again["indexed"]) == (0, 0)
+    assert json.loads(sandloop("show", thread, "--json", env=env).stdout)["embeddings_pending"] == 0
+    assert "not embedded" not in sandloop("runs", env=env).stderr
+
+    more = run_echo("a blue kite", 8, 3, "--json", env=env)
+    caught_up = sandloop("search", "kite", "--model", MODEL, env=env)
+    assert "embedding 3 outputs recorded since the last search or embed" in caught_up.stderr
 
     steps = json.loads(ran.stdout)["steps"]
     target = steps[4]["output"]
@@ -47,7 +54,8 @@ def test_embed_search_rebuild(cli_env: dict[str, str], home: Path) -> None:
     healed = sandloop("search", target, "-k", "1", "--model", MODEL, env=env)
     assert healed.returncode == 0 and "rebuilding it from the store" in healed.stderr
     rebuilt = sandloop("index", "rebuild", "--model", MODEL, env=env)
-    assert "rebuilt the flat index, 12 vectors" in rebuilt.stdout
+    assert "rebuilt the flat index, 15 vectors" in rebuilt.stdout
+    assert more.returncode == 0, more.stderr
 
 
 def test_unknown_embedding_model_is_one_line(cli_env: dict[str, str]) -> None:
@@ -104,7 +112,7 @@ def test_a_run_embeds_its_images_and_words_find_them(
     env = {**cli_env, "SANDLOOP_IMAGE_EMBED_MODEL": str(tiny_clip)}
     balloon = Path(__file__).resolve().parents[2] / "examples/networks/balloon.yaml"
     args = ("--genesis", "a red balloon", "--max-steps", "6", "--json")
-    ran = sandloop("run", str(balloon), *args, env=env)
+    ran = sandloop("run", str(balloon), *args, env={**env, "SANDLOOP_EMBED_DURING_RUNS": "true"})
     assert ran.returncode == 0, ran.stderr
     summary = json.loads(ran.stdout)
     outputs = {

@@ -252,14 +252,34 @@ def test_task_runs_are_named_for_the_step_and_model(home: Path) -> None:
         )
     assert flow_run.name == f"t · thread {summary.thread[:6]} · steps 0–1"
     assert flow_run.state is not None and flow_run.state.is_completed()
-    assert sorted(t.name for t in task_runs) == [
-        f"embed · thread {summary.thread[:8]}",  # the background embedding, once at the end
-        "step 0 · dummy:text",
-        "step 1 · dummy:text#b",
-    ]
+    assert sorted(t.name for t in task_runs) == ["step 0 · dummy:text", "step 1 · dummy:text#b"]
 
 
-def test_runs_embed_their_outputs_in_the_background(home: Path) -> None:
+def test_a_run_leaves_its_embeddings_to_the_next_search(home: Path) -> None:
+    """Issue 37, item 16: a run waited for its embeddings (importing sentence-transformers
+    alone took 9 s of a 12-step echo run). It records its steps and ends; what is pending is
+    counted, and the next search embeds it first."""
+    summary = api.run_network(spec(["dummy:text"], stop={"max_steps": 5}), home)
+    assert summary.embedded is None
+    assert api.open_store(home).count("embeddings") == 0
+    assert api.pending_embeddings(home) == api.pending_embeddings(home, summary.thread) == 5
+    assert api.pending_embeddings(home, "ffff") == 0
+    said: list[str] = []
+    hits = api.search("anything", home, k=2, announce=said.append)
+    assert said == ["embedding 5 outputs recorded since the last search or embed"]
+    assert len(hits) == 2 and api.pending_embeddings(home) == 0
+    bounded = api.run_network(spec(["dummy:text"], stop={"max_steps": 4}, seed=2), home)
+    api.search("anything", home, k=2, catch_up=3)  # as a served search: a few at a time
+    assert api.pending_embeddings(home, bounded.thread) == 1
+    api.search("anything", home, k=2, announce=said.append)
+    assert said[-1] == "embedding 1 outputs recorded since the last search or embed"
+    assert api.pending_embeddings(home) == 0
+
+
+def test_runs_embed_their_outputs_in_the_background_when_asked(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SANDLOOP_EMBED_DURING_RUNS", "true")
     summary = api.run_network(spec(["dummy:text"], stop={"max_steps": 5}), home)
     embeddings = api.open_store(home).select("embeddings")
     assert summary.embedded == 5

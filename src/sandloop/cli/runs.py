@@ -298,6 +298,16 @@ def runs(
         err.print(
             f"… and {more} older; --limit {limit + more} or --all shows them", highlight=False
         )
+    if not as_json and len(frame) and (pending := api.pending_embeddings(home)):
+        err.print(_not_embedded(pending), highlight=False)
+
+
+def _not_embedded(pending: int) -> str:
+    """Why a search may start by embedding: runs leave their embeddings to it."""
+    return (
+        f"{counted(pending, 'output')} not embedded yet; the next `sandloop search` (or "
+        "`sandloop embed`) embeds them"
+    )
 
 
 def _seed(seed: Any) -> str:
@@ -333,6 +343,7 @@ def show(
         due = _next_due(run_row)
         meta |= {"next_due_at": due.isoformat() if due else None}
         meta |= {"continuation": run_row.get("continuation") if due else None}
+        meta |= {"embeddings_pending": api.pending_embeddings(home, str(run_row["thread"]))}
         out.print_json(data={**meta, "steps": _step_dicts(steps)})
         return
     out.print(
@@ -345,6 +356,8 @@ def show(
             highlight=False,
         )
     out.print(f"genesis: {run_row['genesis']}", highlight=False)
+    if pending := api.pending_embeddings(home, str(run_row["thread"])):
+        out.print(_not_embedded(pending), highlight=False)
     if full:
         for row in steps.itertuples(index=False):
             out.rule(f"step {row.step} · {row.facet} · {row.status}")

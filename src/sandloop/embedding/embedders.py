@@ -298,6 +298,14 @@ def get_embedder(
         return embedder
 
 
+def embedder_name(name: str) -> str:
+    """The name vectors of the text embedder ``name`` are stored under, known without
+    loading it (``hashing`` is ``hashing-256``)."""
+    if name.startswith("openai:") or not (name == "hashing" or name.startswith("hashing-")):
+        return name
+    return "hashing-" + (name.removeprefix("hashing").lstrip("-") or "256")
+
+
 def embedder_from(settings: Settings, name: str | None = None) -> Embedder:
     """The embedder a command or flow should use: ``name``, else the configured one. Naming
     the configured image model gives the image embedder, so vectors of image steps are read

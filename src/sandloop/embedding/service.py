@@ -288,11 +288,14 @@ def embed_and_index(
     on_total: Callable[[int], None] = lambda _n: None,
     on_batch: Callable[[int], None] = lambda _n: None,
     announce: Callable[[str], None] = lambda _m: None,
+    limit: int | None = None,
 ) -> EmbedReport:
-    """Back-fill: embed every output of the embedder's type lacking a vector for this model,
-    and index it."""
+    """Back-fill: embed every output of the embedder's type lacking a vector for this model
+    (the first ``limit`` of them, in record order, when given), and index it."""
     with _one_writer(store, embedder):
         todo = missing_rows(store, embedder.name, realm, thread, embedder.output_type)
+        if limit is not None:
+            todo = todo.head(limit)
         on_total(len(todo))
         return _embed_and_add(store, embedder, todo, batch_size, settings, on_batch, announce)
 
@@ -316,6 +319,20 @@ def embed_missing(
             return EmbedReport()
         # large batches: one upsert per few thousand rows (the embedder batches its own calls)
         return _embed_and_add(store, embedder, todo, 4096, settings, lambda _n: None, announce)
+
+
+def pending(
+    store: AkashicStore,
+    embedding_model: str,
+    thread: str | None = None,
+    output_type: str = "text",
+) -> int:
+    """How many successful outputs of ``output_type`` (of ``thread``) have no vector for
+    ``embedding_model`` yet: counted, not read, so a listing or a search says it cheaply."""
+    kind = f"status = 'ok' AND output_type = {sql_str(output_type)}"
+    outputs = " AND ".join(filter(None, [kind, _where(thread=thread)]))
+    vectors = _where(embedding_model, thread=thread)  # a model embeds one type alone
+    return max(0, store.count("invocations", outputs) - store.count("embeddings", vectors))
 
 
 def _embedded_keys(store: AkashicStore, embedding_model: str, keys: list[str]) -> set[str]:

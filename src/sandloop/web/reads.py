@@ -21,7 +21,7 @@ from sandloop.storage.blobs import blob_media_type
 from sandloop.storage.store import AkashicStore, NotFound
 from sandloop.web import schemas
 from sandloop.web.auth import Reader, needs, reach
-from sandloop.web.served import ServedBy
+from sandloop.web.served import SEARCH_CATCH_UP, ServedBy
 
 Thread = Annotated[str, RoutePath(pattern="^[0-9a-fA-F]{1,32}$", description="a thread or prefix")]
 BlobHash = Annotated[str, RoutePath(pattern="^[0-9a-f]{32}$", description="a blob's hash")]
@@ -127,7 +127,15 @@ def search(
         if served.embedder is None:
             served.embedder = api.load_embedder(served.home)
         embedder = served.embedder
-    hits = api.search(q, served.home, k=k, embedder=embedder, thread=thread, from_model=model)
+    hits = api.search(
+        q,
+        served.home,
+        k=k,
+        embedder=embedder,
+        thread=thread,
+        from_model=model,
+        catch_up=SEARCH_CATCH_UP,
+    )
     hidden = served.hidden_threads(reach(grant))  # another user's chats are not found
     rows = [row for row in _records(hits) if row.get("thread") not in hidden]
     for row in rows:

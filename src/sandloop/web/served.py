@@ -27,6 +27,10 @@ from sandloop.web.streams import StreamSlots, Watchers
 from sandloop.work_queue import WorkQueue
 
 VISITOR_RUN: dict[str, Any] = {"stop": {"max_steps": 24}}  # what a visitor's prompt starts
+#: Outputs a served search embeds before it searches (runs do not wait for their embeddings):
+#: enough to keep up with a few runs between searches, few enough that a request stays short.
+#: The next searches make the rest.
+SEARCH_CATCH_UP = 256
 
 
 @dataclass(frozen=True)

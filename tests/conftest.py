@@ -38,6 +38,9 @@ os.environ.update(
         "SANDLOOP_SERVER_DIR": tempfile.mkdtemp(prefix="sandloop-server-"),
     }
 )
+# Commands' one-time `sandloop server start` hint was given (server.HINTED_FILE): an error
+# line is the only line of a failing command. tests/e2e/test_server_hint.py gives it afresh.
+Path(os.environ["SANDLOOP_SERVER_DIR"], "hinted").touch()
 for _name in ("OPENAI_API_KEY", "REPLICATE_API_TOKEN", "HF_TOKEN", "SANDLOOP_USER"):
     os.environ.pop(_name, None)
 os.environ.pop("PREFECT_API_URL", None)

@@ -27,6 +27,8 @@ from sandloop.errors import SandloopError
 
 STATE_FILE = "server.json"
 LOG_FILE = "server.log"
+#: Left in the state folder once a command has suggested `sandloop server start`: said once.
+HINTED_FILE = "hinted"
 DEFAULT_PORT = 4200
 
 

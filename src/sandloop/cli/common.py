@@ -7,6 +7,7 @@ error is a `SandloopError` that knows its code, reported once, here.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 from typing import Annotated, Any, NoReturn
@@ -164,10 +165,13 @@ _RUN_LOGGERS = (
 )
 
 
-def prepare_prefect(verbose: bool = False) -> None:
+def prepare_prefect(verbose: bool = False) -> bool:
     """Before a command's first Prefect call: the managed server when it is up (said once), and
     quiet logs, since Prefect's INFO lines would bury the command's own output and its ERROR lines
-    repeat the command's own error line; --verbose brings both back."""
+    repeat the command's own error line; --verbose brings both back.
+
+    True when the command's Prefect calls start a temporary server (see
+    `suggest_a_server_once`)."""
     import os
 
     if not verbose:
@@ -187,31 +191,53 @@ def prepare_prefect(verbose: bool = False) -> None:
     # The temporary server takes ~16 s to start on 2 busy cores, and Prefect gives up at 20:
     # a loaded machine failed a run before its first step. A minute and a half, unless set.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
-    _use_managed_server()
+    return _use_managed_server()
 
 
-def _use_managed_server() -> None:
+def _use_managed_server() -> bool:
     """A server the user named (PREFECT_API_URL, or their Prefect profile) wins; otherwise the
     one `sandloop server start` keeps, which spares the temporary server's start on every call.
-    Prefect reads its settings once, on import, so this runs before anything imports it."""
+    Prefect reads its settings once, on import, so this runs before anything imports it.
+    True when there is neither, so Prefect starts a temporary server."""
     import os
     import sys
 
     if os.environ.get("PREFECT_API_URL") or "prefect" in sys.modules or _profile_api_url():
-        return
+        return False
     from sandloop import server
     from sandloop.config import Settings
 
     try:
         found = server.running(Settings().server_dir.expanduser())
     except ValueError:  # a bad SANDLOOP_* setting: the command itself reports it
+        return False
+    if found is None:
+        return True
+    os.environ["PREFECT_API_URL"] = found.url
+    err.print(
+        f"using the Prefect server at {found.ui_url} (`sandloop server status`)", highlight=False
+    )
+    return False
+
+
+def suggest_a_server_once() -> None:
+    """A newcomer's first loops each wait seconds for a temporary Prefect server, with the
+    progress bar at 0: one line, the first time only, says why and how to spare it. A loop
+    command says it once its inputs are checked, so a wrong one is still one error line."""
+    from sandloop import server
+    from sandloop.config import Settings
+
+    hinted = Settings().server_dir.expanduser() / server.HINTED_FILE
+    if hinted.exists():
         return
-    if found is not None:
-        os.environ["PREFECT_API_URL"] = found.url
-        err.print(
-            f"using the Prefect server at {found.ui_url} (`sandloop server status`)",
-            highlight=False,
-        )
+    err.print(
+        "no `sandloop server` is up, so each command starts a temporary Prefect server "
+        "(seconds); `sandloop server start` keeps one up for every command (said once)",
+        highlight=False,
+    )
+    with contextlib.suppress(OSError):  # a read-only home: the hint comes again, harmlessly
+        hinted.parent.mkdir(parents=True, exist_ok=True)
+        hinted.touch()
 
 
 def _profile_api_url() -> str | None:

@@ -15,6 +15,7 @@ from sandloop.cli.common import (
     err,
     out,
     prepare_prefect,
+    suggest_a_server_once,
 )
 from sandloop.cli.sessions import resolve_session
 from sandloop.display import counted, status_line
@@ -46,7 +47,7 @@ def dialogue_run(
     verbose: Annotated[bool, typer.Option("--verbose", help="Show Prefect's logs.")] = False,
 ) -> None:
     """Run (or resume) a dialogue: actors take turns, each a task run `turn 4 · Theaetetus`."""
-    prepare_prefect(verbose)
+    temporary_server = prepare_prefect(verbose)
     from sandloop import api
     from sandloop.progress import Event, StepEvent, observing
 
@@ -58,6 +59,8 @@ def dialogue_run(
     settings = api.settings_for(home)
     session = resolve_session(settings.home, session)
     spec = api.load_dialogue(spec_path, question, settings.home)
+    if temporary_server and not as_json:
+        suggest_a_server_once()
     with observing(on_turn):
         summary = api.run_dialogue(spec, seed, settings.home, session)
     messages = api.dialogue_messages(summary.thread, settings.home)

@@ -18,6 +18,7 @@ from sandloop.cli.common import (
     out,
     parse_pairs,
     prepare_prefect,
+    suggest_a_server_once,
 )
 from sandloop.cli.output import Column, print_records
 from sandloop.cli.sessions import resolve_session
@@ -68,12 +69,14 @@ def recipe_run(
     The same recipe version, input, context and seed is a cache hit: no model is called.
     Exit 1 when the output never validated (the rounds are recorded).
     """
-    prepare_prefect(verbose)
+    temporary_server = prepare_prefect(verbose)
     from sandloop import api
 
     settings = api.settings_for(home)
     session = resolve_session(settings.home, session)
     api.load_recipe(recipe, settings.home, model)  # bad specs fail here, before Prefect starts
+    if temporary_server and not as_json:
+        suggest_a_server_once()
     result = api.run_recipe(
         recipe,
         input_text,

@@ -22,6 +22,7 @@ from sandloop.cli.common import (
     fail,
     out,
     prepare_prefect,
+    suggest_a_server_once,
 )
 from sandloop.cli.output import Column, print_records, short_id, when
 from sandloop.cli.sessions import resolve_session
@@ -135,7 +136,7 @@ def run(
 
     Running the same network, genesis and seed again resumes the run where it stopped.
     """
-    prepare_prefect(verbose)
+    temporary_server = prepare_prefect(verbose)
     from sandloop import api
 
     stop: dict[str, Any] = {"stop_on_repeat": stop_on_repeat}
@@ -154,6 +155,8 @@ def run(
     )
     # An unwritable home, or a thread another process runs, fails here, before models load.
     api.ensure_idle(api.open_store(settings.home), spec)
+    if temporary_server and not as_json:
+        suggest_a_server_once()
     status = err.status("preparing models…")
     with status:
         api.prepare_models(spec, settings.home, lambda m: status.update(m))

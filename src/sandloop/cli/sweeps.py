@@ -18,6 +18,7 @@ from sandloop.cli.common import (
     err,
     out,
     prepare_prefect,
+    suggest_a_server_once,
 )
 from sandloop.cli.output import Column, print_records, short_id, text, when
 from sandloop.cli.sessions import resolve_session
@@ -53,7 +54,7 @@ def sweep_run(
     threads are left as they are."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    prepare_prefect(verbose)
+    temporary_server = prepare_prefect(verbose)
     from sandloop import api
     from sandloop.progress import Event, SweepTick, observing
 
@@ -68,6 +69,8 @@ def sweep_run(
     settings = api.settings_for(home)
     api.check_sweep_name(spec, api.open_store(settings.home, readonly=True), redefine=redefine)
     session = resolve_session(settings.home, session)
+    if temporary_server and not as_json:
+        suggest_a_server_once()
     total = spec.size() - duplicates
     progress = Progress(
         TextColumn("[bold]{task.description}"),

@@ -184,11 +184,10 @@ def _network_flow(
 
 
 def _call(flow: Any, parameters: dict[str, Any]) -> Any:
-    """A flow run in this thread; its final state."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    """A flow run in this thread, on the managed server when one answers; its final state."""
+    from sandloop.flows.calling import flow_settings
 
-    # The heartbeat thread makes every flow run wait ~1 s at its end and has no env switch.
-    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    with flow_settings():
         return flow(**parameters, return_state=True)
 
 
@@ -1118,17 +1117,14 @@ def run_sweep(
     networks, genesis prompts or seeds under a name already taken are refused (SweepRedefined)
     unless ``redefine``, so that a report never mixes two experiments by accident.
     """
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
     from sandloop.flows.sweep import sweep_flow
 
     settings = settings_for(home)
     # an unusable home, or a name taken by another experiment, fails here, before Prefect
     check_sweep_name(spec, AkashicStore.for_settings(settings), redefine=redefine)
-    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        state = sweep_flow(
-            spec=spec.model_dump_json(), home=str(settings.home), session=session, return_state=True
-        )
+    state = _call(
+        sweep_flow, {"spec": spec.model_dump_json(), "home": str(settings.home), "session": session}
+    )
     return _summary_of(state, SweepSummary)
 
 
@@ -1759,8 +1755,6 @@ def judge_snapshot(
     `scores` row by ``judge:RECIPE@VERSION`` with the judge's invocation key: a 1-5 score per
     output (``judge-exchange`` by default), or with ``compare`` a preference per two answers to
     one prompt (``judge-pair``). A re-run reuses the verdicts already recorded."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
     from sandloop.exports import snapshot as snapshots
     from sandloop.flows.judge import judge_flow
     from sandloop.judging import Mode, check_judge
@@ -1773,11 +1767,16 @@ def judge_snapshot(
     settings = settings_for(home)
     check_judge(load_recipe(recipe, catalog_for(settings), model), mode)  # before Prefect starts
     snapshots.get(open_store(settings.home, readonly=True), snapshot)
-    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        state = judge_flow(
-            snapshot, recipe, model, seed, limit, str(settings.home), mode, return_state=True
-        )
-    return _summary_of(state, JudgeSummary)
+    parameters = {
+        "snapshot": snapshot,
+        "recipe": recipe,
+        "model": model,
+        "seed": seed,
+        "limit": limit,
+        "home": str(settings.home),
+        "mode": mode,
+    }
+    return _summary_of(_call(judge_flow, parameters), JudgeSummary)
 
 
 def push_export(

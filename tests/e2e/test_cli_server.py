@@ -90,8 +90,19 @@ def check_lifecycle(env: dict[str, str], database: str | None, secret: str | Non
         run = sandloop(env, "run", ECHO, "--genesis", genesis, "--max-steps", "2")
         assert run.returncode == 0, run.stderr
         assert run.stderr.count(f"using the Prefect server at http://127.0.0.1:{port}") == 1
+    # So does a notebook or script that calls the Python API (issue 37, item 16), on its own.
+    script = (
+        "from sandloop import api\n"
+        f"spec = api.load_run_spec({ECHO!r}, genesis='a notebook', seed=1,"
+        " stop={'max_steps': 1})\n"
+        "print(api.run_network(spec).status)\n"
+    )
+    called = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=240
+    )
+    assert called.returncode == 0 and called.stdout.strip() == "completed", called.stderr
     names = flow_run_names(state["url"])
-    assert sum(name.startswith("echo") for name in names) == 2, names
+    assert sum(name.startswith("echo") for name in names) == 3, names
 
     if secret is not None:  # the database password is never written down or shown
         server_dir = Path(env["SANDLOOP_SERVER_DIR"])
@@ -103,10 +114,11 @@ def check_lifecycle(env: dict[str, str], database: str | None, secret: str | Non
     assert not alive(pid)
     after = sandloop(env, "server", "status")
     assert after.returncode == 1 and "no Prefect server is running" in after.stdout
-    # Without it, a command runs on a temporary server again and says nothing about it.
+    # Without it, a command runs on a temporary server again, and suggests a server once.
     run = sandloop(env, "run", ECHO, "--genesis", "after", "--max-steps", "1")
     assert run.returncode == 0, run.stderr
     assert "using the Prefect server" not in run.stderr
+    assert "`sandloop server start` keeps one up" in " ".join(run.stderr.split())
 
 
 @pytest.mark.slow  # a server start and three runs: ~25 s, and the fast suite is near 10 min

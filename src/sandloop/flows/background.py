@@ -53,15 +53,15 @@ class Launcher:
         done: Future[Any],
     ) -> None:
         from prefect.flow_engine import run_flow
-        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+        from sandloop.flows.calling import flow_settings
 
         with self.slots:
             if (ended := _cancelled_before_start(str(flow_run.id))) is not None:
                 done.set_result(ended)  # cancelled while it waited for a slot: never starts
                 return
             try:
-                # The heartbeat makes every flow run wait ~1 s at its end (see api.run_network).
-                with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+                with flow_settings(find_server=False):  # made on this process's server
                     state = run_flow(
                         flow, flow_run=flow_run, parameters=parameters, return_type="state"
                     )

@@ -1,0 +1,45 @@
+"""Prefect's settings for a flow run that this process starts and runs, in one place.
+
+- Prefect's heartbeat thread makes every flow run wait about 1 s at its end, and has no
+  environment switch, so it is turned off for the call.
+- A process that names no Prefect server (no ``PREFECT_API_URL``, none in its profile) would
+  start a temporary one, which costs seconds. When `sandloop server start` keeps one up, a call
+  from Python (a notebook, a script) uses it, as the CLI does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+
+@contextlib.contextmanager
+def flow_settings(*, find_server: bool = True) -> Iterator[None]:
+    """Around a flow call. ``find_server=False`` where the flow run was created already, on the
+    server this process chose at its start: it must run where it was made."""
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        get_current_settings,
+        temporary_settings,
+    )
+
+    updates: dict[Any, Any] = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    unnamed = find_server and get_current_settings().api.url is None
+    if unnamed and (managed := managed_server_url()) is not None:
+        updates[PREFECT_API_URL] = managed
+    with temporary_settings(updates):
+        yield
+
+
+def managed_server_url() -> str | None:
+    """The API of the server `sandloop server start` keeps, when it answers."""
+    from sandloop import server
+    from sandloop.config import Settings
+
+    try:
+        found = server.running(Settings().server_dir.expanduser())
+    except ValueError:  # a bad SANDLOOP_* setting: the call itself reports it
+        return None
+    return found.url if found is not None else None

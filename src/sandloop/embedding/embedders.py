@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from sandloop.config import Settings
 from sandloop.errors import SandloopError
-from sandloop.models.hub_reach import unreachable_model
+from sandloop.models.hub_reach import load_from, unreachable_model
 
 CLIP_EXAMPLE = "openai/clip-vit-base-patch32"  # the image embedder that errors suggest
 
@@ -104,7 +104,9 @@ class SentenceTransformerEmbedder:
             from transformers.utils import logging as hf_logging
 
             hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-            self._model = SentenceTransformer(source, device=device)
+            self._model = SentenceTransformer(
+                load_from(str(source), aliases=aliases), device=device
+            )
         except (OSError, ValueError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise UnknownEmbedder(
@@ -197,14 +199,15 @@ class ClipEmbedder:
             from transformers.utils import logging as hf_logging
 
             hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-            self._model = AutoModel.from_pretrained(name).to(device).eval()
+            where = load_from(name)
+            self._model = AutoModel.from_pretrained(where).to(device).eval()
             if not hasattr(self._model, "get_image_features"):
                 raise UnknownEmbedder(
                     f"image embedding model {name!r} is a {type(self._model).__name__}, which "
                     f"does not embed images; use a CLIP-style model such as {example}"
                 )
-            self._tokenizer = AutoTokenizer.from_pretrained(name)
-            self._images = AutoImageProcessor.from_pretrained(name)
+            self._tokenizer = AutoTokenizer.from_pretrained(where)
+            self._images = AutoImageProcessor.from_pretrained(where)
         except (OSError, ValueError) as exc:
             if isinstance(exc, UnknownEmbedder):
                 raise

@@ -47,27 +47,27 @@ class _Loaded:
 def load_text_model(source: str, device: str, seq2seq: bool = False) -> _Loaded:
     """A causal LM (continues text) or a seq2seq model (rewrites it), with its tokenizer."""
 
-    def load() -> _Loaded:
+    def load(where: str) -> _Loaded:
         from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
         auto: Any = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
-        model: Any = auto.from_pretrained(source)
-        return _Loaded(model.to(device).eval(), AutoTokenizer.from_pretrained(source))
+        model: Any = auto.from_pretrained(where)
+        return _Loaded(model.to(device).eval(), AutoTokenizer.from_pretrained(where))
 
     loaded: _Loaded = cached("seq2seq" if seq2seq else "causal", source, device, load)
     return loaded
 
 
 def load_captioner(source: str, device: str) -> _Loaded:
-    def load() -> _Loaded:
+    def load(where: str) -> _Loaded:
         from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
 
-        model: Any = AutoModelForImageTextToText.from_pretrained(source)
+        model: Any = AutoModelForImageTextToText.from_pretrained(where)
         images: Any = AutoImageProcessor  # typed in transformers 5.25, untyped before
         return _Loaded(
             model.to(device).eval(),
-            AutoTokenizer.from_pretrained(source),
-            images.from_pretrained(source),
+            AutoTokenizer.from_pretrained(where),
+            images.from_pretrained(where),
         )
 
     loaded: _Loaded = cached("captioner", source, device, load)

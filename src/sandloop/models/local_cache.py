@@ -10,16 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from sandloop.models.errors import NotLoadable
-from sandloop.models.hub_reach import unreachable_model
+from sandloop.models.hub_reach import load_from, unreachable_model
 
 _CACHE: dict[tuple[str, str, str], Any] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def cached(kind: str, source: str, device: str, load: Callable[[], Any]) -> Any:
-    """``load()``'s result for (kind, source, device), loading it on first use. A model that
-    cannot be loaded (a missing folder, a config transformers does not know) is NotLoadable:
-    no retry makes it loadable."""
+def cached(kind: str, source: str, device: str, load: Callable[[str], Any]) -> Any:
+    """``load(where)``'s result for (kind, source, device), loading it on first use from where
+    `hub_reach.load_from` says. A model that cannot be loaded (a missing folder, a config
+    transformers does not know) is NotLoadable: no retry makes it loadable."""
     with _CACHE_LOCK:
         key = (kind, source, device)
         if key not in _CACHE:
@@ -29,18 +29,18 @@ def cached(kind: str, source: str, device: str, load: Callable[[], Any]) -> Any:
             if (why := unreachable_model(source)) is not None:
                 raise NotLoadable(f"cannot load local model {source!r}: {why}")
             try:
-                _CACHE[key] = load()
+                _CACHE[key] = load(load_from(source))
             except (OSError, ValueError) as exc:
                 raise NotLoadable(f"cannot load local model {source!r}: {exc}") from None
         return _CACHE[key]
 
 
 def load_pipeline(task: str, source: str, device: str) -> Any:
-    def load() -> Any:
+    def load(where: str) -> Any:
         from transformers import pipeline
 
         make: Any = pipeline  # typed per literal task name; ours is a runtime string
-        return make(task, model=source, device=device)
+        return make(task, model=where, device=device)
 
     return cached(task, source, device, load)
 

@@ -1307,28 +1307,17 @@ def search(
     Runs do not wait for their embeddings, so a search first embeds what was recorded since
     the last one: all of it, or the first ``catch_up`` outputs (a served search stays bounded;
     its next searches make the rest)."""
-    from sandloop.embedding.service import embed_and_index, pending
+    from sandloop.embedding.service import catch_up as embed_new
     from sandloop.embedding.service import search as semantic_search
     from sandloop.storage.faiss_index import SearchFilter
 
     settings = index_settings(home, backend)
     embedder = embedder or load_embedder(home)
-
-    def announce_total(todo: int) -> None:
-        if todo:
-            announce(f"embedding {todo} outputs recorded since the last search or embed")
-
     store = AkashicStore.for_settings(settings, readonly=True)
-    if catch_up != 0 and pending(store, embedder.name, output_type=embedder.output_type):
-        embed_and_index(
-            AkashicStore.for_settings(settings),
-            embedder,
-            settings=settings,
-            on_total=announce_total,
-            announce=announce,
-            limit=catch_up,
-        )
-        store = AkashicStore.for_settings(settings, readonly=True)  # reads what was added
+    if catch_up != 0:
+        made = embed_new(store, embedder, limit=catch_up, settings=settings, announce=announce)
+        if made.embedded or made.reused:
+            store = AkashicStore.for_settings(settings, readonly=True)  # reads what was added
     hits = semantic_search(
         store,
         embedder,

@@ -43,6 +43,7 @@ def test_a_run_with_keys_set_leaves_no_trace(
         }
     )
     api.run_network(run, home)
+    api.embed(home)  # the vectors too
     stored = b"".join(p.read_bytes() for p in home.rglob("*") if p.is_file())
     assert all(v.encode() not in stored for v in SECRETS.values())
     store = api.open_store(home)

@@ -214,7 +214,7 @@ def test_a_search_slot_brings_in_recorded_outputs(home: Path, tmp_path: Path) ->
             "stop": {"max_steps": 3},
         }
     )
-    summary = api.run_network(network, home)  # embedded in the background (hashing embedder)
+    summary = api.run_network(network, home)  # embedded by the recipe's search (hashing)
     outputs = set(api.run_steps(summary.thread, home)["output"])
     path = write_recipe(
         tmp_path,

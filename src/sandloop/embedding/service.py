@@ -335,6 +335,34 @@ def pending(
     return max(0, store.count("invocations", outputs) - store.count("embeddings", vectors))
 
 
+def catch_up(
+    store: AkashicStore,
+    embedder: Embedder,
+    *,
+    limit: int | None = None,
+    settings: Settings | None = None,
+    announce: Callable[[str], None] = lambda _m: None,
+) -> EmbedReport:
+    """Before a search: embed what was recorded since the last embedding (the first
+    ``limit`` outputs of it, when given), since runs do not wait for their embeddings. A count
+    says whether there is any, so a search with nothing new takes no lock and reads no rows."""
+    if not pending(store, embedder.name, output_type=embedder.output_type):
+        return EmbedReport()
+
+    def said(todo: int) -> None:
+        if todo:
+            announce(f"embedding {todo} outputs recorded since the last search or embed")
+
+    writable = (
+        store
+        if not store.readonly
+        else AkashicStore.for_settings(settings or Settings.for_home(store.home))
+    )
+    return embed_and_index(
+        writable, embedder, settings=settings, on_total=said, announce=announce, limit=limit
+    )
+
+
 def _embedded_keys(store: AkashicStore, embedding_model: str, keys: list[str]) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(keys), _IN_CHUNK):

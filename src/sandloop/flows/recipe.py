@@ -250,9 +250,12 @@ def recipe_task(
 def search_for(store: AkashicStore, settings: Settings) -> Any:
     def search(query: str, k: int) -> list[str]:
         from sandloop.embedding.embedders import embedder_from
+        from sandloop.embedding.service import catch_up
         from sandloop.embedding.service import search as search_store
 
-        hits = search_store(store, embedder_from(settings), query, k=k, settings=settings)
+        embedder = embedder_from(settings)
+        catch_up(store, embedder, settings=settings)  # runs leave their embeddings to searches
+        hits = search_store(store, embedder, query, k=k, settings=settings)
         return [str(text) for text in hits["output"]]
 
     return search

@@ -49,6 +49,7 @@ def test_a_close_picture_ends_the_run_where_the_model_says(
     tmp_path: Path, tiny_clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SANDLOOP_IMAGE_EMBED_MODEL", str(tiny_clip))
+    monkeypatch.setenv("SANDLOOP_EMBED_DURING_RUNS", "true")  # the free run's vectors, read below
     free = api.run_network(balloon(), tmp_path / "free")
     steps = api.run_steps(free.thread, tmp_path / "free")
     store = api.open_store(tmp_path / "free")

@@ -92,9 +92,9 @@ def chat_of(store: AkashicStore, prefix: str, user: str | None = None) -> dict[s
         if not is_chat(run):
             raise NotFound(f"{prefix} is not a chat; GET /v1/chat lists them")
         return run
-    if not prefix or not all(c in "0123456789abcdef" for c in prefix.lower()):
+    rows = store.runs_by_prefix(prefix)
+    if rows is None:
         raise NotFound(f"no chat {prefix[:40]!r}; GET /v1/chat lists yours")
-    rows = store.rows("runs", f"thread LIKE {sql_str(prefix.lower() + '%')}")
     mine = [row for row in rows if row.get("owner") == user and is_chat(row)]
     if not mine:
         raise NotFound(f"no chat {prefix}; GET /v1/chat lists yours")

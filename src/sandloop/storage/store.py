@@ -610,13 +610,20 @@ class AkashicStore:
             count += 1
         return count
 
-    def find_run(self, thread_prefix: str) -> dict[str, Any]:
-        if not thread_prefix:
-            raise NotFound("give a thread id or a prefix of one")
+    def runs_by_prefix(self, thread_prefix: str) -> list[dict[str, Any]] | None:
+        """The runs rows whose thread starts with ``thread_prefix``, or None when it cannot
+        start one (empty, or not hexadecimal), so that no such text reaches a query."""
         prefix = thread_prefix.lower()
-        if not all(c in "0123456789abcdef" for c in prefix):
+        if not prefix or not all(c in "0123456789abcdef" for c in prefix):
+            return None
+        return self.rows("runs", f"thread LIKE {sql_str(prefix + '%')}")
+
+    def find_run(self, thread_prefix: str) -> dict[str, Any]:
+        rows = self.runs_by_prefix(thread_prefix)
+        if rows is None:
+            if not thread_prefix:
+                raise NotFound("give a thread id or a prefix of one")
             raise NotFound(f"{thread_prefix[:40]!r} is not a thread id: they are hexadecimal")
-        rows = self.rows("runs", f"thread LIKE {sql_str(prefix + '%')}")
         if not rows:
             raise NotFound(
                 f"no run has a thread starting with {thread_prefix!r}; see `sandloop runs`"

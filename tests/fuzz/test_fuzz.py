@@ -41,7 +41,7 @@ BASES = {
     "dialogue": [ROOT / "examples" / "dialogues" / "scripted.yaml"],
     "recipe": [ROOT / "examples" / "recipes" / "review.yaml"],
 }
-EXAMPLES = int(os.environ.get("SANDLOOP_FUZZ_EXAMPLES", "250"))
+EXAMPLES = int(os.environ.get("SANDLOOP_FUZZ_EXAMPLES", "150"))  # make fuzz: 2000
 FIXED = os.environ.get("SANDLOOP_FUZZ_RANDOM") != "1"
 
 fuzz = settings(

@@ -80,6 +80,9 @@ def cluster(
             host = tmp_path / f"host-{name}"
             host.mkdir()
             worker_env = {**env, "HOME": str(host), "XDG_CACHE_HOME": str(host / "cache")}
+            # Runs that embed as they go build an index in their worker's own cache folder:
+            # how the test tells that both workers ran flow runs.
+            worker_env["SANDLOOP_EMBED_DURING_RUNS"] = "true"
             server.spawn(
                 f"worker-{name}",
                 [

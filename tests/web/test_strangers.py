@@ -425,9 +425,10 @@ def test_visitors_runs_are_not_starved_by_api_runs(home: Path, tokens: dict[str,
     app = create_app(
         home, networks=[EXAMPLES / "echo.yaml"], visitor_run={"stop": {"max_steps": 1}}
     )
-    # The API's runs wait 30 s between their two steps: the visitor's one step has that long to
-    # be done beside them, however loaded the machine (a 4 s pace was too short on CI's).
-    slow = {"kind": "constant", "seconds": 30}
+    # The API's runs wait 150 s between their two steps: the visitor's one step has that long
+    # to be done beside them, however loaded the machine (4 s was too short on CI's, and 30 s
+    # on a CI-like run here). They are cancelled at the end, so the test does not wait it out.
+    slow = {"kind": "constant", "seconds": 150}
     with serving(app) as url, client(url, tokens["run"]) as http:
         started = [  # as many slow runs as the launcher has slots
             http.post(
@@ -453,6 +454,8 @@ def test_visitors_runs_are_not_starved_by_api_runs(home: Path, tokens: dict[str,
             time.sleep(0.2)
         statuses = [http.get(f"/v1/runs/{s.json()['thread']}").json()["status"] for s in started]
         assert "completed" not in statuses  # it ran beside them, not after one of them
+        for s in started:  # their pace waits stop within a second of being asked
+            http.post(f"/v1/runs/{s.json()['thread']}/cancel")
         finish(app)
 
 

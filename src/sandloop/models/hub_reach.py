@@ -3,8 +3,9 @@
 A Hub id that is not downloaded, on a machine where the Hub does not answer, made
 huggingface_hub retry five times (a line each, about 25 s) before transformers' own error. One
 request with a short timeout says the same in a line, at once. A Hub id that is downloaded, with
-the Hub out of reach, made transformers retry in the same way before it fell back to its cache:
-such a model is loaded from its downloaded folder, which asks the Hub nothing.
+the Hub out of reach, made transformers wait on the Hub before it used its cache (past 600 s,
+measured, for a Hub that took connections and never answered): such a model is loaded from its
+downloaded folder, which asks the Hub nothing.
 """
 
 from __future__ import annotations

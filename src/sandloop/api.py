@@ -1246,15 +1246,19 @@ def load_embedder(
     return embedder_from(settings_for(home), model)
 
 
-def pending_embeddings(home: Path | str | None = None, thread: str | None = None) -> int:
+def pending_embeddings(
+    home: Path | str | None = None,
+    thread: str | None = None,
+    *,
+    store: AkashicStore | None = None,
+) -> int:
     """Text outputs (of ``thread``) with no vector for the configured embedding model yet:
     runs do not wait for theirs, and the next `search` or `embed` makes them."""
     from sandloop.embedding.embedders import embedder_name
     from sandloop.embedding.service import pending
 
-    settings = settings_for(home)
-    store = AkashicStore.for_settings(settings, readonly=True)
-    return pending(store, embedder_name(settings.embed_model), thread)
+    model = embedder_name(settings_for(home).embed_model)
+    return pending(_reader(home, store), model, thread)
 
 
 def embed(

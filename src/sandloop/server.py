@@ -126,6 +126,24 @@ def running(state_dir: Path) -> ServerState | None:
     return state
 
 
+def configured_state_dir() -> Path | None:
+    """The state folder the settings name (``SANDLOOP_SERVER_DIR``), or None when a setting is
+    bad: the command itself reports that."""
+    from sandloop.config import Settings
+
+    try:
+        return Settings().server_dir.expanduser()
+    except ValueError:
+        return None
+
+
+def managed() -> ServerState | None:
+    """The server `sandloop server start` keeps for the configured state folder, if it
+    answers: what the CLI and the Python API use when the process names no server."""
+    state_dir = configured_state_dir()
+    return running(state_dir) if state_dir is not None else None
+
+
 def _port_free(host: str, port: int) -> bool:
     with socket.socket() as sock:
         try:

@@ -205,12 +205,10 @@ def _use_managed_server() -> bool:
     if os.environ.get("PREFECT_API_URL") or "prefect" in sys.modules or _profile_api_url():
         return False
     from sandloop import server
-    from sandloop.config import Settings
 
-    try:
-        found = server.running(Settings().server_dir.expanduser())
-    except ValueError:  # a bad SANDLOOP_* setting: the command itself reports it
+    if server.configured_state_dir() is None:  # a bad SANDLOOP_* setting: the command says so
         return False
+    found = server.managed()
     if found is None:
         return True
     os.environ["PREFECT_API_URL"] = found.url
@@ -225,10 +223,9 @@ def suggest_a_server_once() -> None:
     progress bar at 0: one line, the first time only, says why and how to spare it. A loop
     command says it once its inputs are checked, so a wrong one is still one error line."""
     from sandloop import server
-    from sandloop.config import Settings
 
-    hinted = Settings().server_dir.expanduser() / server.HINTED_FILE
-    if hinted.exists():
+    state_dir = server.configured_state_dir()
+    if state_dir is None or (hinted := state_dir / server.HINTED_FILE).exists():
         return
     err.print(
         "no `sandloop server` is up, so each command starts a temporary Prefect server "

@@ -346,7 +346,8 @@ def show(
         due = _next_due(run_row)
         meta |= {"next_due_at": due.isoformat() if due else None}
         meta |= {"continuation": run_row.get("continuation") if due else None}
-        meta |= {"embeddings_pending": api.pending_embeddings(home, str(run_row["thread"]))}
+        pending = api.pending_embeddings(home, str(run_row["thread"]), store=store)
+        meta |= {"embeddings_pending": pending}
         out.print_json(data={**meta, "steps": _step_dicts(steps)})
         return
     out.print(
@@ -359,7 +360,7 @@ def show(
             highlight=False,
         )
     out.print(f"genesis: {run_row['genesis']}", highlight=False)
-    if pending := api.pending_embeddings(home, str(run_row["thread"])):
+    if pending := api.pending_embeddings(home, str(run_row["thread"]), store=store):
         out.print(_not_embedded(pending), highlight=False)
     if full:
         for row in steps.itertuples(index=False):

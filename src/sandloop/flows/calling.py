@@ -27,19 +27,10 @@ def flow_settings(*, find_server: bool = True) -> Iterator[None]:
 
     updates: dict[Any, Any] = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
     unnamed = find_server and get_current_settings().api.url is None
-    if unnamed and (managed := managed_server_url()) is not None:
-        updates[PREFECT_API_URL] = managed
+    if unnamed:
+        from sandloop import server
+
+        if (found := server.managed()) is not None:
+            updates[PREFECT_API_URL] = found.url
     with temporary_settings(updates):
         yield
-
-
-def managed_server_url() -> str | None:
-    """The API of the server `sandloop server start` keeps, when it answers."""
-    from sandloop import server
-    from sandloop.config import Settings
-
-    try:
-        found = server.running(Settings().server_dir.expanduser())
-    except ValueError:  # a bad SANDLOOP_* setting: the call itself reports it
-        return None
-    return found.url if found is not None else None
